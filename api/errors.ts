@@ -1,0 +1,86 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
+import { pointerToPath } from '../lib/core/validate.js';
+
+/** HTTP status of each workfleet error code; codes not listed are server faults (500). */
+const STATUS_BY_CODE: Record<string, number> = {
+  INPUT_INVALID: 400,
+  DEFINITION_INVALID: 400,
+  WORKFLOW_NOT_FOUND: 404,
+  CASE_NOT_FOUND: 404,
+  IDEMPOTENCY_CONFLICT: 409,
+};
+
+/** Fastify's own errors that are the client's doing, with the code we answer with. */
+const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'INPUT_INVALID' },
+  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'INPUT_INVALID' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'INPUT_INVALID' },
+  FST_ERR_CTP_INVALID_TYPE: { status: 400, code: 'INPUT_INVALID' },
+};
+
+/** Errors of the infrastructure (database or Redis away): the client may retry, so 503. */
+function isUnavailable(error: { name?: string; code?: unknown }): boolean {
+  return (
+    /^Mongo(ServerSelection|Network|NotConnected|Topology)/.test(error.name ?? '') ||
+    error.code === 'ECONNREFUSED' ||
+    error.name === 'MaxRetriesPerRequestError'
+  );
+}
+
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+  return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+function validationIssues(error: FastifyError): ValidationIssue[] {
+  return (error.validation ?? []).map((item) => {
+    const base = pointerToPath(item.instancePath);
+    const missing = (item.params as { missingProperty?: string }).missingProperty;
+    const extra = (item.params as { additionalProperty?: string }).additionalProperty;
+    const where = error.validationContext === 'body' ? base : [error.validationContext, base].filter(Boolean).join('.');
+    if (missing) return { path: where ? `${where}.${missing}` : missing, message: 'is required' };
+    if (extra) return { path: where ? `${where}.${extra}` : extra, message: 'unknown field' };
+    return { path: where, message: item.message ?? 'is invalid' };
+  });
+}
+
+/**
+ * One place turns errors into responses: `{"error": {"code", "message"}}` with the right status.
+ * Clients never see a stack trace; a 500 is logged with its stack and answered plainly.
+ */
+export function installErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof WorkfleetError) {
+      const status = STATUS_BY_CODE[error.code] ?? 500;
+      if (status >= 500) request.log.error({ err: error }, 'request failed');
+      return reply.status(status).send(errorBody(error.code, error.message, error.details));
+    }
+    if (error.validation) {
+      const issues = validationIssues(error);
+      const message = issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join('; ');
+      return reply.status(400).send(errorBody('INPUT_INVALID', message, { issues }));
+    }
+    const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
+    if (known) return reply.status(known.status).send(errorBody(known.code, error.message));
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      // Other client errors from Fastify's parsers (e.g. prototype poisoning): keep their status.
+      return reply.status(error.statusCode).send(errorBody('BAD_REQUEST', error.message));
+    }
+    if (isUnavailable(error)) {
+      request.log.warn({ err: error }, 'dependency unavailable');
+      return reply.status(503).header('retry-after', '5').send(errorBody('SERVICE_UNAVAILABLE', 'a backing service (MongoDB or Redis) is not reachable; retry shortly'));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.status(500).send(errorBody('INTERNAL', 'internal error; the server log has the details'));
+  });
+
+  app.setNotFoundHandler((request, reply) =>
+    reply.status(404).send(errorBody('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`)),
+  );
+}

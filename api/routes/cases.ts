@@ -1,0 +1,52 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { StartCaseRequestSchema } from '../../lib/core/requests.js';
+import { CASE_STATUSES } from '../../lib/core/state.js';
+import { WORKFLOW_NAME_PATTERN } from '../../lib/core/definition.js';
+import type { CaseService } from '../../lib/engine/cases.js';
+import { presentCase, presentSummary, presentTrace } from '../presenters.js';
+
+const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(Type.Union(CASE_STATUSES.map((status) => Type.Literal(status)))),
+    workflow: Type.Optional(Type.String({ pattern: WORKFLOW_NAME_PATTERN, maxLength: 100 })),
+    // Query strings are text; bodies are not coerced, so numbers here are checked as digits.
+    limit: Type.Optional(Type.String({ pattern: '^(200|1[0-9]{2}|[1-9][0-9]?)$', description: 'Cases per page, 1 to 200. Default 50.' })),
+    cursor: Type.Optional(Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$' })),
+  },
+  { additionalProperties: false },
+);
+
+export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
+  app.post<{ Body: Static<typeof StartCaseRequestSchema> }>(
+    '/v1/cases',
+    { schema: { body: StartCaseRequestSchema } },
+    async (request, reply) => {
+      const { record, created } = await cases.start(request.body);
+      return reply
+        .status(created ? 201 : 200)
+        .header('location', `/v1/cases/${record.id}`)
+        .send({ id: record.id, status: record.status, workflow: record.workflow, version: record.version });
+    },
+  );
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', { schema: { querystring: ListQuery } }, async (request) => {
+    const { status, workflow, limit, cursor } = request.query;
+    const page = await cases.list({
+      limit: limit === undefined ? 50 : Number(limit),
+      ...(status ? { status } : {}),
+      ...(workflow ? { workflow } : {}),
+      ...(cursor ? { cursor } : {}),
+    });
+    return { cases: page.cases.map(presentSummary), nextCursor: page.nextCursor ?? null };
+  });
+
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { schema: { params: CaseParams } }, async (request) =>
+    presentCase(await cases.get(request.params.id)),
+  );
+
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { schema: { params: CaseParams } }, async (request) =>
+    presentTrace(await cases.trace(request.params.id)),
+  );
+}

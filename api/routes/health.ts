@@ -1,0 +1,41 @@
+import type { FastifyInstance } from 'fastify';
+import type { Metrics } from '../../lib/obs/metrics.js';
+
+export interface ReadinessCheck {
+  name: string;
+  check: (timeoutMs: number) => Promise<void>;
+}
+
+/** How long a dependency may take to answer a readiness probe. */
+const READY_TIMEOUT_MS = 2_000;
+
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    promise.then(resolve, reject).finally(() => clearTimeout(timer));
+  });
+}
+
+export function healthRoutes(app: FastifyInstance, deps: { checks: readonly ReadinessCheck[]; metrics: Metrics; isDraining: () => boolean }): void {
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  app.get('/ready', async (_request, reply) => {
+    const results = await Promise.all(
+      deps.checks.map(async ({ name, check }) => {
+        try {
+          await withTimeout(check(READY_TIMEOUT_MS), READY_TIMEOUT_MS);
+          return [name, 'ok'] as const;
+        } catch (error) {
+          return [name, (error as Error).message || 'failed'] as const;
+        }
+      }),
+    );
+    const checks = Object.fromEntries(results);
+    const ready = !deps.isDraining() && results.every(([, result]) => result === 'ok');
+    return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : deps.isDraining() ? 'draining' : 'not ready', checks });
+  });
+
+  app.get('/metrics', async (_request, reply) =>
+    reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
+  );
+}

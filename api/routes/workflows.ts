@@ -1,0 +1,55 @@
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyInstance } from 'fastify';
+import { WORKFLOW_NAME_PATTERN, WorkflowDefinitionSchema } from '../../lib/core/definition.js';
+import { WorkflowNotFoundError } from '../../lib/core/errors.js';
+import type { WorkflowRegistry } from '../../lib/engine/workflows.js';
+import type { WorkflowStore } from '../../lib/ports/store.js';
+
+const NameParams = Type.Object({ name: Type.String({ pattern: WORKFLOW_NAME_PATTERN, maxLength: 100 }) });
+const VersionParams = Type.Object({
+  name: Type.String({ pattern: WORKFLOW_NAME_PATTERN, maxLength: 100 }),
+  version: Type.String({ pattern: '^[1-9][0-9]{0,8}$' }),
+});
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function workflowRoutes(app: FastifyInstance, deps: { workflows: WorkflowRegistry; store: WorkflowStore }): void {
+  // The definition is checked by the core validator, which names every problem with its path;
+  // a route schema here would only answer with less precise messages first.
+  app.post('/v1/workflows', async (request, reply) => {
+    const { workflow, created } = await deps.workflows.apply(request.body);
+    return reply
+      .status(created ? 201 : 200)
+      .header('location', `/v1/workflows/${workflow.name}/versions/${workflow.version}`)
+      .send({ name: workflow.name, version: workflow.version, hash: workflow.hash, created, createdAt: iso(workflow.createdAt) });
+  });
+
+  app.get('/v1/workflows', async () => ({
+    workflows: (await deps.store.listWorkflows()).map((summary) => ({ ...summary, updatedAt: iso(summary.updatedAt) })),
+  }));
+
+  app.get<{ Params: Static<typeof NameParams> }>('/v1/workflows/:name', { schema: { params: NameParams } }, async (request) => {
+    const latest = await deps.store.getWorkflow(request.params.name);
+    if (!latest) throw new WorkflowNotFoundError(request.params.name);
+    const versions = await deps.store.listVersions(request.params.name);
+    return {
+      name: latest.name,
+      latestVersion: latest.version,
+      definition: latest.definition,
+      versions: versions.map((version) => ({ ...version, createdAt: iso(version.createdAt) })),
+    };
+  });
+
+  app.get<{ Params: Static<typeof VersionParams> }>(
+    '/v1/workflows/:name/versions/:version',
+    { schema: { params: VersionParams } },
+    async (request) => {
+      const name = request.params.name;
+      const version = Number(request.params.version);
+      const stored = await deps.store.getWorkflow(name, version);
+      if (!stored) throw new WorkflowNotFoundError(name, version);
+      return { name, version, hash: stored.hash, createdAt: iso(stored.createdAt), definition: stored.definition };
+    },
+  );
+
+  app.get('/v1/schema/workflow', async () => WorkflowDefinitionSchema);
+}

@@ -1,0 +1,158 @@
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+import pinoPretty from 'pino-pretty';
+import { parse as parseYaml } from 'yaml';
+import type { Config } from '../config/load.js';
+import { MongoStore } from '../lib/adapters/mongo/store.js';
+import { WorkflowRegistry } from '../lib/engine/workflows.js';
+import { systemClock } from '../lib/ports/clock.js';
+import { spawnManaged, type ManagedChild } from '../lib/runtime/child.js';
+import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/runtime/ferretdb.js';
+import { freePort, portInUse } from '../lib/runtime/free-port.js';
+import { packageRoot } from '../lib/runtime/package-root.js';
+import { startRedisServer, type RedisServer } from '../lib/runtime/redis-server.js';
+import { color } from './render.js';
+
+const say = (message: string) => process.stdout.write(`${color.bold('[dev]')} ${message}\n`);
+
+/** The processes `workfleet dev` runs, as `workfleet <command>` children. */
+const FLEET = [
+  { name: 'api', args: ['api'] },
+  { name: 'scheduler', args: ['scheduler'] },
+  { name: 'worker-1', args: ['worker'] },
+  { name: 'worker-2', args: ['worker'] },
+] as const;
+
+const TAG_COLORS = [36, 35, 33, 32];
+
+/** Pretty-prints a child's JSON log lines, each prefixed with the child's name. */
+function pipeLogs(child: ManagedChild, name: string, index: number): void {
+  const pretty = pinoPretty.prettyFactory({ colorize: process.stdout.isTTY === true, translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname,process,name' });
+  const tag = process.stdout.isTTY ? `\u001b[${TAG_COLORS[index % TAG_COLORS.length]}m${name.padEnd(9)}\u001b[0m` : name.padEnd(9);
+  for (const stream of [child.process.stdout, child.process.stderr]) {
+    if (!stream) continue;
+    createInterface({ input: stream }).on('line', (line) => {
+      let text = line;
+      if (line.startsWith('{')) {
+        try {
+          text = pretty(JSON.parse(line)).trimEnd();
+        } catch {
+          // not a log record: print it as it came
+        }
+      }
+      process.stdout.write(`${tag} ${text}\n`);
+    });
+  }
+}
+
+async function applyExamples(mongoUrl: string): Promise<string[]> {
+  const store = new MongoStore({ url: mongoUrl });
+  await store.init();
+  try {
+    const registry = new WorkflowRegistry(store, systemClock);
+    const dir = join(packageRoot(), 'examples', 'workflows');
+    const applied: string[] = [];
+    for (const file of readdirSync(dir).filter((name) => /\.(ya?ml|json)$/.test(name)).sort()) {
+      const text = readFileSync(join(dir, file), 'utf8');
+      const { workflow, created } = await registry.apply(file.endsWith('.json') ? JSON.parse(text) : parseYaml(text));
+      applied.push(`${workflow.name} v${workflow.version}${created ? '' : ' (unchanged)'}`);
+    }
+    return applied;
+  } finally {
+    await store.close();
+  }
+}
+
+async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      if ((await fetch(`${url}/health`, { signal: AbortSignal.timeout(1_000) })).ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((resolveWait) => setTimeout(resolveWait, 200));
+  }
+  throw new Error(`the API did not answer ${url}/health within ${timeoutMs} ms`);
+}
+
+/**
+ * `workfleet dev`: the whole fleet on a laptop. Starts a private redis-server and an embedded
+ * FerretDB (SQLite, in the data directory, so data survives restarts) unless REDIS_URL or
+ * MONGO_URL are set, applies the example workflows, runs api, scheduler and two workers with the
+ * example handlers, and stops everything it started on Ctrl-C.
+ */
+export async function runDev(config: Config, explicit: { redisUrl?: string; mongoUrl?: string }): Promise<void> {
+  if (config.env === 'production') throw new Error('workfleet dev refuses NODE_ENV=production: it runs an embedded development store');
+  const dataDir = resolve(config.dev.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const started: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  let stopping = false;
+
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say('stopping…');
+    for (const item of [...started].reverse()) await item.stop().catch(() => undefined);
+    say('stopped');
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  try {
+    let redisUrl = explicit.redisUrl;
+    if (!redisUrl) {
+      const redis: RedisServer = await startRedisServer({ dir: join(dataDir, 'redis'), appendOnly: true });
+      started.push({ name: 'redis', stop: () => redis.stop() });
+      redisUrl = redis.url;
+      say(`redis-server on ${redis.url} (data in ${join(dataDir, 'redis')})`);
+    }
+    let mongoUrl = explicit.mongoUrl;
+    if (!mongoUrl) {
+      const bin = await ensureFerretDB({ ...(config.dev.ferretdbBin ? { explicit: config.dev.ferretdbBin } : {}), onBuild: say });
+      const ferret: FerretDB = await startFerretDB({ bin, backend: { sqliteDir: join(dataDir, 'ferretdb') } });
+      started.push({ name: 'ferretdb', stop: () => ferret.stop() });
+      mongoUrl = `${ferret.baseUrl}workfleet`;
+      say(`FerretDB (SQLite, telemetry off) on ${ferret.baseUrl} (data in ${join(dataDir, 'ferretdb')})`);
+    }
+    for (const line of await applyExamples(mongoUrl)) say(`workflow ${line}`);
+
+    const port = (await portInUse(config.api.port, config.api.host)) ? await freePort() : config.api.port;
+    if (port !== config.api.port) say(`port ${config.api.port} is taken; the API uses ${port}`);
+    const apiUrl = `http://${config.api.host === '0.0.0.0' ? '127.0.0.1' : config.api.host}:${port}`;
+    const env = {
+      ...process.env,
+      REDIS_URL: redisUrl,
+      MONGO_URL: mongoUrl,
+      API_PORT: String(port),
+      WORKER_HANDLERS: join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js'),
+      AUTH_ENABLED: 'false',
+      LOG_LEVEL: config.log.level,
+    };
+    const cli = join(packageRoot(), 'dist', 'cli', 'workfleet.js');
+    FLEET.forEach(({ name, args }, index) => {
+      const child = spawnManaged(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      pipeLogs(child, name, index);
+      started.push({ name, stop: () => child.stop('SIGTERM', config.worker.shutdownGraceMs + 5_000) });
+      void child.exited.then((result) => {
+        if (!stopping) {
+          say(color.red(`${name} exited (${String(result)}); stopping the fleet`));
+          void stopAll(1);
+        }
+      });
+    });
+    await waitForHealth(apiUrl, 30_000);
+    writeFileSync(join(dataDir, 'dev.json'), JSON.stringify({ apiUrl, redisUrl, mongoUrl, pid: process.pid }, null, 2));
+    say(color.green('workfleet is running'));
+    say(`API          ${apiUrl}`);
+    say(`metrics      ${apiUrl}/metrics`);
+    say(`health       ${apiUrl}/health  ${apiUrl}/ready`);
+    say(`try it       npx workfleet case start order --input '{"sku":"book-42","quantity":1,"amount":25}' --wait`);
+    say('Ctrl-C stops everything');
+  } catch (error) {
+    say(color.red((error as Error).message));
+    await stopAll(1);
+  }
+}

@@ -1,0 +1,124 @@
+import { formatDuration } from '../lib/core/duration.js';
+
+/** Human-readable views of API answers for the terminal. */
+
+export interface WireTraceEvent {
+  seq: number;
+  type: string;
+  stepId?: string;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+interface WireError {
+  code: string;
+  message: string;
+}
+
+const useColor = process.stdout.isTTY === true;
+const paint = (code: number, text: string) => (useColor ? `\u001b[${code}m${text}\u001b[0m` : text);
+export const color = {
+  red: (text: string) => paint(31, text),
+  green: (text: string) => paint(32, text),
+  yellow: (text: string) => paint(33, text),
+  blue: (text: string) => paint(34, text),
+  dim: (text: string) => paint(2, text),
+  bold: (text: string) => paint(1, text),
+};
+
+function describe(event: WireTraceEvent): string {
+  const data = event.data;
+  const attempt = typeof data.attempt === 'number' ? `attempt ${data.attempt}` : '';
+  const took = typeof data.durationMs === 'number' ? ` in ${formatDuration(data.durationMs)}` : '';
+  const error = data.error as WireError | undefined;
+  switch (event.type) {
+    case 'case.created':
+      return `${String(data.workflow)} v${String(data.version)}`;
+    case 'step.scheduled':
+      return `task ${String(data.task)} on queue ${String(data.queue)}`;
+    case 'step.started':
+      return attempt + (typeof data.worker === 'string' ? color.dim(` on ${data.worker}`) : '');
+    case 'step.completed':
+      return `${attempt}${took}`;
+    case 'step.retried':
+      return `${attempt} failed${took}: ${error?.code}: ${error?.message}; next try at ${new Date(Number(data.retryAt)).toISOString().slice(11, 23)}`;
+    case 'step.failed':
+      return `${attempt}: ${error?.code}: ${error?.message}`;
+    case 'step.deferred':
+      return `breaker ${String(data.breaker)} open; waits until ${new Date(Number(data.until)).toISOString().slice(11, 23)} (no attempt spent)`;
+    case 'breaker.opened':
+      return `breaker ${String(data.breaker)} opened`;
+    case 'breaker.closed':
+      return `breaker ${String(data.breaker)} closed`;
+    case 'case.completed':
+      return `in ${formatDuration(Number(data.durationMs))}`;
+    case 'case.failed':
+      return `${error?.code}: ${error?.message}`;
+    default:
+      return JSON.stringify(data);
+  }
+}
+
+function paintType(type: string): string {
+  if (/failed/.test(type)) return color.red(type);
+  if (/completed/.test(type)) return color.green(type);
+  if (/retried|deferred|breaker/.test(type)) return color.yellow(type);
+  return type;
+}
+
+/** One line per event: offset from the case start, type, step, what happened. */
+export function timelineLine(event: WireTraceEvent, start: number): string {
+  const offset = `+${((Date.parse(event.at) - start) / 1000).toFixed(3)}s`.padStart(10);
+  return `${color.dim(offset)}  ${paintType(event.type.padEnd(15))} ${(event.stepId ?? '').padEnd(16)} ${describe(event)}`;
+}
+
+export function renderTimeline(events: readonly WireTraceEvent[]): string {
+  const start = events[0] ? Date.parse(events[0].at) : 0;
+  return events.map((event) => timelineLine(event, start)).join('\n');
+}
+
+interface WireStep {
+  status: string;
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  error: WireError | null;
+}
+
+export interface WireCase {
+  id: string;
+  workflow: string;
+  version: number;
+  status: string;
+  input: unknown;
+  output: unknown;
+  error: (WireError & { stepId?: string }) | null;
+  steps: Record<string, WireStep>;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+function paintStatus(status: string): string {
+  if (status === 'completed') return color.green(status);
+  if (status === 'failed' || status === 'cancelled') return color.red(status);
+  if (status === 'running' || status === 'scheduled') return color.blue(status);
+  return status;
+}
+
+export function renderCase(record: WireCase): string {
+  const lines = [
+    `${color.bold(record.id)}  ${record.workflow} v${record.version}  ${paintStatus(record.status)}`,
+    `created ${record.createdAt}${record.finishedAt ? `, finished ${record.finishedAt}` : ''}`,
+    '',
+    `  ${'step'.padEnd(20)} ${'status'.padEnd(10)} attempts  duration`,
+  ];
+  for (const [id, step] of Object.entries(record.steps)) {
+    const duration = step.startedAt && step.finishedAt ? formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt)) : '';
+    lines.push(`  ${id.padEnd(20)} ${paintStatus(step.status.padEnd(10))} ${String(step.attempts).padStart(8)}  ${duration}`);
+    if (step.error) lines.push(`  ${''.padEnd(20)} ${color.red(`${step.error.code}: ${step.error.message}`)}`);
+  }
+  if (record.error) lines.push('', color.red(`error ${record.error.code}: ${record.error.message}`));
+  if (record.status === 'completed') lines.push('', 'output:', JSON.stringify(record.output, null, 2));
+  return lines.join('\n');
+}

@@ -1,0 +1,273 @@
+import convict from 'convict';
+
+/**
+ * Every setting of every workfleet process, read from environment variables. The README's
+ * configuration table is generated from this schema (`npm run docs:config`), and a test fails
+ * when the two drift apart.
+ */
+
+const fail = (message: string): never => {
+  throw new Error(message);
+};
+
+function strictInt(min: number, max: number) {
+  return {
+    validate(value: unknown) {
+      if (typeof value !== 'number' || !Number.isSafeInteger(value)) fail('must be a whole number');
+      if ((value as number) < min || (value as number) > max) fail(`must be between ${min} and ${max}`);
+    },
+    coerce(value: unknown) {
+      const text = String(value).trim();
+      return /^-?[0-9]+$/.test(text) ? Number(text) : value;
+    },
+  };
+}
+
+convict.addFormats({
+  port: strictInt(0, 65_535),
+  'positive-int': strictInt(1, 2_147_483_647),
+  'non-negative-int': strictInt(0, 2_147_483_647),
+  percent: strictInt(1, 100),
+  boolean: {
+    validate(value: unknown) {
+      if (typeof value !== 'boolean') fail('must be true or false');
+    },
+    coerce(value: unknown) {
+      const text = String(value).trim().toLowerCase();
+      if (['true', '1', 'yes', 'on'].includes(text)) return true;
+      if (['false', '0', 'no', 'off'].includes(text)) return false;
+      return value;
+    },
+  },
+  'redis-url': {
+    validate(value: unknown) {
+      const url = URL.parse(String(value));
+      if (!url || !['redis:', 'rediss:'].includes(url.protocol)) fail('must be a redis:// or rediss:// URL');
+    },
+  },
+  'mongo-url': {
+    validate(value: unknown) {
+      const text = String(value);
+      if (!/^mongodb(\+srv)?:\/\//.test(text)) fail('must be a mongodb:// or mongodb+srv:// URL');
+      const path = /^mongodb(?:\+srv)?:\/\/[^/]+\/([^?]*)/.exec(text)?.[1] ?? '';
+      if (!/^[A-Za-z0-9_-]{1,63}$/.test(path)) fail('must name the database in its path, e.g. mongodb://host:27017/workfleet');
+    },
+  },
+  'queue-list': {
+    validate(value: unknown) {
+      if (!Array.isArray(value) || value.length === 0) fail('must name at least one queue');
+      for (const queue of value as unknown[]) {
+        if (typeof queue !== 'string' || !/^[a-z][a-z0-9_-]*$/.test(queue)) fail(`"${String(queue)}" is not a queue name`);
+        if (['cases', 'results', 'timers'].includes(queue as string)) fail(`"${String(queue)}" is reserved for workfleet itself`);
+      }
+    },
+    coerce(value: unknown) {
+      return String(value)
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean);
+    },
+  },
+  prefix: {
+    validate(value: unknown) {
+      if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(value)) fail('must be 1-64 letters, digits, _ or -');
+    },
+  },
+});
+
+export const configSchema = {
+  env: {
+    doc: 'development, test or production. production refuses unsafe settings (auth off, the embedded store).',
+    format: ['development', 'test', 'production'],
+    default: 'development',
+    env: 'NODE_ENV',
+  },
+  log: {
+    level: {
+      doc: 'Log level: trace, debug, info, warn, error, fatal or silent.',
+      format: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+      default: 'info',
+      env: 'LOG_LEVEL',
+    },
+  },
+  redis: {
+    url: {
+      doc: 'Redis for the queues. Set maxmemory-policy noeviction on it. `workfleet dev` starts its own when unset.',
+      format: 'redis-url',
+      default: 'redis://127.0.0.1:6379',
+      env: 'REDIS_URL',
+      sensitive: true,
+    },
+    prefix: {
+      doc: 'Prefix of every BullMQ key; producers adding jobs to the `cases` queue must use the same one.',
+      format: 'prefix',
+      default: 'workfleet',
+      env: 'BULLMQ_PREFIX',
+    },
+  },
+  mongo: {
+    url: {
+      doc: 'MongoDB (or FerretDB) with the database name in the path. `workfleet dev` starts an embedded FerretDB when unset.',
+      format: 'mongo-url',
+      default: 'mongodb://127.0.0.1:27017/workfleet',
+      env: 'MONGO_URL',
+      sensitive: true,
+    },
+  },
+  api: {
+    host: {
+      doc: 'Address the HTTP API binds to; 0.0.0.0 in containers.',
+      format: String,
+      default: '127.0.0.1',
+      env: 'API_HOST',
+    },
+    port: {
+      doc: 'Port of the HTTP API, Bull Board and /metrics.',
+      format: 'port',
+      default: 8080,
+      env: 'API_PORT',
+      arg: 'port',
+    },
+    bodyLimitBytes: {
+      doc: 'Largest request body accepted; larger ones get 413.',
+      format: 'positive-int',
+      default: 1_048_576,
+      env: 'API_BODY_LIMIT_BYTES',
+    },
+    authEnabled: {
+      doc: 'Require an API key on every route but /health and /ready. Must be true in production.',
+      format: 'boolean',
+      default: false,
+      env: 'AUTH_ENABLED',
+    },
+  },
+  worker: {
+    queues: {
+      doc: 'Comma-separated task queues this worker takes jobs from.',
+      format: 'queue-list',
+      default: ['default'],
+      env: 'WORKER_QUEUES',
+      arg: 'queues',
+    },
+    concurrency: {
+      doc: 'Jobs one worker process runs at once, per queue.',
+      format: 'positive-int',
+      default: 10,
+      env: 'WORKER_CONCURRENCY',
+      arg: 'concurrency',
+    },
+    handlers: {
+      doc: 'Path of the ES module whose default export maps task names to handler functions. Required by `workfleet worker`.',
+      format: String,
+      default: '',
+      env: 'WORKER_HANDLERS',
+      arg: 'handlers',
+    },
+    shutdownGraceMs: {
+      doc: 'On SIGTERM, how long active handlers may run on before their jobs are handed back to the queue.',
+      format: 'non-negative-int',
+      default: 25_000,
+      env: 'WORKER_SHUTDOWN_GRACE_MS',
+    },
+    startReportDelayMs: {
+      doc: 'A handler still running after this long is reported as started; faster ones report start and end together.',
+      format: 'non-negative-int',
+      default: 200,
+      env: 'WORKER_START_REPORT_DELAY_MS',
+    },
+    lockDurationMs: {
+      doc: 'BullMQ job lock; a job whose worker stops renewing it for this long is given to another worker.',
+      format: 'positive-int',
+      default: 30_000,
+      env: 'WORKER_LOCK_DURATION_MS',
+    },
+  },
+  breaker: {
+    errorThresholdPercent: {
+      doc: 'Share of failed calls in the rolling window that opens a circuit breaker.',
+      format: 'percent',
+      default: 50,
+      env: 'BREAKER_ERROR_THRESHOLD_PERCENT',
+    },
+    volumeThreshold: {
+      doc: 'Calls in the rolling window before a breaker may open at all.',
+      format: 'positive-int',
+      default: 5,
+      env: 'BREAKER_VOLUME_THRESHOLD',
+    },
+    resetTimeoutMs: {
+      doc: 'How long an open breaker defers its tasks before letting one probe through.',
+      format: 'positive-int',
+      default: 30_000,
+      env: 'BREAKER_RESET_TIMEOUT_MS',
+    },
+    rollingWindowMs: {
+      doc: 'Length of the window over which a breaker counts failures.',
+      format: 'positive-int',
+      default: 10_000,
+      env: 'BREAKER_ROLLING_WINDOW_MS',
+    },
+  },
+  scheduler: {
+    concurrency: {
+      doc: 'Intake and result jobs one scheduler process handles at once.',
+      format: 'positive-int',
+      default: 50,
+      env: 'SCHEDULER_CONCURRENCY',
+    },
+    reconcileIntervalMs: {
+      doc: 'How often the scheduler looks for cases that stopped moving (lost jobs, unflushed trace).',
+      format: 'positive-int',
+      default: 15_000,
+      env: 'SCHEDULER_RECONCILE_INTERVAL_MS',
+    },
+    deadlineCheckIntervalMs: {
+      doc: 'How often the scheduler fails cases whose deadline has passed.',
+      format: 'positive-int',
+      default: 1_000,
+      env: 'SCHEDULER_DEADLINE_CHECK_INTERVAL_MS',
+    },
+    staleAfterMs: {
+      doc: 'A running case untouched for this long is checked by the reconciler.',
+      format: 'positive-int',
+      default: 60_000,
+      env: 'SCHEDULER_STALE_AFTER_MS',
+    },
+  },
+  jobs: {
+    keepCompletedSeconds: {
+      doc: 'Completed BullMQ jobs are kept this long (for Bull Board), then removed.',
+      format: 'non-negative-int',
+      default: 3_600,
+      env: 'JOBS_KEEP_COMPLETED_SECONDS',
+    },
+    keepCompletedCount: {
+      doc: 'At most this many completed jobs are kept per queue.',
+      format: 'non-negative-int',
+      default: 1_000,
+      env: 'JOBS_KEEP_COMPLETED_COUNT',
+    },
+    keepFailedSeconds: {
+      doc: 'Failed BullMQ jobs (malformed intake jobs, failed steps) are kept this long.',
+      format: 'non-negative-int',
+      default: 604_800,
+      env: 'JOBS_KEEP_FAILED_SECONDS',
+    },
+  },
+  dev: {
+    dataDir: {
+      doc: '`workfleet dev` only: where the embedded FerretDB and Redis keep their data.',
+      format: String,
+      default: '.workfleet',
+      env: 'DEV_DATA_DIR',
+    },
+    ferretdbBin: {
+      doc: 'A FerretDB v1 binary to use instead of building one from the Go module proxy.',
+      format: String,
+      default: '',
+      env: 'FERRETDB_BIN',
+    },
+  },
+} as const;
+
+export type ConfigSchema = typeof configSchema;

@@ -1,0 +1,219 @@
+import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job, type JobsOptions } from 'bullmq';
+import { Redis, type RedisOptions } from 'ioredis';
+import type { StepJob } from '../../core/state.js';
+import {
+  RESULTS_QUEUE,
+  SHUTDOWN_REASON,
+  type Consumer,
+  type ConsumerOptions,
+  type Delivery,
+  type JobState,
+  type Outcome,
+  type Processor,
+  type QueueConsumers,
+  type StepReport,
+  type TaskQueues,
+} from '../../ports/queues.js';
+
+/** How long finished jobs stay visible in Bull Board before BullMQ removes them. */
+export interface JobRetention {
+  /** Seconds a completed job is kept. Default 3600. */
+  keepCompletedSeconds: number;
+  /** Completed jobs kept per queue at most. Default 1000. */
+  keepCompletedCount: number;
+  /** Seconds a failed job is kept. Default 604800 (7 days). */
+  keepFailedSeconds: number;
+}
+
+export interface BullOptions {
+  redisUrl: string;
+  /** BullMQ key prefix. Default "workfleet". */
+  prefix: string;
+  retention: JobRetention;
+}
+
+/** The backoff type of step jobs: the delay is decided by the worker and carried by the error. */
+const BACKOFF_TYPE = 'workfleet';
+
+/** Thrown to BullMQ for a retry; BullMQ's backoff strategy reads the delay from it. */
+class RetryLaterError extends Error {
+  constructor(
+    message: string,
+    readonly delayMs: number,
+  ) {
+    super(message);
+    this.name = 'RetryLaterError';
+  }
+}
+
+export function redisConnection(url: string, options: RedisOptions = {}): Redis {
+  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
+}
+
+/** A report's job id: one job per distinct report, so a re-sent report is not queued twice. */
+function reportJobId(report: StepReport): string {
+  const { event } = report;
+  const step = 'stepId' in event ? event.stepId : '_';
+  const attempt = 'attempt' in event ? event.attempt : 0;
+  return `${report.caseId}.${step}.${attempt}.${event.type}.${event.at}`;
+}
+
+/** The TaskQueues port on BullMQ; one instance per process, sharing one Redis connection. */
+export class BullQueues implements TaskQueues {
+  private readonly queues = new Map<string, Queue>();
+  readonly connection: Redis;
+
+  constructor(private readonly options: BullOptions) {
+    // Producers should fail fast when Redis is away rather than hang an HTTP request.
+    this.connection = redisConnection(options.redisUrl, { maxRetriesPerRequest: 3 });
+  }
+
+  queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: this.connection, prefix: this.options.prefix });
+      queue.on('error', () => undefined); // connection errors surface on the calls that fail
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  private get keep(): Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> {
+    const { retention } = this.options;
+    return {
+      removeOnComplete: { age: retention.keepCompletedSeconds, count: retention.keepCompletedCount },
+      removeOnFail: { age: retention.keepFailedSeconds },
+    };
+  }
+
+  async enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void> {
+    const byQueue = new Map<string, Array<{ name: string; data: StepJob; opts: JobsOptions }>>();
+    for (const { queue, jobId, job } of jobs) {
+      const list = byQueue.get(queue) ?? [];
+      list.push({
+        name: job.task,
+        data: job,
+        opts: { jobId, attempts: job.maxAttempts, backoff: { type: BACKOFF_TYPE }, ...this.keep },
+      });
+      byQueue.set(queue, list);
+    }
+    await Promise.all([...byQueue].map(([queue, list]) => this.queue(queue).addBulk(list)));
+  }
+
+  async replaceSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void> {
+    await Promise.all(jobs.map(({ queue, jobId }) => this.queue(queue).remove(jobId)));
+    await this.enqueueSteps(jobs);
+  }
+
+  async report(reports: readonly StepReport[]): Promise<void> {
+    if (reports.length === 0) return;
+    await this.queue(RESULTS_QUEUE).addBulk(
+      reports.map((report) => ({
+        name: report.event.type,
+        data: report,
+        opts: { jobId: reportJobId(report), removeOnComplete: true, removeOnFail: { age: this.options.retention.keepFailedSeconds } },
+      })),
+    );
+  }
+
+  async stepJobState(queue: string, jobId: string): Promise<JobState['state']> {
+    const state = await this.queue(queue).getJobState(jobId);
+    return state === 'unknown' ? 'missing' : state;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    this.connection.disconnect();
+  }
+}
+
+function toDelivery<T>(job: Job<T>, signal: AbortSignal): Delivery<T> {
+  return {
+    id: job.id ?? '',
+    name: job.name,
+    data: job.data,
+    attempt: job.attemptsMade + 1,
+    maxAttempts: job.opts.attempts ?? 1,
+    signal,
+    reportProgress: (progress) => job.updateProgress(progress),
+  };
+}
+
+export interface ConsumerEvents {
+  /** A consumer-level problem (lost connection, a failed move): logged by the caller. */
+  onError?: (error: Error, queue: string) => void;
+}
+
+/** The QueueConsumers port on BullMQ Workers. */
+export class BullConsumers implements QueueConsumers {
+  constructor(
+    private readonly options: BullOptions,
+    private readonly events: ConsumerEvents = {},
+  ) {}
+
+  consume<T>(queue: string, processor: Processor<T>, consumerOptions: ConsumerOptions): Consumer {
+    const active = new Set<AbortController>();
+    const worker = new Worker<T>(
+      queue,
+      async (job, token, bullSignal) => {
+        const controller = new AbortController();
+        const forward = () => controller.abort(bullSignal?.reason ?? 'cancelled');
+        bullSignal?.addEventListener('abort', forward, { once: true });
+        active.add(controller);
+        let outcome: Outcome;
+        try {
+          outcome = await processor(toDelivery(job, controller.signal));
+        } finally {
+          active.delete(controller);
+          bullSignal?.removeEventListener('abort', forward);
+        }
+        return settle(job, token, outcome);
+      },
+      {
+        connection: redisConnection(this.options.redisUrl),
+        prefix: this.options.prefix,
+        concurrency: consumerOptions.concurrency,
+        lockDuration: consumerOptions.lockDurationMs ?? 30_000,
+        settings: {
+          backoffStrategy: (_attemptsMade: number, _type?: string, error?: Error) =>
+            error instanceof RetryLaterError ? error.delayMs : 1_000,
+        },
+      },
+    );
+    worker.on('error', (error) => this.events.onError?.(error, queue));
+
+    return {
+      close: async (graceMs: number) => {
+        const closing = worker.close();
+        let timer: NodeJS.Timeout | undefined;
+        const graceOver = new Promise<'grace'>((resolve) => {
+          timer = setTimeout(() => resolve('grace'), graceMs);
+          timer.unref();
+        });
+        if ((await Promise.race([closing.then(() => 'closed' as const), graceOver])) === 'grace') {
+          // Handlers had their chance; abort them so their processors hand the jobs back.
+          for (const controller of active) controller.abort(SHUTDOWN_REASON);
+          await closing;
+        }
+        clearTimeout(timer);
+      },
+    };
+  }
+}
+
+async function settle(job: Job, token: string | undefined, outcome: Outcome): Promise<null> {
+  switch (outcome.kind) {
+    case 'complete':
+      return null;
+    case 'retry':
+      throw new RetryLaterError(outcome.reason, outcome.delayMs);
+    case 'fail':
+      throw new UnrecoverableError(outcome.reason);
+    case 'defer':
+      await job.moveToDelayed(outcome.until, token);
+      throw new DelayedError(outcome.reason);
+    case 'handBack':
+      await job.moveToWait(token);
+      throw new WaitingError();
+  }
+}

@@ -1,0 +1,259 @@
+import type { WorkflowDefinition } from '../../core/definition.js';
+import type { CaseState, CaseStatus, ErrorInfo, StepState, TraceEvent, TraceType } from '../../core/state.js';
+import type { CaseRecord, StoredWorkflow } from '../../ports/store.js';
+
+/**
+ * How core values map to MongoDB documents. User payloads (inputs, outputs, error details,
+ * definitions) are stored as JSON text: MongoDB and FerretDB refuse keys with "." or a leading
+ * "$" and limit nesting depth, and a payload must never be refused for the shape of its keys.
+ */
+
+export interface WorkflowDocument {
+  _id: string;
+  name: string;
+  version: number;
+  hash: string;
+  description?: string;
+  source: string;
+  createdAt: Date;
+}
+
+export interface ErrorDocument {
+  code: string;
+  message: string;
+  retryable?: boolean;
+  stepId?: string;
+  attempt?: number;
+  details?: string;
+}
+
+export interface StepDocument {
+  status: StepState['status'];
+  attempts: number;
+  attemptsDone: number;
+  scheduledAt?: number;
+  startedAt?: number;
+  finishedAt?: number;
+  output?: string;
+  error?: ErrorDocument;
+  nextAttemptAt?: number;
+  deferredBy?: string;
+}
+
+/** One trace event as stored inside a history entry (or a case's creation trace). */
+export interface TraceDocument {
+  seq: number;
+  type: TraceType;
+  stepId?: string;
+  at: Date;
+  data: string;
+}
+
+/**
+ * One committed transition of a case. Its `_id` is `<caseId>:<revision>`: inserting it is the
+ * commit, and the unique `_id` lets exactly one writer commit each revision. `changes` are the
+ * `$set`/`$unset` that bring the case document from the previous revision to this one, kept as
+ * path/value pairs because stored field names may not contain dots.
+ */
+export interface HistoryDocument {
+  _id: string;
+  caseId: string;
+  revision: number;
+  at: Date;
+  events: TraceDocument[];
+  changes: Array<{ path: string; value?: unknown; unset?: true }>;
+}
+
+export interface CaseDocument {
+  _id: string;
+  workflow: string;
+  version: number;
+  status: CaseStatus;
+  input: string;
+  output?: string;
+  error?: ErrorDocument;
+  steps: Record<string, StepDocument>;
+  createdAt: Date;
+  updatedAt: Date;
+  deadlineAt: Date;
+  finishedAt?: Date;
+  revision: number;
+  seq: number;
+  /** The trace events of the case's creation (revision 0); later ones are in its history. */
+  createdTrace: TraceDocument[];
+  idempotencyKey?: string;
+  requestHash?: string;
+}
+
+const toJson = (value: unknown): string => JSON.stringify(value ?? null);
+const fromJson = (text: string | undefined): unknown => (text === undefined ? undefined : JSON.parse(text));
+
+function compact<T extends object>(value: T): T {
+  for (const key of Object.keys(value) as Array<keyof T>) if (value[key] === undefined) delete value[key];
+  return value;
+}
+
+export function encodeError(error: ErrorInfo): ErrorDocument {
+  return compact({
+    code: error.code,
+    message: error.message,
+    retryable: error.retryable,
+    stepId: error.stepId,
+    attempt: error.attempt,
+    details: error.details === undefined ? undefined : toJson(error.details),
+  });
+}
+
+export function decodeError(doc: ErrorDocument): ErrorInfo {
+  return compact({
+    code: doc.code,
+    message: doc.message,
+    retryable: doc.retryable,
+    stepId: doc.stepId,
+    attempt: doc.attempt,
+    details: fromJson(doc.details),
+  });
+}
+
+export function encodeStep(step: StepState): StepDocument {
+  return compact({
+    status: step.status,
+    attempts: step.attempts,
+    attemptsDone: step.attemptsDone,
+    scheduledAt: step.scheduledAt,
+    startedAt: step.startedAt,
+    finishedAt: step.finishedAt,
+    output: step.output === undefined ? undefined : toJson(step.output),
+    error: step.error && encodeError(step.error),
+    nextAttemptAt: step.nextAttemptAt,
+    deferredBy: step.deferredBy,
+  });
+}
+
+function decodeStep(doc: StepDocument): StepState {
+  return compact({
+    status: doc.status,
+    attempts: doc.attempts,
+    attemptsDone: doc.attemptsDone,
+    scheduledAt: doc.scheduledAt,
+    startedAt: doc.startedAt,
+    finishedAt: doc.finishedAt,
+    output: fromJson(doc.output),
+    error: doc.error && decodeError(doc.error),
+    nextAttemptAt: doc.nextAttemptAt,
+    deferredBy: doc.deferredBy,
+  });
+}
+
+export function encodeTrace(event: TraceEvent): TraceDocument {
+  return compact({ seq: event.seq, type: event.type, stepId: event.stepId, at: new Date(event.at), data: toJson(event.data) });
+}
+
+export function decodeTrace(doc: TraceDocument): TraceEvent {
+  return compact({
+    seq: doc.seq,
+    type: doc.type,
+    stepId: doc.stepId,
+    at: doc.at.getTime(),
+    data: (fromJson(doc.data) ?? {}) as Record<string, unknown>,
+  });
+}
+
+/**
+ * The changes that turn the stored document of `previous` into that of `next`. Steps the
+ * transition did not touch keep their object identity, so only changed steps are written.
+ */
+export function caseChanges(previous: CaseState, next: CaseState): HistoryDocument['changes'] {
+  const changes: HistoryDocument['changes'] = [];
+  const fields: Array<[string, unknown, unknown, (value: never) => unknown]> = [
+    ['status', previous.status, next.status, (value: string) => value],
+    ['output', previous.output, next.output, (value: unknown) => toJson(value)],
+    ['error', previous.error, next.error, encodeError],
+    ['finishedAt', previous.finishedAt, next.finishedAt, (value: number) => new Date(value)],
+    ['deadlineAt', previous.deadlineAt, next.deadlineAt, (value: number) => new Date(value)],
+  ];
+  for (const [path, before, after, encode] of fields) {
+    if (before === after) continue;
+    changes.push(after === undefined ? { path, unset: true } : { path, value: encode(after as never) });
+  }
+  for (const [id, step] of Object.entries(next.steps)) {
+    if (previous.steps[id] !== step) changes.push({ path: `steps.${id}`, value: encodeStep(step) });
+  }
+  changes.push({ path: 'updatedAt', value: new Date(next.updatedAt) }, { path: 'revision', value: next.revision }, { path: 'seq', value: next.seq });
+  return changes;
+}
+
+/** The update operators that apply history changes to a case document. */
+export function changesToUpdate(changes: HistoryDocument['changes']): { $set: Record<string, unknown>; $unset?: Record<string, ''> } {
+  const $set: Record<string, unknown> = {};
+  const $unset: Record<string, ''> = {};
+  for (const change of changes) {
+    if (change.unset) $unset[change.path] = '';
+    else $set[change.path] = change.value;
+  }
+  return Object.keys($unset).length > 0 ? { $set, $unset } : { $set };
+}
+
+/** The document fields that mirror CaseState, for inserts and for `$set` diffs. */
+export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'requestHash'> {
+  const steps: Record<string, StepDocument> = {};
+  for (const [id, step] of Object.entries(state.steps)) steps[id] = encodeStep(step);
+  return compact({
+    workflow: state.workflow,
+    version: state.version,
+    status: state.status,
+    input: toJson(state.input),
+    output: state.output === undefined ? undefined : toJson(state.output),
+    error: state.error && encodeError(state.error),
+    steps,
+    createdAt: new Date(state.createdAt),
+    updatedAt: new Date(state.updatedAt),
+    deadlineAt: new Date(state.deadlineAt),
+    finishedAt: state.finishedAt === undefined ? undefined : new Date(state.finishedAt),
+    revision: state.revision,
+    seq: state.seq,
+  });
+}
+
+export function encodeCase(record: CaseRecord, createdTrace: readonly TraceEvent[]): CaseDocument {
+  return compact({
+    _id: record.id,
+    ...encodeCaseFields(record),
+    createdTrace: createdTrace.map(encodeTrace),
+    idempotencyKey: record.idempotencyKey,
+    requestHash: record.requestHash,
+  });
+}
+
+export function decodeCase(doc: CaseDocument): CaseRecord {
+  const steps: Record<string, StepState> = {};
+  for (const [id, step] of Object.entries(doc.steps)) steps[id] = decodeStep(step);
+  return compact({
+    id: doc._id,
+    workflow: doc.workflow,
+    version: doc.version,
+    status: doc.status,
+    input: fromJson(doc.input),
+    output: fromJson(doc.output),
+    error: doc.error && decodeError(doc.error),
+    steps,
+    createdAt: doc.createdAt.getTime(),
+    updatedAt: doc.updatedAt.getTime(),
+    deadlineAt: doc.deadlineAt.getTime(),
+    finishedAt: doc.finishedAt?.getTime(),
+    revision: doc.revision,
+    seq: doc.seq,
+    idempotencyKey: doc.idempotencyKey,
+    requestHash: doc.requestHash,
+  });
+}
+
+export function decodeWorkflow(doc: WorkflowDocument): StoredWorkflow {
+  return {
+    name: doc.name,
+    version: doc.version,
+    hash: doc.hash,
+    definition: JSON.parse(doc.source) as WorkflowDefinition,
+    createdAt: doc.createdAt.getTime(),
+  };
+}

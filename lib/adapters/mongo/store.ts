@@ -1,0 +1,273 @@
+import { MongoClient, MongoServerError, type Collection, type Db, type Filter, type MongoClientOptions } from 'mongodb';
+import type { WorkflowDefinition } from '../../core/definition.js';
+import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
+import type {
+  CaseQuery,
+  CaseRecord,
+  CaseSummary,
+  CreateResult,
+  Store,
+  StoredWorkflow,
+  WorkflowSummary,
+} from '../../ports/store.js';
+import {
+  caseChanges,
+  changesToUpdate,
+  decodeCase,
+  decodeError,
+  decodeTrace,
+  decodeWorkflow,
+  encodeCase,
+  encodeTrace,
+  type CaseDocument,
+  type HistoryDocument,
+  type WorkflowDocument,
+} from './documents.js';
+
+const DUPLICATE_KEY = 11000;
+
+const isDuplicateKey = (error: unknown): boolean =>
+  error instanceof MongoServerError &&
+  (error.code === DUPLICATE_KEY ||
+    // insertMany reports per-document errors; all must be duplicates to be ignorable.
+    (Array.isArray((error as { writeErrors?: unknown }).writeErrors) &&
+      ((error as unknown as { writeErrors: Array<{ code: number }> }).writeErrors).every((e) => e.code === DUPLICATE_KEY)));
+
+function encodeCursor(id: string): string {
+  return Buffer.from(id, 'utf8').toString('base64url');
+}
+
+function decodeCursor(cursor: string): string | undefined {
+  const id = Buffer.from(cursor, 'base64url').toString('utf8');
+  return /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
+}
+
+export interface MongoStoreOptions {
+  /** mongodb:// URL with the database in its path. */
+  url: string;
+  /** Driver options, e.g. timeouts for tests. */
+  client?: MongoClientOptions;
+}
+
+/** The Store port on MongoDB (or FerretDB): three collections, single-document atomic writes. */
+export class MongoStore implements Store {
+  private readonly client: MongoClient;
+  private readonly db: Db;
+  private readonly workflows: Collection<WorkflowDocument>;
+  private readonly cases: Collection<CaseDocument>;
+  private readonly history: Collection<HistoryDocument>;
+
+  constructor(options: MongoStoreOptions) {
+    this.client = new MongoClient(options.url, {
+      serverSelectionTimeoutMS: 5_000,
+      ...options.client,
+    });
+    this.db = this.client.db();
+    this.workflows = this.db.collection('workflows');
+    this.cases = this.db.collection('cases');
+    this.history = this.db.collection('history');
+  }
+
+  async init(): Promise<void> {
+    await this.client.connect();
+    await Promise.all([
+      this.workflows.createIndex({ name: 1, version: -1 }, { unique: true, name: 'name_version' }),
+      this.workflows.createIndex({ name: 1, hash: 1 }, { unique: true, name: 'name_hash' }),
+      this.cases.createIndex({ idempotencyKey: 1 }, { unique: true, sparse: true, name: 'idempotency_key' }),
+      this.cases.createIndex({ status: 1, updatedAt: 1 }, { name: 'status_updated' }),
+      this.cases.createIndex({ status: 1, deadlineAt: 1 }, { name: 'status_deadline' }),
+      this.cases.createIndex({ workflow: 1, _id: -1 }, { name: 'workflow_newest' }),
+      this.cases.createIndex({ status: 1, _id: -1 }, { name: 'status_newest' }),
+      // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
+      this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
+    ]);
+  }
+
+  async ping(timeoutMs: number): Promise<void> {
+    await this.db.command({ ping: 1 }, { timeoutMS: timeoutMs });
+  }
+
+  async close(): Promise<void> {
+    await this.client.close();
+  }
+
+  // --- workflows ---
+
+  async saveWorkflow(definition: WorkflowDefinition, hash: string, now: number): Promise<{ workflow: StoredWorkflow; created: boolean }> {
+    const { name } = definition;
+    // Two writers may race for the next version number; the unique indexes decide, and the
+    // loser either finds its identical definition stored or takes the number after.
+    for (let round = 0; round < 20; round++) {
+      const same = await this.workflows.findOne({ name, hash });
+      if (same) return { workflow: decodeWorkflow(same), created: false };
+      const latest = await this.workflows.find({ name }).sort({ version: -1 }).limit(1).next();
+      const version = (latest?.version ?? 0) + 1;
+      const doc: WorkflowDocument = {
+        _id: `${name}@${version}`,
+        name,
+        version,
+        hash,
+        source: JSON.stringify(definition),
+        createdAt: new Date(now),
+        ...(definition.description === undefined ? {} : { description: definition.description }),
+      };
+      try {
+        await this.workflows.insertOne(doc);
+        return { workflow: decodeWorkflow(doc), created: true };
+      } catch (error) {
+        if (!isDuplicateKey(error)) throw error;
+      }
+    }
+    throw new Error(`could not store workflow "${name}": too many concurrent versions`);
+  }
+
+  async getWorkflow(name: string, version?: number): Promise<StoredWorkflow | undefined> {
+    const doc =
+      version === undefined
+        ? await this.workflows.find({ name }).sort({ version: -1 }).limit(1).next()
+        : await this.workflows.findOne({ _id: `${name}@${version}` });
+    return doc ? decodeWorkflow(doc) : undefined;
+  }
+
+  async listWorkflows(): Promise<WorkflowSummary[]> {
+    const rows = await this.workflows
+      .aggregate<{ _id: string; latestVersion: number; versions: number; updatedAt: Date; description?: string }>([
+        { $sort: { name: 1, version: -1 } },
+        {
+          $group: {
+            _id: '$name',
+            latestVersion: { $first: '$version' },
+            versions: { $sum: 1 },
+            updatedAt: { $first: '$createdAt' },
+            description: { $first: '$description' },
+          },
+        },
+        { $sort: { _id: 1 } },
+      ])
+      .toArray();
+    return rows.map((row) => ({
+      name: row._id,
+      latestVersion: row.latestVersion,
+      versions: row.versions,
+      updatedAt: row.updatedAt.getTime(),
+      ...(row.description ? { description: row.description } : {}),
+    }));
+  }
+
+  async listVersions(name: string): Promise<Array<{ version: number; hash: string; createdAt: number }>> {
+    const docs = await this.workflows
+      .find({ name }, { projection: { version: 1, hash: 1, createdAt: 1 } })
+      .sort({ version: -1 })
+      .toArray();
+    return docs.map((doc) => ({ version: doc.version, hash: doc.hash, createdAt: doc.createdAt.getTime() }));
+  }
+
+  // --- cases ---
+
+  async createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult> {
+    try {
+      await this.cases.insertOne(encodeCase(record, events));
+      return { created: true };
+    } catch (error) {
+      if (!isDuplicateKey(error) || record.idempotencyKey === undefined) throw error;
+      const existing = await this.cases.findOne({ idempotencyKey: record.idempotencyKey });
+      if (!existing) throw error;
+      return { created: false, existing: decodeCase(existing) };
+    }
+  }
+
+  async getCase(id: string): Promise<CaseRecord | undefined> {
+    const doc = await this.cases.findOne({ _id: id });
+    return doc ? decodeCase(doc) : undefined;
+  }
+
+  async commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'> {
+    const changes = caseChanges(previous, next);
+    try {
+      await this.history.insertOne({
+        _id: `${next.id}:${next.revision}`,
+        caseId: next.id,
+        revision: next.revision,
+        at: new Date(next.updatedAt),
+        events: events.map(encodeTrace),
+        changes,
+      });
+    } catch (error) {
+      if (isDuplicateKey(error)) return 'conflict';
+      throw error;
+    }
+    await this.cases.updateOne({ _id: next.id, revision: previous.revision }, changesToUpdate(changes));
+    return 'committed';
+  }
+
+  async catchUp(id: string): Promise<CaseRecord | undefined> {
+    for (;;) {
+      const doc = await this.cases.findOne({ _id: id });
+      if (!doc) return undefined;
+      const entry = await this.history.findOne({ _id: `${id}:${doc.revision + 1}` });
+      if (!entry) return decodeCase(doc);
+      await this.cases.updateOne({ _id: id, revision: doc.revision }, changesToUpdate(entry.changes));
+    }
+  }
+
+  async listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }> {
+    const filter: Filter<CaseDocument> = {};
+    if (query.status) filter.status = query.status;
+    if (query.workflow) filter.workflow = query.workflow;
+    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
+    if (after) filter._id = { $lt: after };
+    const docs = await this.cases
+      .find(filter, { projection: { workflow: 1, version: 1, status: 1, createdAt: 1, updatedAt: 1, error: 1 } })
+      .sort({ _id: -1 })
+      .limit(query.limit + 1)
+      .toArray();
+    const page = docs.slice(0, query.limit);
+    const last = page.at(-1);
+    return {
+      cases: page.map((doc) => ({
+        id: doc._id,
+        workflow: doc.workflow,
+        version: doc.version,
+        status: doc.status,
+        createdAt: doc.createdAt.getTime(),
+        updatedAt: doc.updatedAt.getTime(),
+        ...(doc.error ? { error: decodeError(doc.error) } : {}),
+      })),
+      ...(docs.length > query.limit && last ? { nextCursor: encodeCursor(last._id) } : {}),
+    };
+  }
+
+  async readTrace(caseId: string): Promise<TraceEvent[]> {
+    const [created, entries] = await Promise.all([
+      this.cases.findOne({ _id: caseId }, { projection: { createdTrace: 1 } }),
+      this.history.find({ caseId }, { projection: { events: 1, revision: 1 } }).sort({ revision: 1 }).toArray(),
+    ]);
+    const events = [...(created?.createdTrace ?? []), ...entries.flatMap((entry) => entry.events)].map(decodeTrace);
+    return events.sort((a, b) => a.seq - b.seq);
+  }
+
+  async findStaleCases(before: number, limit: number, afterId?: string): Promise<CaseRecord[]> {
+    const filter: Filter<CaseDocument> = { status: { $in: ['pending', 'running', 'waiting'] }, updatedAt: { $lt: new Date(before) } };
+    if (afterId !== undefined) filter._id = { $gt: afterId };
+    const docs = await this.cases
+      .find(filter)
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray();
+    return docs.map(decodeCase);
+  }
+
+  async findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>> {
+    const docs = await this.cases
+      .find({ status: { $in: ['pending', 'running', 'waiting'] }, deadlineAt: { $lte: new Date(now) } }, { projection: { _id: 1 } })
+      .sort({ deadlineAt: 1 })
+      .limit(limit)
+      .toArray();
+    return docs.map((doc) => ({ id: doc._id }));
+  }
+
+  async countByStatus(): Promise<Partial<Record<CaseStatus, number>>> {
+    const rows = await this.cases.aggregate<{ _id: CaseStatus; count: number }>([{ $group: { _id: '$status', count: { $sum: 1 } } }]).toArray();
+    return Object.fromEntries(rows.map((row) => [row._id, row.count]));
+  }
+}

@@ -1,0 +1,98 @@
+/**
+ * Every error workfleet raises on purpose carries a stable `code` and says whether trying again
+ * can help. Edges translate them: the API to an HTTP status, the workers to BullMQ's
+ * UnrecoverableError. Code elsewhere branches on `code`, never on `message`.
+ */
+export class WorkfleetError extends Error {
+  readonly code: string;
+  readonly retryable: boolean;
+  readonly details: unknown;
+
+  constructor(code: string, message: string, options: { retryable?: boolean; details?: unknown; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'WorkfleetError';
+    this.code = code;
+    this.retryable = options.retryable ?? false;
+    this.details = options.details;
+  }
+}
+
+/** One problem found in a document, located by a path such as `steps[2].after[0]`. */
+export interface ValidationIssue {
+  path: string;
+  message: string;
+}
+
+export function formatIssues(issues: readonly ValidationIssue[]): string {
+  return issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join('; ');
+}
+
+export class DefinitionInvalidError extends WorkfleetError {
+  readonly issues: readonly ValidationIssue[];
+  constructor(issues: readonly ValidationIssue[]) {
+    super('DEFINITION_INVALID', `workflow definition is invalid: ${formatIssues(issues)}`, { details: { issues } });
+    this.name = 'DefinitionInvalidError';
+    this.issues = issues;
+  }
+}
+
+export class InputInvalidError extends WorkfleetError {
+  readonly issues: readonly ValidationIssue[];
+  constructor(issues: readonly ValidationIssue[], what = 'request') {
+    super('INPUT_INVALID', `${what} is invalid: ${formatIssues(issues)}`, { details: { issues } });
+    this.name = 'InputInvalidError';
+    this.issues = issues;
+  }
+}
+
+export class WorkflowNotFoundError extends WorkfleetError {
+  constructor(name: string, version?: number) {
+    super(
+      'WORKFLOW_NOT_FOUND',
+      version === undefined ? `workflow "${name}" does not exist` : `workflow "${name}" has no version ${version}`,
+    );
+    this.name = 'WorkflowNotFoundError';
+  }
+}
+
+export class CaseNotFoundError extends WorkfleetError {
+  constructor(id: string) {
+    super('CASE_NOT_FOUND', `case "${id}" does not exist`);
+    this.name = 'CaseNotFoundError';
+  }
+}
+
+export class IdempotencyConflictError extends WorkfleetError {
+  constructor(key: string, existingCaseId: string) {
+    super(
+      'IDEMPOTENCY_CONFLICT',
+      `idempotency key "${key}" already started case ${existingCaseId} with a different request`,
+      { details: { caseId: existingCaseId } },
+    );
+    this.name = 'IdempotencyConflictError';
+  }
+}
+
+/** Raised when a conditional write lost a race; the caller re-reads and tries again. */
+export class RevisionConflictError extends WorkfleetError {
+  constructor(caseId: string) {
+    super('REVISION_CONFLICT', `case ${caseId} changed while a transition was being applied`, { retryable: true });
+    this.name = 'RevisionConflictError';
+  }
+}
+
+/** Error codes a step can end with; handlers may add their own codes too. */
+export const StepErrorCode = {
+  timeout: 'STEP_TIMEOUT',
+  handlerFailed: 'HANDLER_FAILED',
+  handlerMissing: 'HANDLER_NOT_FOUND',
+  nonRetryable: 'NON_RETRYABLE',
+  outputInvalid: 'OUTPUT_INVALID',
+  cancelled: 'STEP_CANCELLED',
+} as const;
+
+/** Error codes a case can end with. */
+export const CaseErrorCode = {
+  stepFailed: 'STEP_FAILED',
+  deadlineExceeded: 'DEADLINE_EXCEEDED',
+} as const;

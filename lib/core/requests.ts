@@ -1,0 +1,75 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { WORKFLOW_NAME_PATTERN } from './definition.js';
+import { InputInvalidError, type ValidationIssue } from './errors.js';
+import { schemaIssues } from './validate.js';
+
+/** Limits on what one case may carry; they keep a hostile request from exhausting memory. */
+export const PAYLOAD_LIMITS = {
+  /** Nesting depth of a case input or a step output. */
+  maxDepth: 64,
+  /** Size of a case input as JSON. */
+  maxInputBytes: 512 * 1024,
+  /** Size of a step output as JSON. */
+  maxOutputBytes: 1024 * 1024,
+} as const;
+
+/** The body of `POST /v1/cases` and the data of a `start` job on the intake queue. */
+export const StartCaseRequestSchema = Type.Object(
+  {
+    workflow: Type.String({ pattern: WORKFLOW_NAME_PATTERN, minLength: 1, maxLength: 100, description: 'Workflow name.' }),
+    version: Type.Optional(Type.Integer({ minimum: 1, description: 'Definition version; the latest when omitted.' })),
+    input: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'The case input: a JSON object.' })),
+    idempotencyKey: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 200,
+        description: 'A second start with the same key returns the first case instead of making another.',
+      }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type StartCaseRequest = Static<typeof StartCaseRequestSchema>;
+
+/** Checks depth and size of a JSON value without recursing on the call stack. */
+export function payloadIssues(value: unknown, path: string, maxBytes: number): ValidationIssue[] {
+  const stack: Array<[unknown, number]> = [[value, 1]];
+  while (stack.length > 0) {
+    const [current, depth] = stack.pop() as [unknown, number];
+    if (current === null || typeof current !== 'object') continue;
+    if (depth > PAYLOAD_LIMITS.maxDepth) return [{ path, message: `nests deeper than ${PAYLOAD_LIMITS.maxDepth} levels` }];
+    for (const child of Object.values(current)) stack.push([child, depth + 1]);
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(value ?? null);
+  } catch {
+    return [{ path, message: 'is not JSON (a cycle or a BigInt)' }];
+  }
+  // Length in UTF-16 units bounds the UTF-8 size from below; good enough for a limit.
+  if (text.length > maxBytes) return [{ path, message: `is larger than ${maxBytes} bytes as JSON` }];
+  return [];
+}
+
+/** Validates a start request from any door; throws InputInvalidError naming each problem. */
+export function parseStartRequest(data: unknown): StartCaseRequest {
+  const issues = schemaIssues(StartCaseRequestSchema, data);
+  if (issues.length > 0) throw new InputInvalidError(issues, 'start request');
+  const request = data as StartCaseRequest;
+  const payload = payloadIssues(request.input ?? {}, 'input', PAYLOAD_LIMITS.maxInputBytes);
+  if (payload.length > 0) throw new InputInvalidError(payload, 'start request');
+  return request;
+}
+
+/** Keys sorted at every level, so that equal values give equal text (for hashes). */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value)
+      .filter(([, item]) => item !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([key, item]) => `${JSON.stringify(key)}:${canonicalJson(item)}`).join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}

@@ -1,0 +1,44 @@
+import { createHash } from 'node:crypto';
+import type { CompiledWorkflow } from '../core/definition.js';
+import { WorkflowNotFoundError } from '../core/errors.js';
+import { canonicalJson } from '../core/requests.js';
+import { compileWorkflow, validateDefinition } from '../core/validate.js';
+import type { Clock } from '../ports/clock.js';
+import type { StoredWorkflow, WorkflowStore } from '../ports/store.js';
+
+/** Versions are immutable, so compiled ones are cached; the cap bounds memory, not freshness. */
+const CACHE_LIMIT = 1_000;
+
+/** Applies definitions (validate, version, store) and hands out compiled versions. */
+export class WorkflowRegistry {
+  private readonly cache = new Map<string, CompiledWorkflow>();
+
+  constructor(
+    private readonly store: WorkflowStore,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Validates and stores a definition; an identical one already stored keeps its version. */
+  async apply(document: unknown): Promise<{ workflow: StoredWorkflow; created: boolean }> {
+    const { $schema: _schema, ...definition } = validateDefinition(document);
+    const hash = createHash('sha256').update(canonicalJson(definition)).digest('hex');
+    return this.store.saveWorkflow(definition, hash, this.clock.now());
+  }
+
+  /** The compiled definition of a version (the latest when omitted); throws WorkflowNotFoundError. */
+  async compiled(name: string, version?: number): Promise<CompiledWorkflow> {
+    if (version !== undefined) {
+      const cached = this.cache.get(`${name}@${version}`);
+      if (cached) return cached;
+    }
+    const stored = await this.store.getWorkflow(name, version);
+    if (!stored) throw new WorkflowNotFoundError(name, version);
+    const key = `${name}@${stored.version}`;
+    const cached = this.cache.get(key);
+    if (cached) return cached;
+    const compiled = compileWorkflow(stored.definition, stored.version);
+    if (this.cache.size >= CACHE_LIMIT) this.cache.delete(this.cache.keys().next().value as string);
+    this.cache.set(key, compiled);
+    return compiled;
+  }
+}

@@ -1,0 +1,93 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/**
+ * workfleet's Prometheus metrics: one registry per process, base units, `_total` counters,
+ * labels bounded by workflow, task, queue and breaker names (never case or job ids).
+ */
+export class Metrics {
+  readonly registry = new Registry();
+
+  readonly casesStarted = new Counter({
+    name: 'workfleet_cases_started_total',
+    help: 'Cases started, by workflow.',
+    labelNames: ['workflow'] as const,
+    registers: [this.registry],
+  });
+
+  readonly casesFinished = new Counter({
+    name: 'workfleet_cases_finished_total',
+    help: 'Cases that reached a terminal status, by workflow and status.',
+    labelNames: ['workflow', 'status'] as const,
+    registers: [this.registry],
+  });
+
+  readonly transitions = new Counter({
+    name: 'workfleet_transitions_total',
+    help: 'Case transitions applied, by outcome (applied, duplicate, conflict).',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly stepDuration = new Histogram({
+    name: 'workfleet_step_duration_seconds',
+    help: 'Duration of step attempts in the worker, by task and outcome.',
+    labelNames: ['task', 'outcome'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [this.registry],
+  });
+
+  readonly stepRetries = new Counter({
+    name: 'workfleet_step_retries_total',
+    help: 'Step attempts that failed and will be retried, by task.',
+    labelNames: ['task'] as const,
+    registers: [this.registry],
+  });
+
+  readonly stepDeferrals = new Counter({
+    name: 'workfleet_step_deferrals_total',
+    help: 'Step attempts deferred because their breaker was open, by breaker.',
+    labelNames: ['breaker'] as const,
+    registers: [this.registry],
+  });
+
+  readonly breakerState = new Gauge({
+    name: 'workfleet_breaker_state',
+    help: 'Circuit breaker state in this process: 0 closed, 1 half-open, 2 open.',
+    labelNames: ['breaker'] as const,
+    registers: [this.registry],
+  });
+
+  readonly breakerTransitions = new Counter({
+    name: 'workfleet_breaker_transitions_total',
+    help: 'Circuit breaker state changes, by breaker and new state.',
+    labelNames: ['breaker', 'state'] as const,
+    registers: [this.registry],
+  });
+
+  readonly traceEventsPerWrite = new Histogram({
+    name: 'workfleet_trace_events_per_write',
+    help: 'Trace events written with one transition (one insert each).',
+    buckets: [1, 2, 5, 10, 25, 50, 100, 250, 500],
+    registers: [this.registry],
+  });
+
+  readonly intakeRejected = new Counter({
+    name: 'workfleet_intake_rejected_total',
+    help: 'Intake jobs failed as malformed or unstartable, by error code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+
+  readonly httpDuration = new Histogram({
+    name: 'workfleet_http_request_duration_seconds',
+    help: 'HTTP request duration, by method, route and status code.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  constructor(processName: string) {
+    this.registry.setDefaultLabels({ process: processName });
+    collectDefaultMetrics({ register: this.registry, prefix: 'workfleet_' });
+  }
+}

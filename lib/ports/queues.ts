@@ -1,0 +1,77 @@
+import type { StepJob, StepReport } from '../core/state.js';
+
+export type { StepReport } from '../core/state.js';
+
+/**
+ * What the engine needs from its queues. The BullMQ adapter implements it; the processors in
+ * scheduler/ and workers/ return an Outcome and never touch BullMQ's error classes themselves.
+ */
+
+/** The queue producers add `start` jobs to (SPEC: intake queue). */
+export const INTAKE_QUEUE = 'cases';
+/** Where workers report what happened to steps; the scheduler applies the reports. */
+export const RESULTS_QUEUE = 'results';
+/** Reserved for delayed jobs the scheduler acts on when they fall due. */
+export const TIMERS_QUEUE = 'timers';
+
+
+export interface JobState {
+  state: 'waiting' | 'active' | 'delayed' | 'completed' | 'failed' | 'prioritized' | 'waiting-children' | 'missing';
+}
+
+export interface TaskQueues {
+  /** Adds step jobs; a job id already in the queue is not added again. */
+  enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
+  /** Sends workers' step reports to the scheduler. */
+  report(reports: readonly StepReport[]): Promise<void>;
+  /** Removes finished step jobs and adds them afresh: a job that ended without its report arriving runs again. */
+  replaceSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
+  /** Where a step job is, for the reconciler. */
+  stepJobState(queue: string, jobId: string): Promise<JobState['state']>;
+  close(): Promise<void>;
+}
+
+/** The abort reason a consumer gives active jobs when its shutdown grace period is over. */
+export const SHUTDOWN_REASON = 'shutdown';
+
+/** A job handed to a processor. */
+export interface Delivery<T> {
+  id: string;
+  name: string;
+  data: T;
+  /** 1 for the first attempt; a retry after a failure counts up, a deferral does not. */
+  attempt: number;
+  maxAttempts: number;
+  /** Fires when the job is cancelled, or with SHUTDOWN_REASON when the process hands the job back. */
+  signal: AbortSignal;
+  reportProgress(progress: number | object): Promise<void>;
+}
+
+/** What a processor decided; the adapter turns it into the queue's own mechanics. */
+export type Outcome =
+  | { kind: 'complete' }
+  /** Try again after `delayMs`, counting an attempt. */
+  | { kind: 'retry'; delayMs: number; reason: string }
+  /** Fail now, no further attempts, with a reason shown in the queue UI. */
+  | { kind: 'fail'; reason: string }
+  /** Try again at `until` without counting an attempt (breaker open, database unreachable). */
+  | { kind: 'defer'; until: number; reason: string }
+  /** Put the job back for another process, without counting an attempt (shutdown). */
+  | { kind: 'handBack' };
+
+export type Processor<T> = (delivery: Delivery<T>) => Promise<Outcome>;
+
+export interface ConsumerOptions {
+  concurrency: number;
+  /** Lock duration in ms; a job whose lock lapses is given to another consumer. */
+  lockDurationMs?: number;
+}
+
+export interface Consumer {
+  /** Stops taking jobs; waits up to `graceMs` for active ones, then aborts them and hands them back. */
+  close(graceMs: number): Promise<void>;
+}
+
+export interface QueueConsumers {
+  consume<T>(queue: string, processor: Processor<T>, options: ConsumerOptions): Consumer;
+}

@@ -1,0 +1,101 @@
+import type { WorkflowDefinition } from '../core/definition.js';
+import type { CaseState, CaseStatus, TraceEvent } from '../core/state.js';
+
+/**
+ * What the engine needs from its database. The MongoDB adapter implements it with
+ * single-document atomic writes only (no multi-document transactions), so it also runs on
+ * FerretDB; the contract suite in test/contract runs against it.
+ */
+
+export interface StoredWorkflow {
+  name: string;
+  version: number;
+  /** Hash of the canonical definition: re-applying an identical one finds this version. */
+  hash: string;
+  definition: WorkflowDefinition;
+  createdAt: number;
+}
+
+export interface WorkflowSummary {
+  name: string;
+  latestVersion: number;
+  versions: number;
+  description?: string;
+  updatedAt: number;
+}
+
+export interface WorkflowStore {
+  /**
+   * Stores a definition as the next version of its name, unless a version with the same hash
+   * exists: then that one is returned with `created: false`.
+   */
+  saveWorkflow(definition: WorkflowDefinition, hash: string, now: number): Promise<{ workflow: StoredWorkflow; created: boolean }>;
+  /** The given version, or the latest when `version` is omitted. */
+  getWorkflow(name: string, version?: number): Promise<StoredWorkflow | undefined>;
+  listWorkflows(): Promise<WorkflowSummary[]>;
+  listVersions(name: string): Promise<Array<{ version: number; hash: string; createdAt: number }>>;
+}
+
+/** A case as stored: its state plus how it was started. */
+export interface CaseRecord extends CaseState {
+  idempotencyKey?: string;
+  /** Hash of the start request, to tell a replay from a conflicting reuse of the key. */
+  requestHash?: string;
+}
+
+export interface CaseSummary {
+  id: string;
+  workflow: string;
+  version: number;
+  status: CaseStatus;
+  createdAt: number;
+  updatedAt: number;
+  error?: CaseState['error'];
+}
+
+export interface CaseQuery {
+  status?: CaseStatus;
+  workflow?: string;
+  limit: number;
+  /** Opaque: the `nextCursor` of the previous page. */
+  cursor?: string;
+}
+
+export type CreateResult = { created: true } | { created: false; existing: CaseRecord };
+
+/**
+ * Cases are kept as a history of transitions plus a document with the latest state. A
+ * transition is committed by inserting its history entry under a key unique per case and
+ * revision: the insert is the one write every MongoDB-compatible store makes atomic (FerretDB
+ * v1 does not make a conditional update atomic), so of two writers racing for a revision
+ * exactly one wins. The entry holds the transition's trace events and its changes; the case
+ * document is then brought up to date, and anyone who finds it behind its history catches it up.
+ */
+export interface CaseStore {
+  /** Inserts a new case with the trace events of its creation; with a used idempotency key, returns the case it made. */
+  createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult>;
+  getCase(id: string): Promise<CaseRecord | undefined>;
+  /**
+   * Commits `next` (revision `previous.revision + 1`) with its trace events. 'conflict' when
+   * another writer committed that revision first: catch up and try again.
+   */
+  commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'>;
+  /** Applies committed transitions the case document lacks (a writer died after committing); returns the current case. */
+  catchUp(id: string): Promise<CaseRecord | undefined>;
+  /** Newest first. */
+  listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }>;
+  /** A case's trace in seq order. */
+  readTrace(caseId: string): Promise<TraceEvent[]>;
+  /** Cases not terminal and not updated since `before`, by id, after `afterId` when given. */
+  findStaleCases(before: number, limit: number, afterId?: string): Promise<CaseRecord[]>;
+  /** Cases still open whose deadline has passed, soonest first. */
+  findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>>;
+  countByStatus(): Promise<Partial<Record<CaseStatus, number>>>;
+}
+
+export interface Store extends WorkflowStore, CaseStore {
+  /** Creates collections and indexes; safe to call from every process at start-up. */
+  init(): Promise<void>;
+  ping(timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}

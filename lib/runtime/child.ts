@@ -1,0 +1,53 @@
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+
+export interface ManagedChild {
+  process: ChildProcess;
+  /** Resolves with the exit code (or signal) once the process has exited. */
+  exited: Promise<number | NodeJS.Signals>;
+  /** Sends `signal` and waits for the exit; SIGKILL after `graceMs`. */
+  stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | NodeJS.Signals>;
+}
+
+export function spawnManaged(command: string, args: readonly string[], options: SpawnOptions): ManagedChild {
+  const child = spawn(command, args, options);
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => {
+    child.once('exit', (code, signal) => resolve(signal ?? code ?? 0));
+    child.once('error', () => resolve(1));
+  });
+  return {
+    process: child,
+    exited,
+    async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 10_000) {
+      if (child.exitCode !== null || child.signalCode !== null) return exited;
+      child.kill(signal);
+      const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+      const result = await exited;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+}
+
+/** Resolves with the first match of `pattern` in the child's stdout or stderr; rejects on exit or timeout. */
+export function waitForOutput(child: ManagedChild, pattern: RegExp, timeoutMs: number, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    const onData = (chunk: Buffer) => {
+      seen = (seen + chunk.toString('utf8')).slice(-20_000);
+      const match = pattern.exec(seen);
+      if (match) finish(() => resolve(match));
+    };
+    const timer = setTimeout(() => finish(() => reject(new Error(`${what} did not start within ${timeoutMs} ms:\n${seen.slice(-2_000)}`))), timeoutMs);
+    const onExit = () => finish(() => reject(new Error(`${what} exited during start-up:\n${seen.slice(-2_000)}`)));
+    const finish = (settle: () => void) => {
+      clearTimeout(timer);
+      child.process.stdout?.off('data', onData);
+      child.process.stderr?.off('data', onData);
+      child.process.off('exit', onExit);
+      settle();
+    };
+    child.process.stdout?.on('data', onData);
+    child.process.stderr?.on('data', onData);
+    child.process.once('exit', onExit);
+  });
+}

@@ -1,0 +1,59 @@
+import type { Config } from '../../config/load.js';
+import { BullQueues } from '../adapters/bullmq/queues.js';
+import { MongoStore } from '../adapters/mongo/store.js';
+import { isTerminalCase } from '../core/state.js';
+import { CaseAdvancer } from '../engine/advancer.js';
+import { CaseService } from '../engine/cases.js';
+import { WorkflowRegistry } from '../engine/workflows.js';
+import type { Logger } from '../obs/logger.js';
+import type { Metrics } from '../obs/metrics.js';
+import { systemClock } from '../ports/clock.js';
+import { uuidv7 } from './ids.js';
+
+/** The collaborators every process shares, wired from the config; `close` releases them in reverse. */
+export type Engine = Awaited<ReturnType<typeof createEngine>>;
+
+export async function createEngine(config: Config, logger: Logger, metrics: Metrics) {
+  const store = new MongoStore({ url: config.mongo.url });
+  await store.init();
+  const queues = new BullQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs });
+  const clock = systemClock;
+  const workflows = new WorkflowRegistry(store, clock);
+  const advancer = new CaseAdvancer({
+    store,
+    workflows,
+    queues,
+    clock,
+    logger,
+    hooks: {
+      onConflict: () => metrics.transitions.inc({ outcome: 'conflict' }),
+      onApplied: (before, after, events) => {
+        metrics.transitions.inc({ outcome: 'applied' });
+        metrics.traceEventsPerWrite.observe(events.length);
+        if (!isTerminalCase(before.status) && isTerminalCase(after.status)) {
+          metrics.casesFinished.inc({ workflow: after.workflow, status: after.status });
+        }
+      },
+    },
+  });
+  const cases = new CaseService({
+    store,
+    workflows,
+    advancer,
+    clock,
+    newId: () => uuidv7(clock.now()),
+    onStarted: (record) => metrics.casesStarted.inc({ workflow: record.workflow }),
+  });
+  return {
+    store,
+    queues,
+    clock,
+    workflows,
+    advancer,
+    cases,
+    async close() {
+      await queues.close();
+      await store.close();
+    },
+  };
+}

@@ -1,0 +1,23 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { configTable } from '../config/table.js';
+import { WorkflowDefinitionSchema } from '../lib/core/definition.js';
+import { packageRoot } from '../lib/runtime/package-root.js';
+
+/**
+ * Writes the generated files that are committed: the README's configuration table (between its
+ * markers) and the published JSON Schema of workflow definitions. Tests fail when they drift.
+ */
+const root = packageRoot();
+
+const readmePath = join(root, 'README.md');
+const readme = readFileSync(readmePath, 'utf8');
+const start = '<!-- config-table:start -->';
+const end = '<!-- config-table:end -->';
+const from = readme.indexOf(start);
+const to = readme.indexOf(end);
+if (from < 0 || to < from) throw new Error(`README.md lacks the ${start} … ${end} markers`);
+writeFileSync(readmePath, `${readme.slice(0, from + start.length)}\n${configTable()}\n${readme.slice(to)}`);
+
+writeFileSync(join(root, 'schemas', 'workflow.schema.json'), `${JSON.stringify(WorkflowDefinitionSchema, null, 2)}\n`);
+process.stdout.write('generated README.md configuration table and schemas/workflow.schema.json\n');

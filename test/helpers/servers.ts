@@ -1,0 +1,70 @@
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MongoClient } from 'mongodb';
+import { startFerretDB, type FerretDB } from '../../lib/runtime/ferretdb.js';
+import { startRedisServer, type RedisServer } from '../../lib/runtime/redis-server.js';
+import { LOCAL_POSTGRES } from './global-setup.js';
+
+/**
+ * The real servers a test suite talks to: its own redis-server and FerretDB (SQLite in a temp
+ * dir) on free ports, or the MongoDB named by MONGO_URL. Each test takes a unique database and
+ * BullMQ prefix from `namespace()`, so tests never see each other's data.
+ */
+export interface TestServers {
+  redis: RedisServer;
+  /** mongodb://host:port/ without a database. */
+  mongoBase: string;
+  /** A fresh database URL and BullMQ prefix. */
+  namespace(): { mongoUrl: string; prefix: string; database: string };
+  stop(): Promise<void>;
+}
+
+export async function startServers(): Promise<TestServers> {
+  const dir = mkdtempSync(join(tmpdir(), 'workfleet-test-'));
+  const redis = await startRedisServer({ dir: join(dir, 'redis') });
+  let ferret: FerretDB | undefined;
+  let mongoBase: string;
+  let postgresDatabase: string | undefined;
+  const external = process.env.MONGO_URL;
+  if (external) {
+    mongoBase = external.replace(/\/[^/?]*(\?.*)?$/, '/');
+  } else {
+    const bin = process.env.WORKFLEET_TEST_FERRETDB_BIN;
+    if (!bin) throw new Error('the global setup did not provide a FerretDB binary');
+    if (process.env.WORKFLEET_TEST_FERRET_BACKEND === 'postgresql') {
+      postgresDatabase = `workfleet_test_${randomBytes(5).toString('hex')}`;
+      execFileSync('psql', [`${LOCAL_POSTGRES}/postgres`, '-qc', `create database ${postgresDatabase}`], { stdio: 'pipe' });
+      ferret = await startFerretDB({ bin, backend: { postgresUrl: `${LOCAL_POSTGRES}/${postgresDatabase}` } });
+    } else {
+      ferret = await startFerretDB({ bin, backend: { sqliteDir: join(dir, 'ferretdb') } });
+    }
+    mongoBase = ferret.baseUrl;
+  }
+  const databases: string[] = [];
+  return {
+    redis,
+    mongoBase,
+    namespace() {
+      const id = randomBytes(5).toString('hex');
+      const database = `wf_test_${id}`;
+      databases.push(database);
+      return { mongoUrl: `${mongoBase}${database}`, prefix: `wft-${id}`, database };
+    },
+    async stop() {
+      if (external) {
+        const client = new MongoClient(mongoBase);
+        await client.connect();
+        for (const database of databases) await client.db(database).dropDatabase();
+        await client.close();
+      }
+      await Promise.all([redis.stop(), ferret?.stop()]);
+      if (postgresDatabase) {
+        execFileSync('psql', [`${LOCAL_POSTGRES}/postgres`, '-qc', `drop database if exists ${postgresDatabase} with (force)`], { stdio: 'pipe' });
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

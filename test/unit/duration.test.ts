@@ -1,0 +1,34 @@
+import { describe, expect, it } from 'vitest';
+import { formatDuration, parseDuration } from '../../lib/core/duration.js';
+
+describe('parseDuration', () => {
+  it.each([
+    ['250ms', 250],
+    ['30s', 30_000],
+    ['5m', 300_000],
+    ['1h30m', 5_400_000],
+    ['2d', 172_800_000],
+    [1500, 1500],
+    [0, 0],
+  ])('reads %s as %d ms', (text, ms) => {
+    expect(parseDuration(text)).toBe(ms);
+  });
+
+  it.each(['soon', '10', '1.5s', '-5s', ' 5s', '5 s', ''])('refuses %j', (text) => {
+    expect(parseDuration(text)).toBeUndefined();
+  });
+
+  it('refuses negative and fractional numbers', () => {
+    expect(parseDuration(-1)).toBeUndefined();
+    expect(parseDuration(1.5)).toBeUndefined();
+  });
+});
+
+describe('formatDuration', () => {
+  it('picks a unit people read easily', () => {
+    expect(formatDuration(850)).toBe('850ms');
+    expect(formatDuration(1_234)).toBe('1.23s');
+    expect(formatDuration(65_000)).toBe('1m 05s');
+    expect(formatDuration(7_380_000)).toBe('2h 03m');
+  });
+});

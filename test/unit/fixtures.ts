@@ -1,0 +1,27 @@
+import type { CompiledWorkflow } from '../../lib/core/definition.js';
+import type { CaseState } from '../../lib/core/state.js';
+import { createCase } from '../../lib/core/transition.js';
+import { compileWorkflow } from '../../lib/core/validate.js';
+
+/** reserve ∥ charge → ship: a parallel split and a synchronizing join. */
+export const orderDefinition = {
+  name: 'order',
+  steps: [
+    { id: 'reserve', task: 'inventory.reserve', input: { sku: '${input.sku}' } },
+    { id: 'charge', task: 'payments.charge', input: { amount: '${input.amount}' }, retry: { maxAttempts: 2 } },
+    {
+      id: 'ship',
+      task: 'shipping.ship',
+      after: ['reserve', 'charge'],
+      input: { reservation: '${steps.reserve.output.id}', note: 'receipt ${steps.charge.output.receipt}' },
+    },
+  ],
+};
+
+export const order: CompiledWorkflow = compileWorkflow(orderDefinition, 1);
+
+export const T0 = Date.UTC(2026, 10, 22, 12, 0, 0);
+
+export function startedOrder(input: Record<string, unknown> = { sku: 'book', amount: 25 }): CaseState {
+  return createCase(order, { id: 'case-1', input, now: T0 }).state;
+}

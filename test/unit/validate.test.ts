@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { DEFAULTS } from '../../lib/core/definition.js';
+import { DefinitionInvalidError } from '../../lib/core/errors.js';
+import { compileWorkflow, validateDefinition } from '../../lib/core/validate.js';
+import { orderDefinition } from './fixtures.js';
+
+/** The issues validation reports for a document, as "path: message" strings. */
+function problems(document: unknown): string[] {
+  try {
+    validateDefinition(document);
+  } catch (error) {
+    expect(error).toBeInstanceOf(DefinitionInvalidError);
+    return (error as DefinitionInvalidError).issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message));
+  }
+  return [];
+}
+
+const step = (id: string, extra: Record<string, unknown> = {}) => ({ id, task: `t.${id}`, ...extra });
+
+describe('validateDefinition', () => {
+  it('accepts a valid definition', () => {
+    expect(problems(orderDefinition)).toEqual([]);
+  });
+
+  it('names an unknown dependency by its path, with a suggestion', () => {
+    expect(problems({ name: 'w', steps: [step('validate'), step('charge'), step('ship', { after: ['chrage'] })] })).toEqual([
+      'steps[2].after[0]: unknown step "chrage" (did you mean "charge"?)',
+    ]);
+  });
+
+  it('rejects cycles and says which steps form one', () => {
+    const issues = problems({ name: 'w', steps: [step('a', { after: ['c'] }), step('b', { after: ['a'] }), step('c', { after: ['b'] })] });
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatch(/^steps: dependency cycle: (a|b|c) → (a|b|c) → (a|b|c) → \1$/);
+  });
+
+  it('rejects a step waiting for itself', () => {
+    expect(problems({ name: 'w', steps: [step('a', { after: ['a'] })] })).toEqual(['steps[0].after[0]: step "a" cannot wait for itself']);
+  });
+
+  it('rejects duplicate step ids', () => {
+    expect(problems({ name: 'w', steps: [step('a'), step('a')] })).toEqual(['steps[1].id: duplicate step id "a"']);
+  });
+
+  it('rejects unknown fields and missing required ones', () => {
+    expect(problems({ name: 'w', steps: [{ id: 'a' }], color: 'blue' })).toEqual(
+      expect.arrayContaining(['color: unknown field "color"', expect.stringMatching(/^steps\[0\]\.task: /)]),
+    );
+    expect(problems({ steps: [step('a')] })).toEqual([expect.stringMatching(/^name: /)]);
+  });
+
+  it('explains a bad duration', () => {
+    expect(problems({ name: 'w', steps: [step('a', { timeout: 'soon' })] })).toEqual([
+      'steps[0].timeout: "soon" is not a duration: use milliseconds or text like "250ms", "30s", "5m", "1h30m"',
+    ]);
+  });
+
+  it('caps timeouts and deadlines', () => {
+    expect(problems({ name: 'w', deadline: '400d', steps: [step('a', { timeout: '2d' })] })).toEqual([
+      'deadline: must be at most 31536000000 ms',
+      'steps[0].timeout: must be at most 86400000 ms',
+    ]);
+  });
+
+  it('keeps workfleet queues for workfleet', () => {
+    expect(problems({ name: 'w', steps: [step('a', { queue: 'results' })] })).toEqual([
+      'steps[0].queue: "results" is reserved for workfleet itself (reserved: cases, results, timers)',
+    ]);
+  });
+
+  it('checks that references read steps that have run', () => {
+    const issues = problems({
+      name: 'w',
+      steps: [
+        step('a'),
+        step('b', { after: ['a'], input: { x: '${steps.a.output.v}' } }),
+        step('c', { after: ['b'], input: { y: '${steps.a.output.v}' } }),
+        step('d', { input: { z: '${steps.a.output.v}' } }),
+      ],
+    });
+    expect(issues).toEqual(['steps[3].input.z: "${steps.a.output.v}" reads step "a", which is not guaranteed to have run: add it to after']);
+  });
+
+  it('checks references in the case output', () => {
+    expect(problems({ name: 'w', steps: [step('a')], output: { r: '${steps.zzz.output}' } })).toEqual([
+      'output.r: unknown step "zzz" in "${steps.zzz.output}"',
+    ]);
+  });
+
+  it('refuses documents that are not objects and empty step lists', () => {
+    expect(problems(null)).toEqual(['expected object']);
+    expect(problems({ name: 'w', steps: [] })).toEqual(['steps: expected array length to be greater or equal to 1']);
+  });
+
+  it('refuses a step id that could not be a key or a job id', () => {
+    expect(problems({ name: 'w', steps: [step('a.b')] })[0]).toMatch(/^steps\[0\]\.id: /);
+    expect(problems({ name: 'w', steps: [step('$a')] })[0]).toMatch(/^steps\[0\]\.id: /);
+  });
+});
+
+describe('compileWorkflow', () => {
+  it('applies defaults and converts durations', () => {
+    const compiled = compileWorkflow(
+      { name: 'w', defaults: { timeout: '5s', queue: 'fast', retry: { maxAttempts: 7 } }, steps: [step('a'), step('b', { timeout: 250, retry: { backoff: { type: 'fixed' } } })] },
+      4,
+    );
+    expect(compiled.version).toBe(4);
+    expect(compiled.deadlineMs).toBe(DEFAULTS.deadlineMs);
+    expect(compiled.steps.get('a')).toMatchObject({ queue: 'fast', timeoutMs: 5_000, maxAttempts: 7, breaker: 't.a' });
+    expect(compiled.steps.get('b')).toMatchObject({ timeoutMs: 250, backoff: { type: 'fixed', delayMs: 1_000, maxDelayMs: 300_000 } });
+  });
+
+  it('orders steps so that every dependency comes first, and finds roots and sinks', () => {
+    const compiled = compileWorkflow({ name: 'w', steps: [step('c', { after: ['b'] }), step('b', { after: ['a'] }), step('a'), step('d', { after: ['a'] })] }, 1);
+    expect(compiled.order).toEqual(['a', 'b', 'c', 'd']);
+    expect(compiled.roots).toEqual(['a']);
+    expect(compiled.sinks).toEqual(['c', 'd']);
+    expect(compiled.steps.get('a')?.dependents).toEqual(['b', 'd']);
+  });
+});

@@ -1,0 +1,44 @@
+import { hostname } from 'node:os';
+import type { Config } from '../config/load.js';
+import { BullConsumers, BullQueues } from '../lib/adapters/bullmq/queues.js';
+import { createLogger } from '../lib/obs/logger.js';
+import { Metrics } from '../lib/obs/metrics.js';
+import { systemClock } from '../lib/ports/clock.js';
+import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
+import { Breakers } from './breakers.js';
+import { loadHandlers } from './handlers.js';
+import { taskProcessor } from './run-task.js';
+
+const BREAKER_STATE = { closed: 0, halfOpen: 1, open: 2 } as const;
+
+/** Composition root of `workfleet worker`: one BullMQ consumer per configured queue. */
+export async function runWorker(config: Config): Promise<void> {
+  const logger = createLogger({ level: config.log.level, name: 'worker' });
+  exitOnFatalErrors(logger);
+  const handlers = await loadHandlers(config.worker.handlers);
+  const metrics = new Metrics('worker');
+  const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
+  const queues = new BullQueues(bull);
+  const breakers = new Breakers(config.breaker, (breaker, state) => {
+    metrics.breakerState.set({ breaker }, BREAKER_STATE[state]);
+    metrics.breakerTransitions.inc({ breaker, state });
+    logger.warn({ breaker, state }, 'circuit breaker changed state');
+  });
+  const processor = taskProcessor({
+    handlers, breakers, queues, logger, metrics,
+    clock: systemClock,
+    workerId: `${hostname()}:${process.pid}`,
+    startReportDelayMs: config.worker.startReportDelayMs,
+  });
+  const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
+  const running = config.worker.queues.map((queue) =>
+    consumers.consume(queue, processor, { concurrency: config.worker.concurrency, lockDurationMs: config.worker.lockDurationMs }),
+  );
+  const grace = config.worker.shutdownGraceMs;
+  shutdownOnSignals(logger, [
+    { name: 'consumers', run: () => Promise.all(running.map((consumer) => consumer.close(grace))) },
+    { name: 'breakers', run: async () => breakers.shutdown() },
+    { name: 'queues', run: () => queues.close() },
+  ], grace + 15_000);
+  logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, tasks: [...handlers.keys()] }, 'worker started');
+}

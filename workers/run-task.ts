@@ -1,0 +1,181 @@
+import { StepErrorCode } from '../lib/core/errors.js';
+import { PAYLOAD_LIMITS, payloadIssues } from '../lib/core/requests.js';
+import { hasAttemptsLeft, retryDelayMs } from '../lib/core/retry.js';
+import type { CaseEvent, ErrorInfo, StepJob } from '../lib/core/state.js';
+import type { Logger } from '../lib/obs/logger.js';
+import type { Metrics } from '../lib/obs/metrics.js';
+import type { Clock } from '../lib/ports/clock.js';
+import { SHUTDOWN_REASON, type Outcome, type Processor, type TaskQueues } from '../lib/ports/queues.js';
+import type { Handler, TaskContext } from '../lib/sdk/index.js';
+import { isNonRetryable, type Breakers } from './breakers.js';
+
+export interface TaskRunnerDeps {
+  handlers: ReadonlyMap<string, Handler>;
+  breakers: Breakers;
+  queues: Pick<TaskQueues, 'report'>;
+  clock: Clock;
+  logger: Logger;
+  metrics: Metrics;
+  /** Names this process in step.started events. */
+  workerId: string;
+  /** Handlers still running after this long are reported as started. */
+  startReportDelayMs: number;
+  /** Source of jitter for retry delays. Default Math.random. */
+  random?: () => number;
+}
+
+class StepTimeoutError extends Error {
+  readonly code = StepErrorCode.timeout;
+  constructor(timeoutMs: number) {
+    super(`attempt took longer than its timeout of ${timeoutMs} ms and was aborted`);
+    this.name = 'StepTimeoutError';
+  }
+}
+
+const ERROR_CODE = /^[A-Z][A-Z0-9_]{0,63}$/;
+const MAX_MESSAGE = 2_000;
+const MAX_DETAILS = 16 * 1024;
+
+/** What the case and the trace will say about an error a handler threw. */
+export function describeError(error: unknown): ErrorInfo {
+  const raw = (error && typeof error === 'object' ? error : {}) as { code?: unknown; message?: unknown; details?: unknown };
+  const retryable = !isNonRetryable(error);
+  const code =
+    typeof raw.code === 'string' && ERROR_CODE.test(raw.code)
+      ? raw.code
+      : retryable
+        ? StepErrorCode.handlerFailed
+        : StepErrorCode.nonRetryable;
+  const message = (typeof raw.message === 'string' && raw.message ? raw.message : String(error)).slice(0, MAX_MESSAGE);
+  const info: ErrorInfo = { code, message, retryable };
+  if (raw.details !== undefined && payloadIssues(raw.details, 'details', MAX_DETAILS).length === 0) {
+    info.details = JSON.parse(JSON.stringify(raw.details)) as unknown;
+  }
+  return info;
+}
+
+/** Resolves or rejects with `work`, or rejects with the signal's reason as soon as it aborts. */
+function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
+}
+
+/**
+ * Runs one step job: breaker admission, the handler with its timeout and AbortSignal, then a
+ * report to the scheduler and an Outcome for the queue. Reports go out before the job is
+ * acknowledged, so a crash in between re-runs the task (at least once) instead of losing it.
+ */
+export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
+  const random = deps.random ?? Math.random;
+  return async (delivery) => {
+    const job = delivery.data;
+    const { attempt } = delivery;
+    const { stepId } = job;
+    const log = deps.logger.child({ caseId: job.caseId, stepId, task: job.task, attempt });
+    const reports: CaseEvent[] = [];
+    const send = () => deps.queues.report(reports.splice(0).map((event) => ({ caseId: job.caseId, event })));
+
+    const admission = deps.breakers.admit(job.breaker, deps.clock.now());
+    if (!admission.admitted) {
+      reports.push({ type: 'stepDeferred', stepId, attempt, at: deps.clock.now(), breaker: job.breaker, until: admission.until });
+      await send();
+      deps.metrics.stepDeferrals.inc({ breaker: job.breaker });
+      return { kind: 'defer', until: admission.until, reason: `breaker "${job.breaker}" is open` };
+    }
+
+    const startedAt = deps.clock.now();
+    const controller = new AbortController();
+    const timeout = setTimeout(() => controller.abort(new StepTimeoutError(job.timeoutMs)), job.timeoutMs);
+    const forward = () => controller.abort(delivery.signal.reason);
+    delivery.signal.addEventListener('abort', forward, { once: true });
+    const startReport = setTimeout(() => {
+      deps.queues
+        .report([{ caseId: job.caseId, event: { type: 'stepStarted', stepId, attempt, at: startedAt, worker: deps.workerId } }])
+        .catch((error: unknown) => log.warn({ err: error }, 'start report not sent'));
+    }, deps.startReportDelayMs);
+    const ctx: TaskContext = {
+      caseId: job.caseId,
+      stepId,
+      workflow: job.workflow,
+      version: job.version,
+      attempt,
+      maxAttempts: job.maxAttempts,
+      idempotencyKey: job.idempotencyKey,
+      logger: log,
+      signal: controller.signal,
+      progress: (value) => delivery.reportProgress(value),
+    };
+    const breakerBefore = deps.breakers.state(job.breaker);
+
+    let outcome: Outcome;
+    try {
+      const handler = deps.handlers.get(job.task);
+      if (!handler) {
+        throw Object.assign(new Error(`no handler for task "${job.task}" in this worker's handlers module`), {
+          code: StepErrorCode.handlerMissing,
+        });
+      }
+      const work = deps.breakers.fire(job.breaker, () => untilAborted(Promise.resolve().then(() => handler(job.input, ctx)), controller.signal));
+      const output = (await work) ?? null;
+      const problems = payloadIssues(output, 'output', PAYLOAD_LIMITS.maxOutputBytes);
+      if (problems.length > 0) {
+        throw Object.assign(new Error(`handler returned an unusable output: ${problems.map((p) => p.message).join('; ')}`), {
+          code: StepErrorCode.outputInvalid,
+          nonRetryable: true,
+        });
+      }
+      const at = deps.clock.now();
+      reports.push({ type: 'stepCompleted', stepId, attempt, at, startedAt, output: JSON.parse(JSON.stringify(output)) as unknown });
+      deps.metrics.stepDuration.observe({ task: job.task, outcome: 'completed' }, (at - startedAt) / 1000);
+      outcome = { kind: 'complete' };
+    } catch (error) {
+      outcome = failure(error);
+    } finally {
+      clearTimeout(timeout);
+      clearTimeout(startReport);
+      delivery.signal.removeEventListener('abort', forward);
+    }
+
+    const breakerAfter = deps.breakers.state(job.breaker);
+    const at = deps.clock.now();
+    if (breakerAfter === 'open' && breakerBefore !== 'open') {
+      reports.unshift({ type: 'breakerOpened', stepId, at, breaker: job.breaker, until: at + deps.breakers.resetTimeoutMs });
+    } else if (breakerAfter === 'closed' && breakerBefore !== 'closed') {
+      reports.unshift({ type: 'breakerClosed', stepId, at, breaker: job.breaker });
+    }
+    await send();
+    return outcome;
+
+    function failure(error: unknown): Outcome {
+      if (delivery.signal.aborted && delivery.signal.reason === SHUTDOWN_REASON) {
+        log.warn('shutdown grace period over; job handed back to the queue');
+        return { kind: 'handBack' };
+      }
+      if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
+        // Another task is probing the half-open breaker; come back once it has answered.
+        const until = deps.clock.now() + 1_000;
+        reports.push({ type: 'stepDeferred', stepId, attempt, at: deps.clock.now(), breaker: job.breaker, until });
+        return { kind: 'defer', until, reason: `breaker "${job.breaker}" is probing` };
+      }
+      const info = describeError(error);
+      const at = deps.clock.now();
+      const durationSeconds = (at - startedAt) / 1000;
+      if (info.retryable && hasAttemptsLeft(job.maxAttempts, attempt)) {
+        const delayMs = retryDelayMs(job.backoff, attempt, random());
+        reports.push({ type: 'stepRetrying', stepId, attempt, at, startedAt, error: info, retryAt: at + delayMs });
+        deps.metrics.stepRetries.inc({ task: job.task });
+        deps.metrics.stepDuration.observe({ task: job.task, outcome: 'retried' }, durationSeconds);
+        log.warn({ err: error, delayMs }, 'attempt failed; retrying');
+        return { kind: 'retry', delayMs, reason: `${info.code}: ${info.message}` };
+      }
+      reports.push({ type: 'stepFailed', stepId, attempt, at, startedAt, error: info });
+      deps.metrics.stepDuration.observe({ task: job.task, outcome: 'failed' }, durationSeconds);
+      log.warn({ err: error }, info.retryable ? 'attempt failed; no attempts left' : 'attempt failed; not retryable');
+      return { kind: 'fail', reason: `${info.code}: ${info.message}` };
+    }
+  };
+}
