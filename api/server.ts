@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
 import type { CaseService } from '../lib/engine/cases.js';
@@ -30,7 +30,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     // pino's Logger and Fastify's logger type differ only in generics; the instance is the same.
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     loggerInstance: deps.logger as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // Per-request log lines would drown the logs under load; failures are logged by the error handler.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: deps.config.api.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',

@@ -46,8 +46,12 @@ class RetryLaterError extends Error {
   }
 }
 
+/** A connection this process owns (and must disconnect). */
 export function redisConnection(url: string, options: RedisOptions = {}): Redis {
-  return new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
+  const connection = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
+  // Errors surface on the commands that fail; without a listener ioredis would print them raw.
+  connection.on('error', () => undefined);
+  return connection;
 }
 
 /** A report's job id: one job per distinct report, so a re-sent report is not queued twice. */
@@ -170,7 +174,8 @@ export class BullConsumers implements QueueConsumers {
         return settle(job, token, outcome);
       },
       {
-        connection: redisConnection(this.options.redisUrl),
+        // Options, not a connection: BullMQ then owns its connections and closes them with the worker.
+        connection: { url: this.options.redisUrl, maxRetriesPerRequest: null },
         prefix: this.options.prefix,
         concurrency: consumerOptions.concurrency,
         lockDuration: consumerOptions.lockDurationMs ?? 30_000,

@@ -130,28 +130,27 @@ export class MongoStore implements Store {
   }
 
   async listWorkflows(): Promise<WorkflowSummary[]> {
-    const rows = await this.workflows
-      .aggregate<{ _id: string; latestVersion: number; versions: number; updatedAt: Date; description?: string }>([
-        { $sort: { name: 1, version: -1 } },
-        {
-          $group: {
-            _id: '$name',
-            latestVersion: { $first: '$version' },
-            versions: { $sum: 1 },
-            updatedAt: { $first: '$createdAt' },
-            description: { $first: '$description' },
-          },
-        },
-        { $sort: { _id: 1 } },
-      ])
+    // Versions are few; grouping here keeps to what FerretDB v1 aggregates (it lacks $first).
+    const docs = await this.workflows
+      .find({}, { projection: { name: 1, version: 1, createdAt: 1, description: 1 } })
+      .sort({ name: 1, version: -1 })
       .toArray();
-    return rows.map((row) => ({
-      name: row._id,
-      latestVersion: row.latestVersion,
-      versions: row.versions,
-      updatedAt: row.updatedAt.getTime(),
-      ...(row.description ? { description: row.description } : {}),
-    }));
+    const summaries = new Map<string, WorkflowSummary>();
+    for (const doc of docs) {
+      const known = summaries.get(doc.name);
+      if (known) {
+        known.versions += 1;
+        continue;
+      }
+      summaries.set(doc.name, {
+        name: doc.name,
+        latestVersion: doc.version,
+        versions: 1,
+        updatedAt: doc.createdAt.getTime(),
+        ...(doc.description ? { description: doc.description } : {}),
+      });
+    }
+    return [...summaries.values()];
   }
 
   async listVersions(name: string): Promise<Array<{ version: number; hash: string; createdAt: number }>> {

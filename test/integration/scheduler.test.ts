@@ -1,0 +1,173 @@
+import { MongoClient } from 'mongodb';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadConfig } from '../../config/load.js';
+import type { CaseEvent } from '../../lib/core/state.js';
+import { createLogger } from '../../lib/obs/logger.js';
+import { Metrics } from '../../lib/obs/metrics.js';
+import { systemClock } from '../../lib/ports/clock.js';
+import type { Delivery } from '../../lib/ports/queues.js';
+import { createEngine, type Engine } from '../../lib/runtime/engine.js';
+import { enforceDeadlines } from '../../scheduler/deadlines.js';
+import { intakeProcessor } from '../../scheduler/intake.js';
+import { Reconciler } from '../../scheduler/reconciler.js';
+import { resultsProcessor } from '../../scheduler/results.js';
+import { startServers, type TestServers } from '../helpers/servers.js';
+
+/**
+ * The scheduler's parts against real servers: two engines stand for two scheduler replicas
+ * sharing one database and one Redis.
+ */
+
+let servers: TestServers;
+const engines: Engine[] = [];
+const logger = createLogger({ level: 'silent', name: 'scheduler-test' });
+
+async function replicas(count: number, env: Record<string, string> = {}) {
+  const { mongoUrl, prefix } = servers.namespace();
+  const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix, ...env });
+  const made: Engine[] = [];
+  for (let i = 0; i < count; i++) made.push(await createEngine(config, logger, new Metrics('scheduler')));
+  engines.push(...made);
+  return { engines: made, mongoUrl, prefix, config };
+}
+
+const order = {
+  name: 'order',
+  steps: [
+    { id: 'reserve', task: 'inventory.reserve' },
+    { id: 'charge', task: 'payments.charge' },
+    { id: 'ship', task: 'shipping.ship', after: ['reserve', 'charge'], input: { r: '${steps.reserve.output.id}' } },
+  ],
+};
+
+const done = (stepId: string, output: unknown): CaseEvent => ({ type: 'stepCompleted', stepId, attempt: 1, at: Date.now(), startedAt: Date.now() - 5, output });
+
+function intakeDelivery(data: unknown, id: string, name = 'start'): Delivery<unknown> {
+  return { id, name, data, attempt: 1, maxAttempts: 1, signal: new AbortController().signal, reportProgress: async () => undefined };
+}
+
+beforeAll(async () => {
+  servers = await startServers();
+});
+
+afterAll(async () => {
+  await Promise.all(engines.map((engine) => engine.close()));
+  await servers?.stop();
+});
+
+describe('two schedulers racing', () => {
+  it('apply each report exactly once and schedule the join once', async () => {
+    const { engines: [a, b] } = await replicas(2);
+    if (!a || !b) throw new Error('two engines expected');
+    await a.workflows.apply(order);
+    const { record } = await a.cases.start({ workflow: 'order' });
+    // Every report delivered four times, to both replicas, all at once.
+    const reports = [done('reserve', { id: 'r-1' }), done('charge', { receipt: 'c-1' })];
+    const results = await Promise.all(
+      reports.flatMap((event) => [a, b, a, b].map((engine) => engine.advancer.apply(record.id, event))),
+    );
+    expect(results.filter((result) => result === 'applied').length).toBeGreaterThanOrEqual(2);
+    const trace = await a.store.readTrace(record.id);
+    expect(trace.map((event) => event.seq)).toEqual(trace.map((_, index) => index + 1));
+    expect(trace.filter((event) => event.type === 'step.completed').map((event) => event.stepId).sort()).toEqual(['charge', 'reserve']);
+    expect(trace.filter((event) => event.type === 'step.scheduled' && event.stepId === 'ship')).toHaveLength(1);
+    const stored = await a.store.getCase(record.id);
+    expect(stored?.steps.ship?.status).toBe('scheduled');
+    expect(await a.queues.stepJobState('default', `${record.id}.ship`)).toBe('waiting');
+    expect((await a.queues.queue('default').getJob(`${record.id}.ship`))?.data).toMatchObject({ input: { r: 'r-1' } });
+  });
+});
+
+describe('intake', () => {
+  it('starts a case from a start job, and a redelivered job finds the same case', async () => {
+    const { engines: [engine] } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await engine.workflows.apply(order);
+    const process = intakeProcessor({ cases: engine.cases, clock: systemClock, logger, metrics: new Metrics('scheduler') });
+    expect(await process(intakeDelivery({ workflow: 'order', input: { a: 1 } }, '17'))).toEqual({ kind: 'complete' });
+    expect(await process(intakeDelivery({ workflow: 'order', input: { a: 1 } }, '17'))).toEqual({ kind: 'complete' });
+    expect((await engine.store.listCases({ limit: 10 })).cases).toHaveLength(1);
+  });
+
+  it('fails a malformed job once with the reason', async () => {
+    const { engines: [engine] } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await engine.workflows.apply(order);
+    const process = intakeProcessor({ cases: engine.cases, clock: systemClock, logger, metrics: new Metrics('scheduler') });
+    expect(await process(intakeDelivery('start order', '1'))).toEqual({ kind: 'fail', reason: 'INPUT_INVALID: start request is invalid: expected object' });
+    expect(await process(intakeDelivery({ workflow: 'order', version: 9 }, '2'))).toEqual({ kind: 'fail', reason: 'WORKFLOW_NOT_FOUND: workflow "order" has no version 9' });
+    expect(await process(intakeDelivery({ workflow: 'order' }, '3', 'stop'))).toMatchObject({ kind: 'fail', reason: expect.stringMatching(/^UNKNOWN_JOB_NAME/) });
+  });
+
+  it('defers a job, spending no attempt, while MongoDB cannot be reached', async () => {
+    const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: 'mongodb://127.0.0.1:1/nowhere' });
+    const { CaseService } = await import('../../lib/engine/cases.js');
+    const { WorkflowRegistry } = await import('../../lib/engine/workflows.js');
+    const { MongoStore } = await import('../../lib/adapters/mongo/store.js');
+    const store = new MongoStore({ url: config.mongo.url, client: { serverSelectionTimeoutMS: 300 } });
+    const cases = new CaseService({ store, workflows: new WorkflowRegistry(store, systemClock), advancer: undefined as never, clock: systemClock, newId: () => 'x' });
+    const process = intakeProcessor({ cases, clock: systemClock, logger, metrics: new Metrics('scheduler') });
+    expect(await process(intakeDelivery({ workflow: 'order' }, '1'))).toMatchObject({ kind: 'defer', until: expect.any(Number) });
+    await store.close();
+  });
+});
+
+describe('results', () => {
+  it('refuses a report that is not one', async () => {
+    const { engines: [engine] } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    const process = resultsProcessor({ advancer: engine.advancer, clock: systemClock, logger, metrics: new Metrics('scheduler') });
+    expect(await process(intakeDelivery({ caseId: 'x', event: { type: 'stepExploded' } }, '1', 'x'))).toMatchObject({ kind: 'fail', reason: expect.stringMatching(/^INPUT_INVALID: step report is invalid/) });
+    expect(await process(intakeDelivery({ caseId: 'nope', event: done('a', 1) }, '2', 'stepCompleted'))).toEqual({ kind: 'complete' });
+  });
+});
+
+describe('deadlines', () => {
+  it('fail an open case once its deadline passes, once', async () => {
+    const { engines: [engine] } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await engine.workflows.apply({ name: 'brief', deadline: 1, steps: [{ id: 'a', task: 't' }] });
+    const { record } = await engine.cases.start({ workflow: 'brief' });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(await enforceDeadlines(engine)).toBe(1);
+    expect(await enforceDeadlines(engine)).toBe(0);
+    const failed = await engine.store.getCase(record.id);
+    expect(failed).toMatchObject({ status: 'failed', error: { code: 'DEADLINE_EXCEEDED' } });
+  });
+});
+
+describe('reconciler', () => {
+  it('re-enqueues a step whose job was lost and catches up a case document left behind its history', async () => {
+    const { engines: [engine], mongoUrl, prefix } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await engine.workflows.apply(order);
+    const { record } = await engine.cases.start({ workflow: 'order' });
+    await engine.advancer.apply(record.id, done('charge', { receipt: 'c' }));
+    // Lose the reserve job (as Redis without persistence would) and the last write of the case
+    // document (as a process killed between its two writes would).
+    await engine.queues.queue('default').remove(`${record.id}.reserve`);
+    const client = new MongoClient(mongoUrl);
+    await client.connect();
+    const before = await client.db().collection('cases').findOne({ _id: record.id as never });
+    await client.db().collection('cases').updateOne({ _id: record.id as never }, { $set: { revision: 0, 'steps.charge.status': 'scheduled' } });
+    await client.close();
+    expect(before?.revision).toBe(1);
+
+    const reconciler = new Reconciler({
+      store: engine.store,
+      queues: engine.queues,
+      workflows: engine.workflows,
+      redis: engine.queues.connection,
+      lockKey: `${prefix}:reconciler-lock`,
+      clock: { now: () => Date.now() + 120_000 },
+      logger,
+      staleAfterMs: 60_000,
+      lockTtlMs: 10_000,
+    });
+    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 1, jobsRestored: 1, jobsReplaced: 0 });
+    expect(await engine.queues.stepJobState('default', `${record.id}.reserve`)).toBe('waiting');
+    expect(await engine.store.getCase(record.id)).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
+    // A second run finds nothing more to do.
+    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0 });
+  });
+});
