@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { Metrics } from '../lib/obs/metrics.js';
+import { KeyService } from '../lib/engine/keys.js';
 import { createEngine } from '../lib/runtime/engine.js';
 import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
 import { buildServer } from './server.js';
@@ -20,6 +21,7 @@ export async function runApi(config: Config): Promise<void> {
     cases: engine.cases,
     workflows: engine.workflows,
     store: engine.store,
+    keys: new KeyService(engine.store, engine.clock),
     isDraining: () => draining,
     checks: [
       { name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) },

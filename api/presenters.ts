@@ -35,6 +35,7 @@ export function presentCase(record: CaseRecord) {
     updatedAt: iso(record.updatedAt),
     deadlineAt: iso(record.deadlineAt),
     finishedAt: iso(record.finishedAt),
+    startedBy: record.startedBy ?? null,
     ...(record.idempotencyKey === undefined || record.idempotencyKey.startsWith('intake:') ? {} : { idempotencyKey: record.idempotencyKey }),
   };
 }

@@ -3,12 +3,15 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
 import type { CaseService } from '../lib/engine/cases.js';
+import type { KeyService } from '../lib/engine/keys.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { WorkflowStore } from '../lib/ports/store.js';
+import { installAuth } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import { caseRoutes } from './routes/cases.js';
+import { keyRoutes } from './routes/keys.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { workflowRoutes } from './routes/workflows.js';
 
@@ -19,6 +22,7 @@ export interface ApiDeps {
   cases: CaseService;
   workflows: WorkflowRegistry;
   store: WorkflowStore;
+  keys: KeyService;
   checks: readonly ReadinessCheck[];
   /** True once shutdown began: /ready answers 503 so load balancers stop sending traffic. */
   isDraining?: () => boolean;
@@ -42,6 +46,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
   });
   installErrorHandling(app);
+  installAuth(app, { enabled: deps.config.api.authEnabled, keys: deps.keys });
 
   // Definitions may be posted as YAML; the yaml package's default schema builds plain data only.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_request, body, done) => {
@@ -65,6 +70,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   healthRoutes(app, { checks: deps.checks, metrics: deps.metrics, isDraining: deps.isDraining ?? (() => false) });
   workflowRoutes(app, { workflows: deps.workflows, store: deps.store });
   caseRoutes(app, deps.cases);
+  keyRoutes(app, deps.keys);
   await app.ready();
   return app;
 }

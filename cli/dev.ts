@@ -145,12 +145,19 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
     });
     await waitForHealth(apiUrl, 30_000);
     writeFileSync(join(dataDir, 'dev.json'), JSON.stringify({ apiUrl, redisUrl, mongoUrl, pid: process.pid }, null, 2));
-    say(color.green('workfleet is running'));
-    say(`API          ${apiUrl}`);
-    say(`metrics      ${apiUrl}/metrics`);
-    say(`health       ${apiUrl}/health  ${apiUrl}/ready`);
-    say(`try it       npx workfleet case start order --input '{"sku":"book-42","quantity":1,"amount":25}' --wait`);
-    say('Ctrl-C stops everything');
+    // One write, so that the banner is never interleaved with the children's logs.
+    process.stdout.write(
+      [
+        color.green('workfleet is running'),
+        `API          ${apiUrl}`,
+        `metrics      ${apiUrl}/metrics`,
+        `health       ${apiUrl}/health  ${apiUrl}/ready`,
+        `try it       npx workfleet case start order --input '{"sku":"book-42","quantity":1,"amount":25}' --wait`,
+        'Ctrl-C stops everything',
+      ]
+        .map((line) => `${color.bold('[dev]')} ${line}\n`)
+        .join(''),
+    );
   } catch (error) {
     say(color.red((error as Error).message));
     await stopAll(1);

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { StartCaseRequestSchema } from '../../lib/core/requests.js';
 import { CASE_STATUSES } from '../../lib/core/state.js';
 import { WORKFLOW_NAME_PATTERN } from '../../lib/core/definition.js';
+import { can, mayReadCase } from '../../lib/core/auth.js';
+import { CaseNotFoundError } from '../../lib/core/errors.js';
 import type { CaseService } from '../../lib/engine/cases.js';
 import { presentCase, presentSummary, presentTrace } from '../presenters.js';
 
@@ -21,9 +23,9 @@ const ListQuery = Type.Object(
 export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
   app.post<{ Body: Static<typeof StartCaseRequestSchema> }>(
     '/v1/cases',
-    { schema: { body: StartCaseRequestSchema } },
+    { config: { permission: 'cases:start' }, schema: { body: StartCaseRequestSchema } },
     async (request, reply) => {
-      const { record, created } = await cases.start(request.body);
+      const { record, created } = await cases.start(request.body, { startedBy: request.principal.id });
       return reply
         .status(created ? 201 : 200)
         .header('location', `/v1/cases/${record.id}`)
@@ -31,10 +33,19 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
     },
   );
 
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', { schema: { querystring: ListQuery } }, async (request) => {
+  // A key that may read only its own cases sees only those; someone else's case is "not found".
+  const readable = async (id: string, principal: Parameters<typeof mayReadCase>[0]) => {
+    const record = await cases.get(id);
+    if (!mayReadCase(principal, record.startedBy)) throw new CaseNotFoundError(id);
+    return record;
+  };
+
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', { config: { permission: 'cases:read-own' }, schema: { querystring: ListQuery } }, async (request) => {
     const { status, workflow, limit, cursor } = request.query;
+    const ownOnly = !can(request.principal.roles, 'cases:read');
     const page = await cases.list({
       limit: limit === undefined ? 50 : Number(limit),
+      ...(ownOnly ? { startedBy: request.principal.id } : {}),
       ...(status ? { status } : {}),
       ...(workflow ? { workflow } : {}),
       ...(cursor ? { cursor } : {}),
@@ -42,11 +53,13 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
     return { cases: page.cases.map(presentSummary), nextCursor: page.nextCursor ?? null };
   });
 
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { schema: { params: CaseParams } }, async (request) =>
-    presentCase(await cases.get(request.params.id)),
+  const readOwn = { permission: 'cases:read-own' as const };
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { config: readOwn, schema: { params: CaseParams } }, async (request) =>
+    presentCase(await readable(request.params.id, request.principal)),
   );
 
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { schema: { params: CaseParams } }, async (request) =>
-    presentTrace(await cases.trace(request.params.id)),
-  );
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { config: readOwn, schema: { params: CaseParams } }, async (request) => {
+    await readable(request.params.id, request.principal);
+    return presentTrace(await cases.trace(request.params.id));
+  });
 }

@@ -35,7 +35,7 @@ export function healthRoutes(app: FastifyInstance, deps: { checks: readonly Read
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : deps.isDraining() ? 'draining' : 'not ready', checks });
   });
 
-  app.get('/metrics', async (_request, reply) =>
+  app.get('/metrics', { config: { permission: 'fleet:read' } }, async (_request, reply) =>
     reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
   );
 }

@@ -15,7 +15,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 export function workflowRoutes(app: FastifyInstance, deps: { workflows: WorkflowRegistry; store: WorkflowStore }): void {
   // The definition is checked by the core validator, which names every problem with its path;
   // a route schema here would only answer with less precise messages first.
-  app.post('/v1/workflows', async (request, reply) => {
+  const read = { permission: 'workflows:read' as const };
+  app.post('/v1/workflows', { config: { permission: 'workflows:write' } }, async (request, reply) => {
     const { workflow, created } = await deps.workflows.apply(request.body);
     return reply
       .status(created ? 201 : 200)
@@ -23,11 +24,11 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
       .send({ name: workflow.name, version: workflow.version, hash: workflow.hash, created, createdAt: iso(workflow.createdAt) });
   });
 
-  app.get('/v1/workflows', async () => ({
+  app.get('/v1/workflows', { config: read }, async () => ({
     workflows: (await deps.store.listWorkflows()).map((summary) => ({ ...summary, updatedAt: iso(summary.updatedAt) })),
   }));
 
-  app.get<{ Params: Static<typeof NameParams> }>('/v1/workflows/:name', { schema: { params: NameParams } }, async (request) => {
+  app.get<{ Params: Static<typeof NameParams> }>('/v1/workflows/:name', { config: read, schema: { params: NameParams } }, async (request) => {
     const latest = await deps.store.getWorkflow(request.params.name);
     if (!latest) throw new WorkflowNotFoundError(request.params.name);
     const versions = await deps.store.listVersions(request.params.name);
@@ -41,7 +42,7 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
 
   app.get<{ Params: Static<typeof VersionParams> }>(
     '/v1/workflows/:name/versions/:version',
-    { schema: { params: VersionParams } },
+    { config: read, schema: { params: VersionParams } },
     async (request) => {
       const name = request.params.name;
       const version = Number(request.params.version);
@@ -51,5 +52,5 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
     },
   );
 
-  app.get('/v1/schema/workflow', async () => WorkflowDefinitionSchema);
+  app.get('/v1/schema/workflow', { config: read }, async () => WorkflowDefinitionSchema);
 }

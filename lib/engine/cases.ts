@@ -33,9 +33,11 @@ export class CaseService {
 
   /**
    * Validates and starts a case. `fallbackIdempotencyKey` is used when the request has none
-   * (the intake queue passes its job id, so a redelivered job cannot start a second case).
+   * (the intake queue passes its job id, so a redelivered job cannot start a second case);
+   * `startedBy` names the API key (or door) it came through.
    */
-  async start(body: unknown, fallbackIdempotencyKey?: string): Promise<StartResult> {
+  async start(body: unknown, origin: { fallbackIdempotencyKey?: string; startedBy?: string } = {}): Promise<StartResult> {
+    const { fallbackIdempotencyKey, startedBy } = origin;
     const { store, workflows, clock, newId } = this.deps;
     const request = parseStartRequest(body);
     const workflow = await workflows.compiled(request.workflow, request.version);
@@ -48,6 +50,7 @@ export class CaseService {
     const record: CaseRecord = {
       ...started.state,
       ...(idempotencyKey === undefined ? {} : { idempotencyKey, requestHash }),
+      ...(startedBy === undefined ? {} : { startedBy }),
     };
 
     const created = await store.createCase(record, started.events);

@@ -1,3 +1,4 @@
+import type { Role } from '../core/auth.js';
 import type { WorkflowDefinition } from '../core/definition.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../core/state.js';
 
@@ -38,6 +39,8 @@ export interface WorkflowStore {
 
 /** A case as stored: its state plus how it was started. */
 export interface CaseRecord extends CaseState {
+  /** The API key that started it ("intake" for the intake queue, "anonymous" with auth off). */
+  startedBy?: string;
   idempotencyKey?: string;
   /** Hash of the start request, to tell a replay from a conflicting reuse of the key. */
   requestHash?: string;
@@ -55,6 +58,8 @@ export interface CaseSummary {
 
 export interface CaseQuery {
   status?: CaseStatus;
+  /** Only cases started by this key. */
+  startedBy?: string;
   workflow?: string;
   limit: number;
   /** Opaque: the `nextCursor` of the previous page. */
@@ -93,7 +98,27 @@ export interface CaseStore {
   countByStatus(): Promise<Partial<Record<CaseStatus, number>>>;
 }
 
-export interface Store extends WorkflowStore, CaseStore {
+/** An API key as stored: never the key itself, only the hash of its secret. */
+export interface StoredKey {
+  id: string;
+  name: string;
+  roles: Role[];
+  /** SHA-256 of the secret part, hex. */
+  hash: string;
+  createdAt: number;
+  expiresAt?: number;
+  revokedAt?: number;
+}
+
+export interface KeyStore {
+  insertKey(key: StoredKey): Promise<void>;
+  getKey(id: string): Promise<StoredKey | undefined>;
+  listKeys(): Promise<StoredKey[]>;
+  /** Marks a key revoked; false when there is no such key. */
+  revokeKey(id: string, at: number): Promise<boolean>;
+}
+
+export interface Store extends WorkflowStore, CaseStore, KeyStore {
   /** Creates collections and indexes; safe to call from every process at start-up. */
   init(): Promise<void>;
   ping(timeoutMs: number): Promise<void>;

@@ -28,9 +28,10 @@ export function cacheDir(): string {
   return join(homedir(), '.cache', 'workfleet');
 }
 
-/** `go` from PATH, or the usual install location when PATH lacks it. */
+/** The usual install location, the toolchain CI fetches into the cache, or `go` from PATH. */
 function goBinary(): string {
-  return existsSync('/usr/local/go/bin/go') ? '/usr/local/go/bin/go' : 'go';
+  for (const candidate of ['/usr/local/go/bin/go', join(cacheDir(), 'go', 'bin', 'go')]) if (existsSync(candidate)) return candidate;
+  return 'go';
 }
 
 /** The path of a FerretDB binary: `explicit` if given, else the cached build, building it first if needed. */

@@ -1,17 +1,5 @@
-import { execFileSync } from 'node:child_process';
 import { ensureFerretDB } from '../../lib/runtime/ferretdb.js';
-
-/** The PostgreSQL the machine runs (trust auth on 127.0.0.1); suites create databases of their own in it. */
-export const LOCAL_POSTGRES = 'postgres://postgres@127.0.0.1:5432';
-
-function postgresAnswers(): boolean {
-  try {
-    execFileSync('psql', [`${LOCAL_POSTGRES}/postgres`, '-qAtc', 'select 1'], { stdio: 'pipe', timeout: 5_000 });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { postgresAnswers } from '../../lib/runtime/postgres.js';
 
 /**
  * Runs once before the suites: builds FerretDB (a no-op when cached, or when MONGO_URL names a

@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -6,7 +5,7 @@ import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
 import { startFerretDB, type FerretDB } from '../../lib/runtime/ferretdb.js';
 import { startRedisServer, type RedisServer } from '../../lib/runtime/redis-server.js';
-import { LOCAL_POSTGRES } from './global-setup.js';
+import { createDatabase, dropDatabase } from '../../lib/runtime/postgres.js';
 
 /**
  * The real servers a test suite talks to: its own redis-server and FerretDB (SQLite in a temp
@@ -36,8 +35,7 @@ export async function startServers(): Promise<TestServers> {
     if (!bin) throw new Error('the global setup did not provide a FerretDB binary');
     if (process.env.WORKFLEET_TEST_FERRET_BACKEND === 'postgresql') {
       postgresDatabase = `workfleet_test_${randomBytes(5).toString('hex')}`;
-      execFileSync('psql', [`${LOCAL_POSTGRES}/postgres`, '-qc', `create database ${postgresDatabase}`], { stdio: 'pipe' });
-      ferret = await startFerretDB({ bin, backend: { postgresUrl: `${LOCAL_POSTGRES}/${postgresDatabase}` } });
+      ferret = await startFerretDB({ bin, backend: { postgresUrl: createDatabase(postgresDatabase) } });
     } else {
       ferret = await startFerretDB({ bin, backend: { sqliteDir: join(dir, 'ferretdb') } });
     }
@@ -61,9 +59,7 @@ export async function startServers(): Promise<TestServers> {
         await client.close();
       }
       await Promise.all([redis.stop(), ferret?.stop()]);
-      if (postgresDatabase) {
-        execFileSync('psql', [`${LOCAL_POSTGRES}/postgres`, '-qc', `drop database if exists ${postgresDatabase} with (force)`], { stdio: 'pipe' });
-      }
+      if (postgresDatabase) dropDatabase(postgresDatabase);
       rmSync(dir, { recursive: true, force: true });
     },
   };

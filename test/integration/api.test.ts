@@ -4,6 +4,7 @@ import { buildServer } from '../../api/server.js';
 import { loadConfig } from '../../config/load.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import { Metrics } from '../../lib/obs/metrics.js';
+import { KeyService } from '../../lib/engine/keys.js';
 import { createEngine, type Engine } from '../../lib/runtime/engine.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 
@@ -43,6 +44,7 @@ beforeAll(async () => {
     cases: engine.cases,
     workflows: engine.workflows,
     store: engine.store,
+    keys: new KeyService(engine.store, engine.clock),
     checks: [{ name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) }],
   });
 });
@@ -133,6 +135,7 @@ describe('cases', () => {
       updatedAt: expect.any(String),
       deadlineAt: expect.any(String),
       finishedAt: null,
+      startedBy: 'anonymous',
     });
     const trace = await call('GET', `/v1/cases/${started.id}/trace`);
     expect(trace.body.events).toEqual([

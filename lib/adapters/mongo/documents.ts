@@ -1,6 +1,6 @@
 import type { WorkflowDefinition } from '../../core/definition.js';
 import type { CaseState, CaseStatus, ErrorInfo, StepState, TraceEvent, TraceType } from '../../core/state.js';
-import type { CaseRecord, StoredWorkflow } from '../../ports/store.js';
+import type { CaseRecord, StoredKey, StoredWorkflow } from '../../ports/store.js';
 
 /**
  * How core values map to MongoDB documents. User payloads (inputs, outputs, error details,
@@ -83,6 +83,29 @@ export interface CaseDocument {
   createdTrace: TraceDocument[];
   idempotencyKey?: string;
   requestHash?: string;
+  startedBy?: string;
+}
+
+export interface KeyDocument {
+  _id: string;
+  name: string;
+  roles: StoredKey['roles'];
+  hash: string;
+  createdAt: Date;
+  expiresAt?: Date;
+  revokedAt?: Date;
+}
+
+export function decodeKey(doc: KeyDocument): StoredKey {
+  return compact({
+    id: doc._id,
+    name: doc.name,
+    roles: doc.roles,
+    hash: doc.hash,
+    createdAt: doc.createdAt.getTime(),
+    expiresAt: doc.expiresAt?.getTime(),
+    revokedAt: doc.revokedAt?.getTime(),
+  });
 }
 
 const toJson = (value: unknown): string => JSON.stringify(value ?? null);
@@ -195,7 +218,7 @@ export function changesToUpdate(changes: HistoryDocument['changes']): { $set: Re
 }
 
 /** The document fields that mirror CaseState, for inserts and for `$set` diffs. */
-export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'requestHash'> {
+export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'requestHash' | 'startedBy'> {
   const steps: Record<string, StepDocument> = {};
   for (const [id, step] of Object.entries(state.steps)) steps[id] = encodeStep(step);
   return compact({
@@ -222,6 +245,7 @@ export function encodeCase(record: CaseRecord, createdTrace: readonly TraceEvent
     createdTrace: createdTrace.map(encodeTrace),
     idempotencyKey: record.idempotencyKey,
     requestHash: record.requestHash,
+    startedBy: record.startedBy,
   });
 }
 
@@ -245,6 +269,7 @@ export function decodeCase(doc: CaseDocument): CaseRecord {
     seq: doc.seq,
     idempotencyKey: doc.idempotencyKey,
     requestHash: doc.requestHash,
+    startedBy: doc.startedBy,
   });
 }
 

@@ -7,6 +7,7 @@ import type {
   CaseSummary,
   CreateResult,
   Store,
+  StoredKey,
   StoredWorkflow,
   WorkflowSummary,
 } from '../../ports/store.js';
@@ -19,8 +20,10 @@ import {
   decodeWorkflow,
   encodeCase,
   encodeTrace,
+  decodeKey,
   type CaseDocument,
   type HistoryDocument,
+  type KeyDocument,
   type WorkflowDocument,
 } from './documents.js';
 
@@ -56,6 +59,7 @@ export class MongoStore implements Store {
   private readonly workflows: Collection<WorkflowDocument>;
   private readonly cases: Collection<CaseDocument>;
   private readonly history: Collection<HistoryDocument>;
+  private readonly keys: Collection<KeyDocument>;
 
   constructor(options: MongoStoreOptions) {
     this.client = new MongoClient(options.url, {
@@ -66,6 +70,7 @@ export class MongoStore implements Store {
     this.workflows = this.db.collection('workflows');
     this.cases = this.db.collection('cases');
     this.history = this.db.collection('history');
+    this.keys = this.db.collection('api_keys');
   }
 
   async init(): Promise<void> {
@@ -78,6 +83,7 @@ export class MongoStore implements Store {
       this.cases.createIndex({ status: 1, deadlineAt: 1 }, { name: 'status_deadline' }),
       this.cases.createIndex({ workflow: 1, _id: -1 }, { name: 'workflow_newest' }),
       this.cases.createIndex({ status: 1, _id: -1 }, { name: 'status_newest' }),
+      this.cases.createIndex({ startedBy: 1, _id: -1 }, { name: 'started_by_newest' }),
       // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
       this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
     ]);
@@ -213,6 +219,7 @@ export class MongoStore implements Store {
     const filter: Filter<CaseDocument> = {};
     if (query.status) filter.status = query.status;
     if (query.workflow) filter.workflow = query.workflow;
+    if (query.startedBy) filter.startedBy = query.startedBy;
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (after) filter._id = { $lt: after };
     const docs = await this.cases
@@ -263,6 +270,31 @@ export class MongoStore implements Store {
       .limit(limit)
       .toArray();
     return docs.map((doc) => ({ id: doc._id }));
+  }
+
+  async insertKey(key: StoredKey): Promise<void> {
+    await this.keys.insertOne({
+      _id: key.id,
+      name: key.name,
+      roles: key.roles,
+      hash: key.hash,
+      createdAt: new Date(key.createdAt),
+      ...(key.expiresAt === undefined ? {} : { expiresAt: new Date(key.expiresAt) }),
+    });
+  }
+
+  async getKey(id: string): Promise<StoredKey | undefined> {
+    const doc = await this.keys.findOne({ _id: id });
+    return doc ? decodeKey(doc) : undefined;
+  }
+
+  async listKeys(): Promise<StoredKey[]> {
+    return (await this.keys.find({}).sort({ createdAt: 1 }).toArray()).map(decodeKey);
+  }
+
+  async revokeKey(id: string, at: number): Promise<boolean> {
+    const result = await this.keys.updateOne({ _id: id }, { $set: { revokedAt: new Date(at) } });
+    return result.matchedCount === 1;
   }
 
   async countByStatus(): Promise<Partial<Record<CaseStatus, number>>> {

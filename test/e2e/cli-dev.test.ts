@@ -1,0 +1,125 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawnManaged, waitForOutput, type ManagedChild } from '../../lib/runtime/child.js';
+import { freePort, portInUse } from '../../lib/runtime/free-port.js';
+import { packageRoot } from '../../lib/runtime/package-root.js';
+
+/**
+ * What a new user does: `workfleet dev` (what `npm start` runs) with nothing configured, then
+ * the CLI against it, then Ctrl-C. Dev mode starts its own redis-server and FerretDB on SQLite.
+ */
+
+const run = promisify(execFile);
+const cli = join(packageRoot(), 'dist', 'cli', 'workfleet.js');
+let dataDir: string;
+let dev: ManagedChild;
+let output = '';
+let env: Record<string, string>;
+
+async function workfleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env, timeout: 60_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? 1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'workfleet-dev-'));
+  const { REDIS_URL: _redis, MONGO_URL: _mongo, ...inherited } = process.env as Record<string, string>;
+  env = {
+    ...inherited,
+    DEV_DATA_DIR: dataDir,
+    API_PORT: String(await freePort()),
+    FERRETDB_BIN: process.env.WORKFLEET_TEST_FERRETDB_BIN ?? '',
+    NO_COLOR: '1',
+  };
+  dev = spawnManaged(process.execPath, [cli, 'dev'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+  dev.process.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  dev.process.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  await waitForOutput(dev, /Ctrl-C stops everything/, 120_000, 'workfleet dev');
+});
+
+afterAll(async () => {
+  await dev?.stop('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+describe('workfleet dev and the CLI', () => {
+  it('prints where everything is and loads the example workflows', () => {
+    expect(output).toMatch(/redis-server on redis:\/\/127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/FerretDB \(SQLite, telemetry off\) on mongodb:\/\/127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/workflow order v1/);
+    expect(output).toMatch(/API {10}http:\/\/127\.0\.0\.1:\d+/);
+    expect(output).toMatch(/metrics {6}http:\/\/127\.0\.0\.1:\d+\/metrics/);
+  });
+
+  it('starts a case and follows it to its output', async () => {
+    const result = await workfleet('case', 'start', 'order', '--input', '{"sku":"book-42","quantity":1,"amount":25}', '--wait');
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/case.created\s+order v1/);
+    expect(result.stdout).toMatch(/step.completed\s+ship/);
+    expect(result.stdout).toMatch(/case.completed/);
+    expect(result.stdout).toContain('"trackingNumber"');
+  });
+
+  it('ends with exit code 1 and the error when the case fails', async () => {
+    const result = await workfleet('case', 'start', 'order', '--input', '{"sku":"book-42","quantity":1,"amount":99999}', '--wait');
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/failed: STEP_FAILED: step "charge" failed after 1 attempt: card declined/);
+  });
+
+  it('lists, shows and traces cases', async () => {
+    const list = await workfleet('case', 'list', '--workflow', 'order');
+    expect(list.code).toBe(0);
+    const ids = list.stdout.split('\n').filter(Boolean).map((line) => line.split(/\s+/)[0] ?? '');
+    expect(ids).toHaveLength(2);
+    const completedId = list.stdout.split('\n').find((line) => line.includes('completed'))?.split(/\s+/)[0] ?? '';
+    const show = await workfleet('case', 'show', completedId);
+    expect(show.stdout).toMatch(/ship\s+completed\s+1/);
+    const trace = await workfleet('case', 'trace', completedId, '--json');
+    expect((JSON.parse(trace.stdout) as { events: unknown[] }).events.length).toBeGreaterThanOrEqual(9);
+    expect((await workfleet('workflow', 'list')).stdout).toMatch(/order\s+v1/);
+  });
+
+  it('applies a workflow file and explains an invalid one', async () => {
+    const good = join(dataDir, 'hello.yaml');
+    writeFileSync(good, 'name: hello\nsteps:\n  - id: greet\n    task: demo.echo\n    input: { hello: "${input.name}" }\n');
+    const applied = await workfleet('workflow', 'apply', good);
+    expect(applied.stdout).toMatch(/hello v1 created/);
+    expect((await workfleet('workflow', 'apply', good)).stdout).toMatch(/hello v1 unchanged/);
+    const started = await workfleet('case', 'start', 'hello', '--input', '{"name":"Ada"}', '--wait', '--json');
+    expect(JSON.parse(started.stdout.slice(started.stdout.lastIndexOf('\n{'))).output).toEqual({ greet: { hello: 'Ada' } });
+
+    const bad = join(dataDir, 'bad.yaml');
+    writeFileSync(bad, 'name: bad\nsteps:\n  - id: a\n    task: t\n    after: [b]\n');
+    const refused = await workfleet('workflow', 'apply', bad);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('DEFINITION_INVALID');
+    expect(refused.stderr).toContain('steps[0].after[0]: unknown step "b"');
+  });
+
+  it('names every bad setting and stops', async () => {
+    const result = await run(process.execPath, [cli, 'api'], { env: { ...env, API_PORT: 'x', MONGO_URL: 'mongodb://h:1' } }).catch((error: unknown) => error as { code: number; stderr: string });
+    expect(result).toMatchObject({ code: 2 });
+    expect((result as { stderr: string }).stderr).toMatch(/API_PORT: must be a whole number/);
+    expect((result as { stderr: string }).stderr).toMatch(/MONGO_URL: must name the database/);
+  });
+
+  it('stops everything it started on Ctrl-C', async () => {
+    const apiPort = Number(env.API_PORT);
+    const redisPort = Number(/redis-server on redis:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
+    dev.process.kill('SIGINT');
+    expect(await dev.exited).toBe(0);
+    expect(await portInUse(apiPort)).toBe(false);
+    expect(await portInUse(redisPort)).toBe(false);
+    expect(output).toMatch(/\[dev\] stopped/);
+  }, 60_000);
+});

@@ -1,0 +1,127 @@
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildServer } from '../../api/server.js';
+import { loadConfig } from '../../config/load.js';
+import { ROLES, type Role } from '../../lib/core/auth.js';
+import { KeyService } from '../../lib/engine/keys.js';
+import { createLogger } from '../../lib/obs/logger.js';
+import { Metrics } from '../../lib/obs/metrics.js';
+import { createEngine, type Engine } from '../../lib/runtime/engine.js';
+import { startServers, type TestServers } from '../helpers/servers.js';
+
+/** API keys and roles with AUTH_ENABLED=true: the matrix of every role against every route. */
+
+let servers: TestServers;
+let engine: Engine;
+let app: FastifyInstance;
+let keys: KeyService;
+let now = Date.now();
+const keyOf = {} as Record<Role, string>;
+
+async function call(method: string, url: string, key: string | undefined, payload?: unknown, header: 'bearer' | 'x-api-key' = 'bearer') {
+  const headers: Record<string, string> = {};
+  if (key !== undefined) headers[header === 'bearer' ? 'authorization' : 'x-api-key'] = header === 'bearer' ? `Bearer ${key}` : key;
+  const response = await app.inject({ method: method as 'GET', url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
+  const json = (response.headers['content-type'] ?? '').toString().startsWith('application/json');
+  return { status: response.statusCode, body: json ? (JSON.parse(response.body) as Record<string, unknown>) : {}, raw: response.body };
+}
+
+beforeAll(async () => {
+  servers = await startServers();
+  const { mongoUrl, prefix } = servers.namespace();
+  const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix, AUTH_ENABLED: 'true' });
+  const logger = createLogger({ level: 'silent', name: 'auth-test' });
+  const metrics = new Metrics('api');
+  engine = await createEngine(config, logger, metrics);
+  keys = new KeyService(engine.store, { now: () => now });
+  app = await buildServer({ config, logger, metrics, cases: engine.cases, workflows: engine.workflows, store: engine.store, keys, checks: [] });
+  for (const role of ROLES) keyOf[role] = (await keys.create({ name: `${role} key`, roles: [role] })).key;
+  await engine.workflows.apply({ name: 'w', steps: [{ id: 'a', task: 'demo.echo' }] });
+});
+
+afterAll(async () => {
+  await app?.close();
+  await engine?.close();
+  await servers?.stop();
+});
+
+describe('the auth matrix', () => {
+  it('gives each role exactly its routes', async () => {
+    const { record } = await engine.cases.start({ workflow: 'w' }, { startedBy: 'someone-else' });
+    const routes: Array<[string, string, unknown, Record<Role, number>]> = [
+      ['POST', '/v1/workflows', { name: 'w2', steps: [{ id: 'a', task: 't' }] }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
+      ['GET', '/v1/workflows', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/v1/workflows/w', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/v1/schema/workflow', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['POST', '/v1/cases', { workflow: 'w' }, { admin: 201, operator: 403, producer: 201, viewer: 403 }],
+      ['GET', '/v1/cases', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', `/v1/cases/${record.id}`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
+      ['GET', `/v1/cases/${record.id}/trace`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
+      ['GET', '/v1/keys', undefined, { admin: 200, operator: 403, producer: 403, viewer: 403 }],
+      ['POST', '/v1/keys', { name: 'n', roles: ['admin'] }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
+      ['GET', '/metrics', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
+      ['GET', '/health', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/ready', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+    ];
+    const seen: string[] = [];
+    const expected: string[] = [];
+    for (const [method, url, payload, byRole] of routes) {
+      for (const role of ROLES) {
+        seen.push(`${role} ${method} ${url} ${(await call(method, url, keyOf[role], payload)).status}`);
+        expected.push(`${role} ${method} ${url} ${byRole[role]}`);
+      }
+    }
+    expect(seen).toEqual(expected);
+  });
+
+  it('answers missing, malformed, unknown, wrong, revoked and expired keys with the same 401', async () => {
+    const revoked = await keys.create({ name: 'to revoke', roles: ['admin'] });
+    await keys.revoke(revoked.summary.id);
+    const expiring = await keys.create({ name: 'short-lived', roles: ['admin'], expiresInMs: 1_000 });
+    now += 60_000;
+    const wrongSecret = keyOf.admin.slice(0, -4) + 'AAAA';
+    const unknownId = `wfk_ZZZZZZZZZZZZ_${keyOf.admin.slice(-43)}`;
+    const answers = await Promise.all(
+      [undefined, 'not-a-key', unknownId, wrongSecret, revoked.key, expiring.key].map((key) => call('GET', '/v1/cases', key)),
+    );
+    expect(answers.map((answer) => answer.status)).toEqual([401, 401, 401, 401, 401, 401]);
+    expect(new Set(answers.map((answer) => answer.raw)).size).toBe(1);
+    expect(answers[0]?.body).toEqual({ error: { code: 'UNAUTHENTICATED', message: expect.stringContaining('Bearer') } });
+  });
+
+  it('accepts the key in X-API-Key as well', async () => {
+    expect((await call('GET', '/v1/workflows', keyOf.viewer, undefined, 'x-api-key')).status).toBe(200);
+  });
+
+  it('shows a producer only the cases it started', async () => {
+    const mine = await call('POST', '/v1/cases', keyOf.producer, { workflow: 'w' });
+    expect(mine.status).toBe(201);
+    const listed = await call('GET', '/v1/cases?limit=200', keyOf.producer);
+    const ids = (listed.body.cases as Array<{ id: string }>).map((item) => item.id);
+    expect(ids).toContain(mine.body.id);
+    const producerId = keyOf.producer.split('_')[1];
+    const all = await call('GET', '/v1/cases?limit=200', keyOf.viewer);
+    const foreign = (all.body.cases as Array<{ id: string }>).filter((item) => !ids.includes(item.id));
+    expect(foreign.length).toBeGreaterThan(0);
+    expect((await call('GET', `/v1/cases/${String(mine.body.id)}`, keyOf.producer)).body.startedBy).toBe(producerId);
+  });
+
+  it('refuses role escalation with 403 or 400, never by obeying', async () => {
+    expect((await call('POST', '/v1/keys', keyOf.producer, { name: 'me', roles: ['admin'] })).status).toBe(403);
+    expect((await call('POST', '/v1/cases', keyOf.viewer, { workflow: 'w' })).status).toBe(403);
+    const withRole = await call('POST', '/v1/cases', keyOf.producer, { workflow: 'w', roles: ['admin'] });
+    expect(withRole.status).toBe(400);
+    expect(withRole.body).toMatchObject({ error: { code: 'INPUT_INVALID' } });
+  });
+
+  it('shows a created key once and lists keys without secrets', async () => {
+    const created = await call('POST', '/v1/keys', keyOf.admin, { name: 'ci', roles: ['producer', 'viewer'], expiresIn: '90d' });
+    expect(created.body).toMatchObject({ id: expect.any(String), key: expect.stringMatching(/^wfk_/), roles: ['producer', 'viewer'], expiresAt: expect.any(String) });
+    const listed = await call('GET', '/v1/keys', keyOf.admin);
+    expect(listed.raw).not.toContain(String(created.body.key));
+    expect(listed.raw).not.toContain('hash');
+    expect((await call('GET', '/v1/workflows', String(created.body.key))).status).toBe(200);
+    expect((await call('DELETE', `/v1/keys/${String(created.body.id)}`, keyOf.admin)).status).toBe(204);
+    expect((await call('GET', '/v1/workflows', String(created.body.key))).status).toBe(401);
+  });
+});
