@@ -41,8 +41,13 @@ convict.addFormats({
   },
   'redis-url': {
     validate(value: unknown) {
-      const url = URL.parse(String(value));
-      if (!url || !['redis:', 'rediss:'].includes(url.protocol)) fail('must be a redis:// or rediss:// URL');
+      let protocol = '';
+      try {
+        protocol = new URL(String(value)).protocol;
+      } catch {
+        // not a URL at all: reported below
+      }
+      if (!['redis:', 'rediss:'].includes(protocol)) fail('must be a redis:// or rediss:// URL');
     },
   },
   'mongo-url': {
