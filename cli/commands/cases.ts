@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import { type Command, InvalidArgumentError } from 'commander';
+import { ApiError, type WorkfleetClient } from '../client.js';
+import { client, clientOptions, positiveInt } from '../context.js';
+import { color, renderCase, renderTimeline, timelineLine, type WireCase, type WireTraceEvent } from '../render.js';
+
+function parseInput(options: { input?: string; inputFile?: string }): Record<string, unknown> | undefined {
+  const text = options.inputFile ? readFileSync(options.inputFile, 'utf8') : options.input;
+  if (text === undefined) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`input is not JSON: ${(error as Error).message}`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new InvalidArgumentError('input must be a JSON object');
+  return value as Record<string, unknown>;
+}
+
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
+
+/** Follows a case until it ends, printing each trace event once as it appears. */
+async function follow(api: WorkfleetClient, id: string, timeoutMs: number): Promise<WireCase> {
+  const deadline = Date.now() + timeoutMs;
+  let printed = 0;
+  let start: number | undefined;
+  for (;;) {
+    const { body: trace } = await api.request<{ events: WireTraceEvent[] }>('GET', `/v1/cases/${id}/trace`);
+    start ??= trace.events[0] ? Date.parse(trace.events[0].at) : Date.now();
+    for (const event of trace.events.filter((item) => item.seq > printed)) {
+      process.stdout.write(`${timelineLine(event, start)}\n`);
+      printed = event.seq;
+    }
+    const { body: record } = await api.request<WireCase>('GET', `/v1/cases/${id}`);
+    if (TERMINAL.has(record.status) && trace.events.some((event) => event.type.startsWith('case.') && event.type !== 'case.created')) return record;
+    if (Date.now() > deadline) throw new ApiError(0, 'WAIT_TIMEOUT', `case ${id} is still ${record.status} after ${timeoutMs} ms`);
+    await sleep(250);
+  }
+}
+
+/** Client commands for cases. */
+export function caseCommands(program: Command): void {
+  const caseCommand = program.command('case').description('start and inspect cases');
+
+  clientOptions(caseCommand.command('start').description('start a case of a workflow'))
+    .argument('<workflow>')
+    .option('--input <json>', 'case input as a JSON object')
+    .option('--input-file <file>', 'case input from a JSON file')
+    .option('--version <n>', 'definition version (default: latest)', positiveInt)
+    .option('--idempotency-key <key>', 'a retried start with the same key returns the same case')
+    .option('--wait', 'follow the case live and end with its output or error')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', positiveInt, 600)
+    .action(
+      async (
+        name: string,
+        options: { input?: string; inputFile?: string; version?: number; idempotencyKey?: string; wait?: boolean; timeout: number; json?: boolean; apiUrl?: string; apiKey?: string },
+      ) => {
+        const api = client(options);
+        const input = parseInput(options);
+        const request = {
+          workflow: name,
+          ...(options.version ? { version: options.version } : {}),
+          ...(input ? { input } : {}),
+          ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+        };
+        const { status, body } = await api.request<{ id: string; status: string }>('POST', '/v1/cases', request);
+        if (!options.wait) {
+          if (options.json) return console.log(JSON.stringify(body));
+          return console.log(`${body.id} ${status === 201 ? 'started' : color.dim('already started with this idempotency key')}`);
+        }
+        console.log(color.bold(`case ${body.id}`));
+        const record = await follow(api, body.id, options.timeout * 1000);
+        if (options.json) console.log(JSON.stringify(record, null, 2));
+        else if (record.status === 'completed') console.log(`\n${color.green('completed')}\n${JSON.stringify(record.output, null, 2)}`);
+        else console.log(`\n${color.red(record.status)}: ${record.error?.code}: ${record.error?.message}`);
+        process.exitCode = record.status === 'completed' ? 0 : 1;
+      },
+    );
+
+  clientOptions(caseCommand.command('show').description('show a case and its steps'))
+    .argument('<id>')
+    .action(async (id: string, options: { json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      const { body } = await client(options).request<WireCase>('GET', `/v1/cases/${id}`);
+      console.log(options.json ? JSON.stringify(body, null, 2) : renderCase(body));
+    });
+
+  clientOptions(caseCommand.command('trace').description("show a case's history as a timeline"))
+    .argument('<id>')
+    .action(async (id: string, options: { json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      const { body } = await client(options).request<{ events: WireTraceEvent[] }>('GET', `/v1/cases/${id}/trace`);
+      console.log(options.json ? JSON.stringify(body, null, 2) : renderTimeline(body.events));
+    });
+
+  clientOptions(caseCommand.command('list').description('list cases, newest first'))
+    .option('--status <status>', 'pending, running, waiting, completed, failed or cancelled')
+    .option('--workflow <name>')
+    .option('--limit <n>', 'cases per page', positiveInt, 20)
+    .option('--cursor <cursor>', 'the next page, from a previous listing')
+    .action(async (options: { status?: string; workflow?: string; limit: number; cursor?: string; json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      const query = new URLSearchParams({ limit: String(options.limit) });
+      if (options.status) query.set('status', options.status);
+      if (options.workflow) query.set('workflow', options.workflow);
+      if (options.cursor) query.set('cursor', options.cursor);
+      const { body } = await client(options).request<{ cases: Array<{ id: string; workflow: string; version: number; status: string; createdAt: string }>; nextCursor: string | null }>(
+        'GET',
+        `/v1/cases?${query.toString()}`,
+      );
+      if (options.json) return console.log(JSON.stringify(body, null, 2));
+      for (const item of body.cases) console.log(`${item.id}  ${item.createdAt}  ${item.status.padEnd(10)} ${item.workflow} v${item.version}`);
+      if (body.nextCursor) console.log(color.dim(`more: --cursor ${body.nextCursor}`));
+    });
+}

@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { parse as parseYaml } from 'yaml';
+import { client, clientOptions, positiveInt } from '../context.js';
+import { color } from '../render.js';
+
+function readDocument(file: string): { body: unknown } {
+  const text = readFileSync(file, 'utf8');
+  if (/\.json$/i.test(file)) return { body: JSON.parse(text) };
+  return { body: parseYaml(text) };
+}
+
+/** Client commands for workflow definitions. */
+export function workflowCommands(program: Command): void {
+  const workflow = program.command('workflow').description('manage workflow definitions');
+
+  clientOptions(workflow.command('apply').description('validate and store definitions (a changed one becomes a new version)'))
+    .argument('<files...>', 'JSON or YAML definition files')
+    .action(async (files: string[], options: { apiUrl?: string; apiKey?: string; json?: boolean }) => {
+      const api = client(options);
+      for (const file of files) {
+        const { body } = readDocument(file);
+        const { status, body: result } = await api.request<{ name: string; version: number; created: boolean }>('POST', '/v1/workflows', body);
+        if (options.json) console.log(JSON.stringify(result));
+        else console.log(`${file}: ${result.name} v${result.version} ${status === 201 ? color.green('created') : color.dim('unchanged')}`);
+      }
+    });
+
+  clientOptions(workflow.command('list').description('list workflows and their latest versions')).action(
+    async (options: { apiUrl?: string; apiKey?: string; json?: boolean }) => {
+      const { body } = await client(options).request<{ workflows: Array<{ name: string; latestVersion: number; versions: number; description?: string }> }>('GET', '/v1/workflows');
+      if (options.json) return console.log(JSON.stringify(body, null, 2));
+      for (const item of body.workflows) console.log(`${item.name.padEnd(24)} v${item.latestVersion} (${item.versions} versions)  ${color.dim(item.description ?? '')}`);
+    },
+  );
+
+  clientOptions(workflow.command('show').description('print a definition'))
+    .argument('<name>')
+    .option('--version <n>', 'a specific version', positiveInt)
+    .action(async (name: string, options: { version?: number; apiUrl?: string; apiKey?: string }) => {
+      const path = options.version ? `/v1/workflows/${name}/versions/${options.version}` : `/v1/workflows/${name}`;
+      const { body } = await client(options).request<unknown>('GET', path);
+      console.log(JSON.stringify(body, null, 2));
+    });
+}
