@@ -9,6 +9,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   WORKFLOW_NOT_FOUND: 404,
   CASE_NOT_FOUND: 404,
   IDEMPOTENCY_CONFLICT: 409,
+  KEY_NOT_FOUND: 404,
 };
 
 /** Fastify's own errors that are the client's doing, with the code we answer with. */
@@ -68,6 +69,7 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
     if (known) return reply.status(known.status).send(errorBody(known.code, error.message));
+    if (error.statusCode === 429) return reply.status(429).send(errorBody('RATE_LIMITED', error.message));
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       // Other client errors from Fastify's parsers (e.g. prototype poisoning): keep their status.
       return reply.status(error.statusCode).send(errorBody('BAD_REQUEST', error.message));

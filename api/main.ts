@@ -1,13 +1,16 @@
 import type { Config } from '../config/load.js';
+import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
+import { KeyService } from '../lib/engine/keys.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { Metrics } from '../lib/obs/metrics.js';
-import { KeyService } from '../lib/engine/keys.js';
 import { createEngine } from '../lib/runtime/engine.js';
 import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
+import { announce } from '../lib/runtime/presence.js';
+import { redisPolicyCheck } from './routes/health.js';
 import { buildServer } from './server.js';
 
 /** How long /ready reports "draining" before the server stops accepting, so balancers notice. */
-const DRAIN_NOTICE_MS = 2_000;
+const DRAIN_NOTICE_MS = 5_000;
 
 /** Composition root of `workfleet api`. */
 export async function runApi(config: Config): Promise<void> {
@@ -15,23 +18,29 @@ export async function runApi(config: Config): Promise<void> {
   exitOnFatalErrors(logger);
   const metrics = new Metrics('api');
   const engine = await createEngine(config, logger, metrics);
+  const monitor = new BullFleetMonitor(engine.queues, config.redis.prefix);
   let draining = false;
   const app = await buildServer({
     config, logger, metrics,
+    clock: engine.clock,
     cases: engine.cases,
     workflows: engine.workflows,
     store: engine.store,
     keys: new KeyService(engine.store, engine.clock),
+    fleet: { monitor, queues: engine.queues },
+    redis: engine.queues.connection,
     isDraining: () => draining,
     checks: [
       { name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) },
-      { name: 'redis', check: async () => void (await engine.queues.connection.ping()) },
+      { name: 'redis', check: redisPolicyCheck(() => monitor.redisHealth()) },
     ],
   });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
+  const presence = announce(monitor, { role: 'api', queues: [], concurrency: 0 }, engine.clock, logger);
   shutdownOnSignals(logger, [
     { name: 'drain', run: async () => { draining = true; await new Promise((resolve) => setTimeout(resolve, config.env === 'production' ? DRAIN_NOTICE_MS : 0)); } },
     { name: 'http', run: () => app.close() },
+    { name: 'presence', run: () => presence.stop() },
     { name: 'engine', run: () => engine.close() },
   ], 30_000);
   logger.info({ address }, 'api listening');

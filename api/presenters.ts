@@ -36,6 +36,7 @@ export function presentCase(record: CaseRecord) {
     deadlineAt: iso(record.deadlineAt),
     finishedAt: iso(record.finishedAt),
     startedBy: record.startedBy ?? null,
+    businessKeys: record.businessKeys ?? {},
     ...(record.idempotencyKey === undefined || record.idempotencyKey.startsWith('intake:') ? {} : { idempotencyKey: record.idempotencyKey }),
   };
 }

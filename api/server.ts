@@ -1,42 +1,66 @@
 import { randomUUID } from 'node:crypto';
+import cors from '@fastify/cors';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
+import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
 import type { CaseService } from '../lib/engine/cases.js';
 import type { KeyService } from '../lib/engine/keys.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
-import type { WorkflowStore } from '../lib/ports/store.js';
+import type { Clock } from '../lib/ports/clock.js';
+import type { FleetMonitor } from '../lib/ports/fleet.js';
+import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
 import { installAuth } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { mountBullBoard } from './bull-board.js';
+import { errorBody, installErrorHandling } from './errors.js';
 import { caseRoutes } from './routes/cases.js';
-import { keyRoutes } from './routes/keys.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
+import { keyRoutes } from './routes/keys.js';
+import { statusRoutes } from './routes/status.js';
 import { workflowRoutes } from './routes/workflows.js';
 
 export interface ApiDeps {
   config: Config;
   logger: Logger;
   metrics: Metrics;
+  clock: Clock;
   cases: CaseService;
   workflows: WorkflowRegistry;
-  store: WorkflowStore;
+  store: WorkflowStore & CaseStore;
   keys: KeyService;
+  /** The fleet's queues and processes, for /v1/status and Bull Board. */
+  fleet: { monitor: FleetMonitor; queues: BullQueues };
+  /** Where rate-limit counters live, shared by every API replica; in memory when absent. */
+  redis?: Redis;
   checks: readonly ReadinessCheck[];
   /** True once shutdown began: /ready answers 503 so load balancers stop sending traffic. */
   isDraining?: () => boolean;
 }
 
-/** The HTTP API without a socket: main.ts listens, tests call `inject()`. */
+/** The OpenAPI description's fixed part; the paths come from the route schemas. */
+export const OPENAPI_INFO = {
+  title: 'workfleet API',
+  description: 'Start, inspect and follow workflow cases; manage definitions and API keys.',
+  version: '1',
+};
+
+/** The HTTP API without a socket: main.ts listens, tests call `inject()`, the generator reads its OpenAPI. */
 export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
+  const { config } = deps;
   const app: FastifyInstance = Fastify({
     // pino's Logger and Fastify's logger type differ only in generics; the instance is the same.
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
     loggerInstance: deps.logger as FastifyBaseLogger,
     // Per-request log lines would drown the logs under load; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
-    bodyLimit: deps.config.api.bodyLimitBytes,
+    bodyLimit: config.api.bodyLimitBytes,
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: 'x-request-id',
@@ -46,14 +70,51 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
   });
   installErrorHandling(app);
-  installAuth(app, { enabled: deps.config.api.authEnabled, keys: deps.keys });
+
+  await app.register(swagger, {
+    openapi: {
+      info: OPENAPI_INFO,
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API key: wfk_<id>_<secret>' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
+        },
+      },
+      security: [{ bearer: [] }, { apiKey: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // Security headers; the CSP allows the inline bootstrap scripts of the docs page and Bull Board.
+  await app.register(helmet, {
+    contentSecurityPolicy: {
+      directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'img-src': ["'self'", 'data:'], 'style-src': ["'self'", "'unsafe-inline'"] },
+    },
+  });
+  if (config.api.corsOrigins.length > 0) await app.register(cors, { origin: [...config.api.corsOrigins], credentials: false });
+  installAuth(app, { enabled: config.api.authEnabled, keys: deps.keys });
+  if (config.api.rateLimitPerMinute > 0) {
+    await app.register(rateLimit, {
+      max: config.api.rateLimitPerMinute,
+      timeWindow: 60_000,
+      // After authentication, so that the limit is per key; requests without one count per address.
+      hook: 'preHandler',
+      keyGenerator: (request) => (request.principal && request.principal.id !== 'anonymous' ? `key:${request.principal.id}` : `ip:${request.ip}`),
+      nameSpace: `${config.redis.prefix}:api:rate:`,
+      ...(deps.redis ? { redis: deps.redis } : {}),
+      errorResponseBuilder: (_request, context) =>
+        Object.assign(new Error(`rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`), {
+          statusCode: 429,
+          code: 'RATE_LIMITED',
+        }),
+    });
+  }
 
   // Definitions may be posted as YAML; the yaml package's default schema builds plain data only.
   app.addContentTypeParser(['application/yaml', 'application/x-yaml', 'text/yaml'], { parseAs: 'string' }, (_request, body, done) => {
     try {
       done(null, parseYaml(body as string, { maxAliasCount: 100 }));
     } catch (error) {
-      done(Object.assign(new Error(`body is not valid YAML: ${(error as Error).message}`), { statusCode: 400 }), undefined);
+      done(Object.assign(new Error(`body is not valid YAML: ${(error as Error).message}`), { statusCode: 400, code: 'FST_ERR_CTP_INVALID_JSON_BODY' }), undefined);
     }
   });
 
@@ -68,9 +129,16 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   healthRoutes(app, { checks: deps.checks, metrics: deps.metrics, isDraining: deps.isDraining ?? (() => false) });
+  statusRoutes(app, { monitor: deps.fleet.monitor, store: deps.store, clock: deps.clock, staleAfterMs: config.scheduler.staleAfterMs });
   workflowRoutes(app, { workflows: deps.workflows, store: deps.store });
   caseRoutes(app, deps.cases);
   keyRoutes(app, deps.keys);
+  await mountBullBoard(app, { ...deps.fleet, keys: deps.keys, authEnabled: config.api.authEnabled });
+  app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+    reply.send({ name: 'workfleet', docs: '/docs', openapi: '/docs/json', queues: '/admin/queues', status: '/v1/status' }),
+  );
   await app.ready();
   return app;
 }
+
+export { errorBody };

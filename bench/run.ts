@@ -1,16 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue, Worker } from 'bullmq';
 import { MongoStore } from '../lib/adapters/mongo/store.js';
 import { WorkflowRegistry } from '../lib/engine/workflows.js';
 import { systemClock } from '../lib/ports/clock.js';
-import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/runtime/child.js';
-import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/runtime/ferretdb.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
-import { createDatabase, dropDatabase, postgresAnswers } from '../lib/runtime/postgres.js';
-import { startRedisServer } from '../lib/runtime/redis-server.js';
+import { sleep, spawnProcesses, startBenchServers } from './harness.js';
 
 /**
  * `npm run bench`: workfleet against raw BullMQ on the same private redis-server, in the same
@@ -23,7 +19,6 @@ const RAW_JOBS = 5_000;
 const CASES = 300;
 
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Raw BullMQ: no-op jobs through one worker with concurrency 50, jobs/s from first add to last completion. */
 async function rawBullmq(redisUrl: string): Promise<number> {
@@ -57,22 +52,7 @@ async function workfleetOneStep(redisUrl: string, mongoBase: string): Promise<nu
   const store = new MongoStore({ url: mongoUrl });
   await store.init();
   await new WorkflowRegistry(store, systemClock).apply({ name: 'one', steps: [{ id: 'echo', task: 'demo.echo', input: { n: '${input.n}' } }] });
-  const env = {
-    ...process.env,
-    REDIS_URL: redisUrl,
-    MONGO_URL: mongoUrl,
-    BULLMQ_PREFIX: prefix,
-    LOG_LEVEL: 'warn',
-    WORKER_CONCURRENCY: '50',
-    WORKER_HANDLERS: join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js'),
-  };
-  const cli = join(packageRoot(), 'dist', 'cli', 'workfleet.js');
-  const children: ManagedChild[] = [];
-  for (const role of ['scheduler', 'worker']) {
-    const child = spawnManaged(process.execPath, [cli, role], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-  }
-  await Promise.all(children.map((child) => waitForOutput(child, /started/, 30_000, 'workfleet process').catch(() => undefined)));
+  const children = await spawnProcesses(['scheduler', 'worker'], { REDIS_URL: redisUrl, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix, WORKER_CONCURRENCY: '50' });
   await sleep(500);
   const intake = new Queue('cases', { connection: { url: redisUrl }, prefix });
   const started = performance.now();
@@ -90,28 +70,19 @@ async function workfleetOneStep(redisUrl: string, mongoBase: string): Promise<nu
 }
 
 async function main(): Promise<void> {
-  const dir = mkdtempSync(join(tmpdir(), 'workfleet-bench-'));
-  const redis = await startRedisServer({ dir: join(dir, 'redis') });
-  const bin = await ensureFerretDB({ onBuild: (message) => process.stdout.write(`${message}\n`) });
-  let ferret: FerretDB;
-  let postgresDb: string | undefined;
-  if (postgresAnswers()) {
-    postgresDb = `workfleet_bench_${randomBytes(4).toString('hex')}`;
-    ferret = await startFerretDB({ bin, backend: { postgresUrl: createDatabase(postgresDb) } });
-  } else {
-    ferret = await startFerretDB({ bin, backend: { sqliteDir: join(dir, 'ferretdb') } });
-  }
+  const servers = await startBenchServers();
+  const redis = servers.redis;
   try {
     const raw: number[] = [];
     const oneStep: number[] = [];
     for (let run = 0; run < RUNS; run++) {
       raw.push(await rawBullmq(redis.url));
-      oneStep.push(await workfleetOneStep(redis.url, ferret.baseUrl));
+      oneStep.push(await workfleetOneStep(redis.url, servers.mongoBase));
       process.stdout.write(`run ${run + 1}/${RUNS}: raw ${raw.at(-1)?.toFixed(0)} jobs/s, workfleet ${oneStep.at(-1)?.toFixed(1)} cases/s\n`);
     }
     const results = {
       at: new Date().toISOString(),
-      store: postgresDb ? 'FerretDB 1.24 on PostgreSQL' : 'FerretDB 1.24 on SQLite',
+      store: servers.store,
       raw: { jobsPerSecond: { median: median(raw), min: Math.min(...raw), max: Math.max(...raw), runs: raw } },
       workfleet: { oneStepCasesPerSecond: { median: median(oneStep), min: Math.min(...oneStep), max: Math.max(...oneStep), runs: oneStep } },
       ratios: { case1VsRaw: median(oneStep) / median(raw) },
@@ -131,10 +102,7 @@ async function main(): Promise<void> {
     mkdirSync(join(packageRoot(), 'bench', 'results'), { recursive: true });
     writeFileSync(join(packageRoot(), 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
   } finally {
-    await ferret.stop();
-    await redis.stop();
-    if (postgresDb) dropDatabase(postgresDb);
-    rmSync(dir, { recursive: true, force: true });
+    await servers.stop();
   }
 }
 

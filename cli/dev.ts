@@ -132,8 +132,12 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
       LOG_LEVEL: config.log.level,
     };
     const cli = join(packageRoot(), 'dist', 'cli', 'workfleet.js');
+    // Each scheduler and worker serves /metrics on a port of its own.
+    const metricsPorts = new Map<string, number>();
+    for (const { name } of FLEET) if (name !== 'api') metricsPorts.set(name, await freePort());
     FLEET.forEach(({ name, args }, index) => {
-      const child = spawnManaged(process.execPath, [cli, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const childEnv = { ...env, METRICS_PORT: String(metricsPorts.get(name) ?? 0) };
+      const child = spawnManaged(process.execPath, [cli, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
       pipeLogs(child, name, index);
       started.push({ name, stop: () => child.stop('SIGTERM', config.worker.shutdownGraceMs + 5_000) });
       void child.exited.then((result) => {
@@ -149,8 +153,10 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
     process.stdout.write(
       [
         color.green('workfleet is running'),
-        `API          ${apiUrl}`,
-        `metrics      ${apiUrl}/metrics`,
+        `API          ${apiUrl}   (docs ${apiUrl}/docs)`,
+        `Bull Board   ${apiUrl}/admin/queues`,
+        `status       ${apiUrl}/v1/status`,
+        `metrics      ${apiUrl}/metrics, ${[...metricsPorts].map(([name, port]) => `${name} :${port}`).join(', ')}`,
         `health       ${apiUrl}/health  ${apiUrl}/ready`,
         `try it       npx workfleet case start order --input '{"sku":"book-42","quantity":1,"amount":25}' --wait`,
         'Ctrl-C stops everything',

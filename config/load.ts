@@ -7,7 +7,9 @@ export interface Config {
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   redis: { url: string; prefix: string };
   mongo: { url: string };
-  api: { host: string; port: number; bodyLimitBytes: number; authEnabled: boolean };
+  api: { host: string; port: number; bodyLimitBytes: number; rateLimitPerMinute: number; corsOrigins: readonly string[]; authEnabled: boolean };
+  metrics: { port: number };
+  retention: { finishedCaseDays: number };
   worker: {
     queues: readonly string[];
     concurrency: number;
@@ -18,7 +20,7 @@ export interface Config {
   };
   breaker: { errorThresholdPercent: number; volumeThreshold: number; resetTimeoutMs: number; rollingWindowMs: number };
   scheduler: { concurrency: number; reconcileIntervalMs: number; deadlineCheckIntervalMs: number; staleAfterMs: number };
-  jobs: { keepCompletedSeconds: number; keepCompletedCount: number; keepFailedSeconds: number };
+  jobs: { keepCompletedSeconds: number; keepCompletedCount: number; eventsMaxLength: number; keepFailedSeconds: number };
   dev: { dataDir: string; ferretdbBin: string };
 }
 

@@ -73,6 +73,20 @@ convict.addFormats({
         .filter(Boolean);
     },
   },
+  'origin-list': {
+    validate(value: unknown) {
+      if (!Array.isArray(value)) fail('must be a comma-separated list of origins');
+      for (const origin of value as unknown[]) {
+        if (typeof origin !== 'string' || !/^https?:\/\/[^/\s]+$/.test(origin)) fail(`"${String(origin)}" is not an origin like https://app.example.com`);
+      }
+    },
+    coerce(value: unknown) {
+      return String(value)
+        .split(',')
+        .map((part) => part.trim())
+        .filter(Boolean);
+    },
+  },
   prefix: {
     validate(value: unknown) {
       if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(value)) fail('must be 1-64 letters, digits, _ or -');
@@ -139,11 +153,39 @@ export const configSchema = {
       default: 1_048_576,
       env: 'API_BODY_LIMIT_BYTES',
     },
+    rateLimitPerMinute: {
+      doc: 'Requests one API key (or, without a key, one client address) may make per minute, across all API replicas (counted in Redis). 0: no limit.',
+      format: 'non-negative-int',
+      default: 1_200,
+      env: 'API_RATE_LIMIT_PER_MINUTE',
+    },
+    corsOrigins: {
+      doc: 'Comma-separated origins allowed to call the API from browsers. Empty: CORS off.',
+      format: 'origin-list',
+      default: [],
+      env: 'API_CORS_ORIGINS',
+    },
     authEnabled: {
       doc: 'Require an API key on every route but /health and /ready. Must be true in production.',
       format: 'boolean',
       default: false,
       env: 'AUTH_ENABLED',
+    },
+  },
+  metrics: {
+    port: {
+      doc: 'Port where a scheduler or worker serves /metrics, /health and /ready (the API serves them on API_PORT). 0: off.',
+      format: 'port',
+      default: 9464,
+      env: 'METRICS_PORT',
+    },
+  },
+  retention: {
+    finishedCaseDays: {
+      doc: 'Finished cases and their history are deleted this many days after they finish. 0: keep forever.',
+      format: 'non-negative-int',
+      default: 30,
+      env: 'RETENTION_FINISHED_CASE_DAYS',
     },
   },
   worker: {
@@ -251,6 +293,12 @@ export const configSchema = {
       format: 'non-negative-int',
       default: 1_000,
       env: 'JOBS_KEEP_COMPLETED_COUNT',
+    },
+    eventsMaxLength: {
+      doc: 'Events kept in each queue\'s BullMQ event stream (Bull Board and QueueEvents read them live); bounds Redis memory.',
+      format: 'positive-int',
+      default: 1_000,
+      env: 'JOBS_EVENTS_MAX_LENGTH',
     },
     keepFailedSeconds: {
       doc: 'Failed BullMQ jobs (malformed intake jobs, failed steps) are kept this long.',

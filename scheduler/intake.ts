@@ -21,7 +21,7 @@ export function intakeProcessor(deps: { cases: CaseService; clock: Clock; logger
       return { kind: 'fail', reason: `UNKNOWN_JOB_NAME: the cases queue takes "${START_JOB}" jobs, not "${delivery.name}"` };
     }
     try {
-      const { record, created } = await deps.cases.start(delivery.data, { fallbackIdempotencyKey: `intake:${delivery.id}`, startedBy: 'intake' });
+      const { record, created } = await deps.cases.start(delivery.data, { fallbackIdempotencyKey: `intake:${delivery.id}`, startedBy: 'intake', requestId: `intake:${delivery.id}` });
       deps.logger.debug({ caseId: record.id, jobId: delivery.id, created }, 'case started from intake');
       return { kind: 'complete' };
     } catch (error) {

@@ -1,33 +1,38 @@
 import type { Config } from '../config/load.js';
+import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
 import { BullConsumers } from '../lib/adapters/bullmq/queues.js';
 import { createLogger } from '../lib/obs/logger.js';
+import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
 import { INTAKE_QUEUE, RESULTS_QUEUE } from '../lib/ports/queues.js';
 import { createEngine } from '../lib/runtime/engine.js';
+import { Lease } from '../lib/runtime/leadership.js';
 import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
 import { every } from '../lib/runtime/periodic.js';
+import { announce } from '../lib/runtime/presence.js';
 import { enforceDeadlines } from './deadlines.js';
 import { intakeProcessor } from './intake.js';
 import { Reconciler } from './reconciler.js';
 import { resultsProcessor } from './results.js';
+import { applyRetention } from './retention.js';
 
-/** Composition root of `workfleet scheduler`: intake, step reports, deadlines, reconciliation. */
+/** Composition root of `workfleet scheduler`: intake, step reports, deadlines, reconciliation, fleet duties. */
 export async function runScheduler(config: Config): Promise<void> {
   const logger = createLogger({ level: config.log.level, name: 'scheduler' });
   exitOnFatalErrors(logger);
   const metrics = new Metrics('scheduler');
   const engine = await createEngine(config, logger, metrics);
   const { cases, advancer, store, queues, workflows, clock } = engine;
-  const consumers = new BullConsumers(
-    { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs },
-    { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') },
-  );
+  const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
+  const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
   const options = { concurrency: config.scheduler.concurrency };
   const intake = consumers.consume(INTAKE_QUEUE, intakeProcessor({ cases, clock, logger, metrics }), options);
   const results = consumers.consume(RESULTS_QUEUE, resultsProcessor({ advancer, clock, logger, metrics }), options);
-  const deadlines = every(config.scheduler.deadlineCheckIntervalMs, 'deadlines', logger, async () => {
-    await enforceDeadlines({ store, advancer, clock });
-  });
+  const monitor = new BullFleetMonitor(queues, config.redis.prefix);
+  const presence = announce(monitor, { role: 'scheduler', queues: [INTAKE_QUEUE, RESULTS_QUEUE], concurrency: options.concurrency }, clock, logger);
+  // One scheduler does the fleet's chores (queue depth metrics, retention): whoever holds the lease.
+  const lease = new Lease(queues.connection, `${config.redis.prefix}:scheduler:lease`, 15_000).start();
+  metrics.watchQueues(async () => (lease.isHeld ? monitor.queueCounts(await monitor.queueNames()) : undefined));
   const reconciler = new Reconciler({
     store, queues, workflows, clock, logger,
     redis: queues.connection,
@@ -35,13 +40,21 @@ export async function runScheduler(config: Config): Promise<void> {
     staleAfterMs: config.scheduler.staleAfterMs,
     lockTtlMs: config.scheduler.reconcileIntervalMs * 4,
   });
-  const reconciling = every(config.scheduler.reconcileIntervalMs, 'reconciler', logger, async () => void (await reconciler.run()));
+  const loops = [
+    every(config.scheduler.deadlineCheckIntervalMs, 'deadlines', logger, async () => void (await enforceDeadlines({ store, advancer, clock }))),
+    every(config.scheduler.reconcileIntervalMs, 'reconciler', logger, async () => void (await reconciler.run())),
+    every(60_000, 'retention', logger, async () => {
+      if (lease.isHeld) await applyRetention({ store, clock, days: config.retention.finishedCaseDays });
+    }),
+  ];
+  const probes = await startMetricsServer(config.metrics.port, metrics, [{ name: 'mongodb', check: () => store.ping(2_000) }]);
   shutdownOnSignals(logger, [
     { name: 'intake', run: () => intake.close(10_000) },
     { name: 'results', run: () => results.close(10_000) },
-    { name: 'deadlines', run: () => deadlines.stop() },
-    { name: 'reconciler', run: () => reconciling.stop() },
+    { name: 'loops', run: () => Promise.all(loops.map((loop) => loop.stop())) },
+    { name: 'fleet', run: () => Promise.all([presence.stop(), lease.stop()]) },
+    { name: 'probes', run: async () => void probes?.close() },
     { name: 'engine', run: () => engine.close() },
   ], 60_000);
-  logger.info({ queues: [INTAKE_QUEUE, RESULTS_QUEUE], concurrency: options.concurrency }, 'scheduler started');
+  logger.info({ queues: [INTAKE_QUEUE, RESULTS_QUEUE], concurrency: options.concurrency, metricsPort: config.metrics.port || null }, 'scheduler started');
 }

@@ -1,12 +1,18 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { buildServer } from '../api/server.js';
+import { loadConfig } from '../config/load.js';
 import { configTable } from '../config/table.js';
+import { createLogger } from '../lib/obs/logger.js';
+import { Metrics } from '../lib/obs/metrics.js';
+import { systemClock } from '../lib/ports/clock.js';
 import { WorkflowDefinitionSchema } from '../lib/core/definition.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 
 /**
  * Writes the generated files that are committed: the README's configuration table (between its
- * markers) and the published JSON Schema of workflow definitions. Tests fail when they drift.
+ * markers), the published JSON Schema of workflow definitions and openapi.json. Tests fail
+ * when they drift.
  */
 const root = packageRoot();
 
@@ -20,4 +26,20 @@ if (from < 0 || to < from) throw new Error(`README.md lacks the ${start} … ${e
 writeFileSync(readmePath, `${readme.slice(0, from + start.length)}\n${configTable()}\n${readme.slice(to)}`);
 
 writeFileSync(join(root, 'schemas', 'workflow.schema.json'), `${JSON.stringify(WorkflowDefinitionSchema, null, 2)}\n`);
-process.stdout.write('generated README.md configuration table and schemas/workflow.schema.json\n');
+// The OpenAPI document comes from the route schemas; no service is called to produce it.
+const unused = {} as never;
+const app = await buildServer({
+  config: loadConfig({}),
+  logger: createLogger({ level: 'silent', name: 'generate' }),
+  metrics: new Metrics('generate'),
+  clock: systemClock,
+  cases: unused,
+  workflows: unused,
+  store: unused,
+  keys: unused,
+  fleet: { monitor: { queueNames: async () => [] } as never, queues: unused },
+  checks: [],
+});
+writeFileSync(join(root, 'openapi.json'), `${JSON.stringify(app.swagger(), null, 2)}\n`);
+await app.close();
+process.stdout.write('generated README.md configuration table, schemas/workflow.schema.json and openapi.json\n');

@@ -1,10 +1,12 @@
-import { hostname } from 'node:os';
 import type { Config } from '../config/load.js';
+import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
 import { BullConsumers, BullQueues } from '../lib/adapters/bullmq/queues.js';
 import { createLogger } from '../lib/obs/logger.js';
+import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
 import { systemClock } from '../lib/ports/clock.js';
 import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
+import { announce, processId } from '../lib/runtime/presence.js';
 import { Breakers } from './breakers.js';
 import { loadHandlers } from './handlers.js';
 import { taskProcessor } from './run-task.js';
@@ -27,18 +29,27 @@ export async function runWorker(config: Config): Promise<void> {
   const processor = taskProcessor({
     handlers, breakers, queues, logger, metrics,
     clock: systemClock,
-    workerId: `${hostname()}:${process.pid}`,
+    workerId: processId(),
     startReportDelayMs: config.worker.startReportDelayMs,
   });
   const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
   const running = config.worker.queues.map((queue) =>
     consumers.consume(queue, processor, { concurrency: config.worker.concurrency, lockDurationMs: config.worker.lockDurationMs }),
   );
+  const presence = announce(
+    new BullFleetMonitor(queues, config.redis.prefix),
+    { role: 'worker', queues: [...config.worker.queues], concurrency: config.worker.concurrency },
+    systemClock,
+    logger,
+  );
+  const probes = await startMetricsServer(config.metrics.port, metrics, [{ name: 'redis', check: async () => void (await queues.connection.ping()) }]);
   const grace = config.worker.shutdownGraceMs;
   shutdownOnSignals(logger, [
+    { name: 'presence', run: () => presence.stop() },
     { name: 'consumers', run: () => Promise.all(running.map((consumer) => consumer.close(grace))) },
+    { name: 'probes', run: async () => void probes?.close() },
     { name: 'breakers', run: async () => breakers.shutdown() },
     { name: 'queues', run: () => queues.close() },
   ], grace + 15_000);
-  logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, tasks: [...handlers.keys()] }, 'worker started');
+  logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null }, 'worker started');
 }

@@ -75,7 +75,7 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
     const job = delivery.data;
     const { attempt } = delivery;
     const { stepId } = job;
-    const log = deps.logger.child({ caseId: job.caseId, stepId, task: job.task, attempt });
+    const log = deps.logger.child({ caseId: job.caseId, stepId, task: job.task, attempt, ...(job.requestId ? { requestId: job.requestId } : {}) });
     const reports: CaseEvent[] = [];
     const send = () => deps.queues.report(reports.splice(0).map((event) => ({ caseId: job.caseId, event })));
 

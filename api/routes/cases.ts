@@ -16,6 +16,11 @@ const ListQuery = Type.Object(
     // Query strings are text; bodies are not coerced, so numbers here are checked as digits.
     limit: Type.Optional(Type.String({ pattern: '^(200|1[0-9]{2}|[1-9][0-9]?)$', description: 'Cases per page, 1 to 200. Default 50.' })),
     cursor: Type.Optional(Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$' })),
+    key: Type.Optional(
+      Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,39}=.{1,200}$', description: 'A business key given at start, as name=value.' }),
+    ),
+    createdAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after this time (ISO 8601).' })),
+    createdBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Created before this time (ISO 8601).' })),
   },
   { additionalProperties: false },
 );
@@ -25,7 +30,7 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
     '/v1/cases',
     { config: { permission: 'cases:start' }, schema: { body: StartCaseRequestSchema } },
     async (request, reply) => {
-      const { record, created } = await cases.start(request.body, { startedBy: request.principal.id });
+      const { record, created } = await cases.start(request.body, { startedBy: request.principal.id, requestId: request.id });
       return reply
         .status(created ? 201 : 200)
         .header('location', `/v1/cases/${record.id}`)
@@ -41,7 +46,8 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
   };
 
   app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', { config: { permission: 'cases:read-own' }, schema: { querystring: ListQuery } }, async (request) => {
-    const { status, workflow, limit, cursor } = request.query;
+    const { status, workflow, limit, cursor, key, createdAfter, createdBefore } = request.query;
+    const separator = key?.indexOf('=') ?? -1;
     const ownOnly = !can(request.principal.roles, 'cases:read');
     const page = await cases.list({
       limit: limit === undefined ? 50 : Number(limit),
@@ -49,6 +55,9 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
       ...(status ? { status } : {}),
       ...(workflow ? { workflow } : {}),
       ...(cursor ? { cursor } : {}),
+      ...(key ? { businessKey: { name: key.slice(0, separator), value: key.slice(separator + 1) } } : {}),
+      ...(createdAfter ? { createdAfter: Date.parse(createdAfter) } : {}),
+      ...(createdBefore ? { createdBefore: Date.parse(createdBefore) } : {}),
     });
     return { cases: page.cases.map(presentSummary), nextCursor: page.nextCursor ?? null };
   });

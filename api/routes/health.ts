@@ -16,10 +16,19 @@ function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   });
 }
 
-export function healthRoutes(app: FastifyInstance, deps: { checks: readonly ReadinessCheck[]; metrics: Metrics; isDraining: () => boolean }): void {
-  app.get('/health', async () => ({ status: 'ok' }));
+/** BullMQ loses jobs if Redis evicts keys: any other policy makes the API not ready, on purpose. */
+export function redisPolicyCheck(health: () => Promise<{ maxmemoryPolicy: string }>): ReadinessCheck['check'] {
+  return async () => {
+    const { maxmemoryPolicy } = await health();
+    if (maxmemoryPolicy !== 'noeviction') throw new Error(`maxmemory-policy is ${maxmemoryPolicy || 'unknown'}; BullMQ needs noeviction`);
+  };
+}
 
-  app.get('/ready', async (_request, reply) => {
+export function healthRoutes(app: FastifyInstance, deps: { checks: readonly ReadinessCheck[]; metrics: Metrics; isDraining: () => boolean }): void {
+  const hidden = { schema: { hide: true } };
+  app.get('/health', { ...hidden, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
+
+  app.get('/ready', { ...hidden, config: { rateLimit: false } }, async (_request, reply) => {
     const results = await Promise.all(
       deps.checks.map(async ({ name, check }) => {
         try {
@@ -35,7 +44,7 @@ export function healthRoutes(app: FastifyInstance, deps: { checks: readonly Read
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : deps.isDraining() ? 'draining' : 'not ready', checks });
   });
 
-  app.get('/metrics', { config: { permission: 'fleet:read' } }, async (_request, reply) =>
+  app.get('/metrics', { ...hidden, config: { permission: 'fleet:read' } }, async (_request, reply) =>
     reply.header('content-type', deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics()),
   );
 }

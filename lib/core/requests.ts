@@ -13,12 +13,21 @@ export const PAYLOAD_LIMITS = {
   maxOutputBytes: 1024 * 1024,
 } as const;
 
+/** Names of business keys: short identifiers. */
+export const BUSINESS_KEY_NAME = '^[A-Za-z][A-Za-z0-9_]{0,39}$';
+
 /** The body of `POST /v1/cases` and the data of a `start` job on the intake queue. */
 export const StartCaseRequestSchema = Type.Object(
   {
     workflow: Type.String({ pattern: WORKFLOW_NAME_PATTERN, minLength: 1, maxLength: 100, description: 'Workflow name.' }),
     version: Type.Optional(Type.Integer({ minimum: 1, description: 'Definition version; the latest when omitted.' })),
     input: Type.Optional(Type.Record(Type.String(), Type.Unknown(), { description: 'The case input: a JSON object.' })),
+    businessKeys: Type.Optional(
+      Type.Record(Type.String({ pattern: BUSINESS_KEY_NAME }), Type.String({ minLength: 1, maxLength: 200 }), {
+        maxProperties: 10,
+        description: 'Up to 10 names and values (e.g. {"orderId": "A-17"}) to find the case by: GET /v1/cases?key=orderId=A-17.',
+      }),
+    ),
     idempotencyKey: Type.Optional(
       Type.String({
         minLength: 1,

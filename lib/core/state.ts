@@ -60,6 +60,8 @@ export interface CaseState {
   revision: number;
   /** Sequence number of the last trace event. */
   seq: number;
+  /** The request (HTTP request id, or intake job) that started the case; carried into its jobs and logs. */
+  requestId?: string;
 }
 
 export const TRACE_TYPES = [
@@ -102,6 +104,7 @@ export interface StepJob {
   backoff: BackoffPolicy;
   timeoutMs: number;
   breaker: string;
+  requestId?: string;
 }
 
 /** What the shell must do after a transition has been stored. */

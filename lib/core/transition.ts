@@ -93,6 +93,7 @@ export function buildStepJob(state: CaseState, step: CompiledStep): Command & { 
       backoff: step.backoff,
       timeoutMs: step.timeoutMs,
       breaker: step.breaker,
+      ...(state.requestId === undefined ? {} : { requestId: state.requestId }),
     },
   };
 }
@@ -152,7 +153,7 @@ function advance(draft: Draft, completedStepId: string): void {
 /** Starts a case: all steps pending, the roots scheduled, the deadline set. */
 export function createCase(
   workflow: CompiledWorkflow,
-  init: { id: string; input: unknown; now: number },
+  init: { id: string; input: unknown; now: number; requestId?: string },
 ): Transition {
   const steps: Record<string, StepState> = {};
   for (const id of workflow.order) steps[id] = { status: 'pending', attempts: 0, attemptsDone: 0 };
@@ -169,9 +170,15 @@ export function createCase(
     deadlineAt,
     revision: 0,
     seq: 0,
+    ...(init.requestId === undefined ? {} : { requestId: init.requestId }),
   };
   const draft = new Draft(workflow, state, init.now);
-  draft.emit('case.created', init.now, { workflow: workflow.name, version: workflow.version, deadlineAt });
+  draft.emit('case.created', init.now, {
+    workflow: workflow.name,
+    version: workflow.version,
+    deadlineAt,
+    ...(init.requestId === undefined ? {} : { requestId: init.requestId }),
+  });
   for (const root of workflow.roots) {
     const step = workflow.steps.get(root);
     if (step) schedule(draft, step);

@@ -36,21 +36,22 @@ export class CaseService {
    * (the intake queue passes its job id, so a redelivered job cannot start a second case);
    * `startedBy` names the API key (or door) it came through.
    */
-  async start(body: unknown, origin: { fallbackIdempotencyKey?: string; startedBy?: string } = {}): Promise<StartResult> {
-    const { fallbackIdempotencyKey, startedBy } = origin;
+  async start(body: unknown, origin: { fallbackIdempotencyKey?: string; startedBy?: string; requestId?: string } = {}): Promise<StartResult> {
+    const { fallbackIdempotencyKey, startedBy, requestId } = origin;
     const { store, workflows, clock, newId } = this.deps;
     const request = parseStartRequest(body);
     const workflow = await workflows.compiled(request.workflow, request.version);
     const idempotencyKey = request.idempotencyKey ?? fallbackIdempotencyKey;
     const requestHash = createHash('sha256')
-      .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {} }))
+      .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {}, businessKeys: request.businessKeys ?? {} }))
       .digest('hex');
     const now = clock.now();
-    const started = createCase(workflow, { id: newId(), input: request.input ?? {}, now });
+    const started = createCase(workflow, { id: newId(), input: request.input ?? {}, now, ...(requestId === undefined ? {} : { requestId }) });
     const record: CaseRecord = {
       ...started.state,
       ...(idempotencyKey === undefined ? {} : { idempotencyKey, requestHash }),
       ...(startedBy === undefined ? {} : { startedBy }),
+      ...(request.businessKeys === undefined ? {} : { businessKeys: request.businessKeys }),
     };
 
     const created = await store.createCase(record, started.events);

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { QueueCounts } from '../ports/fleet.js';
 
 /**
  * workfleet's Prometheus metrics: one registry per process, base units, `_total` counters,
@@ -85,6 +86,26 @@ export class Metrics {
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+
+  /**
+   * Queue depth by queue and state. Only the process given a source reports it (the scheduler
+   * holding the metrics lease), so that a sum over the fleet counts each job once.
+   */
+  watchQueues(source: () => Promise<Record<string, QueueCounts> | undefined>): void {
+    new Gauge({
+      name: 'workfleet_queue_jobs',
+      help: 'Jobs in each BullMQ queue by state, reported by one scheduler for the fleet.',
+      labelNames: ['queue', 'state'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const counts: Record<string, QueueCounts> = (await source().catch(() => undefined)) ?? {};
+        for (const [queue, byState] of Object.entries(counts)) {
+          for (const [state, value] of Object.entries(byState) as Array<[string, number]>) this.set({ queue, state }, value);
+        }
+      },
+    });
+  }
 
   constructor(processName: string) {
     this.registry.setDefaultLabels({ process: processName });

@@ -41,6 +41,8 @@ export interface WorkflowStore {
 export interface CaseRecord extends CaseState {
   /** The API key that started it ("intake" for the intake queue, "anonymous" with auth off). */
   startedBy?: string;
+  /** Names and values given at start to find the case by. */
+  businessKeys?: Record<string, string>;
   idempotencyKey?: string;
   /** Hash of the start request, to tell a replay from a conflicting reuse of the key. */
   requestHash?: string;
@@ -60,6 +62,12 @@ export interface CaseQuery {
   status?: CaseStatus;
   /** Only cases started by this key. */
   startedBy?: string;
+  /** Only cases carrying this business key with this value. */
+  businessKey?: { name: string; value: string };
+  /** Created at or after this time (epoch ms). */
+  createdAfter?: number;
+  /** Created before this time (epoch ms). */
+  createdBefore?: number;
   workflow?: string;
   limit: number;
   /** Opaque: the `nextCursor` of the previous page. */
@@ -96,6 +104,8 @@ export interface CaseStore {
   /** Cases still open whose deadline has passed, soonest first. */
   findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>>;
   countByStatus(): Promise<Partial<Record<CaseStatus, number>>>;
+  /** Deletes up to `limit` cases that finished before `before`, with their history; returns how many. */
+  deleteFinishedCases(before: number, limit: number): Promise<number>;
 }
 
 /** An API key as stored: never the key itself, only the hash of its secret. */

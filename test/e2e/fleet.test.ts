@@ -281,4 +281,10 @@ describe('the fleet end to end', () => {
     expect(exits).toEqual([0, 0]);
     expect((await finished(body.id)).status).toBe('completed');
   });
+
+  it('stops the API and the scheduler on SIGTERM with exit code 0', async () => {
+    expect(await fleet.stop('scheduler')).toBe(0);
+    expect(await fleet.stop('api')).toBe(0);
+    expect(fleet.records('api').map((record) => record.msg)).toEqual(expect.arrayContaining(['shutting down', 'stopped']));
+  });
 });

@@ -20,6 +20,8 @@ interface Running {
  */
 export class Fleet {
   readonly processes = new Map<string, Running>();
+  /** The /metrics port of each scheduler and worker, when the fleet was started with them. */
+  readonly metricsPorts = new Map<string, number>();
   apiUrl = '';
 
   constructor(
@@ -27,7 +29,16 @@ export class Fleet {
     private readonly label: string,
   ) {}
 
-  static async start(options: { redisUrl: string; mongoUrl: string; prefix: string; workers?: number; env?: Record<string, string>; label: string }): Promise<Fleet> {
+  static async start(options: {
+    redisUrl: string;
+    mongoUrl: string;
+    prefix: string;
+    workers?: number;
+    env?: Record<string, string>;
+    label: string;
+    /** Give the scheduler and each worker a metrics port of its own. Default false (METRICS_PORT=0). */
+    metrics?: boolean;
+  }): Promise<Fleet> {
     const port = await freePort();
     const fleet = new Fleet(
       {
@@ -38,15 +49,18 @@ export class Fleet {
         WORKER_HANDLERS: join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js'),
         LOG_LEVEL: 'info',
         NODE_ENV: 'test',
+        METRICS_PORT: '0',
         ...options.env,
       },
       options.label,
     );
     fleet.apiUrl = `http://127.0.0.1:${port}`;
+    const names = ['scheduler', ...Array.from({ length: options.workers ?? 2 }, (_, i) => `worker-${i + 1}`)];
+    if (options.metrics) for (const name of names) fleet.metricsPorts.set(name, await freePort());
+    const metricsEnv = (name: string) => ({ METRICS_PORT: String(fleet.metricsPorts.get(name) ?? 0) });
     await Promise.all([
       fleet.spawn('api', 'api'),
-      fleet.spawn('scheduler', 'scheduler'),
-      ...Array.from({ length: options.workers ?? 2 }, (_, i) => fleet.spawn(`worker-${i + 1}`, 'worker')),
+      ...names.map((name) => fleet.spawn(name, name === 'scheduler' ? 'scheduler' : 'worker', metricsEnv(name))),
     ]);
     await waitFor('the API to answer /health', async () => ((await fetch(`${fleet.apiUrl}/health`)).ok ? true : undefined));
     return fleet;

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServer } from '../../api/server.js';
 import { loadConfig } from '../../config/load.js';
 import { ROLES, type Role } from '../../lib/core/auth.js';
+import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
 import { KeyService } from '../../lib/engine/keys.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import { Metrics } from '../../lib/obs/metrics.js';
@@ -34,7 +35,18 @@ beforeAll(async () => {
   const metrics = new Metrics('api');
   engine = await createEngine(config, logger, metrics);
   keys = new KeyService(engine.store, { now: () => now });
-  app = await buildServer({ config, logger, metrics, cases: engine.cases, workflows: engine.workflows, store: engine.store, keys, checks: [] });
+  app = await buildServer({
+    config,
+    logger,
+    metrics,
+    clock: engine.clock,
+    cases: engine.cases,
+    workflows: engine.workflows,
+    store: engine.store,
+    keys,
+    fleet: { monitor: new BullFleetMonitor(engine.queues, prefix), queues: engine.queues },
+    checks: [],
+  });
   for (const role of ROLES) keyOf[role] = (await keys.create({ name: `${role} key`, roles: [role] })).key;
   await engine.workflows.apply({ name: 'w', steps: [{ id: 'a', task: 'demo.echo' }] });
 });

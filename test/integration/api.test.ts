@@ -4,6 +4,7 @@ import { buildServer } from '../../api/server.js';
 import { loadConfig } from '../../config/load.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import { Metrics } from '../../lib/obs/metrics.js';
+import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
 import { KeyService } from '../../lib/engine/keys.js';
 import { createEngine, type Engine } from '../../lib/runtime/engine.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
@@ -45,6 +46,8 @@ beforeAll(async () => {
     workflows: engine.workflows,
     store: engine.store,
     keys: new KeyService(engine.store, engine.clock),
+    clock: engine.clock,
+    fleet: { monitor: new BullFleetMonitor(engine.queues, prefix), queues: engine.queues },
     checks: [{ name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) }],
   });
 });
@@ -136,10 +139,11 @@ describe('cases', () => {
       deadlineAt: expect.any(String),
       finishedAt: null,
       startedBy: 'anonymous',
+      businessKeys: {},
     });
     const trace = await call('GET', `/v1/cases/${started.id}/trace`);
     expect(trace.body.events).toEqual([
-      { seq: 1, type: 'case.created', at: body.createdAt, data: { workflow: 'order', version: 1, deadlineAt: expect.any(Number) } },
+      { seq: 1, type: 'case.created', at: body.createdAt, data: { workflow: 'order', version: 1, deadlineAt: expect.any(Number), requestId: expect.any(String) } },
       { seq: 2, type: 'step.scheduled', stepId: 'reserve', at: body.createdAt, data: { task: 'inventory.reserve', queue: 'default' } },
     ]);
   });

@@ -23,6 +23,8 @@ export interface JobRetention {
   keepCompletedCount: number;
   /** Seconds a failed job is kept. Default 604800 (7 days). */
   keepFailedSeconds: number;
+  /** Entries kept in each queue's event stream. Default 1000 (BullMQ's own default is 10,000). */
+  eventsMaxLength?: number;
 }
 
 export interface BullOptions {
@@ -75,7 +77,11 @@ export class BullQueues implements TaskQueues {
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection, prefix: this.options.prefix });
+      queue = new Queue(name, {
+        connection: this.connection,
+        prefix: this.options.prefix,
+        ...(this.options.retention.eventsMaxLength === undefined ? {} : { streams: { events: { maxLen: this.options.retention.eventsMaxLength } } }),
+      });
       queue.on('error', () => undefined); // connection errors surface on the calls that fail
       this.queues.set(name, queue);
     }

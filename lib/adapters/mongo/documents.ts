@@ -79,11 +79,14 @@ export interface CaseDocument {
   finishedAt?: Date;
   revision: number;
   seq: number;
+  requestId?: string;
   /** The trace events of the case's creation (revision 0); later ones are in its history. */
   createdTrace: TraceDocument[];
   idempotencyKey?: string;
   requestHash?: string;
   startedBy?: string;
+  /** `name=value` strings, one per business key, indexed for search. */
+  businessKeys?: string[];
 }
 
 export interface KeyDocument {
@@ -218,7 +221,7 @@ export function changesToUpdate(changes: HistoryDocument['changes']): { $set: Re
 }
 
 /** The document fields that mirror CaseState, for inserts and for `$set` diffs. */
-export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'requestHash' | 'startedBy'> {
+export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'requestHash' | 'startedBy' | 'businessKeys'> {
   const steps: Record<string, StepDocument> = {};
   for (const [id, step] of Object.entries(state.steps)) steps[id] = encodeStep(step);
   return compact({
@@ -235,6 +238,7 @@ export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | '
     finishedAt: state.finishedAt === undefined ? undefined : new Date(state.finishedAt),
     revision: state.revision,
     seq: state.seq,
+    requestId: state.requestId,
   });
 }
 
@@ -246,7 +250,13 @@ export function encodeCase(record: CaseRecord, createdTrace: readonly TraceEvent
     idempotencyKey: record.idempotencyKey,
     requestHash: record.requestHash,
     startedBy: record.startedBy,
+    businessKeys: record.businessKeys && Object.entries(record.businessKeys).map(([name, value]) => businessKeyTerm(name, value)),
   });
+}
+
+/** How a business key is stored and searched: one `name=value` string per key (names cannot contain "="). */
+export function businessKeyTerm(name: string, value: string): string {
+  return `${name}=${value}`;
 }
 
 export function decodeCase(doc: CaseDocument): CaseRecord {
@@ -267,9 +277,18 @@ export function decodeCase(doc: CaseDocument): CaseRecord {
     finishedAt: doc.finishedAt?.getTime(),
     revision: doc.revision,
     seq: doc.seq,
+    requestId: doc.requestId,
     idempotencyKey: doc.idempotencyKey,
     requestHash: doc.requestHash,
     startedBy: doc.startedBy,
+    businessKeys:
+      doc.businessKeys &&
+      Object.fromEntries(
+        doc.businessKeys.map((term) => {
+          const at = term.indexOf('=');
+          return [term.slice(0, at), term.slice(at + 1)];
+        }),
+      ),
   });
 }
 

@@ -21,6 +21,7 @@ import {
   encodeCase,
   encodeTrace,
   decodeKey,
+  businessKeyTerm,
   type CaseDocument,
   type HistoryDocument,
   type KeyDocument,
@@ -84,6 +85,9 @@ export class MongoStore implements Store {
       this.cases.createIndex({ workflow: 1, _id: -1 }, { name: 'workflow_newest' }),
       this.cases.createIndex({ status: 1, _id: -1 }, { name: 'status_newest' }),
       this.cases.createIndex({ startedBy: 1, _id: -1 }, { name: 'started_by_newest' }),
+      this.cases.createIndex({ finishedAt: 1 }, { name: 'finished_at', sparse: true }),
+      this.cases.createIndex({ businessKeys: 1, _id: -1 }, { name: 'business_keys_newest' }),
+      this.cases.createIndex({ createdAt: -1 }, { name: 'created_at' }),
       // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
       this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
     ]);
@@ -220,6 +224,13 @@ export class MongoStore implements Store {
     if (query.status) filter.status = query.status;
     if (query.workflow) filter.workflow = query.workflow;
     if (query.startedBy) filter.startedBy = query.startedBy;
+    if (query.businessKey) filter.businessKeys = businessKeyTerm(query.businessKey.name, query.businessKey.value);
+    if (query.createdAfter !== undefined || query.createdBefore !== undefined) {
+      filter.createdAt = {
+        ...(query.createdAfter === undefined ? {} : { $gte: new Date(query.createdAfter) }),
+        ...(query.createdBefore === undefined ? {} : { $lt: new Date(query.createdBefore) }),
+      };
+    }
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (after) filter._id = { $lt: after };
     const docs = await this.cases
@@ -270,6 +281,19 @@ export class MongoStore implements Store {
       .limit(limit)
       .toArray();
     return docs.map((doc) => ({ id: doc._id }));
+  }
+
+  async deleteFinishedCases(before: number, limit: number): Promise<number> {
+    const doomed = await this.cases
+      .find({ status: { $in: ['completed', 'failed', 'cancelled'] }, finishedAt: { $lt: new Date(before) } }, { projection: { _id: 1 } })
+      .limit(limit)
+      .toArray();
+    if (doomed.length === 0) return 0;
+    const ids = doomed.map((doc) => doc._id);
+    // History first: a case document left without history is still readable, the reverse is not.
+    await this.history.deleteMany({ caseId: { $in: ids } });
+    const result = await this.cases.deleteMany({ _id: { $in: ids } });
+    return result.deletedCount;
   }
 
   async insertKey(key: StoredKey): Promise<void> {

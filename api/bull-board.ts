@@ -1,0 +1,90 @@
+import { createRequire } from 'node:module';
+import { dirname } from 'node:path';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
+import { ANONYMOUS, can, type Principal } from '../lib/core/auth.js';
+import type { KeyService } from '../lib/engine/keys.js';
+import type { FleetMonitor } from '../lib/ports/fleet.js';
+import { errorBody } from './errors.js';
+
+export const BOARD_PATH = '/admin/queues';
+
+/** The board looks for queues that appeared since (a new step queue, say) at most this often. */
+const REFRESH_MS = 2_000;
+
+/** A key from Bearer, X-API-Key, or HTTP Basic (any user name, the key as password): browsers can send the last. */
+function presentedKey(request: FastifyRequest): string | undefined {
+  const authorization = request.headers.authorization ?? '';
+  if (authorization.startsWith('Bearer ')) return authorization.slice(7).trim();
+  if (authorization.startsWith('Basic ')) {
+    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
+    return decoded.slice(decoded.indexOf(':') + 1);
+  }
+  const header = request.headers['x-api-key'];
+  return typeof header === 'string' ? header : undefined;
+}
+
+/**
+ * Bull Board under /admin/queues, showing every queue under the workfleet prefix. Admins get
+ * full control; operators a read-only board (the queue list says readOnlyMode, and any request
+ * that would change something is refused); other roles are refused. Browsers sign in with HTTP
+ * Basic, the API key as the password.
+ */
+export async function mountBullBoard(
+  app: FastifyInstance,
+  deps: { queues: BullQueues; monitor: FleetMonitor; keys: KeyService; authEnabled: boolean },
+): Promise<void> {
+  const serverAdapter = new FastifyAdapter();
+  serverAdapter.setBasePath(BOARD_PATH);
+  const adapt = (name: string) => new BullMQAdapter(deps.queues.queue(name));
+  const board = createBullBoard({
+    queues: [],
+    serverAdapter,
+    options: {
+      uiConfig: { boardTitle: 'workfleet queues' },
+      // Resolved here so that Bull Board does not have to find its UI itself.
+      uiBasePath: dirname(createRequire(import.meta.url).resolve('@bull-board/ui/package.json')),
+    },
+  });
+  let refreshedAt = 0;
+  const refresh = async () => {
+    if (Date.now() - refreshedAt < REFRESH_MS) return;
+    refreshedAt = Date.now();
+    board.replaceQueues((await deps.monitor.queueNames()).map(adapt));
+  };
+
+  await app.register(async (scope) => {
+    scope.addHook('onRequest', async (request, reply) => {
+      const principal: Principal | undefined = deps.authEnabled ? await deps.keys.verify(presentedKey(request)) : ANONYMOUS;
+      if (!principal) {
+        return reply
+          .status(401)
+          .header('www-authenticate', 'Basic realm="workfleet queues", charset="UTF-8"')
+          .send(errorBody('UNAUTHENTICATED', 'sign in with an API key as the password'));
+      }
+      const admin = can(principal.roles, 'keys:manage');
+      if (!admin && !can(principal.roles, 'cases:operate')) {
+        return reply.status(403).send(errorBody('FORBIDDEN', 'the queue board is for admins and operators'));
+      }
+      if (!admin && request.method !== 'GET' && request.method !== 'HEAD') {
+        return reply.status(403).send(errorBody('FORBIDDEN', 'operators see the queue board read-only'));
+      }
+      request.principal = principal;
+      // The queue list is read when the board asks for it, so new queues show up at once.
+      if (request.url.split('?')[0]?.endsWith('/api/queues')) await refresh().catch(() => undefined);
+    });
+    // Operators' board: the UI hides every control of a queue that says it is read-only.
+    scope.addHook('onSend', async (request, reply, payload) => {
+      const principal = request.principal as Principal | null;
+      if (!principal || can(principal.roles, 'keys:manage') || reply.statusCode !== 200 || typeof payload !== 'string') return payload;
+      if (!request.url.split('?')[0]?.endsWith('/api/queues')) return payload;
+      const body = JSON.parse(payload) as { queues?: Array<Record<string, unknown>> };
+      for (const queue of body.queues ?? []) Object.assign(queue, { readOnlyMode: true, allowRetries: false, allowCompletedRetries: false });
+      return JSON.stringify(body);
+    });
+    await scope.register(serverAdapter.registerPlugin(), { prefix: BOARD_PATH });
+  });
+}

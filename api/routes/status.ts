@@ -1,0 +1,48 @@
+import type { FastifyInstance } from 'fastify';
+import type { Clock } from '../../lib/ports/clock.js';
+import type { FleetMonitor } from '../../lib/ports/fleet.js';
+import type { CaseStore } from '../../lib/ports/store.js';
+
+/** Stuck cases listed at most; `more` says whether there are others. */
+const STUCK_SAMPLE = 20;
+
+/**
+ * GET /v1/status: the fleet at a glance for operators: every queue's job counts, the live
+ * processes with their queues and concurrency, cases by status, and the open cases that have
+ * not moved for longer than the scheduler's stale threshold.
+ */
+export function statusRoutes(
+  app: FastifyInstance,
+  deps: { monitor: FleetMonitor; store: CaseStore; clock: Clock; staleAfterMs: number },
+): void {
+  app.get('/v1/status', { config: { permission: 'fleet:read' }, schema: { tags: ['operations'], summary: 'Queues, live processes, cases by status, stuck cases' } }, async () => {
+    const now = deps.clock.now();
+    const [names, members, cases, stale, redis] = await Promise.all([
+      deps.monitor.queueNames(),
+      deps.monitor.members(now),
+      deps.store.countByStatus(),
+      deps.store.findStaleCases(now - deps.staleAfterMs, STUCK_SAMPLE + 1),
+      deps.monitor.redisHealth(),
+    ]);
+    const iso = (ms: number) => new Date(ms).toISOString();
+    return {
+      at: iso(now),
+      queues: await deps.monitor.queueCounts(names),
+      processes: members.map((member) => ({ ...member, startedAt: iso(member.startedAt), seenAt: iso(member.seenAt) })),
+      workers: members.filter((member) => member.role === 'worker').length,
+      cases: { pending: 0, running: 0, waiting: 0, completed: 0, failed: 0, cancelled: 0, ...cases },
+      stuck: {
+        afterMs: deps.staleAfterMs,
+        cases: stale.slice(0, STUCK_SAMPLE).map((record) => ({
+          id: record.id,
+          workflow: record.workflow,
+          status: record.status,
+          updatedAt: iso(record.updatedAt),
+          reason: `no progress for ${Math.round((now - record.updatedAt) / 1000)} s`,
+        })),
+        more: stale.length > STUCK_SAMPLE,
+      },
+      redis,
+    };
+  });
+}

@@ -1,0 +1,99 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MongoStore } from '../../lib/adapters/mongo/store.js';
+import { KeyService } from '../../lib/engine/keys.js';
+import { systemClock } from '../../lib/ports/clock.js';
+import { packageRoot } from '../../lib/runtime/package-root.js';
+import { Fleet } from '../helpers/fleet.js';
+import { startServers, type TestServers } from '../helpers/servers.js';
+
+/**
+ * Bull Board as an operator sees it: the real API process, a real headless Chromium (Debian's
+ * chromium, driven by playwright-core), signing in with an API key. A screenshot is kept in
+ * test-artifacts/.
+ */
+
+const CHROMIUM = '/usr/bin/chromium';
+let servers: TestServers;
+let fleet: Fleet;
+let browser: Browser;
+const keys: Record<'admin' | 'operator' | 'viewer', string> = { admin: '', operator: '', viewer: '' };
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+  servers = await startServers();
+  const namespace = servers.namespace();
+  const store = new MongoStore({ url: namespace.mongoUrl });
+  await store.init();
+  const service = new KeyService(store, systemClock);
+  for (const role of ['admin', 'operator', 'viewer'] as const) keys[role] = (await service.create({ name: role, roles: [role] })).key;
+  await store.close();
+  fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-bull-board', env: { AUTH_ENABLED: 'true' } });
+  // Something to show: a workflow and a case, whose steps go through the queues.
+  const headers = { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json' };
+  await fetch(`${fleet.apiUrl}/v1/workflows`, { method: 'POST', headers, body: JSON.stringify({ name: 'board', steps: [{ id: 'a', task: 'demo.echo', queue: 'default' }] }) });
+  await fetch(`${fleet.apiUrl}/v1/cases`, { method: 'POST', headers, body: JSON.stringify({ workflow: 'board' }) });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await fleet?.stopAll();
+  await servers?.stop();
+});
+
+async function openBoard(key: string | undefined) {
+  const context = await browser.newContext(key ? { httpCredentials: { username: 'ops', password: key } } : {});
+  const page = await context.newPage();
+  const failed: string[] = [];
+  page.on('response', (response) => {
+    if (response.status() >= 400) failed.push(`${response.status()} ${response.url()}`);
+  });
+  const response = await page.goto(`${fleet.apiUrl}/admin/queues`, { waitUntil: 'networkidle' });
+  return { context, page, response, failed };
+}
+
+describe('Bull Board in Chromium', () => {
+  it('loads for an admin with its assets and lists the workfleet queues', async () => {
+    const { context, page, response, failed } = await openBoard(keys.admin);
+    expect(response?.status()).toBe(200);
+    for (const queue of ['cases', 'results', 'default']) await page.getByText(queue, { exact: true }).first().waitFor({ timeout: 15_000 });
+    expect(failed).toEqual([]);
+    const dir = join(packageRoot(), 'test-artifacts', 'screenshots');
+    mkdirSync(dir, { recursive: true });
+    await page.screenshot({ path: join(dir, 'bull-board-admin.png'), fullPage: true });
+    await context.close();
+  }, 60_000);
+
+  it('shows operators the queues read-only', async () => {
+    const { context, page, response } = await openBoard(keys.operator);
+    expect(response?.status()).toBe(200);
+    await page.getByText('default', { exact: true }).first().waitFor({ timeout: 15_000 });
+    const queues = (await (await page.request.get(`${fleet.apiUrl}/admin/queues/api/queues`)).json()) as { queues: Array<{ readOnlyMode: boolean }> };
+    expect(queues.queues.length).toBeGreaterThan(0);
+    expect(queues.queues.every((queue) => queue.readOnlyMode)).toBe(true);
+    await context.close();
+  }, 60_000);
+
+  it('never writes a key to the logs', async () => {
+    const output = fleet.output('api') + fleet.output('scheduler') + fleet.output('worker-1');
+    for (const key of Object.values(keys)) expect(output).not.toContain(key.slice(-43));
+  });
+
+  it('refuses viewers and people without a key', async () => {
+    const viewer = await openBoard(keys.viewer);
+    expect(viewer.response?.status()).toBe(403);
+    await viewer.context.close();
+    // Without a key the browser gets the Basic challenge (a headless one cannot answer it).
+    const context = await browser.newContext();
+    const answer = await context.request.get(`${fleet.apiUrl}/admin/queues`);
+    expect(answer.status()).toBe(401);
+    expect(answer.headers()['www-authenticate']).toContain('Basic realm="workfleet queues"');
+    await context.close();
+  }, 60_000);
+});
