@@ -1,20 +1,15 @@
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer } from '../../api/server.js';
-import { loadConfig } from '../../config/load.js';
 import { ROLES, type Role } from '../../lib/core/auth.js';
-import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
-import { KeyService } from '../../lib/engine/keys.js';
-import { createLogger } from '../../lib/obs/logger.js';
-import { Metrics } from '../../lib/obs/metrics.js';
-import { createEngine, type Engine } from '../../lib/runtime/engine.js';
+import type { KeyService } from '../../lib/engine/keys.js';
+import type { Engine } from '../../lib/runtime/engine.js';
+import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 
 /** API keys and roles with AUTH_ENABLED=true: the matrix of every role against every route. */
 
 let servers: TestServers;
+let api: TestApi;
 let engine: Engine;
-let app: FastifyInstance;
 let keys: KeyService;
 let now = Date.now();
 const keyOf = {} as Record<Role, string>;
@@ -22,38 +17,20 @@ const keyOf = {} as Record<Role, string>;
 async function call(method: string, url: string, key: string | undefined, payload?: unknown, header: 'bearer' | 'x-api-key' = 'bearer') {
   const headers: Record<string, string> = {};
   if (key !== undefined) headers[header === 'bearer' ? 'authorization' : 'x-api-key'] = header === 'bearer' ? `Bearer ${key}` : key;
-  const response = await app.inject({ method: method as 'GET', url, headers, ...(payload === undefined ? {} : { payload: payload as string }) });
-  const json = (response.headers['content-type'] ?? '').toString().startsWith('application/json');
-  return { status: response.statusCode, body: json ? (JSON.parse(response.body) as Record<string, unknown>) : {}, raw: response.body };
+  const response = await api.call(method, url, { headers, payload });
+  return { status: response.status, body: (typeof response.body === 'object' ? response.body : {}) as Record<string, unknown>, raw: typeof response.body === 'string' ? response.body : JSON.stringify(response.body) };
 }
 
 beforeAll(async () => {
   servers = await startServers();
-  const { mongoUrl, prefix } = servers.namespace();
-  const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix, AUTH_ENABLED: 'true' });
-  const logger = createLogger({ level: 'silent', name: 'auth-test' });
-  const metrics = new Metrics('api');
-  engine = await createEngine(config, logger, metrics);
-  keys = new KeyService(engine.store, { now: () => now });
-  app = await buildServer({
-    config,
-    logger,
-    metrics,
-    clock: engine.clock,
-    cases: engine.cases,
-    workflows: engine.workflows,
-    store: engine.store,
-    keys,
-    fleet: { monitor: new BullFleetMonitor(engine.queues, prefix), queues: engine.queues },
-    checks: [],
-  });
+  api = await startApi(servers, { AUTH_ENABLED: 'true', API_RATE_LIMIT_PER_MINUTE: '0' }, { keyClock: { now: () => now } });
+  ({ engine, keys } = api);
   for (const role of ROLES) keyOf[role] = (await keys.create({ name: `${role} key`, roles: [role] })).key;
   await engine.workflows.apply({ name: 'w', steps: [{ id: 'a', task: 'demo.echo' }] });
 });
 
 afterAll(async () => {
-  await app?.close();
-  await engine?.close();
+  await api?.close();
   await servers?.stop();
 });
 
@@ -70,6 +47,8 @@ describe('the auth matrix', () => {
       ['GET', `/v1/cases/${record.id}`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
       ['GET', `/v1/cases/${record.id}/trace`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
       ['GET', '/v1/keys', undefined, { admin: 200, operator: 403, producer: 403, viewer: 403 }],
+      ['GET', '/v1/status', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
+      ['GET', '/admin/queues', undefined, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
       ['POST', '/v1/keys', { name: 'n', roles: ['admin'] }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
       ['GET', '/metrics', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
       ['GET', '/health', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],

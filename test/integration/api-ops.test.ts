@@ -1,59 +1,26 @@
 import { readFileSync } from 'node:fs';
-import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisPolicyCheck } from '../../api/routes/health.js';
-import { buildServer } from '../../api/server.js';
-import { loadConfig } from '../../config/load.js';
-import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
-import { KeyService } from '../../lib/engine/keys.js';
 import { createLogger } from '../../lib/obs/logger.js';
-import { Metrics } from '../../lib/obs/metrics.js';
-import { createEngine, type Engine } from '../../lib/runtime/engine.js';
 import { announce } from '../../lib/runtime/presence.js';
 import { startRedisServer, type RedisServer } from '../../lib/runtime/redis-server.js';
 import { applyRetention } from '../../scheduler/retention.js';
+import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 
 /** What operators rely on: status, readiness, limits and headers, OpenAPI, Bull Board, search, retention. */
 
 let servers: TestServers;
-const engines: Engine[] = [];
-const apps: FastifyInstance[] = [];
+const apis: TestApi[] = [];
 const logger = createLogger({ level: 'silent', name: 'ops-test' });
 
 async function api(env: Record<string, string> = {}) {
-  const { mongoUrl, prefix } = servers.namespace();
-  const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix, ...env });
-  const metrics = new Metrics('api');
-  const engine = await createEngine(config, logger, metrics);
-  engines.push(engine);
-  const monitor = new BullFleetMonitor(engine.queues, prefix);
-  const keys = new KeyService(engine.store, engine.clock);
-  const app = await buildServer({
-    config,
-    logger,
-    metrics,
-    clock: engine.clock,
-    cases: engine.cases,
-    workflows: engine.workflows,
-    store: engine.store,
-    keys,
-    fleet: { monitor, queues: engine.queues },
-    redis: engine.queues.connection,
-    checks: [{ name: 'redis', check: redisPolicyCheck(() => monitor.redisHealth()) }],
-  });
-  apps.push(app);
-  await engine.workflows.apply({ name: 'w', steps: [{ id: 'a', task: 'demo.echo', queue: 'fast' }] });
-  const call = async (method: string, url: string, options: { payload?: unknown; headers?: Record<string, string> } = {}) => {
-    const response = await app.inject({ method: method as 'GET', url, headers: options.headers ?? {}, ...(options.payload === undefined ? {} : { payload: options.payload as string }) });
-    const json = String(response.headers['content-type'] ?? '').startsWith('application/json');
-    // Tests read answers freely.
-    // eslint-disable-next-line @typescript-eslint/no-explicit-any, @typescript-eslint/no-unnecessary-type-assertion
-    return { status: response.statusCode, headers: response.headers, body: (json ? JSON.parse(response.body) : response.body) as any };
-  };
-  return { app, engine, keys, monitor, call, prefix, config };
+  const started = await startApi(servers, env);
+  apis.push(started);
+  await started.engine.workflows.apply({ name: 'w', steps: [{ id: 'a', task: 'demo.echo', queue: 'fast' }] });
+  return started;
 }
 
 beforeAll(async () => {
@@ -61,8 +28,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await Promise.all(apps.map((app) => app.close()));
-  await Promise.all(engines.map((engine) => engine.close()));
+  await Promise.all(apis.map((started) => started.close()));
   await servers?.stop();
 });
 
@@ -93,7 +59,7 @@ describe('/ready', () => {
 
   it('fails closed when Redis may evict keys', async () => {
     const { call } = await api();
-    expect((await call('GET', '/ready')).body).toEqual({ status: 'ready', checks: { redis: 'ok' } });
+    expect((await call('GET', '/ready')).body).toEqual({ status: 'ready', checks: { mongodb: 'ok', redis: 'ok' } });
     lru = await startRedisServer();
     const client = new Redis(lru.url);
     await client.config('SET', 'maxmemory-policy', 'allkeys-lru');

@@ -1,12 +1,5 @@
-import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildServer } from '../../api/server.js';
-import { loadConfig } from '../../config/load.js';
-import { createLogger } from '../../lib/obs/logger.js';
-import { Metrics } from '../../lib/obs/metrics.js';
-import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
-import { KeyService } from '../../lib/engine/keys.js';
-import { createEngine, type Engine } from '../../lib/runtime/engine.js';
+import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 
 /**
@@ -15,8 +8,7 @@ import { startServers, type TestServers } from '../helpers/servers.js';
  */
 
 let servers: TestServers;
-let engine: Engine;
-let app: FastifyInstance;
+let api: TestApi;
 
 const definition = {
   name: 'order',
@@ -26,35 +18,15 @@ const definition = {
   ],
 };
 
-async function call(method: 'GET' | 'POST', url: string, payload?: unknown, headers: Record<string, string> = {}) {
-  const response = await app.inject({ method, url, ...(payload === undefined ? {} : { payload: payload as string }), headers });
-  return { status: response.statusCode, body: response.json<Record<string, any>>(), headers: response.headers }; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read answers freely
-}
+const call = (method: 'GET' | 'POST', url: string, payload?: unknown, headers: Record<string, string> = {}) => api.call(method, url, { payload, headers });
 
 beforeAll(async () => {
   servers = await startServers();
-  const { mongoUrl, prefix } = servers.namespace();
-  const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix, API_BODY_LIMIT_BYTES: '65536', LOG_LEVEL: 'silent' });
-  const logger = createLogger({ level: 'silent', name: 'api-test' });
-  const metrics = new Metrics('api');
-  engine = await createEngine(config, logger, metrics);
-  app = await buildServer({
-    config,
-    logger,
-    metrics,
-    cases: engine.cases,
-    workflows: engine.workflows,
-    store: engine.store,
-    keys: new KeyService(engine.store, engine.clock),
-    clock: engine.clock,
-    fleet: { monitor: new BullFleetMonitor(engine.queues, prefix), queues: engine.queues },
-    checks: [{ name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) }],
-  });
+  api = await startApi(servers, { API_BODY_LIMIT_BYTES: '65536' });
 });
 
 afterAll(async () => {
-  await app?.close();
-  await engine?.close();
+  await api?.close();
   await servers?.stop();
 });
 
@@ -189,9 +161,9 @@ describe('cases', () => {
 describe('operations', () => {
   it('answers /health, /ready and /metrics', async () => {
     expect((await call('GET', '/health')).body).toEqual({ status: 'ok' });
-    expect((await call('GET', '/ready')).body).toEqual({ status: 'ready', checks: { mongodb: 'ok' } });
-    const metrics = await app.inject({ method: 'GET', url: '/metrics' });
-    expect(metrics.statusCode).toBe(200);
+    expect((await call('GET', '/ready')).body).toEqual({ status: 'ready', checks: { mongodb: 'ok', redis: 'ok' } });
+    const metrics = await call('GET', '/metrics');
+    expect(metrics.status).toBe(200);
     expect(metrics.body).toMatch(/^workfleet_cases_started_total\{workflow="order",process="api"\} \d+$/m);
     expect(metrics.body).toContain('workfleet_http_request_duration_seconds_bucket');
   });

@@ -1,0 +1,71 @@
+import type { FastifyInstance } from 'fastify';
+import { redisPolicyCheck } from '../../api/routes/health.js';
+import { buildServer } from '../../api/server.js';
+import { loadConfig, type Config } from '../../config/load.js';
+import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
+import { KeyService } from '../../lib/engine/keys.js';
+import { createLogger } from '../../lib/obs/logger.js';
+import { Metrics } from '../../lib/obs/metrics.js';
+import type { Clock } from '../../lib/ports/clock.js';
+import { createEngine, type Engine } from '../../lib/runtime/engine.js';
+import type { TestServers } from './servers.js';
+
+export interface TestApi {
+  app: FastifyInstance;
+  engine: Engine;
+  keys: KeyService;
+  monitor: BullFleetMonitor;
+  config: Config;
+  prefix: string;
+  /** A request through inject(); JSON answers parsed, others as text. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read answers freely
+  call: (method: string, url: string, options?: { payload?: unknown; headers?: Record<string, string> }) => Promise<{ status: number; headers: Record<string, unknown>; body: any }>;
+  close: () => Promise<void>;
+}
+
+/**
+ * The API on the real engine in its own namespace (database and BullMQ prefix), without a
+ * socket. `keyClock` lets a test move time for key expiry.
+ */
+export async function startApi(servers: TestServers, env: Record<string, string> = {}, options: { keyClock?: Clock } = {}): Promise<TestApi> {
+  const { mongoUrl, prefix } = servers.namespace();
+  const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix, LOG_LEVEL: 'silent', ...env });
+  const logger = createLogger({ level: 'silent', name: 'test-api' });
+  const metrics = new Metrics('api');
+  const engine = await createEngine(config, logger, metrics);
+  const monitor = new BullFleetMonitor(engine.queues, prefix);
+  const keys = new KeyService(engine.store, options.keyClock ?? engine.clock);
+  const app = await buildServer({
+    config,
+    logger,
+    metrics,
+    clock: engine.clock,
+    cases: engine.cases,
+    workflows: engine.workflows,
+    store: engine.store,
+    keys,
+    fleet: { monitor, queues: engine.queues },
+    redis: engine.queues.connection,
+    checks: [
+      { name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) },
+      { name: 'redis', check: redisPolicyCheck(() => monitor.redisHealth()) },
+    ],
+  });
+  return {
+    app,
+    engine,
+    keys,
+    monitor,
+    config,
+    prefix,
+    call: async (method, url, { payload, headers } = {}) => {
+      const response = await app.inject({ method: method as 'GET', url, headers: headers ?? {}, ...(payload === undefined ? {} : { payload: payload as string }) });
+      const json = String(response.headers['content-type'] ?? '').startsWith('application/json');
+      return { status: response.statusCode, headers: response.headers, body: json ? (JSON.parse(response.body) as unknown) : response.body };
+    },
+    close: async () => {
+      await app.close();
+      await engine.close();
+    },
+  };
+}
