@@ -3,29 +3,18 @@ import { dirname } from 'node:path';
 import { createBullBoard } from '@bull-board/api';
 import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
 import { ANONYMOUS, can, type Principal } from '../lib/core/auth.js';
 import type { KeyService } from '../lib/engine/keys.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
+import { challenge, presentedKey } from './auth.js';
 import { errorBody } from './errors.js';
 
 export const BOARD_PATH = '/admin/queues';
 
 /** The board looks for queues that appeared since (a new step queue, say) at most this often. */
 const REFRESH_MS = 2_000;
-
-/** A key from Bearer, X-API-Key, or HTTP Basic (any user name, the key as password): browsers can send the last. */
-function presentedKey(request: FastifyRequest): string | undefined {
-  const authorization = request.headers.authorization ?? '';
-  if (authorization.startsWith('Bearer ')) return authorization.slice(7).trim();
-  if (authorization.startsWith('Basic ')) {
-    const decoded = Buffer.from(authorization.slice(6), 'base64').toString('utf8');
-    return decoded.slice(decoded.indexOf(':') + 1);
-  }
-  const header = request.headers['x-api-key'];
-  return typeof header === 'string' ? header : undefined;
-}
 
 /**
  * Bull Board under /admin/queues, showing every queue under the workfleet prefix. Admins get
@@ -62,7 +51,7 @@ export async function mountBullBoard(
       if (!principal) {
         return reply
           .status(401)
-          .header('www-authenticate', 'Basic realm="workfleet queues", charset="UTF-8"')
+          .header('www-authenticate', challenge(request.url))
           .send(errorBody('UNAUTHENTICATED', 'sign in with an API key as the password'));
       }
       const admin = can(principal.roles, 'keys:manage');

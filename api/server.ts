@@ -18,6 +18,7 @@ import type { Clock } from '../lib/ports/clock.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
 import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
 import { installAuth } from './auth.js';
+import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
 import { errorBody, installErrorHandling } from './errors.js';
 import { caseRoutes } from './routes/cases.js';
@@ -70,6 +71,9 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
   });
   installErrorHandling(app);
+  for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  // Before any plugin adds routes, so that its routes are guarded too (the docs page).
+  installAuth(app, { enabled: config.api.authEnabled, keys: deps.keys });
 
   await app.register(swagger, {
     openapi: {
@@ -82,6 +86,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       },
       security: [{ bearer: [] }, { apiKey: [] }],
     },
+    // Shared schemas appear under their own names (ErrorResponse, …) rather than def-0, def-1.
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });
   // Security headers; the CSP allows the inline bootstrap scripts of the docs page and Bull Board.
@@ -91,7 +97,6 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
   if (config.api.corsOrigins.length > 0) await app.register(cors, { origin: [...config.api.corsOrigins], credentials: false });
-  installAuth(app, { enabled: config.api.authEnabled, keys: deps.keys });
   if (config.api.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       max: config.api.rateLimitPerMinute,

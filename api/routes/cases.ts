@@ -7,6 +7,9 @@ import { can, mayReadCase } from '../../lib/core/auth.js';
 import { CaseNotFoundError } from '../../lib/core/errors.js';
 import type { CaseService } from '../../lib/engine/cases.js';
 import { presentCase, presentSummary, presentTrace } from '../presenters.js';
+import { CaseListSchema, CaseViewSchema, errorResponses, StartedCaseSchema, TraceSchema } from '../schemas.js';
+
+const tags = ['cases'];
 
 const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
 const ListQuery = Type.Object(
@@ -28,7 +31,15 @@ const ListQuery = Type.Object(
 export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
   app.post<{ Body: Static<typeof StartCaseRequestSchema> }>(
     '/v1/cases',
-    { config: { permission: 'cases:start' }, schema: { body: StartCaseRequestSchema } },
+    {
+      config: { permission: 'cases:start' },
+      schema: {
+        tags,
+        summary: 'Start a case (201), or find the one its idempotency key started (200)',
+        body: StartCaseRequestSchema,
+        response: { 200: StartedCaseSchema, 201: StartedCaseSchema, ...errorResponses(400, 401, 403, 404, 409, 413, 429) },
+      },
+    },
     async (request, reply) => {
       const { record, created } = await cases.start(request.body, { startedBy: request.principal.id, requestId: request.id });
       return reply
@@ -45,7 +56,10 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
     return record;
   };
 
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', { config: { permission: 'cases:read-own' }, schema: { querystring: ListQuery } }, async (request) => {
+  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', {
+      config: { permission: 'cases:read-own' },
+      schema: { tags, summary: 'A page of cases, newest first', querystring: ListQuery, response: { 200: CaseListSchema, ...errorResponses(400, 401, 403, 429) } },
+    }, async (request) => {
     const { status, workflow, limit, cursor, key, createdAfter, createdBefore } = request.query;
     const separator = key?.indexOf('=') ?? -1;
     const ownOnly = !can(request.principal.roles, 'cases:read');
@@ -63,11 +77,11 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
   });
 
   const readOwn = { permission: 'cases:read-own' as const };
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { config: readOwn, schema: { params: CaseParams } }, async (request) =>
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { config: readOwn, schema: { tags, summary: 'A case with its steps', params: CaseParams, response: { 200: CaseViewSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) =>
     presentCase(await readable(request.params.id, request.principal)),
   );
 
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { config: readOwn, schema: { params: CaseParams } }, async (request) => {
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { config: readOwn, schema: { tags, summary: 'Every state change of a case, in order', params: CaseParams, response: { 200: TraceSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) => {
     await readable(request.params.id, request.principal);
     return presentTrace(await cases.trace(request.params.id));
   });

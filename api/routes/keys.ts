@@ -19,8 +19,9 @@ const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).
 
 export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
   const config = { permission: 'keys:manage' as const };
+  const tags = ['keys'];
 
-  app.post<{ Body: Static<typeof CreateKey> }>('/v1/keys', { config, schema: { body: CreateKey } }, async (request, reply) => {
+  app.post<{ Body: Static<typeof CreateKey> }>('/v1/keys', { config, schema: { tags, summary: 'Create a key; the answer is the only time its secret is shown', body: CreateKey } }, async (request, reply) => {
     const { name, roles, expiresIn } = request.body;
     const expiresInMs = expiresIn === undefined ? undefined : parseDuration(expiresIn);
     const { key, summary } = await keys.create({ name, roles, ...(expiresInMs === undefined ? {} : { expiresInMs }) });
@@ -28,11 +29,11 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
     return reply.status(201).send({ ...summary, key, createdAt: iso(summary.createdAt), expiresAt: iso(summary.expiresAt) });
   });
 
-  app.get('/v1/keys', { config }, async () => ({
+  app.get('/v1/keys', { config, schema: { tags, summary: 'Every key, never its secret' } }, async () => ({
     keys: (await keys.list()).map((key) => ({ ...key, createdAt: iso(key.createdAt), expiresAt: iso(key.expiresAt), revokedAt: iso(key.revokedAt) })),
   }));
 
-  app.delete<{ Params: Static<typeof KeyParams> }>('/v1/keys/:id', { config, schema: { params: KeyParams } }, async (request, reply) => {
+  app.delete<{ Params: Static<typeof KeyParams> }>('/v1/keys/:id', { config, schema: { tags, summary: 'Revoke a key', params: KeyParams } }, async (request, reply) => {
     if (!(await keys.revoke(request.params.id))) return reply.status(404).send(errorBody('KEY_NOT_FOUND', `no key ${request.params.id}`));
     return reply.status(204).send();
   });

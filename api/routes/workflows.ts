@@ -16,19 +16,31 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
   // The definition is checked by the core validator, which names every problem with its path;
   // a route schema here would only answer with less precise messages first.
   const read = { permission: 'workflows:read' as const };
-  app.post('/v1/workflows', { config: { permission: 'workflows:write' } }, async (request, reply) => {
+  const tags = ['workflows'];
+  app.post(
+    '/v1/workflows',
+    {
+      config: { permission: 'workflows:write' },
+      schema: {
+        tags,
+        summary: 'Validate and store a definition (JSON, or YAML with content-type application/yaml): 201 new version, 200 unchanged',
+        body: Type.Object({}, { additionalProperties: true, description: 'A workflow definition; see GET /v1/schema/workflow.' }),
+      },
+    },
+    async (request, reply) => {
     const { workflow, created } = await deps.workflows.apply(request.body);
     return reply
       .status(created ? 201 : 200)
       .header('location', `/v1/workflows/${workflow.name}/versions/${workflow.version}`)
       .send({ name: workflow.name, version: workflow.version, hash: workflow.hash, created, createdAt: iso(workflow.createdAt) });
-  });
+    },
+  );
 
-  app.get('/v1/workflows', { config: read }, async () => ({
+  app.get('/v1/workflows', { config: read, schema: { tags, summary: 'Every workflow with its latest version' } }, async () => ({
     workflows: (await deps.store.listWorkflows()).map((summary) => ({ ...summary, updatedAt: iso(summary.updatedAt) })),
   }));
 
-  app.get<{ Params: Static<typeof NameParams> }>('/v1/workflows/:name', { config: read, schema: { params: NameParams } }, async (request) => {
+  app.get<{ Params: Static<typeof NameParams> }>('/v1/workflows/:name', { config: read, schema: { tags, summary: 'The latest definition and the list of versions', params: NameParams } }, async (request) => {
     const latest = await deps.store.getWorkflow(request.params.name);
     if (!latest) throw new WorkflowNotFoundError(request.params.name);
     const versions = await deps.store.listVersions(request.params.name);
@@ -42,7 +54,7 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
 
   app.get<{ Params: Static<typeof VersionParams> }>(
     '/v1/workflows/:name/versions/:version',
-    { config: read, schema: { params: VersionParams } },
+    { config: read, schema: { tags, summary: 'One version of a definition', params: VersionParams } },
     async (request) => {
       const name = request.params.name;
       const version = Number(request.params.version);
@@ -52,5 +64,5 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
     },
   );
 
-  app.get('/v1/schema/workflow', { config: read }, async () => WorkflowDefinitionSchema);
+  app.get('/v1/schema/workflow', { config: read, schema: { tags, summary: 'The JSON Schema of workflow definitions' } }, async () => WorkflowDefinitionSchema);
 }

@@ -151,6 +151,20 @@ describe('TaskQueues and QueueConsumers on BullMQ', () => {
     expect((await queues.queue('q').getJob('c1.a'))?.attemptsMade).toBe(0);
   });
 
+  it('removes finished jobs that producers added without removal options, beyond the kept count', async () => {
+    const { prefix } = servers.namespace();
+    const options = { redisUrl: servers.redis.url, prefix, retention: { keepCompletedSeconds: 3600, keepCompletedCount: 2, keepFailedSeconds: 3600 } };
+    const queues = new BullQueues(options);
+    closers.push(() => queues.close());
+    let done = 0;
+    consume(new BullConsumers(options), 'cases', async () => ((done += 1), { kind: 'complete' }));
+    const producer = new Queue('cases', { connection: { url: servers.redis.url }, prefix });
+    closers.push(() => producer.close());
+    for (let i = 0; i < 6; i++) await producer.add('start', { n: i });
+    await waitFor('six jobs done', () => (done === 6 ? true : undefined));
+    await waitFor('the completed set trimmed', async () => ((await producer.getJobCountByTypes('completed')) === 2 ? true : undefined));
+  });
+
   it('queues step reports once per distinct report', async () => {
     const { queues, prefix } = ports();
     const report = { caseId: 'c1', event: { type: 'stepStarted' as const, stepId: 'a', attempt: 1, at: 5 } };

@@ -93,7 +93,7 @@ describe('Bull Board in Chromium', () => {
     const context = await browser.newContext();
     const answer = await context.request.get(`${fleet.apiUrl}/admin/queues`);
     expect(answer.status()).toBe(401);
-    expect(answer.headers()['www-authenticate']).toContain('Basic realm="workfleet queues"');
+    expect(answer.headers()['www-authenticate']).toContain('Basic realm="workfleet"');
     await context.close();
   }, 60_000);
 });

@@ -185,6 +185,9 @@ export class BullConsumers implements QueueConsumers {
         prefix: this.options.prefix,
         concurrency: consumerOptions.concurrency,
         lockDuration: consumerOptions.lockDurationMs ?? 30_000,
+        // For jobs that did not say (producers' intake jobs): without these, they would stay forever.
+        removeOnComplete: { age: this.options.retention.keepCompletedSeconds, count: this.options.retention.keepCompletedCount },
+        removeOnFail: { age: this.options.retention.keepFailedSeconds },
         settings: {
           backoffStrategy: (_attemptsMade: number, _type?: string, error?: Error) =>
             error instanceof RetryLaterError ? error.delayMs : 1_000,

@@ -1,0 +1,106 @@
+import { Type } from '@sinclair/typebox';
+import { CASE_STATUSES, STEP_STATUSES } from '../lib/core/state.js';
+
+/**
+ * Response schemas of the API: they document the answers in the OpenAPI description (and let
+ * Fastify serialize them fast). Payloads (inputs, outputs, error details) are free JSON.
+ */
+
+const Nullable = <T extends ReturnType<typeof Type.String>>(schema: T) => Type.Union([schema, Type.Null()]);
+const Time = Nullable(Type.String({ format: 'date-time' }));
+const AnyJson = Type.Unknown({ description: 'Any JSON value.' });
+
+export const ErrorInfoSchema = Type.Object(
+  {
+    code: Type.String({ description: 'Stable code, e.g. STEP_FAILED, STEP_TIMEOUT, DEADLINE_EXCEEDED, or a handler code.' }),
+    message: Type.String(),
+    retryable: Type.Optional(Type.Boolean()),
+    stepId: Type.Optional(Type.String()),
+    attempt: Type.Optional(Type.Integer()),
+    details: Type.Optional(AnyJson),
+  },
+  { $id: 'ErrorInfo' },
+);
+
+export const ErrorResponseSchema = Type.Object(
+  { error: Type.Object({ code: Type.String(), message: Type.String(), details: Type.Optional(AnyJson) }) },
+  { $id: 'ErrorResponse', description: 'Every error answer: a stable code and a message for people.' },
+);
+
+const StepView = Type.Object({
+  status: Type.Union(STEP_STATUSES.map((status) => Type.Literal(status))),
+  attempts: Type.Integer(),
+  startedAt: Time,
+  finishedAt: Time,
+  output: AnyJson,
+  error: Type.Union([Type.Ref(ErrorInfoSchema), Type.Null()]),
+  scheduledAt: Time,
+  nextAttemptAt: Type.Optional(Time),
+  deferredBy: Type.Optional(Type.String({ description: 'The breaker that deferred the next attempt.' })),
+});
+
+const CaseStatus = Type.Union(CASE_STATUSES.map((status) => Type.Literal(status)));
+
+export const CaseViewSchema = Type.Object(
+  {
+    id: Type.String(),
+    workflow: Type.String(),
+    version: Type.Integer(),
+    status: CaseStatus,
+    input: AnyJson,
+    output: AnyJson,
+    error: Type.Union([Type.Ref(ErrorInfoSchema), Type.Null()]),
+    steps: Type.Record(Type.String(), StepView),
+    createdAt: Time,
+    updatedAt: Time,
+    deadlineAt: Time,
+    finishedAt: Time,
+    startedBy: Nullable(Type.String()),
+    businessKeys: Type.Record(Type.String(), Type.String()),
+    idempotencyKey: Type.Optional(Type.String()),
+  },
+  { $id: 'Case' },
+);
+
+export const StartedCaseSchema = Type.Object({ id: Type.String(), status: CaseStatus, workflow: Type.String(), version: Type.Integer() }, { $id: 'StartedCase' });
+
+export const CaseListSchema = Type.Object(
+  {
+    cases: Type.Array(
+      Type.Object({
+        id: Type.String(),
+        workflow: Type.String(),
+        version: Type.Integer(),
+        status: CaseStatus,
+        createdAt: Time,
+        updatedAt: Time,
+        error: Type.Union([Type.Ref(ErrorInfoSchema), Type.Null()]),
+      }),
+    ),
+    nextCursor: Nullable(Type.String({ description: 'Pass as `cursor` for the next page; null on the last.' })),
+  },
+  { $id: 'CaseList' },
+);
+
+export const TraceSchema = Type.Object(
+  {
+    events: Type.Array(
+      Type.Object({
+        seq: Type.Integer({ description: 'Order of the event within the case, from 1, without gaps.' }),
+        type: Type.String({ description: 'case.created, step.scheduled, step.started, step.retried, step.deferred, step.completed, step.failed, breaker.opened, breaker.closed, case.completed, case.failed, …' }),
+        stepId: Type.Optional(Type.String()),
+        at: Type.String({ format: 'date-time' }),
+        data: Type.Record(Type.String(), AnyJson),
+      }),
+    ),
+  },
+  { $id: 'Trace' },
+);
+
+/** The shared schemas, registered once with Fastify so that routes can refer to them. */
+export const SHARED_SCHEMAS = [ErrorInfoSchema, ErrorResponseSchema];
+
+/** Error answers a route may give, for its OpenAPI description. */
+export function errorResponses(...statuses: number[]): Record<number, unknown> {
+  return Object.fromEntries(statuses.map((status) => [status, Type.Ref(ErrorResponseSchema)]));
+}

@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROLES, type Role } from '../../lib/core/auth.js';
+import { MongoStore } from '../../lib/adapters/mongo/store.js';
+import { KeyService } from '../../lib/engine/keys.js';
+import { systemClock } from '../../lib/ports/clock.js';
+import { Fleet } from '../helpers/fleet.js';
+import { startServers, type TestServers } from '../helpers/servers.js';
+
+/** Every role against every route, over HTTP, against the real API process with AUTH_ENABLED=true. */
+
+let servers: TestServers;
+let fleet: Fleet;
+const keyOf = {} as Record<Role, string>;
+let foreignCase = '';
+
+async function call(method: string, path: string, key: string, body?: unknown): Promise<number> {
+  const response = await fetch(`${fleet.apiUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  await response.arrayBuffer();
+  return response.status;
+}
+
+beforeAll(async () => {
+  servers = await startServers();
+  const namespace = servers.namespace();
+  const store = new MongoStore({ url: namespace.mongoUrl });
+  await store.init();
+  const keys = new KeyService(store, systemClock);
+  for (const role of ROLES) keyOf[role] = (await keys.create({ name: role, roles: [role] })).key;
+  await store.close();
+  fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-auth', env: { AUTH_ENABLED: 'true' } });
+  expect(await call('POST', '/v1/workflows', keyOf.admin, { name: 'w', steps: [{ id: 'a', task: 'demo.echo' }] })).toBe(201);
+  const started = await fetch(`${fleet.apiUrl}/v1/cases`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${keyOf.admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ workflow: 'w' }),
+  });
+  foreignCase = ((await started.json()) as { id: string }).id;
+}, 120_000);
+
+afterAll(async () => {
+  await fleet?.stopAll();
+  await servers?.stop();
+});
+
+describe('the auth matrix', () => {
+  it('gives each role exactly its routes', async () => {
+    const routes: Array<[string, string, unknown, Record<Role, number>]> = [
+      ['POST', '/v1/workflows', { name: 'w2', steps: [{ id: 'a', task: 't' }] }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
+      ['GET', '/v1/workflows', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/v1/workflows/w', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/v1/workflows/w/versions/1', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/v1/schema/workflow', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['POST', '/v1/cases', { workflow: 'w' }, { admin: 201, operator: 403, producer: 201, viewer: 403 }],
+      ['GET', '/v1/cases', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', `/v1/cases/${foreignCase}`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
+      ['GET', `/v1/cases/${foreignCase}/trace`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
+      ['GET', '/v1/status', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
+      ['GET', '/v1/keys', undefined, { admin: 200, operator: 403, producer: 403, viewer: 403 }],
+      ['POST', '/v1/keys', { name: 'n', roles: ['admin'] }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
+      ['DELETE', '/v1/keys/AAAAAAAAAAAA', undefined, { admin: 404, operator: 403, producer: 403, viewer: 403 }],
+      ['GET', '/metrics', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
+      ['GET', '/admin/queues', undefined, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
+      ['GET', '/admin/queues/api/queues', undefined, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
+      ['PUT', '/admin/queues/api/queues/default/resume', undefined, { admin: 200, operator: 403, producer: 403, viewer: 403 }],
+      ['GET', '/health', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/ready', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+      ['GET', '/docs/json', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
+    ];
+    const seen: string[] = [];
+    const expected: string[] = [];
+    for (const [method, path, body, byRole] of routes) {
+      for (const role of ROLES) {
+        seen.push(`${role.padEnd(8)} ${method} ${path} → ${await call(method, path, keyOf[role], body)}`);
+        expected.push(`${role.padEnd(8)} ${method} ${path} → ${byRole[role]}`);
+      }
+    }
+    expect(seen).toEqual(expected);
+  });
+
+  it('refuses every route but /health and /ready without a key', async () => {
+    for (const path of ['/v1/workflows', '/v1/cases', '/v1/status', '/v1/keys', '/metrics', '/admin/queues', '/docs', '/docs/json']) {
+      const response = await fetch(`${fleet.apiUrl}${path}`);
+      expect([path, response.status]).toEqual([path, 401]);
+    }
+  });
+});
