@@ -6,6 +6,7 @@ import { WORKFLOW_NAME_PATTERN } from '../../lib/core/definition.js';
 import { can, mayReadCase } from '../../lib/core/auth.js';
 import { CaseNotFoundError } from '../../lib/core/errors.js';
 import type { CaseService } from '../../lib/engine/cases.js';
+import { errorBody } from '../errors.js';
 import { presentCase, presentSummary, presentTrace } from '../presenters.js';
 import { CaseListSchema, CaseViewSchema, errorResponses, StartedCaseSchema, TraceSchema } from '../schemas.js';
 
@@ -33,6 +34,13 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
     '/v1/cases',
     {
       config: { permission: 'cases:start' },
+      // A start request that tries to carry roles is an escalation attempt, not a typo: 403.
+      preValidation: async (request, reply) => {
+        const body = request.body as Record<string, unknown> | null;
+        if (body && typeof body === 'object' && ('role' in body || 'roles' in body)) {
+          return reply.status(403).send(errorBody('FORBIDDEN', 'roles come from the API key, never from a request body'));
+        }
+      },
       schema: {
         tags,
         summary: 'Start a case (201), or find the one its idempotency key started (200)',

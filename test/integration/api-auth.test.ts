@@ -69,12 +69,13 @@ describe('API keys', () => {
     expect((await call('GET', `/v1/cases/${String(mine.body.id)}`, keyOf.producer)).body.startedBy).toBe(producerId);
   });
 
-  it('refuses role escalation with 403 or 400, never by obeying', async () => {
+  it('refuses role escalation with 403, never by obeying', async () => {
     expect((await call('POST', '/v1/keys', keyOf.producer, { name: 'me', roles: ['admin'] })).status).toBe(403);
     expect((await call('POST', '/v1/cases', keyOf.viewer, { workflow: 'w' })).status).toBe(403);
     const withRole = await call('POST', '/v1/cases', keyOf.producer, { workflow: 'w', roles: ['admin'] });
-    expect(withRole.status).toBe(400);
-    expect(withRole.body).toMatchObject({ error: { code: 'INPUT_INVALID' } });
+    expect(withRole.status).toBe(403);
+    expect(withRole.body).toMatchObject({ error: { code: 'FORBIDDEN' } });
+    expect((await call('POST', '/v1/cases', keyOf.producer, { workflow: 'w', role: 'admin' })).status).toBe(403);
   });
 
   it('shows a created key once and lists keys without secrets', async () => {
