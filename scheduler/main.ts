@@ -4,7 +4,7 @@ import { BullConsumers } from '../lib/adapters/bullmq/queues.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
-import { INTAKE_QUEUE, RESULTS_QUEUE } from '../lib/ports/queues.js';
+import { INTAKE_QUEUE, RESULTS_QUEUE, TIMERS_QUEUE } from '../lib/ports/queues.js';
 import { createEngine } from '../lib/runtime/engine.js';
 import { Lease } from '../lib/runtime/leadership.js';
 import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
@@ -28,13 +28,15 @@ export async function runScheduler(config: Config): Promise<void> {
   const options = { concurrency: config.scheduler.concurrency };
   const intake = consumers.consume(INTAKE_QUEUE, intakeProcessor({ cases, clock, logger, metrics }), options);
   const results = consumers.consume(RESULTS_QUEUE, resultsProcessor({ advancer, clock, logger, metrics }), options);
+  // Timer jobs carry the same {caseId, event} as reports: a sleep ends, a signal wait times out.
+  const timers = consumers.consume(TIMERS_QUEUE, resultsProcessor({ advancer, clock, logger, metrics }), options);
   const monitor = new BullFleetMonitor(queues, config.redis.prefix);
-  const presence = announce(monitor, { role: 'scheduler', queues: [INTAKE_QUEUE, RESULTS_QUEUE], concurrency: options.concurrency }, clock, logger);
+  const presence = announce(monitor, { role: 'scheduler', queues: [INTAKE_QUEUE, RESULTS_QUEUE, TIMERS_QUEUE], concurrency: options.concurrency }, clock, logger);
   // One scheduler does the fleet's chores (queue depth metrics, retention): whoever holds the lease.
   const lease = new Lease(queues.connection, `${config.redis.prefix}:scheduler:lease`, 15_000).start();
   metrics.watchQueues(async () => (lease.isHeld ? monitor.queueCounts(await monitor.queueNames()) : undefined));
   const reconciler = new Reconciler({
-    store, queues, workflows, clock, logger,
+    store, queues, workflows, advancer, clock, logger,
     redis: queues.connection,
     lockKey: `${config.redis.prefix}:scheduler:reconciler-lock`,
     staleAfterMs: config.scheduler.staleAfterMs,
@@ -51,10 +53,11 @@ export async function runScheduler(config: Config): Promise<void> {
   shutdownOnSignals(logger, [
     { name: 'intake', run: () => intake.close(10_000) },
     { name: 'results', run: () => results.close(10_000) },
+    { name: 'timers', run: () => timers.close(10_000) },
     { name: 'loops', run: () => Promise.all(loops.map((loop) => loop.stop())) },
     { name: 'fleet', run: () => Promise.all([presence.stop(), lease.stop()]) },
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'engine', run: () => engine.close() },
   ], 60_000);
-  logger.info({ queues: [INTAKE_QUEUE, RESULTS_QUEUE], concurrency: options.concurrency, metricsPort: config.metrics.port || null }, 'scheduler started');
+  logger.info({ queues: [INTAKE_QUEUE, RESULTS_QUEUE, TIMERS_QUEUE], concurrency: options.concurrency, metricsPort: config.metrics.port || null }, 'scheduler started');
 }

@@ -1,6 +1,8 @@
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { outstandingJobs } from '../lib/core/transition.js';
+import { isTerminalCase, type StepReport } from '../lib/core/state.js';
+import { outstandingWork } from '../lib/core/transition.js';
+import type { CaseAdvancer } from '../lib/engine/advancer.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Clock } from '../lib/ports/clock.js';
@@ -39,6 +41,7 @@ export class Reconciler {
       store: CaseStore;
       queues: TaskQueues;
       workflows: WorkflowRegistry;
+      advancer: CaseAdvancer;
       redis: Redis;
       lockKey: string;
       clock: Clock;
@@ -61,6 +64,30 @@ export class Reconciler {
     }
   }
 
+  /** A child that finished while its notice to the parent was lost: send the notice again. */
+  private async deliverFinishedChildren(record: { id: string; steps: Readonly<Record<string, { status: string; childCaseId?: string; run?: number }>> }): Promise<void> {
+    const reports: StepReport[] = [];
+    for (const [stepId, step] of Object.entries(record.steps)) {
+      if (step.status !== 'running' || !step.childCaseId) continue;
+      const child = await this.deps.store.getCase(step.childCaseId);
+      if (!child || !isTerminalCase(child.status)) continue;
+      reports.push({
+        caseId: record.id,
+        event: {
+          type: 'childFinished',
+          stepId,
+          run: step.run ?? 0,
+          childId: child.id,
+          status: child.status as 'completed' | 'failed' | 'cancelled',
+          at: this.deps.clock.now(),
+          ...(child.output === undefined ? {} : { output: child.output }),
+          ...(child.error ? { error: child.error } : {}),
+        },
+      });
+    }
+    if (reports.length > 0) await this.deps.queues.report(reports);
+  }
+
   private async restoreJobs(): Promise<ReconcileReport> {
     const { store, queues, workflows, clock, staleAfterMs } = this.deps;
     const before = clock.now() - staleAfterMs;
@@ -79,11 +106,16 @@ export class Reconciler {
         const workflow = await workflows.compiled(record.workflow, record.version);
         const missing = [];
         const ended = [];
-        for (const job of outstandingJobs(workflow, record)) {
+        const work = outstandingWork(workflow, record);
+        for (const job of work) {
+          if (job.type !== 'enqueueStep') continue;
           const state = await queues.stepJobState(job.queue, job.jobId);
           if (state === 'missing') missing.push(job);
           else if (state === 'completed' || state === 'failed') ended.push(job);
         }
+        // Timers and child cases are re-issued as they are: both are idempotent by their ids.
+        await this.deps.advancer.carryOut(work.filter((command) => command.type === 'scheduleTimer' || command.type === 'startChild'));
+        await this.deliverFinishedChildren(record);
         if (missing.length > 0) await queues.enqueueSteps(missing);
         if (ended.length > 0) await queues.replaceSteps(ended);
         jobsRestored += missing.length;

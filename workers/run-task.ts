@@ -1,11 +1,11 @@
 import { StepErrorCode } from '../lib/core/errors.js';
 import { PAYLOAD_LIMITS, payloadIssues } from '../lib/core/requests.js';
 import { hasAttemptsLeft, retryDelayMs } from '../lib/core/retry.js';
-import type { CaseEvent, ErrorInfo, StepJob } from '../lib/core/state.js';
+import type { CaseEvent, ErrorInfo, StepJob, UnitAddress } from '../lib/core/state.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { Clock } from '../lib/ports/clock.js';
-import { SHUTDOWN_REASON, type Outcome, type Processor, type TaskQueues } from '../lib/ports/queues.js';
+import { CANCEL_REASON, SHUTDOWN_REASON, type Outcome, type Processor, type TaskQueues } from '../lib/ports/queues.js';
 import type { Handler, TaskContext } from '../lib/sdk/index.js';
 import { isNonRetryable, type Breakers } from './breakers.js';
 
@@ -75,9 +75,16 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
     const job = delivery.data;
     const { attempt } = delivery;
     const { stepId } = job;
-    const log = deps.logger.child({ caseId: job.caseId, stepId, task: job.task, attempt, ...(job.requestId ? { requestId: job.requestId } : {}) });
+    // Which unit of the step this job is (an item, an iteration, a compensation); reports say so too.
+    const address: UnitAddress = {
+      ...(job.run ? { run: job.run } : {}),
+      ...(job.instance === undefined ? {} : { instance: job.instance }),
+      ...(job.iteration === undefined ? {} : { iteration: job.iteration }),
+      ...(job.compensation ? { compensation: true } : {}),
+    };
+    const log = deps.logger.child({ caseId: job.caseId, stepId, task: job.task, attempt, ...address, ...(job.requestId ? { requestId: job.requestId } : {}) });
     const reports: CaseEvent[] = [];
-    const send = () => deps.queues.report(reports.splice(0).map((event) => ({ caseId: job.caseId, event })));
+    const send = () => deps.queues.report(reports.splice(0).map((event) => ({ caseId: job.caseId, event: 'stepId' in event && event.type.startsWith('step') ? { ...event, ...address } : event })));
 
     const admission = deps.breakers.admit(job.breaker, deps.clock.now());
     if (!admission.admitted) {
@@ -94,7 +101,7 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
     delivery.signal.addEventListener('abort', forward, { once: true });
     const startReport = setTimeout(() => {
       deps.queues
-        .report([{ caseId: job.caseId, event: { type: 'stepStarted', stepId, attempt, at: startedAt, worker: deps.workerId } }])
+        .report([{ caseId: job.caseId, event: { type: 'stepStarted', stepId, attempt, at: startedAt, worker: deps.workerId, ...address } }])
         .catch((error: unknown) => log.warn({ err: error }, 'start report not sent'));
     }, deps.startReportDelayMs);
     const ctx: TaskContext = {
@@ -154,6 +161,11 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
       if (delivery.signal.aborted && delivery.signal.reason === SHUTDOWN_REASON) {
         log.warn('shutdown grace period over; job handed back to the queue');
         return { kind: 'handBack' };
+      }
+      if (delivery.signal.aborted && delivery.signal.reason === CANCEL_REASON) {
+        // The case already knows: it was cancelled, which is why this attempt stopped.
+        log.info('case cancelled; attempt aborted');
+        return { kind: 'fail', reason: 'STEP_CANCELLED: the case was cancelled' };
       }
       if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
         // Another task is probing the half-open breaker; come back once it has answered.

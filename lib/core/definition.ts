@@ -20,6 +20,12 @@ export const LIMITS = {
   maxTimeoutMs: 86_400_000,
   /** Longest case deadline: 365 days. */
   maxDeadlineMs: 365 * 86_400_000,
+  /** Items one forEach step may fan out to. */
+  maxForEachItems: 10_000,
+  /** Sub-workflows nested in each other at most (a workflow may start itself, but not forever). */
+  maxNesting: 10,
+  /** Signals kept for steps that have not started waiting yet. */
+  maxBufferedSignals: 100,
 } as const;
 
 export const DEFAULTS = {
@@ -33,6 +39,8 @@ export const DEFAULTS = {
   timeoutMs: 60_000,
   /** Time a whole case may take. */
   deadlineMs: 86_400_000,
+  /** Items of a forEach step running at once. */
+  forEachConcurrency: 10,
 } as const;
 
 /** A duration field: milliseconds or text. `x-kind` lets validation explain a bad value plainly. */
@@ -49,6 +57,7 @@ export const STEP_ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]*$';
 export const WORKFLOW_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]*$';
 export const TASK_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.:/-]*$';
 export const QUEUE_NAME_PATTERN = '^[a-z][a-z0-9_-]*$';
+export const SIGNAL_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]*$';
 
 const Backoff = Type.Object(
   {
@@ -89,24 +98,97 @@ const StepDefaults = Type.Object(
   { additionalProperties: false },
 );
 
+const Template = (description: string) => Type.Unknown({ description });
+
+const Condition = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 2_000, description: `${description} A CEL expression, e.g. "input.amount > 100 && steps.check.output.ok".` });
+
+const CompensationSchema = Type.Object(
+  {
+    task: Name('Handler that undoes the step.', TASK_NAME_PATTERN, 128),
+    input: Type.Optional(Template('Its input, by references like a step input; `${steps.<this step>.output}` reads what is to be undone.')),
+    queue: Type.Optional(Name('Queue of the compensating task. Default: the step queue.', QUEUE_NAME_PATTERN, 64)),
+    retry: Type.Optional(Retry),
+    timeout: Type.Optional(Duration('Time one attempt of the compensation may take.')),
+  },
+  { additionalProperties: false },
+);
+
 export const StepSchema = Type.Object(
   {
     id: Name('Unique within the workflow; other steps name it in `after` and in references.', STEP_ID_PATTERN, 64),
-    task: Name('Name of the handler that runs this step.', TASK_NAME_PATTERN, 128),
     description: Type.Optional(Type.String({ maxLength: 1000 })),
     after: Type.Optional(
       Type.Array(Type.String({ maxLength: 64 }), {
         uniqueItems: true,
         maxItems: LIMITS.maxSteps,
-        description: 'Steps that must complete before this one starts. None: it starts with the case.',
+        description:
+          'Steps that must be done (completed, skipped, or failed with onFailure: continue) before this one starts. ' +
+          'None: it starts with the case. If all of them were skipped, this step is skipped too.',
       }),
     ),
+    when: Type.Optional(Condition('Run the step only if this holds when it is ready; otherwise it is skipped (and so are steps that wait only for skipped steps).')),
+    task: Type.Optional(Name('Name of the handler that runs this step.', TASK_NAME_PATTERN, 128)),
+    sleep: Type.Optional(
+      Type.Object(
+        {
+          for: Type.Optional(Duration('How long to wait.')),
+          until: Type.Optional(Type.String({ maxLength: 200, description: 'An ISO 8601 time to wait for, often a reference: "${input.sendAt}".' })),
+        },
+        { additionalProperties: false, description: 'Wait, then complete: a timer (a delayed job, no worker waits).' },
+      ),
+    ),
+    waitFor: Type.Optional(
+      Type.Object(
+        {
+          signals: Type.Array(Type.String({ pattern: SIGNAL_NAME_PATTERN, maxLength: 64 }), { minItems: 1, maxItems: 20, uniqueItems: true }),
+          timeout: Type.Optional(Duration('How long to wait before completing with {"timedOut": true}. Default: forever (until the case deadline).')),
+        },
+        {
+          additionalProperties: false,
+          description:
+            'Wait for one of these signals (POST /v1/cases/:id/signals/:name). Output: {"signal", "payload"}, or {"signal": null, "timedOut": true}. ' +
+            'Steps after it choose a branch with `when` (deferred choice).',
+        },
+      ),
+    ),
+    workflow: Type.Optional(
+      Type.Object(
+        {
+          name: Name('The workflow to run as a child case.', WORKFLOW_NAME_PATTERN, 100),
+          version: Type.Optional(Type.Integer({ minimum: 1, description: 'Default: the latest when the step starts.' })),
+        },
+        { additionalProperties: false, description: 'Run a sub-workflow: `input` is the child case input, its output this step output.' },
+      ),
+    ),
+    forEach: Type.Optional(
+      Type.Object(
+        {
+          items: Type.String({ maxLength: 200, description: 'An array, by reference: "${input.lines}". The task runs once per item; `${item}` and `${index}` in `input` read it.' }),
+          concurrency: Type.Optional(Type.Integer({ minimum: 1, maximum: 1_000, description: 'Items running at once. Default 10.' })),
+          failure: Type.Optional(
+            Type.Union([Type.Literal('failFast'), Type.Literal('collect')], {
+              description: 'failFast (default): the first item that fails fails the step; collect: run all and list the failures.',
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'Run the task for each item. Output: {"items": [outputs in item order], "failed": [{"index", "error"}]}.' },
+      ),
+    ),
+    repeat: Type.Optional(
+      Type.Object(
+        {
+          while: Condition('Run the task again while this holds; it reads `output` (this iteration) and `iteration` (from 1).'),
+          maxIterations: Type.Integer({ minimum: 1, maximum: 1_000, description: 'Stop after this many iterations even if the condition still holds.' }),
+        },
+        { additionalProperties: false, description: 'A structured loop over the task. The step output is the last iteration output.' },
+      ),
+    ),
     input: Type.Optional(
-      Type.Unknown({
-        description:
-          'The handler input: any JSON. A string "${input.x}" or "${steps.a.output.y}" is replaced by that value; ' +
+      Template(
+        'The handler input (or the child case input): any JSON. A string "${input.x}" or "${steps.a.output.y}" is replaced by that value; ' +
           'inside a longer string it is interpolated as text. "$${" writes a literal "${".',
-      }),
+      ),
     ),
     queue: Type.Optional(Name('BullMQ queue the task goes to. Default from `defaults.queue`.', QUEUE_NAME_PATTERN, 64)),
     retry: Type.Optional(Retry),
@@ -118,6 +200,14 @@ export const StepSchema = Type.Object(
         128,
       ),
     ),
+    onFailure: Type.Optional(
+      Type.Union([Type.Literal('fail'), Type.Literal('continue'), Type.Literal('compensate')], {
+        description:
+          'fail (default): the case fails; continue: the step is failed and the case goes on as if it had finished; ' +
+          'compensate: the compensations of completed steps run in reverse order, then the case fails.',
+      }),
+    ),
+    compensate: Type.Optional(CompensationSchema),
   },
   { additionalProperties: false },
 );
@@ -155,19 +245,34 @@ export interface BackoffPolicy {
   jitter: number;
 }
 
-/** A step as the engine runs it: defaults applied, durations in milliseconds. */
-export interface CompiledStep {
-  id: string;
+/** How a task runs: handler, queue, retries, timeout, breaker, with defaults applied. */
+export interface TaskSettings {
   task: string;
-  after: readonly string[];
-  /** Steps that list this one in `after`. */
-  dependents: readonly string[];
-  input: unknown;
   queue: string;
   maxAttempts: number;
   backoff: BackoffPolicy;
   timeoutMs: number;
   breaker: string;
+}
+
+export type StepKind = 'task' | 'sleep' | 'waitFor' | 'workflow';
+
+/** A step as the engine runs it: defaults applied, durations in milliseconds. */
+export interface CompiledStep extends TaskSettings {
+  id: string;
+  kind: StepKind;
+  after: readonly string[];
+  /** Steps that list this one in `after`. */
+  dependents: readonly string[];
+  input: unknown;
+  when?: string;
+  onFailure: 'fail' | 'continue' | 'compensate';
+  compensate?: TaskSettings & { input: unknown };
+  sleep?: { forMs?: number; until?: string };
+  waitFor?: { signals: readonly string[]; timeoutMs?: number };
+  workflow?: { name: string; version?: number };
+  forEach?: { items: string; concurrency: number; failure: 'failFast' | 'collect' };
+  repeat?: { while: string; maxIterations: number };
 }
 
 /** A validated definition ready to run. */

@@ -15,21 +15,46 @@ const ErrorInfoSchema = Type.Object({
   details: Type.Optional(Type.Unknown()),
 });
 
+const Run = Type.Integer({ minimum: 0 });
+const CaseId = Type.String({ minLength: 1, maxLength: 100 });
+/** Which unit of a step a worker report is about. */
+const address = {
+  run: Type.Optional(Run),
+  instance: Type.Optional(Type.Integer({ minimum: 0 })),
+  iteration: Type.Optional(Type.Integer({ minimum: 1 })),
+  compensation: Type.Optional(Type.Boolean()),
+};
+
 const event = <T extends Record<string, TSchema>>(type: string, fields: T) =>
   Type.Object({ type: Type.Literal(type), ...fields }, { additionalProperties: false });
 
-/** The shape of worker reports on the results queue; anything else there is refused. */
+/**
+ * The shape of reports on the results queue: workers' reports about units, and the messages
+ * cases send each other (a child started or finished, cancel a child). Anything else is refused.
+ */
 export const StepReportSchema = Type.Object(
   {
-    caseId: Type.String({ minLength: 1, maxLength: 100 }),
+    caseId: CaseId,
     event: Type.Union([
-      event('stepStarted', { stepId: StepId, attempt: Attempt, at: Time, worker: Type.Optional(Type.String()) }),
-      event('stepRetrying', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Time, error: ErrorInfoSchema, retryAt: Time }),
-      event('stepCompleted', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Time, output: Type.Unknown() }),
-      event('stepFailed', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Type.Optional(Time), error: ErrorInfoSchema }),
-      event('stepDeferred', { stepId: StepId, attempt: Attempt, at: Time, breaker: Type.String(), until: Time }),
+      event('stepStarted', { stepId: StepId, attempt: Attempt, at: Time, worker: Type.Optional(Type.String()), ...address }),
+      event('stepRetrying', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Time, error: ErrorInfoSchema, retryAt: Time, ...address }),
+      event('stepCompleted', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Time, output: Type.Unknown(), ...address }),
+      event('stepFailed', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Type.Optional(Time), error: ErrorInfoSchema, ...address }),
+      event('stepDeferred', { stepId: StepId, attempt: Attempt, at: Time, breaker: Type.String(), until: Time, ...address }),
       event('breakerOpened', { stepId: StepId, at: Time, breaker: Type.String(), until: Time }),
       event('breakerClosed', { stepId: StepId, at: Time, breaker: Type.String() }),
+      event('childStarted', { stepId: StepId, run: Run, childId: CaseId, at: Time }),
+      event('childFinished', {
+        stepId: StepId,
+        run: Run,
+        childId: CaseId,
+        status: Type.Union([Type.Literal('completed'), Type.Literal('failed'), Type.Literal('cancelled')]),
+        output: Type.Optional(Type.Unknown()),
+        error: Type.Optional(ErrorInfoSchema),
+        at: Time,
+      }),
+      event('cancel', { reason: Type.String({ maxLength: 1_000 }), compensate: Type.Boolean(), at: Time }),
+      event('timerFired', { stepId: StepId, run: Run, kind: Type.Union([Type.Literal('sleep'), Type.Literal('signalTimeout')]), at: Time }),
     ]),
   },
   { additionalProperties: false },

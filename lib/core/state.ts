@@ -3,11 +3,21 @@ import type { BackoffPolicy } from './definition.js';
 export const CASE_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'cancelled'] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
 
-export const STEP_STATUSES = ['pending', 'scheduled', 'running', 'completed', 'failed', 'skipped', 'cancelled'] as const;
+export const STEP_STATUSES = [
+  'pending',
+  'scheduled',
+  'running',
+  'waiting',
+  'completed',
+  'failed',
+  'skipped',
+  'cancelled',
+  'compensated',
+] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 
 const TERMINAL_CASE = new Set<CaseStatus>(['completed', 'failed', 'cancelled']);
-const TERMINAL_STEP = new Set<StepStatus>(['completed', 'failed', 'skipped', 'cancelled']);
+const TERMINAL_STEP = new Set<StepStatus>(['completed', 'failed', 'skipped', 'cancelled', 'compensated']);
 
 export const isTerminalCase = (status: CaseStatus): boolean => TERMINAL_CASE.has(status);
 export const isTerminalStep = (status: StepStatus): boolean => TERMINAL_STEP.has(status);
@@ -23,11 +33,33 @@ export interface ErrorInfo {
   details?: unknown;
 }
 
-export interface StepState {
-  status: StepStatus;
+/**
+ * One runnable unit of work and its attempts: a task step, one item of a forEach step, one
+ * iteration of a repeat step (the step itself, reset per iteration), or a compensation.
+ */
+export interface UnitState {
+  status: 'pending' | 'scheduled' | 'running' | 'completed' | 'failed' | 'cancelled';
   /** Highest attempt number started or finished. */
   attempts: number;
   /** Attempts that have ended (failed and retried, or finished). */
+  attemptsDone: number;
+  /** Start of the first attempt. */
+  startedAt?: number;
+  finishedAt?: number;
+  output?: unknown;
+  /** The last error, also while a retry is pending. */
+  error?: ErrorInfo;
+  /** When the next attempt may start (after a retry backoff or a breaker deferral). */
+  nextAttemptAt?: number;
+  /** The breaker that deferred the next attempt, while it is deferred. */
+  deferredBy?: string;
+}
+
+export interface StepState {
+  status: StepStatus;
+  /** Highest attempt number started or finished (of the current iteration, for a repeat step). */
+  attempts: number;
+  /** Attempts that have ended. */
   attemptsDone: number;
   scheduledAt?: number;
   /** Start of the first attempt. */
@@ -40,6 +72,22 @@ export interface StepState {
   nextAttemptAt?: number;
   /** The breaker that deferred the next attempt, while it is deferred. */
   deferredBy?: string;
+  /** Bumped when a failed case is retried: a new run gets new job ids, keeps idempotency keys. */
+  run?: number;
+  /** repeat: the iteration running or last run, from 1. */
+  iteration?: number;
+  /** forEach: the items' units, keyed by index. */
+  instances?: Record<string, UnitState>;
+  /** forEach: how many items there are. */
+  itemCount?: number;
+  /** sleep and waitFor: what the step waits for. */
+  waitingFor?: { signals?: readonly string[]; until?: number };
+  /** workflow: the child case. */
+  childCaseId?: string;
+  /** Why the step was skipped. */
+  skipReason?: string;
+  /** The step's compensation, once the case compensates. */
+  compensation?: UnitState;
 }
 
 /** A case as the pure core sees it. Times are epoch milliseconds. */
@@ -62,6 +110,14 @@ export interface CaseState {
   seq: number;
   /** The request (HTTP request id, or intake job) that started the case; carried into its jobs and logs. */
   requestId?: string;
+  /** For a sub-workflow: the step of the parent case waiting for it. */
+  parent?: { caseId: string; stepId: string; run: number };
+  /** How deeply this case is nested in parents (0 for a top-level case). */
+  depth?: number;
+  /** Signals that arrived before a step waited for them, oldest first. */
+  signals?: ReadonlyArray<{ name: string; payload: unknown; at: number }>;
+  /** While compensations run: how the case ends once they are done. */
+  compensating?: { status: 'failed' | 'cancelled'; error: ErrorInfo };
 }
 
 export const TRACE_TYPES = [
@@ -69,13 +125,21 @@ export const TRACE_TYPES = [
   'case.completed',
   'case.failed',
   'case.cancelled',
+  'case.compensating',
+  'case.retried',
   'step.scheduled',
   'step.started',
   'step.retried',
   'step.deferred',
+  'step.waiting',
   'step.completed',
   'step.failed',
   'step.skipped',
+  'step.cancelled',
+  'step.compensated',
+  'compensation.failed',
+  'child.started',
+  'signal.received',
   'breaker.opened',
   'breaker.closed',
 ] as const;
@@ -90,15 +154,27 @@ export interface TraceEvent {
   data: Record<string, unknown>;
 }
 
-/** Everything a worker needs to run one step; it travels as the BullMQ job's data. */
-export interface StepJob {
+/** Which unit of a step a job or a report is about. */
+export interface UnitAddress {
+  /** The step's run (0 until the case is retried). */
+  run?: number;
+  /** forEach: the item's index. */
+  instance?: number;
+  /** repeat: the iteration, from 1. */
+  iteration?: number;
+  /** A compensation rather than the step itself. */
+  compensation?: boolean;
+}
+
+/** Everything a worker needs to run one unit; it travels as the BullMQ job's data. */
+export interface StepJob extends UnitAddress {
   caseId: string;
   workflow: string;
   version: number;
   stepId: string;
   task: string;
   input: unknown;
-  /** Stable across retries of this step, for handlers that must make effects exactly once. */
+  /** Stable across retries of this unit (and retries of the case), for handlers that must make effects exactly once. */
   idempotencyKey: string;
   maxAttempts: number;
   backoff: BackoffPolicy;
@@ -107,19 +183,22 @@ export interface StepJob {
   requestId?: string;
 }
 
-/** What the shell must do after a transition has been stored. */
-export type Command = { type: 'enqueueStep'; queue: string; jobId: string; job: StepJob };
-
-/** Events that move a case, reported by workers and timers. Times are epoch milliseconds. */
+/** Events that move a case, reported by workers, timers, the API and child cases. Times are epoch milliseconds. */
 export type CaseEvent =
-  | { type: 'stepStarted'; stepId: string; attempt: number; at: number; worker?: string }
-  | { type: 'stepRetrying'; stepId: string; attempt: number; at: number; startedAt: number; error: ErrorInfo; retryAt: number }
-  | { type: 'stepCompleted'; stepId: string; attempt: number; at: number; startedAt: number; output: unknown }
-  | { type: 'stepFailed'; stepId: string; attempt: number; at: number; startedAt?: number; error: ErrorInfo }
-  | { type: 'stepDeferred'; stepId: string; attempt: number; at: number; breaker: string; until: number }
+  | ({ type: 'stepStarted'; stepId: string; attempt: number; at: number; worker?: string } & UnitAddress)
+  | ({ type: 'stepRetrying'; stepId: string; attempt: number; at: number; startedAt: number; error: ErrorInfo; retryAt: number } & UnitAddress)
+  | ({ type: 'stepCompleted'; stepId: string; attempt: number; at: number; startedAt: number; output: unknown } & UnitAddress)
+  | ({ type: 'stepFailed'; stepId: string; attempt: number; at: number; startedAt?: number; error: ErrorInfo } & UnitAddress)
+  | ({ type: 'stepDeferred'; stepId: string; attempt: number; at: number; breaker: string; until: number } & UnitAddress)
   | { type: 'breakerOpened'; stepId: string; at: number; breaker: string; until: number }
   | { type: 'breakerClosed'; stepId: string; at: number; breaker: string }
-  | { type: 'deadlineExceeded'; at: number };
+  | { type: 'deadlineExceeded'; at: number }
+  | { type: 'signal'; name: string; payload: unknown; at: number }
+  | { type: 'timerFired'; stepId: string; run: number; kind: 'sleep' | 'signalTimeout'; at: number }
+  | { type: 'childStarted'; stepId: string; run: number; childId: string; at: number }
+  | { type: 'childFinished'; stepId: string; run: number; childId: string; status: 'completed' | 'failed' | 'cancelled'; output?: unknown; error?: ErrorInfo; at: number }
+  | { type: 'cancel'; reason: string; compensate: boolean; at: number }
+  | { type: 'retry'; at: number };
 
 export type CaseEventType = CaseEvent['type'];
 
@@ -128,6 +207,15 @@ export interface StepReport {
   caseId: string;
   event: CaseEvent;
 }
+
+/** What the shell must do after a transition has been stored. */
+export type Command =
+  | { type: 'enqueueStep'; queue: string; jobId: string; job: StepJob }
+  | { type: 'scheduleTimer'; jobId: string; at: number; caseId: string; event: CaseEvent & { type: 'timerFired' } }
+  | { type: 'cancelJobs'; jobs: ReadonlyArray<{ queue: string; jobId: string }> }
+  | { type: 'startChild'; parent: { caseId: string; stepId: string; run: number }; depth: number; idempotencyKey: string; request: { workflow: string; version?: number; input: unknown } }
+  | { type: 'cancelChildren'; caseId: string; reason: string }
+  | { type: 'notifyParent'; caseId: string; event: CaseEvent & { type: 'childFinished' } };
 
 /** The result of a transition: the next state, the history it adds, the work it asks for. */
 export interface Transition {

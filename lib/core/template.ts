@@ -6,7 +6,8 @@ import type { ValidationIssue } from './errors.js';
  *
  * - `${input.order.id}`: the case input;
  * - `${steps.charge.output.receipt}`: the output of an earlier step;
- * - `${case.id}`, `${case.workflow}`, `${case.version}`: facts about the case.
+ * - `${case.id}`, `${case.workflow}`, `${case.version}`: facts about the case;
+ * - `${item}`, `${item.sku}`, `${index}`: in a forEach step, the item and its position.
  *
  * A string that is exactly one reference becomes the referenced value with its type; a reference
  * inside longer text is interpolated as text (objects as JSON). `$${` writes a literal `${`.
@@ -16,7 +17,7 @@ import type { ValidationIssue } from './errors.js';
 export type PathSegment = string | number;
 
 export interface Reference {
-  root: 'input' | 'steps' | 'case';
+  root: 'input' | 'steps' | 'case' | 'item' | 'index';
   /** For `steps` references: the step whose output is read. */
   stepId?: string;
   /** Segments after the root (for steps: after `output`). */
@@ -35,7 +36,7 @@ function parsePath(text: string): PathSegment[] | string {
   const segments: PathSegment[] = [];
   let rest = text.trim();
   const first = IDENT.exec(rest);
-  if (!first) return `"${text}" must start with input, steps or case`;
+  if (!first) return `"${text}" must start with input, steps, case, item or index`;
   segments.push(first[0]);
   rest = rest.slice(first[0].length);
   while (rest.length > 0) {
@@ -70,6 +71,11 @@ function toReference(text: string): Reference | string {
   switch (root) {
     case 'input':
       return { root: 'input', path: rest, text };
+    case 'item':
+      return { root: 'item', path: rest, text };
+    case 'index':
+      if (rest.length > 0) return `"${text}": index is a number`;
+      return { root: 'index', path: rest, text };
     case 'case': {
       const field = rest[0];
       if (rest.length !== 1 || typeof field !== 'string' || !CASE_FIELDS.has(field)) {
@@ -85,7 +91,7 @@ function toReference(text: string): Reference | string {
       return { root: 'steps', stepId, path, text };
     }
     default:
-      return `"${text}" must start with input, steps or case`;
+      return `"${text}" must start with input, steps, case, item or index`;
   }
 }
 
@@ -148,6 +154,9 @@ export interface TemplateScope {
   input: unknown;
   stepOutputs: Readonly<Record<string, unknown>>;
   case: { id: string; workflow: string; version: number };
+  /** In a forEach step: the item and its position. */
+  item?: unknown;
+  index?: number;
 }
 
 function follow(value: unknown, path: readonly PathSegment[]): unknown {
@@ -169,6 +178,10 @@ function lookup(reference: Reference, scope: TemplateScope): unknown {
       return follow(scope.case, reference.path);
     case 'steps':
       return follow(scope.stepOutputs[reference.stepId ?? ''] ?? null, reference.path);
+    case 'item':
+      return follow(scope.item ?? null, reference.path);
+    case 'index':
+      return scope.index ?? null;
   }
 }
 

@@ -6,12 +6,15 @@ import {
   WorkflowDefinitionSchema,
   type BackoffPolicy,
   type CompiledStep,
+  type StepKind,
+  type TaskSettings,
   type CompiledWorkflow,
   type StepDefinition,
   type WorkflowDefinition,
 } from './definition.js';
 import { parseDuration, type Duration } from './duration.js';
 import { DefinitionInvalidError, type ValidationIssue } from './errors.js';
+import { expressionProblem } from './expressions.js';
 import { collectReferences } from './template.js';
 
 /** `/steps/2/after/0` → `steps[2].after[0]` */
@@ -156,10 +159,34 @@ function semanticIssues(definition: WorkflowDefinition): ValidationIssue[] {
         issues.push({ path: `${at}.after[${j}]`, message: `unknown step "${dependency}"${didYouMean(dependency, ids)}` });
       }
     });
+    const kinds = (['task', 'sleep', 'waitFor', 'workflow'] as const).filter((kind) => step[kind] !== undefined);
+    if (kinds.length !== 1) {
+      issues.push({ path: at, message: kinds.length === 0 ? 'give the step one of task, sleep, waitFor or workflow' : `a step does one thing: it has ${kinds.join(' and ')}` });
+    }
+    if (step.forEach && step.task === undefined) issues.push({ path: `${at}.forEach`, message: 'forEach runs a task for each item: give the step a task' });
+    if (step.repeat && step.task === undefined) issues.push({ path: `${at}.repeat`, message: 'repeat loops over a task: give the step a task' });
+    if (step.forEach && step.repeat) issues.push({ path: `${at}.repeat`, message: 'a step cannot both repeat and run for each item' });
+    if (step.sleep && (step.sleep.for === undefined) === (step.sleep.until === undefined)) {
+      issues.push({ path: `${at}.sleep`, message: 'give exactly one of for and until' });
+    }
     checkQueue(step.queue, `${at}.queue`);
+    checkQueue(step.compensate?.queue, `${at}.compensate.queue`);
     checkDuration(step.timeout, `${at}.timeout`, LIMITS.maxTimeoutMs, issues);
     checkDuration(step.retry?.backoff?.delay, `${at}.retry.backoff.delay`, LIMITS.maxDeadlineMs, issues);
     checkDuration(step.retry?.backoff?.maxDelay, `${at}.retry.backoff.maxDelay`, LIMITS.maxDeadlineMs, issues);
+    checkDuration(step.compensate?.timeout, `${at}.compensate.timeout`, LIMITS.maxTimeoutMs, issues);
+    checkDuration(step.sleep?.for, `${at}.sleep.for`, LIMITS.maxDeadlineMs, issues);
+    checkDuration(step.waitFor?.timeout, `${at}.waitFor.timeout`, LIMITS.maxDeadlineMs, issues);
+    for (const [path, expression] of [
+      [`${at}.when`, step.when],
+      [`${at}.repeat.while`, step.repeat?.while],
+    ] as const) {
+      const problem = expression === undefined ? undefined : expressionProblem(expression);
+      if (problem) issues.push({ path, message: problem });
+    }
+    if (step.onFailure === 'compensate' && !definition.steps.some((other) => other.compensate)) {
+      issues.push({ path: `${at}.onFailure`, message: 'compensate needs steps with a compensate task to run' });
+    }
   });
   if (issues.length > 0) return issues;
 
@@ -168,17 +195,34 @@ function semanticIssues(definition: WorkflowDefinition): ValidationIssue[] {
 
   const ancestors = ancestorsOf(definition.steps);
   definition.steps.forEach((step, index) => {
-    const { references, issues: malformed } = collectReferences(step.input, `steps[${index}].input`);
-    issues.push(...malformed);
-    for (const { path, reference } of references) {
-      if (reference.root !== 'steps' || reference.stepId === undefined) continue;
-      if (!ids.has(reference.stepId)) {
-        issues.push({ path, message: `unknown step "${reference.stepId}" in "\${${reference.text}}"${didYouMean(reference.stepId, ids)}` });
-      } else if (!ancestors.get(step.id)?.has(reference.stepId)) {
-        issues.push({
-          path,
-          message: `"\${${reference.text}}" reads step "${reference.stepId}", which is not guaranteed to have run: add it to after`,
-        });
+    const at = `steps[${index}]`;
+    const templates: Array<[string, unknown, Set<string>]> = [
+      [`${at}.input`, step.input, ancestors.get(step.id) ?? new Set()],
+      // A compensation may read the step it undoes as well as everything before it.
+      [`${at}.compensate.input`, step.compensate?.input, new Set([...(ancestors.get(step.id) ?? []), step.id])],
+      [`${at}.forEach.items`, step.forEach?.items, ancestors.get(step.id) ?? new Set()],
+      [`${at}.sleep.until`, step.sleep?.until, ancestors.get(step.id) ?? new Set()],
+    ];
+    for (const [where, template, readable] of templates) {
+      if (template === undefined) continue;
+      const { references, issues: malformed } = collectReferences(template, where);
+      issues.push(...malformed);
+      for (const { path, reference } of references) {
+        if ((reference.root === 'item' || reference.root === 'index') && !(step.forEach && where === `${at}.input`)) {
+          issues.push({ path, message: `"\${${reference.text}}" exists only in the input of a forEach step` });
+        }
+        if (reference.root !== 'steps' || reference.stepId === undefined) continue;
+        if (!ids.has(reference.stepId)) {
+          issues.push({ path, message: `unknown step "${reference.stepId}" in "\${${reference.text}}"${didYouMean(reference.stepId, ids)}` });
+        } else if (!readable.has(reference.stepId)) {
+          issues.push({
+            path,
+            message: `"\${${reference.text}}" reads step "${reference.stepId}", which is not guaranteed to have run: add it to after`,
+          });
+        }
+      }
+      if (where.endsWith('.forEach.items') && (references.length !== 1 || typeof template !== 'string' || !/^\$\{[^}]*\}$/.test(template))) {
+        issues.push({ path: where, message: 'must be one reference to an array, like "${input.lines}"' });
       }
     }
   });
@@ -226,20 +270,49 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
   for (const step of definition.steps) for (const dependency of step.after ?? []) dependents.get(dependency)?.push(step.id);
 
   const defaults = definition.defaults;
+  const settings = (task: string, own: { queue?: string; retry?: StepDefinition['retry']; timeout?: Duration; breaker?: string }): TaskSettings => ({
+    task,
+    queue: own.queue ?? defaults?.queue ?? DEFAULTS.queue,
+    maxAttempts: own.retry?.maxAttempts ?? defaults?.retry?.maxAttempts ?? DEFAULTS.maxAttempts,
+    backoff: compileBackoff(own.retry, defaults?.retry),
+    timeoutMs: msOr(own.timeout ?? defaults?.timeout, DEFAULTS.timeoutMs),
+    breaker: own.breaker ?? task,
+  });
   const steps = new Map<string, CompiledStep>();
   for (const step of definition.steps) {
-    steps.set(step.id, {
+    const kind: StepKind = step.task !== undefined ? 'task' : step.sleep ? 'sleep' : step.waitFor ? 'waitFor' : 'workflow';
+    const compiled: CompiledStep = {
       id: step.id,
-      task: step.task,
+      kind,
+      ...settings(step.task ?? `workfleet.${kind}`, step),
       after: step.after ?? [],
       dependents: dependents.get(step.id) ?? [],
       input: step.input ?? null,
-      queue: step.queue ?? defaults?.queue ?? DEFAULTS.queue,
-      maxAttempts: step.retry?.maxAttempts ?? defaults?.retry?.maxAttempts ?? DEFAULTS.maxAttempts,
-      backoff: compileBackoff(step.retry, defaults?.retry),
-      timeoutMs: msOr(step.timeout ?? defaults?.timeout, DEFAULTS.timeoutMs),
-      breaker: step.breaker ?? step.task,
-    });
+      onFailure: step.onFailure ?? 'fail',
+    };
+    if (step.when !== undefined) compiled.when = step.when;
+    if (step.compensate) {
+      compiled.compensate = {
+        ...settings(step.compensate.task, { queue: step.compensate.queue ?? step.queue, retry: step.compensate.retry ?? step.retry, timeout: step.compensate.timeout ?? step.timeout }),
+        input: step.compensate.input ?? null,
+      };
+    }
+    if (step.sleep) {
+      compiled.sleep = step.sleep.for !== undefined ? { forMs: msOr(step.sleep.for, 0) } : { until: step.sleep.until ?? '' };
+    }
+    if (step.waitFor) {
+      compiled.waitFor = { signals: step.waitFor.signals, ...(step.waitFor.timeout === undefined ? {} : { timeoutMs: msOr(step.waitFor.timeout, 0) }) };
+    }
+    if (step.workflow) compiled.workflow = { name: step.workflow.name, ...(step.workflow.version === undefined ? {} : { version: step.workflow.version }) };
+    if (step.forEach) {
+      compiled.forEach = {
+        items: step.forEach.items,
+        concurrency: step.forEach.concurrency ?? DEFAULTS.forEachConcurrency,
+        failure: step.forEach.failure ?? 'failFast',
+      };
+    }
+    if (step.repeat) compiled.repeat = { while: step.repeat.while, maxIterations: step.repeat.maxIterations };
+    steps.set(step.id, compiled);
   }
 
   const order: string[] = [];

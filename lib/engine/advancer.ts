@@ -1,6 +1,6 @@
-import { RevisionConflictError } from '../core/errors.js';
-import type { CaseEvent, CaseState, Command, TraceEvent } from '../core/state.js';
-import { outstandingJobs, transition } from '../core/transition.js';
+import { RevisionConflictError, WorkfleetError } from '../core/errors.js';
+import { isTerminalCase, type CaseEvent, type CaseState, type Command, type StepReport, type TraceEvent } from '../core/state.js';
+import { outstandingWork, transition } from '../core/transition.js';
 import type { Logger } from '../obs/logger.js';
 import type { Clock } from '../ports/clock.js';
 import type { TaskQueues } from '../ports/queues.js';
@@ -18,6 +18,9 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
+/** Starts the child case of a sub-workflow step (the CaseService); idempotent by the command's key. */
+export type ChildStarter = (command: Command & { type: 'startChild' }) => Promise<{ record: CaseState; created: boolean }>;
+
 export interface AdvancerHooks {
   onConflict?: () => void;
   onApplied?: (before: CaseState, after: CaseState, events: readonly TraceEvent[]) => void;
@@ -32,6 +35,7 @@ export interface AdvancerHooks {
  */
 export class CaseAdvancer {
   private readonly mailboxes = new Map<string, Waiter[]>();
+  private startChild: ChildStarter | undefined;
 
   constructor(
     private readonly deps: {
@@ -43,6 +47,11 @@ export class CaseAdvancer {
       hooks?: AdvancerHooks;
     },
   ) {}
+
+  /** Set once the CaseService exists (it needs this advancer too). */
+  useChildStarter(starter: ChildStarter): void {
+    this.startChild = starter;
+  }
 
   apply(caseId: string, event: CaseEvent): Promise<ApplyResult> {
     return new Promise((resolve, reject) => {
@@ -87,7 +96,7 @@ export class CaseAdvancer {
       if (result.events.length === 0) {
         // Already applied. If the first application died before enqueueing what it decided,
         // this is the moment to make good: re-adding existing job ids is a no-op.
-        await this.carryOut(outstandingJobs(workflow, record));
+        await this.carryOut(outstandingWork(workflow, record));
         return 'duplicate';
       }
       if ((await store.commitTransition(record, result.state, result.events)) === 'conflict') {
@@ -103,8 +112,59 @@ export class CaseAdvancer {
     throw new RevisionConflictError(caseId);
   }
 
+  /**
+   * Does what a committed transition asked for. Messages to other cases (a child finished,
+   * cancel the children, a child started) go through the results queue rather than being
+   * applied here: durable, and no case ever waits on another case's mailbox.
+   */
   async carryOut(commands: readonly Command[]): Promise<void> {
-    const steps = commands.filter((command) => command.type === 'enqueueStep');
-    if (steps.length > 0) await this.deps.queues.enqueueSteps(steps);
+    const { queues, store, clock } = this.deps;
+    const of = <K extends Command['type']>(type: K) => commands.filter((command): command is Command & { type: K } => command.type === type);
+    const reports: StepReport[] = [];
+    const steps = of('enqueueStep');
+    if (steps.length > 0) await queues.enqueueSteps(steps);
+    const timers = of('scheduleTimer');
+    if (timers.length > 0) await queues.scheduleTimers(timers);
+    const cancels = of('cancelJobs').flatMap((command) => command.jobs);
+    if (cancels.length > 0) await queues.cancelJobs(cancels);
+    for (const command of of('notifyParent')) reports.push({ caseId: command.caseId, event: command.event });
+    for (const command of of('cancelChildren')) {
+      for (const child of await store.findChildren(command.caseId)) {
+        if (!isTerminalCase(child.status)) reports.push({ caseId: child.id, event: { type: 'cancel', reason: `parent cancelled: ${command.reason}`, compensate: false, at: clock.now() } });
+      }
+    }
+    for (const command of of('startChild')) reports.push(...(await this.startChildCase(command)));
+    if (reports.length > 0) await queues.report(reports);
+  }
+
+  private async startChildCase(command: Command & { type: 'startChild' }): Promise<StepReport[]> {
+    const { stepId, run, caseId } = command.parent;
+    const at = this.deps.clock.now();
+    if (!this.startChild) throw new Error('no child starter: the engine is not fully wired');
+    try {
+      const { record } = await this.startChild(command);
+      const reports: StepReport[] = [{ caseId, event: { type: 'childStarted', stepId, run, childId: record.id, at } }];
+      // A child that was already there and already done: its own notice may have been lost.
+      if (isTerminalCase(record.status)) {
+        reports.push({
+          caseId,
+          event: {
+            type: 'childFinished',
+            stepId,
+            run,
+            childId: record.id,
+            status: record.status as 'completed' | 'failed' | 'cancelled',
+            at,
+            ...(record.output === undefined ? {} : { output: record.output }),
+            ...(record.error ? { error: record.error } : {}),
+          },
+        });
+      }
+      return reports;
+    } catch (error) {
+      if (!(error instanceof WorkfleetError) || error.retryable) throw error;
+      // The child cannot start (no such workflow, bad input): the step fails with the reason.
+      return [{ caseId, event: { type: 'childFinished', stepId, run, childId: 'none', status: 'failed', error: { code: error.code, message: error.message }, at } }];
+    }
   }
 }

@@ -1,12 +1,20 @@
 import { createHash } from 'node:crypto';
-import { CaseNotFoundError, IdempotencyConflictError } from '../core/errors.js';
+import { CaseNotFoundError, IdempotencyConflictError, WorkfleetError } from '../core/errors.js';
 import { canonicalJson, parseStartRequest } from '../core/requests.js';
-import type { TraceEvent } from '../core/state.js';
-import { createCase, outstandingJobs } from '../core/transition.js';
+import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
+import { createCase, outstandingWork } from '../core/transition.js';
 import type { Clock, IdGenerator } from '../ports/clock.js';
 import type { CaseQuery, CaseRecord, CaseStore, CaseSummary } from '../ports/store.js';
 import type { CaseAdvancer } from './advancer.js';
 import type { WorkflowRegistry } from './workflows.js';
+
+/** An operation that the case's status does not allow (signal a finished case, retry a running one). */
+export class CaseStateError extends WorkfleetError {
+  constructor(id: string, status: string, why: string) {
+    super('CASE_STATE_CONFLICT', `case ${id} is ${status}: ${why}`, { details: { status } });
+    this.name = 'CaseStateError';
+  }
+}
 
 export interface StartResult {
   record: CaseRecord;
@@ -36,8 +44,11 @@ export class CaseService {
    * (the intake queue passes its job id, so a redelivered job cannot start a second case);
    * `startedBy` names the API key (or door) it came through.
    */
-  async start(body: unknown, origin: { fallbackIdempotencyKey?: string; startedBy?: string; requestId?: string } = {}): Promise<StartResult> {
-    const { fallbackIdempotencyKey, startedBy, requestId } = origin;
+  async start(
+    body: unknown,
+    origin: { fallbackIdempotencyKey?: string; startedBy?: string; requestId?: string; parent?: CaseState['parent']; depth?: number } = {},
+  ): Promise<StartResult> {
+    const { fallbackIdempotencyKey, startedBy, requestId, parent, depth } = origin;
     const { store, workflows, clock, newId } = this.deps;
     const request = parseStartRequest(body);
     const workflow = await workflows.compiled(request.workflow, request.version);
@@ -46,7 +57,14 @@ export class CaseService {
       .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {}, businessKeys: request.businessKeys ?? {} }))
       .digest('hex');
     const now = clock.now();
-    const started = createCase(workflow, { id: newId(), input: request.input ?? {}, now, ...(requestId === undefined ? {} : { requestId }) });
+    const started = createCase(workflow, {
+      id: newId(),
+      input: request.input ?? {},
+      now,
+      ...(requestId === undefined ? {} : { requestId }),
+      ...(parent === undefined ? {} : { parent }),
+      ...(depth === undefined ? {} : { depth }),
+    });
     const record: CaseRecord = {
       ...started.state,
       ...(idempotencyKey === undefined ? {} : { idempotencyKey, requestHash }),
@@ -60,12 +78,55 @@ export class CaseService {
       if (existing.requestHash !== requestHash) throw new IdempotencyConflictError(idempotencyKey ?? '', existing.id);
       // The first request may have died between storing the case and enqueueing its steps.
       const existingWorkflow = await workflows.compiled(existing.workflow, existing.version);
-      await this.deps.advancer.carryOut(outstandingJobs(existingWorkflow, existing));
+      await this.deps.advancer.carryOut(outstandingWork(existingWorkflow, existing));
       return { record: existing, created: false };
     }
     await this.deps.advancer.carryOut(started.commands);
     this.deps.onStarted?.(record);
     return { record, created: true };
+  }
+
+  /** The child case of a sub-workflow step; it inherits who started the parent. */
+  async startChild(command: Command & { type: 'startChild' }): Promise<StartResult> {
+    const parent = await this.deps.store.getCase(command.parent.caseId);
+    return this.start(command.request, {
+      fallbackIdempotencyKey: command.idempotencyKey,
+      parent: command.parent,
+      depth: command.depth,
+      ...(parent?.startedBy === undefined ? {} : { startedBy: parent.startedBy }),
+      ...(parent?.requestId === undefined ? {} : { requestId: parent.requestId }),
+    });
+  }
+
+  /** Cancels an open case: its jobs stop, its children are cancelled, compensations run if asked. */
+  async cancel(id: string, options: { reason?: string; compensate?: boolean }): Promise<CaseRecord> {
+    const record = await this.open(id);
+    await this.deps.advancer.apply(id, { type: 'cancel', reason: options.reason ?? 'cancelled by request', compensate: options.compensate ?? false, at: this.deps.clock.now() });
+    return this.get(record.id);
+  }
+
+  /** Sends a signal to a case: a step waiting for it takes it, or it waits for one that will. */
+  async signal(id: string, name: string, payload: unknown): Promise<CaseRecord> {
+    await this.open(id);
+    await this.deps.advancer.apply(id, { type: 'signal', name, payload: payload ?? null, at: this.deps.clock.now() });
+    return this.get(id);
+  }
+
+  /** Resumes a failed case from its failed steps, with new jobs and the same idempotency keys. */
+  async retry(id: string): Promise<CaseRecord> {
+    const record = await this.get(id);
+    if (record.status !== 'failed') throw new CaseStateError(id, record.status, 'only a failed case can be retried');
+    if (Object.values(record.steps).some((step) => step.compensation)) {
+      throw new CaseStateError(id, record.status, 'its completed steps were compensated; start a new case instead');
+    }
+    await this.deps.advancer.apply(id, { type: 'retry', at: this.deps.clock.now() });
+    return this.get(id);
+  }
+
+  private async open(id: string): Promise<CaseRecord> {
+    const record = await this.get(id);
+    if (isTerminalCase(record.status)) throw new CaseStateError(id, record.status, 'it has finished');
+    return record;
   }
 
   async get(id: string): Promise<CaseRecord> {

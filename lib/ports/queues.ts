@@ -1,4 +1,4 @@
-import type { StepJob, StepReport } from '../core/state.js';
+import type { CaseEvent, StepJob, StepReport } from '../core/state.js';
 
 export type { StepReport } from '../core/state.js';
 
@@ -11,8 +11,16 @@ export type { StepReport } from '../core/state.js';
 export const INTAKE_QUEUE = 'cases';
 /** Where workers report what happened to steps; the scheduler applies the reports. */
 export const RESULTS_QUEUE = 'results';
-/** Reserved for delayed jobs the scheduler acts on when they fall due. */
+/** Delayed jobs (sleep steps, signal timeouts) the scheduler applies when they fall due. */
 export const TIMERS_QUEUE = 'timers';
+
+/** A timer: at `at`, `event` is applied to `caseId`. */
+export interface Timer {
+  jobId: string;
+  at: number;
+  caseId: string;
+  event: CaseEvent & { type: 'timerFired' };
+}
 
 
 export interface JobState {
@@ -22,7 +30,14 @@ export interface JobState {
 export interface TaskQueues {
   /** Adds step jobs; a job id already in the queue is not added again. */
   enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
-  /** Sends workers' step reports to the scheduler. */
+  /** Adds delayed timer jobs; a timer id already there is not added again. */
+  scheduleTimers(timers: readonly Timer[]): Promise<void>;
+  /**
+   * Stops jobs of a cancelled case: waiting and delayed ones are removed, active ones are told
+   * to abort (every consumer listens) and end without another attempt.
+   */
+  cancelJobs(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void>;
+  /** Sends reports to the scheduler: workers' reports, and cases' messages to each other. */
   report(reports: readonly StepReport[]): Promise<void>;
   /** Removes finished step jobs and adds them afresh: a job that ended without its report arriving runs again. */
   replaceSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
@@ -33,6 +48,8 @@ export interface TaskQueues {
 
 /** The abort reason a consumer gives active jobs when its shutdown grace period is over. */
 export const SHUTDOWN_REASON = 'shutdown';
+/** The abort reason of an active job whose case was cancelled. */
+export const CANCEL_REASON = 'cancelled';
 
 /** A job handed to a processor. */
 export interface Delivery<T> {
@@ -42,7 +59,7 @@ export interface Delivery<T> {
   /** 1 for the first attempt; a retry after a failure counts up, a deferral does not. */
   attempt: number;
   maxAttempts: number;
-  /** Fires when the job is cancelled, or with SHUTDOWN_REASON when the process hands the job back. */
+  /** Fires with CANCEL_REASON when the job's case was cancelled, or with SHUTDOWN_REASON when the process hands the job back. */
   signal: AbortSignal;
   reportProgress(progress: number | object): Promise<void>;
 }

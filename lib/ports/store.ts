@@ -101,6 +101,8 @@ export interface CaseStore {
   readTrace(caseId: string): Promise<TraceEvent[]>;
   /** Cases not terminal and not updated since `before`, by id, after `afterId` when given. */
   findStaleCases(before: number, limit: number, afterId?: string): Promise<CaseRecord[]>;
+  /** Open cases started by a step of `caseId` (sub-workflows). */
+  findChildren(caseId: string): Promise<Array<{ id: string; status: CaseStatus; parent?: CaseState['parent'] }>>;
   /** Cases still open whose deadline has passed, soonest first. */
   findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>>;
   countByStatus(): Promise<Partial<Record<CaseStatus, number>>>;

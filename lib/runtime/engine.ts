@@ -44,6 +44,7 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
     newId: () => uuidv7(clock.now()),
     onStarted: (record) => metrics.casesStarted.inc({ workflow: record.workflow }),
   });
+  advancer.useChildStarter((command) => cases.startChild(command));
   return {
     store,
     queues,

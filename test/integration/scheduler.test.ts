@@ -157,6 +157,7 @@ describe('reconciler', () => {
       store: engine.store,
       queues: engine.queues,
       workflows: engine.workflows,
+      advancer: engine.advancer,
       redis: engine.queues.connection,
       lockKey: `${prefix}:reconciler-lock`,
       clock: { now: () => Date.now() + 120_000 },

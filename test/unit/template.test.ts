@@ -75,7 +75,7 @@ describe('collectReferences', () => {
   });
 
   it.each([
-    ['${nothing.here}', 'must start with input, steps or case'],
+    ['${nothing.here}', 'must start with input, steps, case, item or index'],
     ['${steps.a.result}', 'a step reference reads steps.<id>.output'],
     ['${case.secret}', 'case has only id, workflow and version'],
     ['${input.a', 'unclosed'],

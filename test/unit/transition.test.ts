@@ -134,17 +134,23 @@ describe('transition', () => {
     expect(result.state.status).toBe('failed');
     expect(result.state.error).toMatchObject({ code: 'STEP_FAILED', stepId: 'charge', attempt: 2, message: 'step "charge" failed after 2 attempts: declined' });
     expect(result.state.steps.charge).toMatchObject({ status: 'failed', error: { code: 'CARD_DECLINED', stepId: 'charge', attempt: 2 } });
-    expect(result.events.map((event) => event.type)).toEqual(['step.started', 'step.failed', 'case.failed']);
-    expect(result.commands).toEqual([]);
+    // The other branch, still under way, is cancelled with the case: its job is stopped.
+    expect(result.events.map((event) => [event.type, event.stepId])).toEqual([
+      ['step.started', 'charge'],
+      ['step.failed', 'charge'],
+      ['step.cancelled', 'reserve'],
+      ['case.failed', undefined],
+    ]);
+    expect(result.state.steps.reserve?.status).toBe('cancelled');
+    expect(result.commands).toEqual([{ type: 'cancelJobs', jobs: [{ queue: 'default', jobId: 'case-1.reserve' }] }]);
   });
 
-  it('records a branch that completes after the case failed, without advancing it', () => {
+  it('ignores a branch that reports after its case failed and cancelled it', () => {
     const failed = run(startedOrder(), { type: 'stepFailed', stepId: 'charge', attempt: 1, at: T0 + 5, error });
     const late = transition(order, failed, [completed('reserve', { id: 'r' })], T0 + 600);
-    expect(late.state.status).toBe('failed');
-    expect(late.state.steps.reserve?.status).toBe('completed');
+    expect(late.events).toEqual([]);
+    expect(late.state.steps.reserve?.status).toBe('cancelled');
     expect(late.state.steps.ship?.status).toBe('pending');
-    expect(late.commands).toEqual([]);
   });
 
   it('defers a step for an open breaker without counting an attempt', () => {

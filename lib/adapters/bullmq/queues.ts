@@ -2,8 +2,11 @@ import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StepJob } from '../../core/state.js';
 import {
+  CANCEL_REASON,
   RESULTS_QUEUE,
   SHUTDOWN_REASON,
+  TIMERS_QUEUE,
+  type Timer,
   type Consumer,
   type ConsumerOptions,
   type Delivery,
@@ -59,10 +62,18 @@ export function redisConnection(url: string, options: RedisOptions = {}): Redis 
 /** A report's job id: one job per distinct report, so a re-sent report is not queued twice. */
 function reportJobId(report: StepReport): string {
   const { event } = report;
-  const step = 'stepId' in event ? event.stepId : '_';
-  const attempt = 'attempt' in event ? event.attempt : 0;
-  return `${report.caseId}.${step}.${attempt}.${event.type}.${event.at}`;
+  const parts = [report.caseId, 'stepId' in event ? event.stepId : '_', event.type];
+  if ('run' in event && event.run) parts.push(`r${event.run}`);
+  if ('instance' in event && event.instance !== undefined) parts.push(`i${event.instance}`);
+  if ('iteration' in event && event.iteration !== undefined) parts.push(`n${event.iteration}`);
+  if ('compensation' in event && event.compensation) parts.push('undo');
+  if ('attempt' in event) parts.push(String(event.attempt));
+  parts.push(String(event.at));
+  return parts.join('.');
 }
+
+/** The Redis channel where cancellations of active jobs are announced to every consumer. */
+export const cancelChannel = (prefix: string) => `${prefix}:workfleet:cancel`;
 
 /** The TaskQueues port on BullMQ; one instance per process, sharing one Redis connection. */
 export class BullQueues implements TaskQueues {
@@ -115,6 +126,32 @@ export class BullQueues implements TaskQueues {
     await this.enqueueSteps(jobs);
   }
 
+  async scheduleTimers(timers: readonly Timer[]): Promise<void> {
+    if (timers.length === 0) return;
+    const now = Date.now();
+    await this.queue(TIMERS_QUEUE).addBulk(
+      timers.map((timer) => ({
+        name: timer.event.kind,
+        data: { caseId: timer.caseId, event: timer.event },
+        opts: { jobId: timer.jobId, delay: Math.max(0, timer.at - now), removeOnComplete: true, removeOnFail: { age: this.options.retention.keepFailedSeconds } },
+      })),
+    );
+  }
+
+  async cancelJobs(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void> {
+    if (jobs.length === 0) return;
+    const active: string[] = [];
+    await Promise.all(
+      jobs.map(async ({ queue, jobId }) => {
+        const state = await this.queue(queue).getJobState(jobId);
+        if (state === 'active') active.push(`${queue}/${jobId}`);
+        // Removing refuses a locked (active) job; those are aborted by their worker instead.
+        else if (state !== 'unknown' && state !== 'completed' && state !== 'failed') await this.queue(queue).remove(jobId).catch(() => 0);
+      }),
+    );
+    if (active.length > 0) await this.connection.publish(cancelChannel(this.options.prefix), JSON.stringify(active));
+  }
+
   async report(reports: readonly StepReport[]): Promise<void> {
     if (reports.length === 0) return;
     await this.queue(RESULTS_QUEUE).addBulk(
@@ -162,14 +199,27 @@ export class BullConsumers implements QueueConsumers {
   ) {}
 
   consume<T>(queue: string, processor: Processor<T>, consumerOptions: ConsumerOptions): Consumer {
-    const active = new Set<AbortController>();
+    const active = new Map<AbortController, string>();
+    // Cancellations are announced to every consumer; the one running the job aborts it.
+    const subscriber = redisConnection(this.options.redisUrl);
+    void subscriber.subscribe(cancelChannel(this.options.prefix)).catch((error: unknown) => this.events.onError?.(error as Error, queue));
+    subscriber.on('message', (_channel: string, message: string) => {
+      let ids: unknown;
+      try {
+        ids = JSON.parse(message);
+      } catch {
+        return;
+      }
+      if (!Array.isArray(ids)) return;
+      for (const [controller, jobId] of active) if (ids.includes(`${queue}/${jobId}`)) controller.abort(CANCEL_REASON);
+    });
     const worker = new Worker<T>(
       queue,
       async (job, token, bullSignal) => {
         const controller = new AbortController();
         const forward = () => controller.abort(bullSignal?.reason ?? 'cancelled');
         bullSignal?.addEventListener('abort', forward, { once: true });
-        active.add(controller);
+        active.set(controller, job.id ?? '');
         let outcome: Outcome;
         try {
           outcome = await processor(toDelivery(job, controller.signal));
@@ -206,10 +256,11 @@ export class BullConsumers implements QueueConsumers {
         });
         if ((await Promise.race([closing.then(() => 'closed' as const), graceOver])) === 'grace') {
           // Handlers had their chance; abort them so their processors hand the jobs back.
-          for (const controller of active) controller.abort(SHUTDOWN_REASON);
+          for (const controller of active.keys()) controller.abort(SHUTDOWN_REASON);
           await closing;
         }
         clearTimeout(timer);
+        subscriber.disconnect();
       },
     };
   }

@@ -1,5 +1,5 @@
 import type { WorkflowDefinition } from '../../core/definition.js';
-import type { CaseState, CaseStatus, ErrorInfo, StepState, TraceEvent, TraceType } from '../../core/state.js';
+import type { CaseState, CaseStatus, ErrorInfo, StepState, TraceEvent, TraceType, UnitState } from '../../core/state.js';
 import type { CaseRecord, StoredKey, StoredWorkflow } from '../../ports/store.js';
 
 /**
@@ -27,11 +27,11 @@ export interface ErrorDocument {
   details?: string;
 }
 
-export interface StepDocument {
-  status: StepState['status'];
+/** A unit (task attempt bookkeeping) as stored: its output as JSON text. */
+export interface UnitDocument {
+  status: UnitState['status'];
   attempts: number;
   attemptsDone: number;
-  scheduledAt?: number;
   startedAt?: number;
   finishedAt?: number;
   output?: string;
@@ -40,7 +40,20 @@ export interface StepDocument {
   deferredBy?: string;
 }
 
-/** One trace event as stored inside a history entry (or a case's creation trace). */
+export interface StepDocument extends Omit<UnitDocument, 'status'> {
+  status: StepState['status'];
+  scheduledAt?: number;
+  run?: number;
+  iteration?: number;
+  /** Keyed by item index, so that one item's change is one `$set` path. */
+  instances?: Record<string, UnitDocument>;
+  itemCount?: number;
+  waitingFor?: { signals?: string[]; until?: number };
+  childCaseId?: string;
+  skipReason?: string;
+  compensation?: UnitDocument;
+}
+
 export interface TraceDocument {
   seq: number;
   type: TraceType;
@@ -80,6 +93,11 @@ export interface CaseDocument {
   revision: number;
   seq: number;
   requestId?: string;
+  parent?: CaseState['parent'];
+  depth?: number;
+  /** Buffered signals, their payloads as JSON text. */
+  signals?: Array<{ name: string; payload: string; at: number }>;
+  compensating?: { status: 'failed' | 'cancelled'; error: ErrorDocument };
   /** The trace events of the case's creation (revision 0); later ones are in its history. */
   createdTrace: TraceDocument[];
   idempotencyKey?: string;
@@ -141,33 +159,70 @@ export function decodeError(doc: ErrorDocument): ErrorInfo {
   });
 }
 
-export function encodeStep(step: StepState): StepDocument {
+function encodeUnit(unit: UnitState): UnitDocument {
   return compact({
-    status: step.status,
-    attempts: step.attempts,
-    attemptsDone: step.attemptsDone,
-    scheduledAt: step.scheduledAt,
-    startedAt: step.startedAt,
-    finishedAt: step.finishedAt,
-    output: step.output === undefined ? undefined : toJson(step.output),
-    error: step.error && encodeError(step.error),
-    nextAttemptAt: step.nextAttemptAt,
-    deferredBy: step.deferredBy,
+    status: unit.status,
+    attempts: unit.attempts,
+    attemptsDone: unit.attemptsDone,
+    startedAt: unit.startedAt,
+    finishedAt: unit.finishedAt,
+    output: unit.output === undefined ? undefined : toJson(unit.output),
+    error: unit.error && encodeError(unit.error),
+    nextAttemptAt: unit.nextAttemptAt,
+    deferredBy: unit.deferredBy,
   });
 }
 
-function decodeStep(doc: StepDocument): StepState {
+function decodeUnit(doc: UnitDocument): UnitState {
   return compact({
     status: doc.status,
     attempts: doc.attempts,
     attemptsDone: doc.attemptsDone,
-    scheduledAt: doc.scheduledAt,
     startedAt: doc.startedAt,
     finishedAt: doc.finishedAt,
     output: fromJson(doc.output),
     error: doc.error && decodeError(doc.error),
     nextAttemptAt: doc.nextAttemptAt,
     deferredBy: doc.deferredBy,
+  });
+}
+
+function mapValues<A, B>(record: Readonly<Record<string, A>> | undefined, map: (value: A) => B): Record<string, B> | undefined {
+  if (!record) return undefined;
+  const out: Record<string, B> = {};
+  for (const [key, value] of Object.entries(record)) out[key] = map(value);
+  return out;
+}
+
+export function encodeStep(step: StepState): StepDocument {
+  return compact({
+    ...encodeUnit(step as unknown as UnitState),
+    status: step.status,
+    scheduledAt: step.scheduledAt,
+    run: step.run,
+    iteration: step.iteration,
+    instances: mapValues(step.instances, encodeUnit),
+    itemCount: step.itemCount,
+    waitingFor: step.waitingFor && compact({ signals: step.waitingFor.signals && [...step.waitingFor.signals], until: step.waitingFor.until }),
+    childCaseId: step.childCaseId,
+    skipReason: step.skipReason,
+    compensation: step.compensation && encodeUnit(step.compensation),
+  });
+}
+
+function decodeStep(doc: StepDocument): StepState {
+  return compact({
+    ...(decodeUnit(doc as unknown as UnitDocument) as unknown as StepState),
+    status: doc.status,
+    scheduledAt: doc.scheduledAt,
+    run: doc.run,
+    iteration: doc.iteration,
+    instances: mapValues(doc.instances, decodeUnit),
+    itemCount: doc.itemCount,
+    waitingFor: doc.waitingFor,
+    childCaseId: doc.childCaseId,
+    skipReason: doc.skipReason,
+    compensation: doc.compensation && decodeUnit(doc.compensation),
   });
 }
 
@@ -197,13 +252,32 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryDocume
     ['error', previous.error, next.error, encodeError],
     ['finishedAt', previous.finishedAt, next.finishedAt, (value: number) => new Date(value)],
     ['deadlineAt', previous.deadlineAt, next.deadlineAt, (value: number) => new Date(value)],
+    ['signals', previous.signals, next.signals, (value: NonNullable<CaseState['signals']>) => value.map(encodeSignal)],
+    ['compensating', previous.compensating, next.compensating, (value: NonNullable<CaseState['compensating']>) => ({ status: value.status, error: encodeError(value.error) })],
   ];
   for (const [path, before, after, encode] of fields) {
     if (before === after) continue;
     changes.push(after === undefined ? { path, unset: true } : { path, value: encode(after as never) });
   }
   for (const [id, step] of Object.entries(next.steps)) {
-    if (previous.steps[id] !== step) changes.push({ path: `steps.${id}`, value: encodeStep(step) });
+    const before = previous.steps[id];
+    if (before === step) continue;
+    if (before?.instances && step.instances && before.status === step.status) {
+      // A forEach step changes one item at a time: write that item, not all of them.
+      const beforeDoc = encodeStep({ ...before, instances: {} });
+      const afterDoc = encodeStep({ ...step, instances: {} });
+      for (const key of new Set([...Object.keys(beforeDoc), ...Object.keys(afterDoc)])) {
+        if (key === 'instances') continue;
+        const value = (afterDoc as unknown as Record<string, unknown>)[key];
+        if (JSON.stringify(value) === JSON.stringify((beforeDoc as unknown as Record<string, unknown>)[key])) continue;
+        changes.push(value === undefined ? { path: `steps.${id}.${key}`, unset: true } : { path: `steps.${id}.${key}`, value });
+      }
+      for (const [index, unit] of Object.entries(step.instances)) {
+        if (before.instances[index] !== unit) changes.push({ path: `steps.${id}.instances.${index}`, value: encodeUnit(unit) });
+      }
+      continue;
+    }
+    changes.push({ path: `steps.${id}`, value: encodeStep(step) });
   }
   changes.push({ path: 'updatedAt', value: new Date(next.updatedAt) }, { path: 'revision', value: next.revision }, { path: 'seq', value: next.seq });
   return changes;
@@ -239,7 +313,15 @@ export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | '
     revision: state.revision,
     seq: state.seq,
     requestId: state.requestId,
+    parent: state.parent,
+    depth: state.depth,
+    signals: state.signals?.map(encodeSignal),
+    compensating: state.compensating && { status: state.compensating.status, error: encodeError(state.compensating.error) },
   });
+}
+
+function encodeSignal(signal: NonNullable<CaseState['signals']>[number]) {
+  return { name: signal.name, payload: toJson(signal.payload), at: signal.at };
 }
 
 export function encodeCase(record: CaseRecord, createdTrace: readonly TraceEvent[]): CaseDocument {
@@ -278,6 +360,10 @@ export function decodeCase(doc: CaseDocument): CaseRecord {
     revision: doc.revision,
     seq: doc.seq,
     requestId: doc.requestId,
+    parent: doc.parent,
+    depth: doc.depth,
+    signals: doc.signals?.map((signal) => ({ name: signal.name, payload: fromJson(signal.payload), at: signal.at })),
+    compensating: doc.compensating && { status: doc.compensating.status, error: decodeError(doc.compensating.error) },
     idempotencyKey: doc.idempotencyKey,
     requestHash: doc.requestHash,
     startedBy: doc.startedBy,

@@ -88,6 +88,7 @@ export class MongoStore implements Store {
       this.cases.createIndex({ finishedAt: 1 }, { name: 'finished_at', sparse: true }),
       this.cases.createIndex({ businessKeys: 1, _id: -1 }, { name: 'business_keys_newest' }),
       this.cases.createIndex({ createdAt: -1 }, { name: 'created_at' }),
+      this.cases.createIndex({ 'parent.caseId': 1 }, { name: 'parent', sparse: true }),
       // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
       this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
     ]);
@@ -272,6 +273,11 @@ export class MongoStore implements Store {
       .limit(limit)
       .toArray();
     return docs.map(decodeCase);
+  }
+
+  async findChildren(caseId: string): Promise<Array<{ id: string; status: CaseStatus; parent?: CaseState['parent'] }>> {
+    const docs = await this.cases.find({ 'parent.caseId': caseId }, { projection: { status: 1, parent: 1 } }).toArray();
+    return docs.map((doc) => ({ id: doc._id, status: doc.status, ...(doc.parent ? { parent: doc.parent } : {}) }));
   }
 
   async findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>> {
