@@ -10,6 +10,8 @@ const STATUS_BY_CODE: Record<string, number> = {
   CASE_NOT_FOUND: 404,
   IDEMPOTENCY_CONFLICT: 409,
   KEY_NOT_FOUND: 404,
+  CASE_STATE_CONFLICT: 409,
+  SCHEDULE_NOT_FOUND: 404,
 };
 
 /** Fastify's own errors that are the client's doing, with the code we answer with. */

@@ -1,5 +1,6 @@
 import type { Config } from '../config/load.js';
 import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
+import { BullSchedules } from '../lib/adapters/bullmq/schedules.js';
 import { KeyService } from '../lib/engine/keys.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { Metrics } from '../lib/obs/metrics.js';
@@ -27,6 +28,7 @@ export async function runApi(config: Config): Promise<void> {
     workflows: engine.workflows,
     store: engine.store,
     keys: new KeyService(engine.store, engine.clock),
+    schedules: new BullSchedules(engine.queues),
     fleet: { monitor, queues: engine.queues },
     redis: engine.queues.connection,
     isDraining: () => draining,

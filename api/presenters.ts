@@ -1,11 +1,24 @@
-import type { StepState, TraceEvent } from '../lib/core/state.js';
+import type { StepState, TraceEvent, UnitState } from '../lib/core/state.js';
 import type { CaseRecord, CaseSummary } from '../lib/ports/store.js';
 
 /** How cases look on the wire (SPEC "Reading cases"): times as ISO 8601, absent values as null. */
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
+function presentUnit(unit: UnitState) {
+  return {
+    status: unit.status,
+    attempts: unit.attempts,
+    startedAt: iso(unit.startedAt),
+    finishedAt: iso(unit.finishedAt),
+    output: unit.output ?? null,
+    error: unit.error ?? null,
+  };
+}
+
 function presentStep(step: StepState) {
+  const instances = Object.values(step.instances ?? {});
+  const count = (status: UnitState['status']) => instances.filter((unit) => unit.status === status).length;
   return {
     status: step.status,
     attempts: step.attempts,
@@ -16,6 +29,17 @@ function presentStep(step: StepState) {
     scheduledAt: iso(step.scheduledAt),
     ...(step.nextAttemptAt === undefined ? {} : { nextAttemptAt: iso(step.nextAttemptAt) }),
     ...(step.deferredBy === undefined ? {} : { deferredBy: step.deferredBy }),
+    ...(step.waitingFor === undefined
+      ? {}
+      : { waitingFor: { signals: step.waitingFor.signals ?? [], until: iso(step.waitingFor.until) } }),
+    ...(step.iteration === undefined ? {} : { iteration: step.iteration }),
+    ...(step.itemCount === undefined
+      ? {}
+      : { items: { total: step.itemCount, completed: count('completed'), failed: count('failed'), running: count('running') + count('scheduled'), pending: count('pending') } }),
+    ...(step.childCaseId === undefined ? {} : { childCaseId: step.childCaseId }),
+    ...(step.skipReason === undefined ? {} : { skipReason: step.skipReason }),
+    ...(step.compensation === undefined ? {} : { compensation: presentUnit(step.compensation) }),
+    ...(step.run ? { run: step.run } : {}),
   };
 }
 
@@ -37,6 +61,11 @@ export function presentCase(record: CaseRecord) {
     finishedAt: iso(record.finishedAt),
     startedBy: record.startedBy ?? null,
     businessKeys: record.businessKeys ?? {},
+    // What a waiting case waits for: the steps and the signals that would move them.
+    waitingFor: Object.entries(record.steps)
+      .filter(([, step]) => step.status === 'waiting')
+      .map(([stepId, step]) => ({ stepId, signals: step.waitingFor?.signals ?? [], until: iso(step.waitingFor?.until) })),
+    ...(record.parent ? { parent: { caseId: record.parent.caseId, stepId: record.parent.stepId } } : {}),
     ...(record.idempotencyKey === undefined || record.idempotencyKey.startsWith('intake:') ? {} : { idempotencyKey: record.idempotencyKey }),
   };
 }

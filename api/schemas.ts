@@ -37,6 +37,20 @@ const StepView = Type.Object({
   scheduledAt: Time,
   nextAttemptAt: Type.Optional(Time),
   deferredBy: Type.Optional(Type.String({ description: 'The breaker that deferred the next attempt.' })),
+  waitingFor: Type.Optional(Type.Object({ signals: Type.Array(Type.String()), until: Time })),
+  iteration: Type.Optional(Type.Integer({ description: 'repeat: the current or last iteration.' })),
+  items: Type.Optional(
+    Type.Object(
+      { total: Type.Integer(), completed: Type.Integer(), failed: Type.Integer(), running: Type.Integer(), pending: Type.Integer() },
+      { description: 'forEach: how its items stand.' },
+    ),
+  ),
+  childCaseId: Type.Optional(Type.String({ description: 'workflow: the child case.' })),
+  skipReason: Type.Optional(Type.String()),
+  compensation: Type.Optional(
+    Type.Object({ status: Type.String(), attempts: Type.Integer(), startedAt: Time, finishedAt: Time, output: AnyJson, error: Type.Union([Type.Ref(ErrorInfoSchema), Type.Null()]) }),
+  ),
+  run: Type.Optional(Type.Integer({ description: 'How often the step was run again by retrying the case.' })),
 });
 
 const CaseStatus = Type.Union(CASE_STATUSES.map((status) => Type.Literal(status)));
@@ -57,6 +71,10 @@ export const CaseViewSchema = Type.Object(
     finishedAt: Time,
     startedBy: Nullable(Type.String()),
     businessKeys: Type.Record(Type.String(), Type.String()),
+    waitingFor: Type.Array(Type.Object({ stepId: Type.String(), signals: Type.Array(Type.String()), until: Time }), {
+      description: 'Steps waiting for a signal or a timer, and what would move them.',
+    }),
+    parent: Type.Optional(Type.Object({ caseId: Type.String(), stepId: Type.String() }, { description: 'For a sub-workflow case: the step that started it.' })),
     idempotencyKey: Type.Optional(Type.String()),
   },
   { $id: 'Case' },

@@ -16,6 +16,7 @@ import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { Clock } from '../lib/ports/clock.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
+import type { Schedules } from '../lib/ports/schedules.js';
 import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
 import { installAuth } from './auth.js';
 import { SHARED_SCHEMAS } from './schemas.js';
@@ -24,6 +25,7 @@ import { errorBody, installErrorHandling } from './errors.js';
 import { caseRoutes } from './routes/cases.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
+import { scheduleRoutes } from './routes/schedules.js';
 import { statusRoutes } from './routes/status.js';
 import { workflowRoutes } from './routes/workflows.js';
 
@@ -36,6 +38,7 @@ export interface ApiDeps {
   workflows: WorkflowRegistry;
   store: WorkflowStore & CaseStore;
   keys: KeyService;
+  schedules: Schedules;
   /** The fleet's queues and processes, for /v1/status and Bull Board. */
   fleet: { monitor: FleetMonitor; queues: BullQueues };
   /** Where rate-limit counters live, shared by every API replica; in memory when absent. */
@@ -138,6 +141,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   workflowRoutes(app, { workflows: deps.workflows, store: deps.store });
   caseRoutes(app, deps.cases);
   keyRoutes(app, deps.keys);
+  scheduleRoutes(app, { schedules: deps.schedules, workflows: deps.workflows });
   await mountBullBoard(app, { ...deps.fleet, keys: deps.keys, authEnabled: config.api.authEnabled });
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
     reply.send({ name: 'workfleet', docs: '/docs', openapi: '/docs/json', queues: '/admin/queues', status: '/v1/status' }),

@@ -50,6 +50,28 @@ function describe(event: WireTraceEvent): string {
       return `breaker ${String(data.breaker)} opened`;
     case 'breaker.closed':
       return `breaker ${String(data.breaker)} closed`;
+    case 'step.waiting':
+      return Array.isArray(data.signals)
+        ? `waits for ${(data.signals as string[]).join(' or ')}${data.until ? ` until ${new Date(Number(data.until)).toISOString()}` : ''}`
+        : `sleeps until ${new Date(Number(data.until)).toISOString()}`;
+    case 'step.skipped':
+      return String(data.reason);
+    case 'step.cancelled':
+      return String(data.reason);
+    case 'signal.received':
+      return `signal ${String(data.name)}`;
+    case 'child.started':
+      return `child case ${String(data.childId)}`;
+    case 'step.compensated':
+      return 'undone';
+    case 'compensation.failed':
+      return `compensation failed: ${error?.code}: ${error?.message}`;
+    case 'case.compensating':
+      return `compensating: ${String(data.reason)}`;
+    case 'case.retried':
+      return 'retrying the failed steps';
+    case 'case.cancelled':
+      return `${error?.message ?? ''}`;
     case 'case.completed':
       return `in ${formatDuration(Number(data.durationMs))}`;
     case 'case.failed':
@@ -62,14 +84,22 @@ function describe(event: WireTraceEvent): string {
 function paintType(type: string): string {
   if (/failed/.test(type)) return color.red(type);
   if (/completed/.test(type)) return color.green(type);
-  if (/retried|deferred|breaker/.test(type)) return color.yellow(type);
+  if (/retried|deferred|breaker|waiting|compensat|cancelled|skipped/.test(type)) return color.yellow(type);
   return type;
+}
+
+/** Which unit of a step an event is about: an item, an iteration, a compensation. */
+function unitLabel(data: Record<string, unknown>): string {
+  if (data.compensation) return color.dim('[undo] ');
+  if (typeof data.instance === 'number') return color.dim(`[item ${data.instance}] `);
+  if (typeof data.iteration === 'number') return color.dim(`[iteration ${data.iteration}] `);
+  return '';
 }
 
 /** One line per event: offset from the case start, type, step, what happened. */
 export function timelineLine(event: WireTraceEvent, start: number): string {
   const offset = `+${((Date.parse(event.at) - start) / 1000).toFixed(3)}s`.padStart(10);
-  return `${color.dim(offset)}  ${paintType(event.type.padEnd(15))} ${(event.stepId ?? '').padEnd(16)} ${describe(event)}`;
+  return `${color.dim(offset)}  ${paintType(event.type.padEnd(15))} ${(event.stepId ?? '').padEnd(16)} ${unitLabel(event.data)}${describe(event)}`;
 }
 
 export function renderTimeline(events: readonly WireTraceEvent[]): string {

@@ -5,6 +5,7 @@ import { ApiError } from './client.js';
 import { caseCommands } from './commands/cases.js';
 import { fleetCommands } from './commands/fleet.js';
 import { keyCommands } from './commands/keys.js';
+import { scheduleCommands } from './commands/schedules.js';
 import { workflowCommands } from './commands/workflows.js';
 
 /**
@@ -18,6 +19,7 @@ fleetCommands(program);
 keyCommands(program);
 workflowCommands(program);
 caseCommands(program);
+scheduleCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {
   if (error instanceof ConfigError) {

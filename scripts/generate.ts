@@ -37,6 +37,7 @@ const app = await buildServer({
   workflows: unused,
   store: unused,
   keys: unused,
+  schedules: unused,
   fleet: { monitor: { queueNames: async () => [] } as never, queues: unused },
   checks: [],
 });

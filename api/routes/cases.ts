@@ -1,8 +1,9 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { StartCaseRequestSchema } from '../../lib/core/requests.js';
+import { InputInvalidError } from '../../lib/core/errors.js';
+import { PAYLOAD_LIMITS, payloadIssues, StartCaseRequestSchema } from '../../lib/core/requests.js';
 import { CASE_STATUSES } from '../../lib/core/state.js';
-import { WORKFLOW_NAME_PATTERN } from '../../lib/core/definition.js';
+import { SIGNAL_NAME_PATTERN, WORKFLOW_NAME_PATTERN } from '../../lib/core/definition.js';
 import { can, mayReadCase } from '../../lib/core/auth.js';
 import { CaseNotFoundError } from '../../lib/core/errors.js';
 import type { CaseService } from '../../lib/engine/cases.js';
@@ -13,6 +14,14 @@ import { CaseListSchema, CaseViewSchema, errorResponses, StartedCaseSchema, Trac
 const tags = ['cases'];
 
 const CaseParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }) });
+const SignalParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 100 }), name: Type.String({ pattern: SIGNAL_NAME_PATTERN, maxLength: 64 }) });
+const CancelBody = Type.Object(
+  {
+    reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1_000, description: 'Shown in the case error and the trace.' })),
+    compensate: Type.Optional(Type.Boolean({ description: 'Run the compensations of completed steps first (latest first). Default false.' })),
+  },
+  { additionalProperties: false },
+);
 const ListQuery = Type.Object(
   {
     status: Type.Optional(Type.Union(CASE_STATUSES.map((status) => Type.Literal(status)))),
@@ -87,6 +96,47 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
   const readOwn = { permission: 'cases:read-own' as const };
   app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { config: readOwn, schema: { tags, summary: 'A case with its steps', params: CaseParams, response: { 200: CaseViewSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) =>
     presentCase(await readable(request.params.id, request.principal)),
+  );
+
+  const operate = { permission: 'cases:operate' as const };
+  const answer = { 200: CaseViewSchema, ...errorResponses(400, 401, 403, 404, 409, 429) };
+
+  app.post<{ Params: Static<typeof CaseParams>; Body: Static<typeof CancelBody> | undefined }>(
+    '/v1/cases/:id/cancel',
+    { config: operate, schema: { tags, summary: 'Cancel a case: stop its jobs and children, compensate if asked', params: CaseParams, body: Type.Optional(CancelBody), response: answer } },
+    async (request) => {
+      const body = request.body ?? {};
+      return presentCase(
+        await cases.cancel(request.params.id, {
+          ...(body.reason === undefined ? {} : { reason: body.reason }),
+          ...(body.compensate === undefined ? {} : { compensate: body.compensate }),
+        }),
+      );
+    },
+  );
+
+  app.post<{ Params: Static<typeof SignalParams>; Body: unknown }>(
+    '/v1/cases/:id/signals/:name',
+    {
+      config: operate,
+      schema: {
+        tags,
+        summary: 'Send a signal (the body is its payload, any JSON); a step waiting for it goes on, or it is kept until one does',
+        params: SignalParams,
+        response: answer,
+      },
+    },
+    async (request) => {
+      const problems = payloadIssues(request.body ?? null, 'payload', PAYLOAD_LIMITS.maxInputBytes);
+      if (problems.length > 0) throw new InputInvalidError(problems, 'signal');
+      return presentCase(await cases.signal(request.params.id, request.params.name, request.body ?? null));
+    },
+  );
+
+  app.post<{ Params: Static<typeof CaseParams> }>(
+    '/v1/cases/:id/retry',
+    { config: operate, schema: { tags, summary: 'Resume a failed case from its failed steps (same idempotency keys, new jobs)', params: CaseParams, response: answer } },
+    async (request) => presentCase(await cases.retry(request.params.id)),
   );
 
   app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { config: readOwn, schema: { tags, summary: 'Every state change of a case, in order', params: CaseParams, response: { 200: TraceSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) => {

@@ -110,4 +110,42 @@ export function caseCommands(program: Command): void {
       for (const item of body.cases) console.log(`${item.id}  ${item.createdAt}  ${item.status.padEnd(10)} ${item.workflow} v${item.version}`);
       if (body.nextCursor) console.log(color.dim(`more: --cursor ${body.nextCursor}`));
     });
+
+  clientOptions(caseCommand.command('cancel').description('cancel a case: its jobs stop, its sub-workflow cases are cancelled'))
+    .argument('<id>')
+    .option('--reason <text>', 'shown in the case error and its trace')
+    .option('--compensate', 'run the compensations of completed steps first')
+    .action(async (id: string, options: { reason?: string; compensate?: boolean; json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      const body = { ...(options.reason ? { reason: options.reason } : {}), ...(options.compensate ? { compensate: true } : {}) };
+      const { body: record } = await client(options).request<WireCase>('POST', `/v1/cases/${id}/cancel`, body);
+      console.log(options.json ? JSON.stringify(record, null, 2) : renderCase(record));
+    });
+
+  clientOptions(caseCommand.command('signal').description('send a signal to a case (a step waiting for it goes on)'))
+    .argument('<id>')
+    .argument('<name>', 'the signal name the step waits for')
+    .option('--payload <json>', 'the signal payload, any JSON', 'null')
+    .action(async (id: string, name: string, options: { payload: string; json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      let payload: unknown;
+      try {
+        payload = JSON.parse(options.payload);
+      } catch (error) {
+        throw new InvalidArgumentError(`payload is not JSON: ${(error as Error).message}`);
+      }
+      const { body: record } = await client(options).request<WireCase>('POST', `/v1/cases/${id}/signals/${encodeURIComponent(name)}`, JSON.stringify(payload));
+      console.log(options.json ? JSON.stringify(record, null, 2) : renderCase(record));
+    });
+
+  clientOptions(caseCommand.command('retry').description('resume a failed case from its failed steps'))
+    .argument('<id>')
+    .option('--wait', 'follow the case live until it ends')
+    .option('--timeout <seconds>', 'with --wait: give up after this long', positiveInt, 600)
+    .action(async (id: string, options: { wait?: boolean; timeout: number; json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      const api = client(options);
+      const { body: record } = await api.request<WireCase>('POST', `/v1/cases/${id}/retry`);
+      if (!options.wait) return console.log(options.json ? JSON.stringify(record, null, 2) : renderCase(record));
+      const ended = await follow(api, id, options.timeout * 1000);
+      console.log(ended.status === 'completed' ? `\n${color.green('completed')}\n${JSON.stringify(ended.output, null, 2)}` : `\n${color.red(ended.status)}: ${ended.error?.code}: ${ended.error?.message}`);
+      process.exitCode = ended.status === 'completed' ? 0 : 1;
+    });
 }

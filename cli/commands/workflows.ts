@@ -34,6 +34,14 @@ export function workflowCommands(program: Command): void {
     },
   );
 
+  clientOptions(workflow.command('versions').description('list the versions of a workflow'))
+    .argument('<name>')
+    .action(async (name: string, options: { json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      const { body } = await client(options).request<{ versions: Array<{ version: number; hash: string; createdAt: string }> }>('GET', `/v1/workflows/${name}`);
+      if (options.json) return console.log(JSON.stringify(body.versions, null, 2));
+      for (const version of body.versions) console.log(`v${String(version.version).padEnd(4)} ${version.createdAt}  ${color.dim(version.hash.slice(0, 12))}`);
+    });
+
   clientOptions(workflow.command('show').description('print a definition'))
     .argument('<name>')
     .option('--version <n>', 'a specific version', positiveInt)

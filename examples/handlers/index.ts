@@ -75,4 +75,47 @@ export default defineHandlers({
 
   /** Returns its input. */
   'demo.echo': async (input: unknown) => input,
+
+  /** Fails until the time in `input.until` has passed: a dependency that comes back later (for retrying a failed case). */
+  'demo.gate': async (input: { until?: string }) => {
+    if (input.until && Date.now() < Date.parse(input.until)) throw new TaskError('NOT_YET', `the gate opens at ${input.until}`);
+    return { passed: new Date().toISOString() };
+  },
+
+  // --- approval (deferred choice) ---
+  'approval.request': async (input: { approver?: string; amount?: number }, ctx) => {
+    ctx.logger.info({ approver: input.approver }, 'approval requested');
+    return { requested: true, approver: input.approver ?? 'finance@example.com', amount: input.amount ?? 0 };
+  },
+  'approval.record': async (input: { decision: unknown; by?: unknown }) => ({ recorded: true, decision: input.decision, by: input.by ?? null }),
+
+  // --- notifications (multi-choice) ---
+  'notify.email': async (input: { to?: string }) => ({ channel: 'email', to: input.to ?? 'someone@example.com' }),
+  'notify.sms': async (input: { to?: string }) => ({ channel: 'sms', to: input.to ?? '+10000000000' }),
+  'notify.push': async (input: { to?: string }) => ({ channel: 'push', to: input.to ?? 'device-1' }),
+
+  // --- batches (multiple instances) ---
+  'batch.pack': async (input: { sku: string; quantity?: number }, ctx) => {
+    await latency(ctx, 5);
+    if (input.sku === 'broken') throw new NonRetryableError(`cannot pack ${input.sku}`, { code: 'UNPACKABLE' });
+    return { sku: input.sku, quantity: input.quantity ?? 1, box: `box-${ctx.index ?? 0}` };
+  },
+  'batch.summarize': async (input: { packed: Array<{ quantity: number } | null> }) => ({
+    boxes: input.packed.filter(Boolean).length,
+    units: input.packed.reduce((sum, item) => sum + (item?.quantity ?? 0), 0),
+  }),
+
+  // --- polling (structured loop) ---
+  /** Reports "ready" from iteration `readyAfter` on: a job that polls a long operation. */
+  'report.status': async (input: { readyAfter?: number }, ctx) => ({ ready: (ctx.iteration ?? 1) >= (input.readyAfter ?? 3), checks: ctx.iteration ?? 1 }),
+
+  // --- trip (saga with compensations) ---
+  'trip.book-flight': async (input: { from?: string; to?: string }, ctx) => ({ booking: `FL-${ctx.idempotencyKey.slice(-6)}`, from: input.from ?? 'BER', to: input.to ?? 'LIS' }),
+  'trip.cancel-flight': async (input: { booking: string }) => ({ cancelled: input.booking }),
+  'trip.book-hotel': async (_input: unknown, ctx) => ({ booking: `HO-${ctx.idempotencyKey.slice(-6)}` }),
+  'trip.cancel-hotel': async (input: { booking: string }) => ({ cancelled: input.booking }),
+  'trip.rent-car': async (input: { carAvailable?: boolean }, ctx) => {
+    if (input.carAvailable === false) throw new NonRetryableError('no car available on those dates', { code: 'NO_CAR' });
+    return { booking: `CA-${ctx.idempotencyKey.slice(-6)}` };
+  },
 });

@@ -287,7 +287,8 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
       ...settings(step.task ?? `workfleet.${kind}`, step),
       after: step.after ?? [],
       dependents: dependents.get(step.id) ?? [],
-      input: step.input ?? null,
+      // A step without an input gets an empty object, so that handlers can always read fields.
+      input: step.input ?? {},
       onFailure: step.onFailure ?? 'fail',
     };
     if (step.when !== undefined) compiled.when = step.when;

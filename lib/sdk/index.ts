@@ -30,6 +30,12 @@ export interface TaskContext {
   /** 1 for the first attempt. */
   attempt: number;
   maxAttempts: number;
+  /** In a forEach step: the item's position (the item itself is in the input, as the step says). */
+  index?: number;
+  /** In a repeat step: the iteration, from 1. */
+  iteration?: number;
+  /** True when this call undoes the step (its compensation) rather than does it. */
+  compensation: boolean;
   /**
    * The same for every attempt of this step of this case: pass it to the systems you call
    * (payment providers, your own database) so that a retried effect happens once.

@@ -32,7 +32,8 @@ beforeAll(async () => {
   for (const role of ROLES) keyOf[role] = (await keys.create({ name: role, roles: [role] })).key;
   await store.close();
   fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-auth', env: { AUTH_ENABLED: 'true' } });
-  expect(await call('POST', '/v1/workflows', keyOf.admin, { name: 'w', steps: [{ id: 'a', task: 'demo.echo' }] })).toBe(201);
+  // A case that waits forever: signals to it are kept, so every role's signal meets the same case.
+  expect(await call('POST', '/v1/workflows', keyOf.admin, { name: 'w', steps: [{ id: 'wait', waitFor: { signals: ['never'] } }] })).toBe(201);
   const started = await fetch(`${fleet.apiUrl}/v1/cases`, {
     method: 'POST',
     headers: { authorization: `Bearer ${keyOf.admin}`, 'content-type': 'application/json' },
@@ -58,6 +59,11 @@ describe('the auth matrix', () => {
       ['GET', '/v1/cases', undefined, { admin: 200, operator: 200, producer: 200, viewer: 200 }],
       ['GET', `/v1/cases/${foreignCase}`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
       ['GET', `/v1/cases/${foreignCase}/trace`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
+      ['POST', `/v1/cases/${foreignCase}/signals/go`, {}, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
+      ['POST', `/v1/cases/${foreignCase}/retry`, undefined, { admin: 409, operator: 409, producer: 403, viewer: 403 }],
+      ['GET', '/v1/schedules', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
+      ['POST', '/v1/schedules', { id: 's', workflow: 'w', every: '1h' }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
+      ['DELETE', '/v1/schedules/s', undefined, { admin: 204, operator: 403, producer: 403, viewer: 403 }],
       ['GET', '/v1/status', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
       ['GET', '/v1/keys', undefined, { admin: 200, operator: 403, producer: 403, viewer: 403 }],
       ['POST', '/v1/keys', { name: 'n', roles: ['admin'] }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
@@ -79,6 +85,18 @@ describe('the auth matrix', () => {
       }
     }
     expect(seen).toEqual(expected);
+  });
+
+  it('lets operators cancel but not producers or viewers', async () => {
+    const started = await fetch(`${fleet.apiUrl}/v1/cases`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keyOf.producer}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ workflow: 'w2' }),
+    });
+    const { id } = (await started.json()) as { id: string };
+    expect(await call('POST', `/v1/cases/${id}/cancel`, keyOf.producer, { reason: 'mine' })).toBe(403);
+    expect(await call('POST', `/v1/cases/${id}/cancel`, keyOf.viewer, {})).toBe(403);
+    expect([200, 409]).toContain(await call('POST', `/v1/cases/${id}/cancel`, keyOf.operator, {}));
   });
 
   it('refuses every route but /health and /ready without a key', async () => {

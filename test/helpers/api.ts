@@ -3,6 +3,7 @@ import { redisPolicyCheck } from '../../api/routes/health.js';
 import { buildServer } from '../../api/server.js';
 import { loadConfig, type Config } from '../../config/load.js';
 import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
+import { BullSchedules } from '../../lib/adapters/bullmq/schedules.js';
 import { KeyService } from '../../lib/engine/keys.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import { Metrics } from '../../lib/obs/metrics.js';
@@ -44,6 +45,7 @@ export async function startApi(servers: TestServers, env: Record<string, string>
     workflows: engine.workflows,
     store: engine.store,
     keys,
+    schedules: new BullSchedules(engine.queues),
     fleet: { monitor, queues: engine.queues },
     redis: engine.queues.connection,
     checks: [

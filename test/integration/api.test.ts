@@ -112,6 +112,7 @@ describe('cases', () => {
       finishedAt: null,
       startedBy: 'anonymous',
       businessKeys: {},
+      waitingFor: [],
     });
     const trace = await call('GET', `/v1/cases/${started.id}/trace`);
     expect(trace.body.events).toEqual([
