@@ -20,12 +20,8 @@ function presentStep(step: StepState) {
   const instances = Object.values(step.instances ?? {});
   const count = (status: UnitState['status']) => instances.filter((unit) => unit.status === status).length;
   return {
+    ...presentUnit(step as unknown as UnitState),
     status: step.status,
-    attempts: step.attempts,
-    startedAt: iso(step.startedAt),
-    finishedAt: iso(step.finishedAt),
-    output: step.output ?? null,
-    error: step.error ?? null,
     scheduledAt: iso(step.scheduledAt),
     ...(step.nextAttemptAt === undefined ? {} : { nextAttemptAt: iso(step.nextAttemptAt) }),
     ...(step.deferredBy === undefined ? {} : { deferredBy: step.deferredBy }),

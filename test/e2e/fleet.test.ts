@@ -2,6 +2,7 @@ import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
+import { httpClient, type WireEvent } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -9,43 +10,10 @@ import { waitFor } from '../helpers/wait.js';
  * dist/, a producer starting cases over HTTP and through the intake queue with plain BullMQ.
  */
 
-interface WireCase {
-  id: string;
-  status: string;
-  output: Record<string, unknown> | null;
-  error: { code: string; message: string; stepId?: string } | null;
-  steps: Record<string, { status: string; attempts: number; error: { code: string } | null }>;
-}
-interface WireEvent {
-  seq: number;
-  type: string;
-  stepId?: string;
-  at: string;
-  data: Record<string, unknown>;
-}
-
 let servers: TestServers;
 let fleet: Fleet;
 let prefix: string;
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${fleet.apiUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  return { status: response.status, body: (await response.json()) as T };
-}
-
-const getCase = async (id: string) => (await api<WireCase>('GET', `/v1/cases/${id}`)).body;
-const getTrace = async (id: string) => (await api<{ events: WireEvent[] }>('GET', `/v1/cases/${id}/trace`)).body.events;
-
-async function finished(id: string, timeoutMs = 30_000): Promise<WireCase> {
-  return waitFor(`case ${id} to finish`, async () => {
-    const record = await getCase(id);
-    return ['completed', 'failed', 'cancelled'].includes(record.status) ? record : undefined;
-  }, { timeoutMs, intervalMs: 100 });
-}
+const { api, getCase, getTrace, finished } = httpClient(() => fleet.apiUrl);
 
 /** Trace checks every finished case must pass: complete, ordered, one story per step. */
 function expectCompleteTrace(events: WireEvent[], steps: string[], ending: 'case.completed' | 'case.failed'): void {
@@ -271,7 +239,7 @@ describe('the fleet end to end', () => {
     expect(conflict.status).toBe(409);
     expect(conflict.body.error.code).toBe('IDEMPOTENCY_CONFLICT');
     const records = await Promise.all(page.body.cases.map((item) => getCase(item.id)));
-    expect(records.filter((record) => (record as unknown as { idempotencyKey?: string }).idempotencyKey === key)).toHaveLength(1);
+    expect(records.filter((record) => record.idempotencyKey === key)).toHaveLength(1);
   });
 
   it('drains a worker on SIGTERM: it finishes its active job and exits 0', async () => {

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { Fleet } from '../helpers/fleet.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
+import { httpClient, type WireCase } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -12,60 +13,16 @@ import { waitFor } from '../helpers/wait.js';
  * retry, versioning and schedules as a user drives them over HTTP.
  */
 
-interface WireStep {
-  status: string;
-  attempts: number;
-  output: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read outputs freely
-  error: { code: string; message: string } | null;
-  waitingFor?: { signals: string[]; until: string | null };
-  items?: { total: number; completed: number; failed: number };
-  iteration?: number;
-  childCaseId?: string;
-  compensation?: { status: string };
-}
-interface WireCase {
-  id: string;
-  status: string;
-  version: number;
-  output: any; // eslint-disable-line @typescript-eslint/no-explicit-any -- tests read outputs freely
-  error: { code: string; message: string; details?: any } | null; // eslint-disable-line @typescript-eslint/no-explicit-any
-  steps: Record<string, WireStep>;
-  waitingFor: Array<{ stepId: string; signals: string[] }>;
-  parent?: { caseId: string; stepId: string };
-}
-interface WireEvent {
-  seq: number;
-  type: string;
-  stepId?: string;
-  data: Record<string, unknown>;
-}
-
 let servers: TestServers;
 let fleet: Fleet;
 let prefix: string;
-
-async function api<T>(method: string, path: string, body?: unknown): Promise<{ status: number; body: T }> {
-  const response = await fetch(`${fleet.apiUrl}${path}`, {
-    method,
-    headers: body === undefined ? {} : { 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await response.text();
-  return { status: response.status, body: (text ? JSON.parse(text) : {}) as T };
-}
+const { api, getCase, getTrace: trace, until } = httpClient(() => fleet.apiUrl);
 
 const start = async (workflow: string, input: Record<string, unknown> = {}, extra: Record<string, unknown> = {}) => {
   const { status, body } = await api<{ id: string }>('POST', '/v1/cases', { workflow, input, ...extra });
   expect(status).toBe(201);
   return body.id;
 };
-const getCase = async (id: string) => (await api<WireCase>('GET', `/v1/cases/${id}`)).body;
-const trace = async (id: string) => (await api<{ events: WireEvent[] }>('GET', `/v1/cases/${id}/trace`)).body.events;
-const until = (id: string, status: string | string[], timeoutMs = 30_000) =>
-  waitFor(`case ${id} to be ${String(status)}`, async () => {
-    const record = await getCase(id);
-    return ([] as string[]).concat(status).includes(record.status) ? record : undefined;
-  }, { timeoutMs, intervalMs: 100 });
 
 beforeAll(async () => {
   servers = await startServers();
