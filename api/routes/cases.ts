@@ -18,7 +18,7 @@ const SignalParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 10
 const CancelBody = Type.Object(
   {
     reason: Type.Optional(Type.String({ minLength: 1, maxLength: 1_000, description: 'Shown in the case error and the trace.' })),
-    compensate: Type.Optional(Type.Boolean({ description: 'Run the compensations of completed steps first (latest first). Default false.' })),
+    compensate: Type.Optional(Type.Boolean({ description: "Run the compensations of completed steps first (latest first). Default: the workflow's onCancel." })),
   },
   { additionalProperties: false },
 );

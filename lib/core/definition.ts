@@ -219,6 +219,11 @@ export const WorkflowDefinitionSchema = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 4000 })),
     deadline: Type.Optional(Duration('Time a case may take before it fails with DEADLINE_EXCEEDED. Default 24h.')),
     defaults: Type.Optional(StepDefaults),
+    onCancel: Type.Optional(
+      Type.Union([Type.Literal('stop'), Type.Literal('compensate')], {
+        description: 'What a cancel does unless the request says: stop (default) ends the case at once; compensate undoes completed steps first.',
+      }),
+    ),
     steps: Type.Array(StepSchema, { minItems: 1, maxItems: LIMITS.maxSteps }),
     output: Type.Optional(
       Type.Unknown({
@@ -288,4 +293,6 @@ export interface CompiledWorkflow {
   /** Steps that nothing waits for: their outputs make the default case output. */
   sinks: readonly string[];
   output: unknown;
+  /** Whether a cancel that does not say runs compensations. */
+  compensateOnCancel: boolean;
 }

@@ -53,7 +53,7 @@ export const StepReportSchema = Type.Object(
         error: Type.Optional(ErrorInfoSchema),
         at: Time,
       }),
-      event('cancel', { reason: Type.String({ maxLength: 1_000 }), compensate: Type.Boolean(), at: Time }),
+      event('cancel', { reason: Type.String({ maxLength: 1_000 }), compensate: Type.Optional(Type.Boolean()), at: Time }),
       event('timerFired', { stepId: StepId, run: Run, kind: Type.Union([Type.Literal('sleep'), Type.Literal('signalTimeout')]), at: Time }),
     ]),
   },

@@ -197,7 +197,8 @@ export type CaseEvent =
   | { type: 'timerFired'; stepId: string; run: number; kind: 'sleep' | 'signalTimeout'; at: number }
   | { type: 'childStarted'; stepId: string; run: number; childId: string; at: number }
   | { type: 'childFinished'; stepId: string; run: number; childId: string; status: 'completed' | 'failed' | 'cancelled'; output?: unknown; error?: ErrorInfo; at: number }
-  | { type: 'cancel'; reason: string; compensate: boolean; at: number }
+  /** `compensate` unset: as the workflow's `onCancel` says. */
+  | { type: 'cancel'; reason: string; compensate?: boolean; at: number }
   | { type: 'retry'; at: number };
 
 export type CaseEventType = CaseEvent['type'];

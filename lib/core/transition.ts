@@ -776,7 +776,7 @@ function apply(draft: Draft, event: CaseEvent): void {
 
     case 'cancel':
       if (!isOpen(draft) || draft.state.compensating) return;
-      stopCase(draft, 'cancelled', { code: 'CANCELLED', message: event.reason }, event.compensate);
+      stopCase(draft, 'cancelled', { code: 'CANCELLED', message: event.reason }, event.compensate ?? draft.workflow.compensateOnCancel);
       return;
 
     case 'retry': {

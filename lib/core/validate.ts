@@ -336,5 +336,6 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
     roots: definition.steps.filter((step) => (step.after ?? []).length === 0).map((step) => step.id),
     sinks: definition.steps.filter((step) => (dependents.get(step.id) ?? []).length === 0).map((step) => step.id),
     output: definition.output,
+    compensateOnCancel: definition.onCancel === 'compensate',
   };
 }

@@ -130,7 +130,7 @@ export class CaseAdvancer {
     for (const command of of('notifyParent')) reports.push({ caseId: command.caseId, event: command.event });
     for (const command of of('cancelChildren')) {
       for (const child of await store.findChildren(command.caseId)) {
-        if (!isTerminalCase(child.status)) reports.push({ caseId: child.id, event: { type: 'cancel', reason: `parent cancelled: ${command.reason}`, compensate: false, at: clock.now() } });
+        if (!isTerminalCase(child.status)) reports.push({ caseId: child.id, event: { type: 'cancel', reason: `parent cancelled: ${command.reason}`, at: clock.now() } });
       }
     }
     for (const command of of('startChild')) reports.push(...(await this.startChildCase(command)));

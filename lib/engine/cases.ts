@@ -101,7 +101,12 @@ export class CaseService {
   /** Cancels an open case: its jobs stop, its children are cancelled, compensations run if asked. */
   async cancel(id: string, options: { reason?: string; compensate?: boolean }): Promise<CaseRecord> {
     const record = await this.open(id);
-    await this.deps.advancer.apply(id, { type: 'cancel', reason: options.reason ?? 'cancelled by request', compensate: options.compensate ?? false, at: this.deps.clock.now() });
+    await this.deps.advancer.apply(id, {
+      type: 'cancel',
+      reason: options.reason ?? 'cancelled by request',
+      ...(options.compensate === undefined ? {} : { compensate: options.compensate }),
+      at: this.deps.clock.now(),
+    });
     return this.get(record.id);
   }
 

@@ -357,6 +357,17 @@ describe('failure policies and sagas', () => {
     expect(run.state).toMatchObject({ status: 'failed', error: { code: 'STEP_FAILED', stepId: 'car', details: { compensated: ['hotel', 'flight'], compensationFailed: [] } } });
   });
 
+  it('cancel follows the workflow onCancel when the request does not say', () => {
+    const run = scenario({ ...saga('fail'), onCancel: 'compensate' as const });
+    run.done('flight', { id: 'F1' });
+    run.send({ type: 'cancel', reason: 'stop', at: T0 + 50 });
+    expect(run.traceTypes()).toContain('case.compensating');
+    const plain = scenario(saga('fail'));
+    plain.done('flight', { id: 'F1' });
+    plain.send({ type: 'cancel', reason: 'stop', at: T0 + 50 });
+    expect(plain.state.status).toBe('cancelled');
+  });
+
   it('cancel with compensate: undoes, then ends cancelled', () => {
     const run = scenario(saga('fail'));
     run.done('flight', { id: 'F1' });
