@@ -42,6 +42,22 @@ afterAll(async () => {
 });
 
 describe('the example workflows, one per pattern', () => {
+  it('flaky-fetch: retries with backoff until the upstream answers (WCP1 sequence)', async () => {
+    const done = await until(await start('flaky-fetch', { failTimes: 2 }), 'completed');
+    expect(done.steps.fetch).toMatchObject({ status: 'completed', attempts: 3 });
+    expect(done.output).toEqual({ store: { stored: 'ok', tookAttempts: 3 } });
+  });
+
+  it('order: runs a parallel split and its synchronization (WCP2, WCP3)', async () => {
+    const done = await until(await start('order', { sku: 'book', quantity: 1, amount: 10 }), 'completed');
+    expect(done.output).toMatchObject({ reservationId: expect.stringMatching(/^rsv-/), receipt: expect.stringMatching(/^rcpt-/), trackingNumber: expect.stringMatching(/^TRK/) });
+  });
+
+  it('partner-lookup: retries through a short outage behind its breaker', async () => {
+    const done = await until(await start('partner-lookup', { customerId: 'c-7', outageMs: 1_000, outageId: 'patterns' }), 'completed', 60_000);
+    expect(done.output).toEqual({ lookup: { customerId: 'c-7', tier: 'gold' } });
+  }, 90_000);
+
   it('approval: waits for a signal, shows what it waits for, and takes the branch chosen (WCP16, WCP4, WCP5)', async () => {
     const id = await start('approval', { approver: 'ana@example.com', amount: 120 });
     const waiting = await until(id, 'waiting');
@@ -210,7 +226,8 @@ describe('operating cases', () => {
     expect((await getCase(await start('versioned', {}, { version: 1 }))).version).toBe(1);
   });
 
-  it('starts cases on a schedule, and stops when the schedule is deleted', async () => {
+  it('starts cases on a schedule, once per run with two schedulers, and stops when the schedule is deleted', async () => {
+    await fleet.spawn('scheduler-2', 'scheduler');
     await api('POST', '/v1/workflows', { name: 'tick', steps: [{ id: 'a', task: 'demo.echo', input: { at: '${case.id}' } }] });
     const created = await api<{ id: string; next: string | null }>('POST', '/v1/schedules', { id: 'every-second', workflow: 'tick', every: '1s', input: {} });
     expect(created.status).toBe(201);
@@ -224,5 +241,10 @@ describe('operating cases', () => {
     }, { timeoutMs: 15_000 });
     expect((await api('DELETE', '/v1/schedules/every-second')).status).toBe(204);
     expect((await api<{ schedules: unknown[] }>('GET', '/v1/schedules')).body.schedules).toEqual([]);
+    // Each run is one intake job; two schedulers never made two cases of one run.
+    const cases = (await api<{ cases: Array<{ id: string }> }>('GET', '/v1/cases?workflow=tick&limit=200')).body.cases;
+    const runs = await Promise.all(cases.map(async (item) => (await trace(item.id))[0]?.data.requestId));
+    expect(new Set(runs).size).toBe(runs.length);
+    expect(runs.every((run) => typeof run === 'string' && run.startsWith('intake:repeat:'))).toBe(true);
   });
 });

@@ -141,6 +141,12 @@ describe('multiple instances (WCP14): forEach', () => {
     expect((run.last.commands[0] as Command & { type: 'enqueueStep' }).job.input).toEqual({ packed: ['A', 'B', 'C'] });
   });
 
+  it('runs a single item', () => {
+    const run = scenario(definition(), { lines: [{ sku: 'only' }] });
+    run.done('pack', 'X', { instance: 0 });
+    expect(run.state.steps.pack?.output).toEqual({ items: ['X'], failed: [] });
+  });
+
   it('completes at once for no items', () => {
     const run = scenario(definition(), { lines: [] });
     expect(run.state.steps.pack).toMatchObject({ status: 'completed', output: { items: [], failed: [] } });

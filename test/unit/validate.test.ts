@@ -91,6 +91,30 @@ describe('validateDefinition', () => {
     expect(problems({ name: 'w', steps: [] })).toEqual(['steps: expected array length to be greater or equal to 1']);
   });
 
+  it('checks conditions when the definition is applied, with the path to them', () => {
+    expect(problems({ name: 'w', steps: [step('a', { when: 'input.name.matches("a+")' })] })).toEqual([
+      'steps[0].when: calls matches(), which conditions may not use',
+    ]);
+    expect(problems({ name: 'w', steps: [step('a', { repeat: { while: 'output.ready ==', maxIterations: 3 } })] })[0]).toMatch(
+      /^steps\[0\]\.repeat\.while: is not a valid CEL expression: /,
+    );
+    expect(problems({ name: 'w', steps: [step('a', { when: 'process.exit(1)' })] })[0]).toMatch(/^steps\[0\]\.when: /);
+    expect(problems({ name: 'w', steps: [step('a', { when: 'input.amount + 1' })] })).toEqual(['steps[0].when: must be true or false, but gives int']);
+  });
+
+  it('checks the kinds of steps and their modifiers', () => {
+    expect(problems({ name: 'w', steps: [{ id: 'a', task: 't', sleep: { for: '1s' } }] })).toEqual(['steps[0]: a step does one thing: it has task and sleep']);
+    expect(problems({ name: 'w', steps: [{ id: 'a', sleep: { for: '1s', until: 'x' } }] })).toEqual(['steps[0].sleep: give exactly one of for and until']);
+    expect(problems({ name: 'w', steps: [{ id: 'a', waitFor: { signals: ['go'] }, forEach: { items: '${input.x}' } }] })).toEqual([
+      'steps[0].forEach: forEach runs a task for each item: give the step a task',
+    ]);
+    expect(problems({ name: 'w', steps: [step('a', { forEach: { items: 'lines: ${input.x}' } })] })).toEqual([
+      'steps[0].forEach.items: must be one reference to an array, like "${input.lines}"',
+    ]);
+    expect(problems({ name: 'w', steps: [step('a', { input: '${item}' })] })).toEqual(['steps[0].input: "${item}" exists only in the input of a forEach step']);
+    expect(problems({ name: 'w', steps: [step('a', { onFailure: 'compensate' })] })).toEqual(['steps[0].onFailure: compensate needs steps with a compensate task to run']);
+  });
+
   it('refuses a step id that could not be a key or a job id', () => {
     expect(problems({ name: 'w', steps: [step('a.b')] })[0]).toMatch(/^steps\[0\]\.id: /);
     expect(problems({ name: 'w', steps: [step('$a')] })[0]).toMatch(/^steps\[0\]\.id: /);
