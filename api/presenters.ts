@@ -62,6 +62,7 @@ export function presentCase(record: CaseRecord) {
       .filter(([, step]) => step.status === 'waiting')
       .map(([stepId, step]) => ({ stepId, signals: step.waitingFor?.signals ?? [], until: iso(step.waitingFor?.until) })),
     ...(record.parent ? { parent: { caseId: record.parent.caseId, stepId: record.parent.stepId } } : {}),
+    ...(record.stuck ? { stuck: { reason: record.stuck.reason, since: iso(record.stuck.since) } } : {}),
     ...(record.idempotencyKey === undefined || record.idempotencyKey.startsWith('intake:') ? {} : { idempotencyKey: record.idempotencyKey }),
   };
 }

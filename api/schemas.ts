@@ -75,6 +75,7 @@ export const CaseViewSchema = Type.Object(
       description: 'Steps waiting for a signal or a timer, and what would move them.',
     }),
     parent: Type.Optional(Type.Object({ caseId: Type.String(), stepId: Type.String() }, { description: 'For a sub-workflow case: the step that started it.' })),
+    stuck: Type.Optional(Type.Object({ reason: Type.String(), since: Time }, { description: 'Set when the case made no progress for too long, with what the scheduler believes is the reason.' })),
     idempotencyKey: Type.Optional(Type.String()),
   },
   { $id: 'Case' },

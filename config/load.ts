@@ -17,9 +17,11 @@ export interface Config {
     shutdownGraceMs: number;
     startReportDelayMs: number;
     lockDurationMs: number;
+    maxStalls: number;
+    stalledCheckIntervalMs: number;
   };
   breaker: { errorThresholdPercent: number; volumeThreshold: number; resetTimeoutMs: number; rollingWindowMs: number };
-  scheduler: { concurrency: number; reconcileIntervalMs: number; deadlineCheckIntervalMs: number; staleAfterMs: number };
+  scheduler: { concurrency: number; reconcileIntervalMs: number; deadlineCheckIntervalMs: number; staleAfterMs: number; stuckAfterMs: number };
   jobs: { keepCompletedSeconds: number; keepCompletedCount: number; eventsMaxLength: number; keepFailedSeconds: number };
   dev: { dataDir: string; ferretdbBin: string };
 }

@@ -228,6 +228,18 @@ export const configSchema = {
       default: 30_000,
       env: 'WORKER_LOCK_DURATION_MS',
     },
+    maxStalls: {
+      doc: 'Times a job may lose its worker (crash, kill, blocked event loop) and be run again; one more and it fails with WORKER_LOST.',
+      format: 'non-negative-int',
+      default: 2,
+      env: 'WORKER_MAX_STALLS',
+    },
+    stalledCheckIntervalMs: {
+      doc: 'How often each worker looks for jobs whose lock lapsed (their worker died) and hands them to the queue again.',
+      format: 'positive-int',
+      default: 30_000,
+      env: 'WORKER_STALLED_CHECK_INTERVAL_MS',
+    },
   },
   breaker: {
     errorThresholdPercent: {
@@ -279,6 +291,12 @@ export const configSchema = {
       format: 'positive-int',
       default: 60_000,
       env: 'SCHEDULER_STALE_AFTER_MS',
+    },
+    stuckAfterMs: {
+      doc: 'An open case that made no progress for this long, with nothing legitimate to wait for, is reported stuck (API, metric, trace) with the reason the reconciler sees.',
+      format: 'positive-int',
+      default: 300_000,
+      env: 'SCHEDULER_STUCK_AFTER_MS',
     },
   },
   jobs: {

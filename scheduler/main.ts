@@ -35,11 +35,13 @@ export async function runScheduler(config: Config): Promise<void> {
   // One scheduler does the fleet's chores (queue depth metrics, retention): whoever holds the lease.
   const lease = new Lease(queues.connection, `${config.redis.prefix}:scheduler:lease`, 15_000).start();
   metrics.watchQueues(async () => (lease.isHeld ? monitor.queueCounts(await monitor.queueNames()) : undefined));
+  metrics.watchStuckCases(async () => (lease.isHeld ? (await store.findStuckCases(0)).count : undefined));
   const reconciler = new Reconciler({
-    store, queues, workflows, advancer, clock, logger,
+    store, queues, workflows, advancer, clock, logger, monitor,
     redis: queues.connection,
     lockKey: `${config.redis.prefix}:scheduler:reconciler-lock`,
     staleAfterMs: config.scheduler.staleAfterMs,
+    stuckAfterMs: config.scheduler.stuckAfterMs,
     lockTtlMs: config.scheduler.reconcileIntervalMs * 4,
   });
   const loops = [

@@ -1,11 +1,14 @@
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { isTerminalCase, type StepReport } from '../lib/core/state.js';
+import { StepErrorCode } from '../lib/core/errors.js';
+import { isTerminalCase, type Command, type StepReport } from '../lib/core/state.js';
+import { stuckReason, type ObservedJob } from '../lib/core/stuck.js';
 import { outstandingWork } from '../lib/core/transition.js';
 import type { CaseAdvancer } from '../lib/engine/advancer.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Clock } from '../lib/ports/clock.js';
+import type { FleetMonitor } from '../lib/ports/fleet.js';
 import type { TaskQueues } from '../lib/ports/queues.js';
 import type { CaseStore } from '../lib/ports/store.js';
 
@@ -27,13 +30,19 @@ export interface ReconcileReport {
   casesChecked: number;
   jobsRestored: number;
   jobsReplaced: number;
+  /** Jobs that lost their worker more often than allowed: their steps failed with WORKER_LOST. */
+  workersLost: number;
+  /** Cases newly marked stuck (or whose reason changed). */
+  casesMarkedStuck: number;
 }
 
 /**
  * Makes good what a crash between two writes can leave behind: a case document behind its
  * committed history, step jobs never enqueued (or lost with Redis data), and jobs that ended
- * without their report reaching the scheduler. Only cases that have not moved for
- * `staleAfterMs` are examined, and one scheduler at a time does it (a Redis lock).
+ * without their report reaching the scheduler. A job the queue failed because its workers kept
+ * dying under it (a crash loop) fails its step with WORKER_LOST instead of running again. Cases
+ * that still make no progress past `stuckAfterMs` are marked stuck with the reason seen. Only
+ * cases that have not moved for `staleAfterMs` are examined, one scheduler at a time (a lock).
  */
 export class Reconciler {
   constructor(
@@ -42,11 +51,13 @@ export class Reconciler {
       queues: TaskQueues;
       workflows: WorkflowRegistry;
       advancer: CaseAdvancer;
+      monitor: Pick<FleetMonitor, 'members'>;
       redis: Redis;
       lockKey: string;
       clock: Clock;
       logger: Logger;
       staleAfterMs: number;
+      stuckAfterMs: number;
       lockTtlMs: number;
     },
   ) {}
@@ -57,7 +68,9 @@ export class Reconciler {
     if ((await redis.set(lockKey, token, 'PX', lockTtlMs, 'NX')) !== 'OK') return undefined;
     try {
       const report = await this.restoreJobs();
-      if (report.casesCaughtUp + report.jobsRestored + report.jobsReplaced > 0) this.deps.logger.warn(report, 'reconciler repaired cases');
+      if (report.casesCaughtUp + report.jobsRestored + report.jobsReplaced + report.workersLost + report.casesMarkedStuck > 0) {
+        this.deps.logger.warn(report, 'reconciler repaired cases');
+      }
       return report;
     } finally {
       await releaseLock(redis, lockKey, token);
@@ -89,47 +102,79 @@ export class Reconciler {
   }
 
   private async restoreJobs(): Promise<ReconcileReport> {
-    const { store, queues, workflows, clock, staleAfterMs } = this.deps;
-    const before = clock.now() - staleAfterMs;
-    let casesChecked = 0;
-    let casesCaughtUp = 0;
-    let jobsRestored = 0;
-    let jobsReplaced = 0;
+    const { store, queues, workflows, clock, staleAfterMs, logger } = this.deps;
+    const now = clock.now();
+    const servedQueues = new Set((await this.deps.monitor.members(now)).filter((member) => member.role === 'worker').flatMap((member) => member.queues));
+    const report: ReconcileReport = { casesChecked: 0, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0 };
     let afterId: string | undefined;
     for (;;) {
-      const page = await store.findStaleCases(before, PAGE, afterId);
+      const page = await store.findStaleCases(now - staleAfterMs, PAGE, afterId);
       for (const stale of page) {
-        casesChecked += 1;
+        report.casesChecked += 1;
         const record = await store.catchUp(stale.id);
         if (!record) continue;
-        if (record.revision !== stale.revision) casesCaughtUp += 1;
+        if (record.revision !== stale.revision) report.casesCaughtUp += 1;
         const workflow = await workflows.compiled(record.workflow, record.version);
-        const missing = [];
-        const ended = [];
         const work = outstandingWork(workflow, record);
-        for (const job of work) {
-          if (job.type !== 'enqueueStep') continue;
-          const state = await queues.stepJobState(job.queue, job.jobId);
-          if (state === 'missing') missing.push(job);
-          else if (state === 'completed' || state === 'failed') ended.push(job);
+        const observed: ObservedJob[] = [];
+        const missing: Array<Command & { type: 'enqueueStep' }> = [];
+        const ended: Array<Command & { type: 'enqueueStep' }> = [];
+        const lost: Array<{ command: Command & { type: 'enqueueStep' }; attempt: number; stalls: number }> = [];
+        for (const command of work) {
+          if (command.type !== 'enqueueStep') continue;
+          const info = await queues.inspectStepJob(command.queue, command.jobId);
+          observed.push({ queue: command.queue, job: command.job, ...info });
+          if (info.state === 'missing') missing.push(command);
+          // Stalls with no report: the workers died under it each time, so running it again would only kill more.
+          else if (info.state === 'failed' && info.stalls > 0) lost.push({ command, attempt: info.attemptsMade + 1, stalls: info.stalls });
+          else if (info.state === 'completed' || info.state === 'failed') ended.push(command);
         }
         // Timers and child cases are re-issued as they are: both are idempotent by their ids.
         await this.deps.advancer.carryOut(work.filter((command) => command.type === 'scheduleTimer' || command.type === 'startChild'));
         await this.deliverFinishedChildren(record);
         if (missing.length > 0) await queues.enqueueSteps(missing);
         if (ended.length > 0) await queues.replaceSteps(ended);
-        jobsRestored += missing.length;
-        jobsReplaced += ended.length;
-        if (missing.length + ended.length > 0) {
-          this.deps.logger.warn(
-            { caseId: record.id, restored: missing.map((job) => job.job.stepId), replaced: ended.map((job) => job.job.stepId) },
+        for (const { command, attempt, stalls } of lost) await this.failLostStep(record.id, command, attempt, stalls);
+        report.jobsRestored += missing.length;
+        report.jobsReplaced += ended.length;
+        report.workersLost += lost.length;
+        if (missing.length + ended.length + lost.length > 0) {
+          logger.warn(
+            { caseId: record.id, restored: missing.map((job) => job.job.stepId), replaced: ended.map((job) => job.job.stepId), lost: lost.map(({ command }) => command.job.stepId) },
             'step jobs restored',
           );
+          continue;
+        }
+        const reason = stuckReason({ state: record, jobs: observed, servedQueues, now, stuckAfterMs: this.deps.stuckAfterMs });
+        if (reason !== undefined && reason !== record.stuck?.reason) {
+          await this.deps.advancer.apply(record.id, { type: 'stuck', reason, at: now });
+          report.casesMarkedStuck += 1;
+          logger.warn({ caseId: record.id, workflow: record.workflow, reason }, 'case is stuck');
         }
       }
       if (page.length < PAGE) break;
       afterId = page.at(-1)?.id;
     }
-    return { casesChecked, casesCaughtUp, jobsRestored, jobsReplaced };
+    return report;
+  }
+
+  private async failLostStep(caseId: string, command: Command & { type: 'enqueueStep' }, attempt: number, stalls: number): Promise<void> {
+    const { job } = command;
+    const at = this.deps.clock.now();
+    await this.deps.advancer.apply(caseId, {
+      type: 'stepFailed',
+      stepId: job.stepId,
+      attempt,
+      at,
+      ...(job.run ? { run: job.run } : {}),
+      ...(job.instance === undefined ? {} : { instance: job.instance }),
+      ...(job.iteration === undefined ? {} : { iteration: job.iteration }),
+      ...(job.compensation ? { compensation: true } : {}),
+      error: {
+        code: StepErrorCode.workerLost,
+        message: `the worker running this step was lost ${stalls} time(s) (killed, crashed or its event loop blocked past the job lock); not run again`,
+        retryable: false,
+      },
+    });
   }
 }

@@ -34,7 +34,12 @@ export async function runWorker(config: Config): Promise<void> {
   });
   const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
   const running = config.worker.queues.map((queue) =>
-    consumers.consume(queue, processor, { concurrency: config.worker.concurrency, lockDurationMs: config.worker.lockDurationMs }),
+    consumers.consume(queue, processor, {
+      concurrency: config.worker.concurrency,
+      lockDurationMs: config.worker.lockDurationMs,
+      maxStalls: config.worker.maxStalls,
+      stalledCheckIntervalMs: config.worker.stalledCheckIntervalMs,
+    }),
   );
   const presence = announce(
     new BullFleetMonitor(queues, config.redis.prefix),

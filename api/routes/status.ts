@@ -8,20 +8,20 @@ const STUCK_SAMPLE = 20;
 
 /**
  * GET /v1/status: the fleet at a glance for operators: every queue's job counts, the live
- * processes with their queues and concurrency, cases by status, and the open cases that have
- * not moved for longer than the scheduler's stale threshold.
+ * processes with their queues and concurrency, cases by status, and the open cases the
+ * scheduler's reconciler marked stuck, longest-stuck first, with the reason it saw.
  */
 export function statusRoutes(
   app: FastifyInstance,
-  deps: { monitor: FleetMonitor; store: CaseStore; clock: Clock; staleAfterMs: number },
+  deps: { monitor: FleetMonitor; store: CaseStore; clock: Clock; stuckAfterMs: number },
 ): void {
   app.get('/v1/status', { config: { permission: 'fleet:read' }, schema: { tags: ['operations'], summary: 'Queues, live processes, cases by status, stuck cases' } }, async () => {
     const now = deps.clock.now();
-    const [names, members, cases, stale, redis] = await Promise.all([
+    const [names, members, cases, stuck, redis] = await Promise.all([
       deps.monitor.queueNames(),
       deps.monitor.members(now),
       deps.store.countByStatus(),
-      deps.store.findStaleCases(now - deps.staleAfterMs, STUCK_SAMPLE + 1),
+      deps.store.findStuckCases(STUCK_SAMPLE),
       deps.monitor.redisHealth(),
     ]);
     const iso = (ms: number) => new Date(ms).toISOString();
@@ -32,15 +32,17 @@ export function statusRoutes(
       workers: members.filter((member) => member.role === 'worker').length,
       cases: { pending: 0, running: 0, waiting: 0, completed: 0, failed: 0, cancelled: 0, ...cases },
       stuck: {
-        afterMs: deps.staleAfterMs,
-        cases: stale.slice(0, STUCK_SAMPLE).map((record) => ({
+        afterMs: deps.stuckAfterMs,
+        count: stuck.count,
+        cases: stuck.cases.map((record) => ({
           id: record.id,
           workflow: record.workflow,
           status: record.status,
           updatedAt: iso(record.updatedAt),
-          reason: `no progress for ${Math.round((now - record.updatedAt) / 1000)} s`,
+          since: iso(record.stuck?.since ?? record.updatedAt),
+          reason: record.stuck?.reason ?? '',
         })),
-        more: stale.length > STUCK_SAMPLE,
+        more: stuck.count > stuck.cases.length,
       },
       redis,
     };

@@ -89,6 +89,8 @@ export const StepErrorCode = {
   nonRetryable: 'NON_RETRYABLE',
   outputInvalid: 'OUTPUT_INVALID',
   cancelled: 'STEP_CANCELLED',
+  /** The job's workers kept dying under it (crash loop, kill, blocked event loop): it is not run again. */
+  workerLost: 'WORKER_LOST',
 } as const;
 
 /** Error codes a case can end with. */

@@ -118,6 +118,8 @@ export interface CaseState {
   signals?: ReadonlyArray<{ name: string; payload: unknown; at: number }>;
   /** While compensations run: how the case ends once they are done. */
   compensating?: { status: 'failed' | 'cancelled'; error: ErrorInfo };
+  /** Set by the reconciler when the case made no progress for too long; cleared by any progress. */
+  stuck?: { reason: string; since: number };
 }
 
 export const TRACE_TYPES = [
@@ -127,6 +129,7 @@ export const TRACE_TYPES = [
   'case.cancelled',
   'case.compensating',
   'case.retried',
+  'case.stuck',
   'step.scheduled',
   'step.started',
   'step.retried',
@@ -199,7 +202,8 @@ export type CaseEvent =
   | { type: 'childFinished'; stepId: string; run: number; childId: string; status: 'completed' | 'failed' | 'cancelled'; output?: unknown; error?: ErrorInfo; at: number }
   /** `compensate` unset: as the workflow's `onCancel` says. */
   | { type: 'cancel'; reason: string; compensate?: boolean; at: number }
-  | { type: 'retry'; at: number };
+  | { type: 'retry'; at: number }
+  | { type: 'stuck'; reason: string; at: number };
 
 export type CaseEventType = CaseEvent['type'];
 

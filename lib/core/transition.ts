@@ -65,9 +65,11 @@ class Draft {
     this.state = { ...this.state, ...patch };
   }
 
-  finish(): Transition {
+  /** `progressed` false: only a remark about the case (stuck), so its last progress time stands. */
+  finish(progressed = true): Transition {
     if (this.events.length === 0) return { state: this.state, events: [], commands: [] };
-    return { state: { ...this.state, revision: this.state.revision + 1, updatedAt: this.now }, events: this.events, commands: this.commands };
+    const updatedAt = progressed ? this.now : this.state.updatedAt;
+    return { state: { ...this.state, revision: this.state.revision + 1, updatedAt }, events: this.events, commands: this.commands };
   }
 }
 
@@ -779,6 +781,12 @@ function apply(draft: Draft, event: CaseEvent): void {
       stopCase(draft, 'cancelled', { code: 'CANCELLED', message: event.reason }, event.compensate ?? draft.workflow.compensateOnCancel);
       return;
 
+    case 'stuck':
+      if (!isOpen(draft) || draft.state.stuck?.reason === event.reason) return;
+      draft.patchCase({ stuck: { reason: event.reason, since: draft.state.stuck?.since ?? event.at } });
+      draft.emit('case.stuck', event.at, { reason: event.reason });
+      return;
+
     case 'retry': {
       // A compensated case has undone its work: retrying it would redo only part of it.
       if (draft.state.status !== 'failed' || Object.values(draft.state.steps).some((step) => step.compensation)) return;
@@ -841,11 +849,17 @@ export function createCase(
  */
 export function transition(workflow: CompiledWorkflow, state: CaseState, events: readonly CaseEvent[], now: number): Transition {
   const draft = new Draft(workflow, state, now);
+  let progressed = false;
   for (const event of events) {
+    const before = draft.events.length;
     apply(draft, event);
     settle(draft);
+    if (event.type === 'stuck' || draft.events.length === before) continue;
+    progressed = true;
+    // Any progress clears the stuck mark: the case moved after all.
+    if (draft.state.stuck) draft.patchCase({ stuck: undefined });
   }
-  return draft.finish();
+  return draft.finish(progressed);
 }
 
 /**

@@ -107,6 +107,20 @@ export class Metrics {
     });
   }
 
+  /** Open cases marked stuck; like queue depth, reported by the one scheduler holding the lease. */
+  watchStuckCases(source: () => Promise<number | undefined>): void {
+    new Gauge({
+      name: 'workfleet_cases_stuck',
+      help: 'Open cases that made no progress past SCHEDULER_STUCK_AFTER_MS, reported by one scheduler for the fleet.',
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        const count = await source().catch(() => undefined);
+        if (count !== undefined) this.set(count);
+      },
+    });
+  }
+
   constructor(processName: string) {
     this.registry.setDefaultLabels({ process: processName });
     collectDefaultMetrics({ register: this.registry, prefix: 'workfleet_' });

@@ -27,6 +27,20 @@ export interface JobState {
   state: 'waiting' | 'active' | 'delayed' | 'completed' | 'failed' | 'prioritized' | 'waiting-children' | 'missing';
 }
 
+export interface StepJobInfo {
+  state: JobState['state'];
+  /** Times the job's worker vanished while running it (its lock lapsed). */
+  stalls: number;
+  /** Attempts the queue has counted as made (failures; deferrals and stalls do not count). */
+  attemptsMade: number;
+  /** When the job last became active (ms), if it ever did. */
+  processedAt?: number;
+  /** When the job entered the queue (ms). */
+  enqueuedAt?: number;
+  /** For a delayed job: when it becomes due (ms). */
+  dueAt?: number;
+}
+
 export interface TaskQueues {
   /** Adds step jobs; a job id already in the queue is not added again. */
   enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
@@ -43,6 +57,8 @@ export interface TaskQueues {
   replaceSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
   /** Where a step job is, for the reconciler. */
   stepJobState(queue: string, jobId: string): Promise<JobState['state']>;
+  /** Where a step job is and what happened to it, for the reconciler's repairs and stuck reasons. */
+  inspectStepJob(queue: string, jobId: string): Promise<StepJobInfo>;
   close(): Promise<void>;
 }
 
@@ -80,8 +96,12 @@ export type Processor<T> = (delivery: Delivery<T>) => Promise<Outcome>;
 
 export interface ConsumerOptions {
   concurrency: number;
-  /** Lock duration in ms; a job whose lock lapses is given to another consumer. */
+  /** Lock duration in ms; a job whose lock lapses is given to another consumer. Default 30,000. */
   lockDurationMs?: number;
+  /** Times a job may lose its consumer and be run again before it fails. Default 1. */
+  maxStalls?: number;
+  /** How often the consumer looks for jobs whose lock lapsed. Default 30,000 ms. */
+  stalledCheckIntervalMs?: number;
 }
 
 export interface Consumer {

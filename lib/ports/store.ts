@@ -106,6 +106,8 @@ export interface CaseStore {
   /** Cases still open whose deadline has passed, soonest first. */
   findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>>;
   countByStatus(): Promise<Partial<Record<CaseStatus, number>>>;
+  /** Open cases the reconciler marked stuck: how many, and the longest-stuck `limit` of them. */
+  findStuckCases(limit: number): Promise<{ count: number; cases: CaseRecord[] }>;
   /** Deletes up to `limit` cases that finished before `before`, with their history; returns how many. */
   deleteFinishedCases(before: number, limit: number): Promise<number>;
 }

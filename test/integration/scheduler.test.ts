@@ -1,7 +1,9 @@
+import { Worker } from 'bullmq';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/load.js';
 import type { CaseEvent } from '../../lib/core/state.js';
+import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import { Metrics } from '../../lib/obs/metrics.js';
 import { systemClock } from '../../lib/ports/clock.js';
@@ -12,6 +14,7 @@ import { intakeProcessor } from '../../scheduler/intake.js';
 import { Reconciler } from '../../scheduler/reconciler.js';
 import { resultsProcessor } from '../../scheduler/results.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * The scheduler's parts against real servers: two engines stand for two scheduler replicas
@@ -158,17 +161,89 @@ describe('reconciler', () => {
       queues: engine.queues,
       workflows: engine.workflows,
       advancer: engine.advancer,
+      monitor: new BullFleetMonitor(engine.queues, prefix),
       redis: engine.queues.connection,
       lockKey: `${prefix}:reconciler-lock`,
       clock: { now: () => Date.now() + 120_000 },
       logger,
       staleAfterMs: 60_000,
+      stuckAfterMs: 300_000,
       lockTtlMs: 10_000,
     });
-    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 1, jobsRestored: 1, jobsReplaced: 0 });
+    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 1, jobsRestored: 1, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0 });
     expect(await engine.queues.stepJobState('default', `${record.id}.reserve`)).toBe('waiting');
     expect(await engine.store.getCase(record.id)).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
     // A second run finds nothing more to do.
-    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0 });
+    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0 });
+  });
+
+  function reconcilerFor(engine: Engine, prefix: string, aheadMs: number) {
+    return new Reconciler({
+      store: engine.store,
+      queues: engine.queues,
+      workflows: engine.workflows,
+      advancer: engine.advancer,
+      monitor: new BullFleetMonitor(engine.queues, prefix),
+      redis: engine.queues.connection,
+      lockKey: `${prefix}:reconciler-lock`,
+      clock: { now: () => Date.now() + aheadMs },
+      logger,
+      staleAfterMs: 60_000,
+      stuckAfterMs: 300_000,
+      lockTtlMs: 10_000,
+    });
+  }
+
+  it('marks a case stuck with the reason it sees, once, and progress clears the mark', async () => {
+    const { engines: [engine], prefix } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await engine.workflows.apply({ name: 'lonely', steps: [{ id: 'only', task: 'nobody.home', queue: 'unserved' }] });
+    const { record } = await engine.cases.start({ workflow: 'lonely' });
+
+    // Stale but not yet past the stuck threshold: checked, not marked.
+    expect(await reconcilerFor(engine, prefix, 120_000).run()).toMatchObject({ casesChecked: 1, casesMarkedStuck: 0 });
+    const late = reconcilerFor(engine, prefix, 600_000);
+    expect(await late.run()).toMatchObject({ casesChecked: 1, casesMarkedStuck: 1 });
+    const stuck = await engine.store.getCase(record.id);
+    expect(stuck?.stuck?.reason).toMatch(/step "only" has waited on queue "unserved" since .*no live worker takes that queue/);
+    // Marking is a remark, not progress: the case's last progress time stands.
+    expect(stuck?.updatedAt).toBe(record.updatedAt);
+    expect(await engine.store.findStuckCases(10)).toMatchObject({ count: 1, cases: [{ id: record.id }] });
+    // The same situation is not recorded again.
+    expect(await late.run()).toMatchObject({ casesMarkedStuck: 0 });
+    expect((await engine.store.readTrace(record.id)).filter((event) => event.type === 'case.stuck')).toHaveLength(1);
+
+    await engine.advancer.apply(record.id, done('only', { ok: true }));
+    const moved = await engine.store.getCase(record.id);
+    expect(moved?.status).toBe('completed');
+    expect(moved?.stuck).toBeUndefined();
+    expect((await engine.store.findStuckCases(10)).count).toBe(0);
+  });
+
+  it('fails a step with WORKER_LOST when its workers kept dying under its job, instead of running it again', async () => {
+    const { engines: [engine], prefix } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await engine.workflows.apply({ name: 'doomed', steps: [{ id: 'crash', task: 'crash.always', queue: 'crashy', retry: { maxAttempts: 3 } }] });
+    const { record } = await engine.cases.start({ workflow: 'doomed' });
+    // A worker takes the job and vanishes without a word (its lock is never renewed) ...
+    const connection = { url: servers.redis.url, maxRetriesPerRequest: null };
+    const vanished = new Worker('crashy', null, { connection, prefix, lockDuration: 500, autorun: false });
+    const taken = await vanished.getNextJob('token-of-a-dead-worker');
+    expect(taken?.id).toBe(`${record.id}.crash`);
+    // ... and the queue's stall check, allowed no stalls here, fails the job.
+    const checker = new Worker('crashy', async () => undefined, { connection, prefix, lockDuration: 500, stalledInterval: 300, maxStalledCount: 0 });
+    try {
+      await waitFor('the stalled job to fail', async () => ((await engine.queues.stepJobState('crashy', `${record.id}.crash`)) === 'failed' ? true : undefined));
+    } finally {
+      await Promise.all([checker.close(), vanished.close(true)]);
+    }
+    expect(await engine.queues.inspectStepJob('crashy', `${record.id}.crash`)).toMatchObject({ state: 'failed', stalls: 1 });
+
+    expect(await reconcilerFor(engine, prefix, 120_000).run()).toMatchObject({ workersLost: 1, jobsReplaced: 0 });
+    const failed = await engine.store.getCase(record.id);
+    expect(failed?.status).toBe('failed');
+    expect(failed?.steps.crash?.error).toMatchObject({ code: 'WORKER_LOST', retryable: false });
+    expect(failed?.steps.crash?.error?.message).toMatch(/lost 1 time/);
+    expect(await engine.queues.stepJobState('crashy', `${record.id}.crash`)).toBe('failed');
   });
 });

@@ -1,4 +1,4 @@
-import { DelayedError, Queue, UnrecoverableError, WaitingError, Worker, type Job, type JobsOptions } from 'bullmq';
+import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { StepJob } from '../../core/state.js';
 import {
@@ -14,6 +14,7 @@ import {
   type Outcome,
   type Processor,
   type QueueConsumers,
+  type StepJobInfo,
   type StepReport,
   type TaskQueues,
 } from '../../ports/queues.js';
@@ -168,6 +169,20 @@ export class BullQueues implements TaskQueues {
     return state === 'unknown' ? 'missing' : state;
   }
 
+  async inspectStepJob(queue: string, jobId: string): Promise<StepJobInfo> {
+    const job = await Job.fromId(this.queue(queue), jobId);
+    if (!job) return { state: 'missing', stalls: 0, attemptsMade: 0 };
+    const state = await job.getState();
+    return {
+      state: state === 'unknown' ? 'missing' : state,
+      stalls: job.stalledCounter,
+      attemptsMade: job.attemptsMade,
+      ...(job.processedOn ? { processedAt: job.processedOn } : {}),
+      enqueuedAt: job.timestamp,
+      ...(state === 'delayed' ? { dueAt: job.timestamp + job.delay } : {}),
+    };
+  }
+
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
     this.connection.disconnect();
@@ -235,6 +250,8 @@ export class BullConsumers implements QueueConsumers {
         prefix: this.options.prefix,
         concurrency: consumerOptions.concurrency,
         lockDuration: consumerOptions.lockDurationMs ?? 30_000,
+        maxStalledCount: consumerOptions.maxStalls ?? 1,
+        stalledInterval: consumerOptions.stalledCheckIntervalMs ?? 30_000,
         // For jobs that did not say (producers' intake jobs): without these, they would stay forever.
         removeOnComplete: { age: this.options.retention.keepCompletedSeconds, count: this.options.retention.keepCompletedCount },
         removeOnFail: { age: this.options.retention.keepFailedSeconds },

@@ -98,6 +98,7 @@ export interface CaseDocument {
   /** Buffered signals, their payloads as JSON text. */
   signals?: Array<{ name: string; payload: string; at: number }>;
   compensating?: { status: 'failed' | 'cancelled'; error: ErrorDocument };
+  stuck?: { reason: string; since: number };
   /** The trace events of the case's creation (revision 0); later ones are in its history. */
   createdTrace: TraceDocument[];
   idempotencyKey?: string;
@@ -254,6 +255,7 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryDocume
     ['deadlineAt', previous.deadlineAt, next.deadlineAt, (value: number) => new Date(value)],
     ['signals', previous.signals, next.signals, (value: NonNullable<CaseState['signals']>) => value.map(encodeSignal)],
     ['compensating', previous.compensating, next.compensating, (value: NonNullable<CaseState['compensating']>) => ({ status: value.status, error: encodeError(value.error) })],
+    ['stuck', previous.stuck, next.stuck, (value: NonNullable<CaseState['stuck']>) => value],
   ];
   for (const [path, before, after, encode] of fields) {
     if (before === after) continue;
@@ -317,6 +319,7 @@ export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | '
     depth: state.depth,
     signals: state.signals?.map(encodeSignal),
     compensating: state.compensating && { status: state.compensating.status, error: encodeError(state.compensating.error) },
+    stuck: state.stuck,
   });
 }
 
@@ -364,6 +367,7 @@ export function decodeCase(doc: CaseDocument): CaseRecord {
     depth: doc.depth,
     signals: doc.signals?.map((signal) => ({ name: signal.name, payload: fromJson(signal.payload), at: signal.at })),
     compensating: doc.compensating && { status: doc.compensating.status, error: decodeError(doc.compensating.error) },
+    stuck: doc.stuck,
     idempotencyKey: doc.idempotencyKey,
     requestHash: doc.requestHash,
     startedBy: doc.startedBy,

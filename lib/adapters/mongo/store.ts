@@ -89,6 +89,7 @@ export class MongoStore implements Store {
       this.cases.createIndex({ businessKeys: 1, _id: -1 }, { name: 'business_keys_newest' }),
       this.cases.createIndex({ createdAt: -1 }, { name: 'created_at' }),
       this.cases.createIndex({ 'parent.caseId': 1 }, { name: 'parent', sparse: true }),
+      this.cases.createIndex({ 'stuck.since': 1 }, { name: 'stuck_since', sparse: true }),
       // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
       this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
     ]);
@@ -273,6 +274,16 @@ export class MongoStore implements Store {
       .limit(limit)
       .toArray();
     return docs.map(decodeCase);
+  }
+
+  async findStuckCases(limit: number): Promise<{ count: number; cases: CaseRecord[] }> {
+    const filter: Filter<CaseDocument> = { status: { $in: ['pending', 'running', 'waiting'] }, stuck: { $exists: true } };
+    const [count, docs] = await Promise.all([
+      this.cases.countDocuments(filter),
+      // limit(0) would mean no limit to the driver.
+      limit > 0 ? this.cases.find(filter).sort({ 'stuck.since': 1 }).limit(limit).toArray() : Promise.resolve([]),
+    ]);
+    return { count, cases: docs.map(decodeCase) };
   }
 
   async findChildren(caseId: string): Promise<Array<{ id: string; status: CaseStatus; parent?: CaseState['parent'] }>> {
