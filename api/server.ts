@@ -28,6 +28,8 @@ import { keyRoutes } from './routes/keys.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { statusRoutes } from './routes/status.js';
 import { workflowRoutes } from './routes/workflows.js';
+import { explorerRoutes } from './routes/explorer.js';
+import { uiRoutes } from './routes/ui.js';
 
 export interface ApiDeps {
   config: Config;
@@ -142,9 +144,11 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   caseRoutes(app, deps.cases);
   keyRoutes(app, deps.keys);
   scheduleRoutes(app, { schedules: deps.schedules, workflows: deps.workflows });
+  explorerRoutes(app, { authEnabled: config.api.authEnabled, cases: deps.cases, workflows: deps.workflows, store: deps.store, ...deps.fleet, clock: deps.clock });
+  uiRoutes(app);
   await mountBullBoard(app, { ...deps.fleet, keys: deps.keys, authEnabled: config.api.authEnabled });
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
-    reply.send({ name: 'workfleet', docs: '/docs', openapi: '/docs/json', queues: '/admin/queues', status: '/v1/status' }),
+    reply.send({ name: 'workfleet', docs: '/docs', openapi: '/docs/json', queues: '/admin/queues', status: '/v1/status', explorer: '/ui' }),
   );
   await app.ready();
   return app;
