@@ -154,6 +154,7 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
       [
         color.green('workfleet is running'),
         `API          ${apiUrl}   (docs ${apiUrl}/docs)`,
+        `explorer     ${apiUrl}/ui`,
         `Bull Board   ${apiUrl}/admin/queues`,
         `status       ${apiUrl}/v1/status`,
         `metrics      ${apiUrl}/metrics, ${[...metricsPorts].map(([name, port]) => `${name} :${port}`).join(', ')}`,
