@@ -1,0 +1,153 @@
+/**
+ * The shapes of the workfleet HTTP API as a producer sees them. Written by hand for readable
+ * TSDoc, and held to `openapi.json` by test/contract/client-openapi.test.ts: every field named
+ * here exists there, every field required there is required here, and the status lists match.
+ */
+
+/** Every status a case can have; the last three are final. */
+export const CASE_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'cancelled'] as const;
+export type CaseStatus = (typeof CASE_STATUSES)[number];
+
+/** The statuses after which a case never changes again. */
+export const FINISHED_CASE_STATUSES = ['completed', 'failed', 'cancelled'] as const satisfies readonly CaseStatus[];
+export type FinishedCaseStatus = (typeof FINISHED_CASE_STATUSES)[number];
+
+export const STEP_STATUSES = ['pending', 'scheduled', 'running', 'waiting', 'completed', 'failed', 'skipped', 'cancelled', 'compensated'] as const;
+export type StepStatus = (typeof STEP_STATUSES)[number];
+
+/** What `POST /v1/cases` takes (and what an intake job on the `cases` queue carries). */
+export interface StartCaseRequest {
+  /** Workflow name. */
+  workflow: string;
+  /** Definition version. Default: the latest. */
+  version?: number;
+  /** The case input: a JSON object. Default `{}`. */
+  input?: Record<string, unknown>;
+  /** A second start with the same key returns the first case instead of making another. */
+  idempotencyKey?: string;
+  /** Up to 10 names and values to find the case by later (`list({ key: 'orderId=A-17' })`). */
+  businessKeys?: Record<string, string>;
+}
+
+/** The answer to a start. */
+export interface StartedCase {
+  id: string;
+  status: CaseStatus;
+  workflow: string;
+  version: number;
+}
+
+/** Why a case or step failed. `code` is stable: STEP_FAILED, STEP_TIMEOUT, DEADLINE_EXCEEDED, or a handler's code. */
+export interface ErrorInfo {
+  code: string;
+  message: string;
+  retryable?: boolean;
+  stepId?: string;
+  attempt?: number;
+  details?: unknown;
+}
+
+export interface StepView {
+  status: StepStatus;
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  output: unknown;
+  error: ErrorInfo | null;
+  scheduledAt: string | null;
+  nextAttemptAt?: string | null;
+  /** The breaker that deferred the next attempt. */
+  deferredBy?: string;
+  waitingFor?: { signals: string[]; until: string | null };
+  /** repeat: the current or last iteration. */
+  iteration?: number;
+  /** forEach: how its items stand. */
+  items?: { total: number; completed: number; failed: number; running: number; pending: number };
+  /** workflow steps: the child case. */
+  childCaseId?: string;
+  skipReason?: string;
+  compensation?: { status: string; attempts: number; startedAt: string | null; finishedAt: string | null; output: unknown; error: ErrorInfo | null };
+  /** How often the step was run again by retrying the case. */
+  run?: number;
+}
+
+/** A case as `GET /v1/cases/:id` shows it. */
+export interface CaseView {
+  id: string;
+  workflow: string;
+  version: number;
+  status: CaseStatus;
+  input: unknown;
+  /** The workflow's output once completed; null before. */
+  output: unknown;
+  error: ErrorInfo | null;
+  steps: Record<string, StepView>;
+  createdAt: string | null;
+  updatedAt: string | null;
+  deadlineAt: string | null;
+  finishedAt: string | null;
+  /** The id of the API key that started it (null without auth). */
+  startedBy: string | null;
+  businessKeys: Record<string, string>;
+  /** Steps waiting for a signal or a timer, and what would move them. */
+  waitingFor: Array<{ stepId: string; signals: string[]; until: string | null }>;
+  parent?: { caseId: string; stepId: string };
+  /** Set when the case made no progress for too long, with the reason the scheduler sees. */
+  stuck?: { reason: string; since: string | null };
+  idempotencyKey?: string;
+}
+
+/** A case that will not change again. */
+export type FinishedCase = CaseView & { status: FinishedCaseStatus };
+
+export interface CaseSummary {
+  id: string;
+  workflow: string;
+  version: number;
+  status: CaseStatus;
+  createdAt: string | null;
+  updatedAt: string | null;
+  error: ErrorInfo | null;
+}
+
+/** One page of `GET /v1/cases`, newest first. */
+export interface CaseList {
+  cases: CaseSummary[];
+  /** Pass as `cursor` for the next page; null on the last. */
+  nextCursor: string | null;
+}
+
+export interface ListCasesQuery {
+  status?: CaseStatus;
+  workflow?: string;
+  /** A business key given at start, as `name=value`. */
+  key?: string;
+  /** Only cases created at or after this time. */
+  createdAfter?: Date | string;
+  /** Only cases created before this time. */
+  createdBefore?: Date | string;
+  /** Cases per page, 1 to 200. Default (the API's) 50. */
+  limit?: number;
+  cursor?: string;
+}
+
+export interface TraceEvent {
+  /** Order of the event within the case, from 1, without gaps. */
+  seq: number;
+  /** case.created, step.scheduled, step.started, step.retried, step.completed, case.completed, … */
+  type: string;
+  stepId?: string;
+  at: string;
+  data: Record<string, unknown>;
+}
+
+export interface Trace {
+  events: TraceEvent[];
+}
+
+export interface CancelOptions {
+  /** Shown in the case error and the trace. */
+  reason?: string;
+  /** Run the compensations of completed steps first. Default: the workflow's `onCancel`. */
+  compensate?: boolean;
+}
