@@ -57,6 +57,18 @@ function validationIssues(error: FastifyError): ValidationIssue[] {
  * One place turns errors into responses: `{"error": {"code", "message"}}` with the right status.
  * Clients never see a stack trace; a 500 is logged with its stack and answered plainly.
  */
+/**
+ * Fastify's router answers some malformed URLs before any hook runs (an undecodable path, a
+ * parameter over the length limit); this gives them the API's error shape too.
+ */
+export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    void reply.code(414).send(errorBody('URI_TOO_LONG', 'a path parameter is longer than the API accepts'));
+    return;
+  }
+  void reply.code(400).send(errorBody('INPUT_INVALID', 'the request URL could not be decoded'));
+}
+
 export function installErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     if (error instanceof WorkfleetError) {

@@ -21,7 +21,7 @@ import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
 import { installAuth } from './auth.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
-import { errorBody, installErrorHandling } from './errors.js';
+import { errorBody, frameworkErrors, installErrorHandling } from './errors.js';
 import { caseRoutes } from './routes/cases.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
@@ -72,6 +72,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     requestIdHeader: 'x-request-id',
     genReqId: () => randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    frameworkErrors,
     // Unknown fields are refused, not silently dropped; types are not coerced in bodies.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
   });

@@ -21,7 +21,7 @@ export interface Config {
     stalledCheckIntervalMs: number;
   };
   breaker: { errorThresholdPercent: number; volumeThreshold: number; resetTimeoutMs: number; rollingWindowMs: number };
-  scheduler: { concurrency: number; reconcileIntervalMs: number; deadlineCheckIntervalMs: number; staleAfterMs: number; stuckAfterMs: number };
+  scheduler: { concurrency: number; reconcileIntervalMs: number; deadlineCheckIntervalMs: number; staleAfterMs: number; stuckAfterMs: number; lockDurationMs: number };
   jobs: { keepCompletedSeconds: number; keepCompletedCount: number; eventsMaxLength: number; keepFailedSeconds: number };
   dev: { dataDir: string; ferretdbBin: string };
 }

@@ -292,6 +292,12 @@ export const configSchema = {
       default: 60_000,
       env: 'SCHEDULER_STALE_AFTER_MS',
     },
+    lockDurationMs: {
+      doc: 'Job lock of intake and report jobs; a scheduler that dies holding some gives them to another scheduler after about 1.5x this long.',
+      format: 'positive-int',
+      default: 10_000,
+      env: 'SCHEDULER_LOCK_DURATION_MS',
+    },
     stuckAfterMs: {
       doc: 'An open case that made no progress for this long, with nothing legitimate to wait for, is reported stuck (API, metric, trace) with the reason the reconciler sees.',
       format: 'positive-int',

@@ -25,7 +25,15 @@ export async function runScheduler(config: Config): Promise<void> {
   const { cases, advancer, store, queues, workflows, clock } = engine;
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
   const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
-  const options = { concurrency: config.scheduler.concurrency };
+  // Reports and starts take milliseconds and applying one twice is harmless: a short lock and
+  // frequent stall checks get a dead scheduler's jobs to a living one quickly, and a job may be
+  // orphaned several times before it is given up on.
+  const options = {
+    concurrency: config.scheduler.concurrency,
+    lockDurationMs: config.scheduler.lockDurationMs,
+    stalledCheckIntervalMs: Math.max(1_000, Math.round(config.scheduler.lockDurationMs / 2)),
+    maxStalls: 5,
+  };
   const intake = consumers.consume(INTAKE_QUEUE, intakeProcessor({ cases, clock, logger, metrics }), options);
   const results = consumers.consume(RESULTS_QUEUE, resultsProcessor({ advancer, clock, logger, metrics }), options);
   // Timer jobs carry the same {caseId, event} as reports: a sleep ends, a signal wait times out.

@@ -34,6 +34,15 @@ export interface ReconcileReport {
   workersLost: number;
   /** Cases newly marked stuck (or whose reason changed). */
   casesMarkedStuck: number;
+  /** Reports a finished job kept and the case never got: sent again rather than running the task again. */
+  reportsResent: number;
+}
+
+/** The reports a completed step job kept (see the worker's task processor), if it kept any. */
+function keptReports(result: unknown): StepReport[] | undefined {
+  const reports = (result as { reports?: unknown } | undefined)?.reports;
+  if (!Array.isArray(reports) || reports.length === 0) return undefined;
+  return reports.filter((report): report is StepReport => typeof (report as StepReport | undefined)?.caseId === 'string' && typeof (report as StepReport).event?.type === 'string');
 }
 
 /**
@@ -68,7 +77,7 @@ export class Reconciler {
     if ((await redis.set(lockKey, token, 'PX', lockTtlMs, 'NX')) !== 'OK') return undefined;
     try {
       const report = await this.restoreJobs();
-      if (report.casesCaughtUp + report.jobsRestored + report.jobsReplaced + report.workersLost + report.casesMarkedStuck > 0) {
+      if (report.casesCaughtUp + report.jobsRestored + report.jobsReplaced + report.workersLost + report.casesMarkedStuck + report.reportsResent > 0) {
         this.deps.logger.warn(report, 'reconciler repaired cases');
       }
       return report;
@@ -105,7 +114,7 @@ export class Reconciler {
     const { store, queues, workflows, clock, staleAfterMs, logger } = this.deps;
     const now = clock.now();
     const servedQueues = new Set((await this.deps.monitor.members(now)).filter((member) => member.role === 'worker').flatMap((member) => member.queues));
-    const report: ReconcileReport = { casesChecked: 0, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0 };
+    const report: ReconcileReport = { casesChecked: 0, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 };
     let afterId: string | undefined;
     for (;;) {
       const page = await store.findStaleCases(now - staleAfterMs, PAGE, afterId);
@@ -120,6 +129,7 @@ export class Reconciler {
         const missing: Array<Command & { type: 'enqueueStep' }> = [];
         const ended: Array<Command & { type: 'enqueueStep' }> = [];
         const lost: Array<{ command: Command & { type: 'enqueueStep' }; attempt: number; stalls: number }> = [];
+        const resend: StepReport[] = [];
         for (const command of work) {
           if (command.type !== 'enqueueStep') continue;
           const info = await queues.inspectStepJob(command.queue, command.jobId);
@@ -127,20 +137,34 @@ export class Reconciler {
           if (info.state === 'missing') missing.push(command);
           // Stalls with no report: the workers died under it each time, so running it again would only kill more.
           else if (info.state === 'failed' && info.stalls > 0) lost.push({ command, attempt: info.attemptsMade + 1, stalls: info.stalls });
-          else if (info.state === 'completed' || info.state === 'failed') ended.push(command);
+          else if (info.state === 'completed' || info.state === 'failed') {
+            // Just finished: its report is most likely still queued behind others.
+            if (info.finishedAt !== undefined && info.finishedAt > now - staleAfterMs) continue;
+            const kept = keptReports(info.result);
+            if (kept) resend.push(...kept);
+            else ended.push(command);
+          }
         }
         // Timers and child cases are re-issued as they are: both are idempotent by their ids.
         await this.deps.advancer.carryOut(work.filter((command) => command.type === 'scheduleTimer' || command.type === 'startChild'));
         await this.deliverFinishedChildren(record);
         if (missing.length > 0) await queues.enqueueSteps(missing);
         if (ended.length > 0) await queues.replaceSteps(ended);
+        if (resend.length > 0) await queues.report(resend);
         for (const { command, attempt, stalls } of lost) await this.failLostStep(record.id, command, attempt, stalls);
         report.jobsRestored += missing.length;
         report.jobsReplaced += ended.length;
+        report.reportsResent += resend.length;
         report.workersLost += lost.length;
-        if (missing.length + ended.length + lost.length > 0) {
+        if (missing.length + ended.length + lost.length + resend.length > 0) {
           logger.warn(
-            { caseId: record.id, restored: missing.map((job) => job.job.stepId), replaced: ended.map((job) => job.job.stepId), lost: lost.map(({ command }) => command.job.stepId) },
+            {
+              caseId: record.id,
+              restored: missing.map((job) => job.job.stepId),
+              replaced: ended.map((job) => job.job.stepId),
+              lost: lost.map(({ command }) => command.job.stepId),
+              resent: resend.map((sent) => sent.event.type),
+            },
             'step jobs restored',
           );
           continue;

@@ -1,7 +1,7 @@
 import { StepErrorCode } from '../lib/core/errors.js';
 import { PAYLOAD_LIMITS, payloadIssues } from '../lib/core/requests.js';
 import { hasAttemptsLeft, retryDelayMs } from '../lib/core/retry.js';
-import type { CaseEvent, ErrorInfo, StepJob, UnitAddress } from '../lib/core/state.js';
+import type { CaseEvent, ErrorInfo, StepJob, StepReport, UnitAddress } from '../lib/core/state.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { Clock } from '../lib/ports/clock.js';
@@ -84,7 +84,11 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
     };
     const log = deps.logger.child({ caseId: job.caseId, stepId, task: job.task, attempt, ...address, ...(job.requestId ? { requestId: job.requestId } : {}) });
     const reports: CaseEvent[] = [];
-    const send = () => deps.queues.report(reports.splice(0).map((event) => ({ caseId: job.caseId, event: 'stepId' in event && event.type.startsWith('step') ? { ...event, ...address } : event })));
+    const send = async (): Promise<StepReport[]> => {
+      const batch = reports.splice(0).map((event) => ({ caseId: job.caseId, event: 'stepId' in event && event.type.startsWith('step') ? { ...event, ...address } : event }));
+      await deps.queues.report(batch);
+      return batch;
+    };
 
     const admission = deps.breakers.admit(job.breaker, deps.clock.now());
     if (!admission.admitted) {
@@ -157,8 +161,10 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
     } else if (breakerAfter === 'closed' && breakerBefore !== 'closed') {
       reports.unshift({ type: 'breakerClosed', stepId, at, breaker: job.breaker });
     }
-    await send();
-    return outcome;
+    const sent = await send();
+    // The job keeps the reports it sent: if they are lost (Redis data loss), the reconciler sends
+    // them again instead of running the task again.
+    return outcome.kind === 'complete' ? { kind: 'complete', result: { reports: sent } } : outcome;
 
     function failure(error: unknown): Outcome {
       if (delivery.signal.aborted && delivery.signal.reason === SHUTDOWN_REASON) {

@@ -30,6 +30,7 @@ type Part = { literal: string } | { reference: Reference };
 
 const IDENT = /^[A-Za-z_][A-Za-z0-9_-]*/;
 const CASE_FIELDS = new Set(['id', 'workflow', 'version']);
+const FORBIDDEN_KEYS = new Set(['__proto__', 'prototype', 'constructor']);
 
 /** Parses `input.a[0]["b c"]` into segments, or returns a message saying what is wrong. */
 function parsePath(text: string): PathSegment[] | string {
@@ -61,6 +62,10 @@ function parsePath(text: string): PathSegment[] | string {
       return `"${text}": unexpected "${rest[0] ?? ''}"`;
     }
   }
+  // Resolution reads own properties only, so these would read nothing; refusing them says so at
+  // apply time instead of leaving a reference that looks like it reaches into the runtime.
+  const forbidden = segments.find((segment) => typeof segment === 'string' && FORBIDDEN_KEYS.has(segment));
+  if (forbidden !== undefined) return `"${text}": "${String(forbidden)}" is not a data field and cannot be referenced`;
   return segments;
 }
 

@@ -39,6 +39,10 @@ export interface StepJobInfo {
   enqueuedAt?: number;
   /** For a delayed job: when it becomes due (ms). */
   dueAt?: number;
+  /** When the job completed or failed (ms). */
+  finishedAt?: number;
+  /** For a completed job: what its processor kept with it. */
+  result?: unknown;
 }
 
 export interface TaskQueues {
@@ -82,7 +86,8 @@ export interface Delivery<T> {
 
 /** What a processor decided; the adapter turns it into the queue's own mechanics. */
 export type Outcome =
-  | { kind: 'complete' }
+  /** Done; `result` is kept with the finished job (what a step job reported, for the reconciler). */
+  | { kind: 'complete'; result?: unknown }
   /** Try again after `delayMs`, counting an attempt. */
   | { kind: 'retry'; delayMs: number; reason: string }
   /** Fail now, no further attempts, with a reason shown in the queue UI. */

@@ -170,11 +170,11 @@ describe('reconciler', () => {
       stuckAfterMs: 300_000,
       lockTtlMs: 10_000,
     });
-    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 1, jobsRestored: 1, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0 });
+    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 1, jobsRestored: 1, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 });
     expect(await engine.queues.stepJobState('default', `${record.id}.reserve`)).toBe('waiting');
     expect(await engine.store.getCase(record.id)).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
     // A second run finds nothing more to do.
-    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0 });
+    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 });
   });
 
   function reconcilerFor(engine: Engine, prefix: string, aheadMs: number) {
@@ -218,6 +218,32 @@ describe('reconciler', () => {
     expect(moved?.status).toBe('completed');
     expect(moved?.stuck).toBeUndefined();
     expect((await engine.store.findStuckCases(10)).count).toBe(0);
+  });
+
+  it('sends again the report a finished job kept when the case never got it, instead of running the task again', async () => {
+    const { engines: [engine], prefix } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await engine.workflows.apply({ name: 'once', steps: [{ id: 'pay', task: 'payments.charge', queue: 'pay' }] });
+    const { record } = await engine.cases.start({ workflow: 'once' });
+    let runs = 0;
+    // A worker that finished the task and kept its report, whose report to the scheduler was lost.
+    const worker = new Worker('pay', async (job) => {
+      runs += 1;
+      const at = Date.now();
+      return { reports: [{ caseId: record.id, event: { type: 'stepCompleted', stepId: job.data.stepId, attempt: 1, at, startedAt: at - 3, output: { receipt: 'r-1' } } }] };
+    }, { connection: { url: servers.redis.url, maxRetriesPerRequest: null }, prefix });
+    try {
+      await waitFor('the job to complete', async () => ((await engine.queues.stepJobState('pay', `${record.id}.pay`)) === 'completed' ? true : undefined));
+    } finally {
+      await worker.close();
+    }
+    expect(await reconcilerFor(engine, prefix, 120_000).run()).toMatchObject({ reportsResent: 1, jobsReplaced: 0 });
+    // The scheduler's results consumer applies it; here the test does, from the results queue.
+    const sent = await engine.queues.queue('results').getWaiting();
+    expect(sent.map((job) => job.data.event.type as string)).toEqual(['stepCompleted']);
+    for (const job of sent) await engine.advancer.apply(job.data.caseId, job.data.event);
+    expect(await engine.store.getCase(record.id)).toMatchObject({ status: 'completed', output: { pay: { receipt: 'r-1' } }, steps: { pay: { status: 'completed', output: { receipt: 'r-1' } } } });
+    expect(runs).toBe(1);
   });
 
   it('fails a step with WORKER_LOST when its workers kept dying under its job, instead of running it again', async () => {

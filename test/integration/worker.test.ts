@@ -79,7 +79,8 @@ describe('taskProcessor', () => {
     let seen: TaskContext | undefined;
     const { run, reported } = rig({ task: async (input: { n: number }, ctx) => ((seen = ctx), { doubled: input.n * 2 }) });
     const outcome = await run(delivery(stepJob(), 2));
-    expect(outcome).toEqual({ kind: 'complete' });
+    // The job keeps what it reported, for the reconciler to send again should the report be lost.
+    expect(outcome).toEqual({ kind: 'complete', result: { reports: [expect.objectContaining({ event: expect.objectContaining({ type: 'stepCompleted', output: { doubled: 14 } }) })] } });
     expect(seen).toMatchObject({ caseId: 'case-1', stepId: 'step', workflow: 'w', version: 1, attempt: 2, maxAttempts: 3, idempotencyKey: 'case-1:step' });
     expect(seen?.signal.aborted).toBe(false);
     expect(await reported()).toEqual([{ type: 'stepCompleted', stepId: 'step', attempt: 2, at: expect.any(Number), startedAt: expect.any(Number), output: { doubled: 14 } }]);
@@ -172,7 +173,7 @@ describe('taskProcessor', () => {
 
     healthy = true;
     await waitFor('the breaker to half-open', () => (breakers.state('dependency') === 'halfOpen' ? true : undefined));
-    expect(await run(delivery(job('d')))).toEqual({ kind: 'complete' });
+    expect(await run(delivery(job('d')))).toMatchObject({ kind: 'complete' });
     expect(breakers.state('dependency')).toBe('closed');
     expect((await reported()).some((event) => event.type === 'breakerClosed' && event.stepId === 'd')).toBe(true);
   });

@@ -38,9 +38,14 @@ describe('renderTemplate', () => {
   });
 
   it('never reaches the prototype chain', () => {
-    expect(renderTemplate('${input.constructor}', scope)).toBeNull();
-    expect(renderTemplate('${input.order.__proto__}', scope)).toBeNull();
     expect(renderTemplate('${input.order.toString}', scope)).toBeNull();
+    expect(renderTemplate('${input.order.hasOwnProperty}', scope)).toBeNull();
+  });
+
+  it('refuses references through __proto__, prototype or constructor when the definition is checked', () => {
+    for (const text of ['${input.constructor}', '${input.order.__proto__}', '${steps.a.output["prototype"]}']) {
+      expect(collectReferences(text, 'steps[0].input').issues).toEqual([{ path: 'steps[0].input', message: expect.stringMatching(/is not a data field and cannot be referenced$/) }]);
+    }
   });
 
   it('reads the length of an array (an own property)', () => {

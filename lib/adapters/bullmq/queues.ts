@@ -180,6 +180,8 @@ export class BullQueues implements TaskQueues {
       ...(job.processedOn ? { processedAt: job.processedOn } : {}),
       enqueuedAt: job.timestamp,
       ...(state === 'delayed' ? { dueAt: job.timestamp + job.delay } : {}),
+      ...(job.finishedOn ? { finishedAt: job.finishedOn } : {}),
+      ...(state === 'completed' && job.returnvalue !== null && job.returnvalue !== undefined ? { result: job.returnvalue as unknown } : {}),
     };
   }
 
@@ -283,10 +285,10 @@ export class BullConsumers implements QueueConsumers {
   }
 }
 
-async function settle(job: Job, token: string | undefined, outcome: Outcome): Promise<null> {
+async function settle(job: Job, token: string | undefined, outcome: Outcome): Promise<unknown> {
   switch (outcome.kind) {
     case 'complete':
-      return null;
+      return outcome.result ?? null;
     case 'retry':
       throw new RetryLaterError(outcome.reason, outcome.delayMs);
     case 'fail':

@@ -1,0 +1,263 @@
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { MongoClient, type Db } from 'mongodb';
+import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/runtime/child.js';
+import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/runtime/ferretdb.js';
+import { freePort } from '../lib/runtime/free-port.js';
+import { packageRoot } from '../lib/runtime/package-root.js';
+import { startRedisServer, type RedisServer } from '../lib/runtime/redis-server.js';
+
+export type Role = 'api' | 'scheduler' | 'worker';
+
+/**
+ * Settings that make faults visible within seconds instead of minutes: short job locks and
+ * stall checks, a reconciler that looks at cases idle for 4 s. Production keeps the defaults;
+ * the mechanisms are the same, only the clocks are faster.
+ */
+export const CHAOS_ENV: Readonly<Record<string, string>> = {
+  WORKER_LOCK_DURATION_MS: '4000',
+  WORKER_STALLED_CHECK_INTERVAL_MS: '2000',
+  WORKER_MAX_STALLS: '2',
+  WORKER_SHUTDOWN_GRACE_MS: '5000',
+  WORKER_CONCURRENCY: '10',
+  SCHEDULER_RECONCILE_INTERVAL_MS: '2000',
+  SCHEDULER_STALE_AFTER_MS: '4000',
+  SCHEDULER_LOCK_DURATION_MS: '4000',
+  SCHEDULER_STUCK_AFTER_MS: '30000',
+  BREAKER_RESET_TIMEOUT_MS: '2000',
+  BREAKER_VOLUME_THRESHOLD: '3',
+  BREAKER_ROLLING_WINDOW_MS: '5000',
+  LOG_LEVEL: 'info',
+  NODE_ENV: 'test',
+  METRICS_PORT: '0',
+};
+
+interface Running {
+  role: Role;
+  child: ManagedChild;
+  output: string[];
+  env: Record<string, string>;
+}
+
+/** The database server shared by the scenarios of one run; each scenario takes a database of its own. */
+export class SharedDatabase {
+  private constructor(
+    readonly ferret: FerretDB,
+    private readonly dir: string,
+  ) {}
+
+  static async start(dir: string, explicitBin?: string): Promise<SharedDatabase> {
+    // The suite is an operator's tool like `workfleet dev`: FERRETDB_BIN names a binary of one's own.
+    const explicit = explicitBin ?? process.env.FERRETDB_BIN;
+    const bin = await ensureFerretDB({ ...(explicit ? { explicit } : {}), onBuild: (message) => console.log(message) });
+    const ferret = await startFerretDB({ bin, backend: { sqliteDir: join(dir, 'ferretdb') } });
+    return new SharedDatabase(ferret, dir);
+  }
+
+  get pid(): number {
+    return this.ferret.child.process.pid ?? 0;
+  }
+
+  async stop(): Promise<void> {
+    await this.ferret.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * One scenario's fleet: a private redis-server (restartable in place), a database on the shared
+ * FerretDB, and the API, schedulers and workers as separate processes started from dist/ as an
+ * operator would. Everything it starts, it stops.
+ */
+export class Cluster {
+  readonly processes = new Map<string, Running>();
+  readonly prefix = `chaos-${randomBytes(4).toString('hex')}`;
+  apiUrl = '';
+  redis!: RedisServer;
+  /** The handlers' effects ledger: a server apart from the fleet's, like a partner's database. */
+  ledger!: RedisServer;
+  ledgerClient!: Redis;
+  redisClient!: Redis;
+  mongo!: MongoClient;
+  db!: Db;
+  private intake: Queue | undefined;
+  private baseEnv: Record<string, string> = {};
+
+  private constructor(
+    readonly name: string,
+    private readonly database: SharedDatabase,
+    private readonly dir: string,
+    private readonly appendOnly: boolean,
+  ) {}
+
+  static async start(options: {
+    name: string;
+    database: SharedDatabase;
+    dir: string;
+    schedulers?: number;
+    workers?: number;
+    env?: Record<string, string>;
+    /** Redis with an append-only file (fsync every second). Default false. */
+    appendOnly?: boolean;
+  }): Promise<Cluster> {
+    const cluster = new Cluster(options.name, options.database, join(options.dir, options.name), options.appendOnly ?? false);
+    mkdirSync(cluster.dir, { recursive: true });
+    cluster.redis = await startRedisServer({ dir: join(cluster.dir, 'redis'), appendOnly: cluster.appendOnly });
+    cluster.redisClient = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
+    cluster.redisClient.on('error', () => undefined);
+    cluster.ledger = await startRedisServer({});
+    cluster.ledgerClient = new Redis(cluster.ledger.url, { maxRetriesPerRequest: null });
+    const mongoUrl = `${options.database.ferret.baseUrl}${cluster.prefix.replace(/-/g, '_')}`;
+    cluster.mongo = new MongoClient(mongoUrl, { serverSelectionTimeoutMS: 30_000 });
+    await cluster.mongo.connect();
+    cluster.db = cluster.mongo.db();
+    const port = await freePort();
+    cluster.apiUrl = `http://127.0.0.1:${port}`;
+    cluster.baseEnv = {
+      ...CHAOS_ENV,
+      REDIS_URL: cluster.redis.url,
+      MONGO_URL: mongoUrl,
+      BULLMQ_PREFIX: cluster.prefix,
+      API_PORT: String(port),
+      WORKER_HANDLERS: join(packageRoot(), 'dist', 'chaos', 'handlers.js'),
+      CHAOS_LEDGER_URL: cluster.ledger.url,
+      API_RATE_LIMIT_PER_MINUTE: '1000000',
+      ...options.env,
+    };
+    await cluster.spawn('api', 'api');
+    const schedulers = Array.from({ length: options.schedulers ?? 1 }, (_, i) => cluster.spawn(`scheduler-${i + 1}`, 'scheduler'));
+    const workers = Array.from({ length: options.workers ?? 2 }, (_, i) => cluster.spawn(`worker-${i + 1}`, 'worker'));
+    await Promise.all([...schedulers, ...workers]);
+    return cluster;
+  }
+
+  async spawn(name: string, role: Role, env: Record<string, string> = {}): Promise<void> {
+    const merged = { ...this.baseEnv, ...env };
+    const child = spawnManaged(process.execPath, [join(packageRoot(), 'dist', 'cli', 'workfleet.js'), role], {
+      env: { ...process.env, ...merged },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const previous = this.processes.get(name);
+    const output = previous?.output ?? [];
+    const keep = (chunk: Buffer) => output.push(chunk.toString('utf8'));
+    child.process.stdout?.on('data', keep);
+    child.process.stderr?.on('data', keep);
+    this.processes.set(name, { role, child, output, env });
+    const ready = { api: /api listening/, scheduler: /scheduler started/, worker: /worker started/ }[role];
+    await waitForOutput(child, ready, 60_000, `${this.name}/${name}`);
+  }
+
+  /** Starts a stopped or killed process again under the same name and settings. */
+  async respawn(name: string): Promise<void> {
+    const running = this.must(name);
+    await this.spawn(name, running.role, running.env);
+  }
+
+  /** The pid of the shared database server, for pausing it. */
+  databasePid(): number {
+    return this.database.pid;
+  }
+
+  names(role?: Role): string[] {
+    return [...this.processes].filter(([, running]) => role === undefined || running.role === role).map(([name]) => name);
+  }
+
+  alive(name: string): boolean {
+    const child = this.must(name).child.process;
+    return child.exitCode === null && child.signalCode === null;
+  }
+
+  pid(name: string): number {
+    return this.must(name).child.process.pid ?? 0;
+  }
+
+  exited(name: string): Promise<number | NodeJS.Signals> {
+    return this.must(name).child.exited;
+  }
+
+  kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<number | NodeJS.Signals> {
+    return this.must(name).child.stop(signal, 60_000);
+  }
+
+  output(name: string): string {
+    return this.must(name).output.join('');
+  }
+
+  /** Kilobytes of resident memory of each live process, from /proc. */
+  rssKb(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const name of this.names()) {
+      if (!this.alive(name)) continue;
+      try {
+        const status = readFileSync(`/proc/${this.pid(name)}/status`, 'utf8');
+        out[name] = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      } catch {
+        // the process exited between the two reads
+      }
+    }
+    return out;
+  }
+
+  /** Stops redis-server the hard way and starts it again on the same port and directory. */
+  async restartRedis(options: { wipe: boolean }): Promise<void> {
+    await this.redis.child.stop('SIGKILL');
+    if (options.wipe) rmSync(join(this.dir, 'redis'), { recursive: true, force: true });
+    this.redis = await startRedisServer({ dir: join(this.dir, 'redis'), appendOnly: this.appendOnly, port: this.redis.port });
+  }
+
+  /** Adds a job to the intake queue as a BullMQ producer in another service would. */
+  async addIntake(data: unknown, options: { name?: string; jobId?: string } = {}): Promise<string> {
+    this.intake ??= new Queue('cases', { connection: { url: this.redis.url, maxRetriesPerRequest: null }, prefix: this.prefix });
+    const job = await this.intake.add(options.name ?? 'start', data, { ...(options.jobId ? { jobId: options.jobId } : {}), removeOnComplete: false });
+    return job.id ?? '';
+  }
+
+  async intakeJob(jobId: string): Promise<{ state: string; failedReason?: string } | undefined> {
+    this.intake ??= new Queue('cases', { connection: { url: this.redis.url, maxRetriesPerRequest: null }, prefix: this.prefix });
+    const job = await this.intake.getJob(jobId);
+    if (!job) return undefined;
+    return { state: await job.getState(), ...(job.failedReason ? { failedReason: job.failedReason } : {}) };
+  }
+
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the suite reads answers freely
+  async http(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: any }> {
+    const response = await fetch(`${this.apiUrl}${path}`, {
+      method,
+      headers: { ...(body === undefined ? {} : { 'content-type': 'application/json' }), ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: kept as text for the report
+    }
+    return { status: response.status, body: parsed };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.names().map((name) => this.kill(name, 'SIGTERM').catch(() => undefined)));
+    await this.intake?.close().catch(() => undefined);
+    this.redisClient.disconnect();
+    this.ledgerClient.disconnect();
+    await this.ledger.stop();
+    await this.db.dropDatabase().catch(() => undefined);
+    await this.mongo.close().catch(() => undefined);
+    await this.redis.stop();
+    const logs = join(packageRoot(), 'test-artifacts', 'chaos', this.name);
+    mkdirSync(logs, { recursive: true });
+    for (const [name, running] of this.processes) writeFileSync(join(logs, `${name}.log`), running.output.join(''));
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  private must(name: string): Running {
+    const running = this.processes.get(name);
+    if (!running) throw new Error(`no process ${name}`);
+    return running;
+  }
+}
