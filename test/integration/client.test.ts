@@ -218,12 +218,13 @@ describe('WorkfleetClient against the real API', () => {
 
     const anonymous = await client(undefined).get('x').catch((error: unknown) => error);
     expect(anonymous).toBeInstanceOf(UnauthorizedError);
-    expect((anonymous as UnauthorizedError).status).toBe(401);
+    expect(anonymous).toMatchObject({ status: 401, code: 'UNAUTHENTICATED' });
 
     const producer = client(keys.producer);
     const { id } = await producer.start(order());
     const forbidden = await producer.cancel(id).catch((error: unknown) => error);
     expect(forbidden).toBeInstanceOf(ForbiddenError);
+    expect(forbidden).toMatchObject({ status: 403, code: 'FORBIDDEN' });
     // Another producer's case is invisible, not forbidden.
     const hidden = await client(keys.otherProducer).get(id).catch((error: unknown) => error);
     expect(hidden).toBeInstanceOf(NotFoundError);
