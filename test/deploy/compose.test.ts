@@ -1,15 +1,34 @@
+import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../config/load.js';
-import { DEPLOY, knownSettings, readYaml, type Json } from './support.js';
+import { DEPLOY, goTool, knownSettings, readYaml, type Json } from './support.js';
 
 /**
  * deploy/compose.yml, without Docker: held to the Compose Specification's JSON schema (vendored
- * from compose-go, the loader `docker compose` itself uses), then to what workfleet needs of it,
- * with variables interpolated the way Compose does.
+ * from compose-go), loaded by compose-go itself (the library inside `docker compose`: the same
+ * interpolation, merging, profiles and checks as `docker compose config`), then held to what
+ * workfleet needs of it.
  */
+
+const run = promisify(execFile);
+let composeConfig = '';
+
+beforeAll(async () => {
+  composeConfig = await goTool('compose-config');
+}, 170_000);
+
+/** `docker compose config` as JSON, with the given environment and profiles. */
+async function resolved(env: Record<string, string>, profiles: string[] = []): Promise<{ services: Record<string, Service> }> {
+  const { stdout } = await run(composeConfig, [...profiles.flatMap((profile) => ['-profile', profile]), join(DEPLOY, 'compose.yml')], {
+    env: { PATH: process.env.PATH ?? '', ...env },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return JSON.parse(stdout) as { services: Record<string, Service> };
+}
 
 type Service = Json & {
   image?: string;
@@ -26,18 +45,6 @@ type Service = Json & {
 
 const file = join(DEPLOY, 'compose.yml');
 const [compose] = readYaml(file) as Array<Json & { services: Record<string, Service>; secrets: Record<string, { file: string }> }>;
-
-/** Compose's interpolation: ${VAR}, ${VAR:-default}, ${VAR-default}, ${VAR:?error}, $$ for a literal $. */
-function interpolate(value: string, env: Record<string, string | undefined>): string {
-  return value.replace(/\$\$|\$\{([A-Za-z_]\w*)(?:(:?[-?])([^}]*))?\}/g, (match, name: string | undefined, operator: string | undefined, argument: string | undefined) => {
-    if (match === '$$') return '$';
-    const current = env[name!];
-    const unset = current === undefined || (operator?.startsWith(':') && current === '');
-    if (operator?.endsWith('?') && unset) throw new Error(`${name}: ${argument}`);
-    if (operator?.endsWith('-') && unset) return argument ?? '';
-    return current ?? '';
-  });
-}
 
 const durationMs = (text: string) => {
   const match = /^(\d+)(ms|s|m)$/.exec(text);
@@ -65,7 +72,6 @@ describe('deploy/compose.yml', () => {
     expect(args).toMatch(/--appendfsync everysec/);
     expect(args).toMatch(/--maxmemory-policy noeviction/);
     expect(args).toMatch(/--requirepass \$\{REDIS_PASSWORD:\?/);
-    expect(() => interpolate(args, {})).toThrow(/REDIS_PASSWORD/);
   });
 
   it('runs MongoDB as a replica set that its healthcheck initiates', () => {
@@ -85,26 +91,42 @@ describe('deploy/compose.yml', () => {
     expect(existsSync(join(DEPLOY, 'Dockerfile'))).toBe(true);
   });
 
-  it('lets workers scale with --scale: no fixed name or host port, a stop grace above the drain', () => {
-    const worker = compose!.services.worker!;
+  it('lets workers scale with --scale: no fixed name or host port, a stop grace above the drain', async () => {
+    const worker = (await resolved({ REDIS_PASSWORD: 'secret' })).services.worker!;
     expect(worker.container_name).toBeUndefined();
     expect(worker.ports).toBeUndefined();
-    const env = Object.fromEntries(Object.entries(worker.environment!).map(([key, value]) => [key, interpolate(String(value), { REDIS_PASSWORD: 'secret' })]));
-    expect(durationMs(worker.stop_grace_period!)).toBeGreaterThanOrEqual(loadConfig(env).worker.shutdownGraceMs + 5_000);
+    const config = loadConfig(worker.environment as Record<string, string>);
+    expect(durationMs(worker.stop_grace_period!)).toBeGreaterThanOrEqual(config.worker.shutdownGraceMs + 5_000);
   });
 
-  it('gives every workfleet process a configuration workfleet accepts in production', () => {
+  it('loads with compose-go as `docker compose config` does, and refuses to without REDIS_PASSWORD', async () => {
+    const plain = await resolved({ REDIS_PASSWORD: 'b7e1c0ffee' });
+    expect(Object.keys(plain.services).sort()).toEqual(['api', 'mongo', 'redis', 'scheduler', 'worker']);
+    const observed = await resolved({ REDIS_PASSWORD: 'b7e1c0ffee' }, ['observability']);
+    expect(Object.keys(observed.services).sort()).toEqual(['api', 'grafana', 'mongo', 'prometheus', 'redis', 'scheduler', 'worker']);
+    const refused = await resolved({}).then(
+      () => '',
+      (error: { stderr?: string }) => error.stderr ?? 'failed',
+    );
+    expect(refused).toMatch(/required variable REDIS_PASSWORD is missing a value/);
+  });
+
+  it('gives every workfleet process, as compose-go resolves it, a configuration workfleet accepts in production', async () => {
+    const { services } = await resolved({ REDIS_PASSWORD: 'b7e1c0ffee', WORKER_CONCURRENCY: '4' });
     const known = knownSettings();
     for (const name of ['api', 'scheduler', 'worker']) {
-      const raw = compose!.services[name]!.environment!;
-      expect(Object.keys(raw).filter((key) => !known.has(key)), `${name}: unknown settings`).toEqual([]);
-      const env = Object.fromEntries(Object.entries(raw).map(([key, value]) => [key, interpolate(String(value), { REDIS_PASSWORD: 'b7e1c0ffee' })]));
+      const env = services[name]!.environment as Record<string, string>;
+      expect(Object.keys(env).filter((key) => !known.has(key)), `${name}: unknown settings`).toEqual([]);
       const config = loadConfig(env);
       expect(config.env).toBe('production');
+      expect(config.api.authEnabled).toBe(true);
       expect(config.redis.url).toBe('redis://:b7e1c0ffee@redis:6379');
-      expect(config.mongo.url).toMatch(/^mongodb:\/\/mongo:27017\/workfleet\?replicaSet=rs0/);
     }
-    expect(interpolate(compose!.services.api!.ports![0]!, {})).toBe('8080:8080');
+    expect(loadConfig(services.worker!.environment as Record<string, string>).worker.concurrency).toBe(4);
+    expect(services.redis!.command).toContain('b7e1c0ffee');
+    expect(services.api!.ports).toEqual([expect.objectContaining({ target: 8080, published: '8080' })]);
+    expect(services.mongo!.ports).toBeUndefined();
+    expect(services.redis!.ports).toBeUndefined();
   });
 
   it('has an observability profile: Prometheus scraping every process, Grafana with the dashboard provisioned', () => {

@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { parser as promqlParser } from '@prometheus-io/lezer-promql';
 import { Ajv, type ValidateFunction } from 'ajv';
@@ -127,12 +128,33 @@ export function expandGrafanaVariables(expr: string): string {
   return expr.replace(/\$__(rate_interval|interval|range)/g, '5m').replace(/\$\{?[A-Za-z_]\w*\}?/g, '.*');
 }
 
-const KUSTOMIZE_VERSION = 'v5.7.1';
+/**
+ * A Go program the deploy checks need, built once from the Go module proxy with the module pinned
+ * in deploy/tools/<name> (go.mod, go.sum) and cached in ~/.cache/workfleet under a hash of those
+ * files, as the FerretDB build is. `target` is the package to build (default: the module itself).
+ */
+export async function goTool(name: string, target = '.'): Promise<string> {
+  const dir = join(DEPLOY, 'tools', name);
+  const hash = createHash('sha256');
+  for (const file of readdirSync(dir).sort()) hash.update(file).update(readFileSync(join(dir, file)));
+  const binary = join(homedir(), '.cache', 'workfleet', `${name}-${hash.digest('hex').slice(0, 12)}`, name);
+  if (existsSync(binary)) return binary;
+  mkdirSync(dirname(binary), { recursive: true });
+  // Build to a private name and rename: parallel test files never run a half-written binary.
+  const partial = `${binary}.${process.pid}.partial`;
+  const go = ['/usr/local/go/bin/go', join(homedir(), '.cache', 'workfleet', 'go', 'bin', 'go')].find((candidate) => existsSync(candidate)) ?? 'go';
+  await run(go, ['build', '-o', partial, target], {
+    cwd: dir,
+    env: { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  renameSync(partial, binary);
+  return binary;
+}
 
 /**
  * A kustomize to render the manifests with: $KUSTOMIZE_BIN, `kustomize` or `kubectl kustomize`
- * from PATH, else the pinned version built once from the Go module proxy (deploy/tools/kustomize)
- * and cached in ~/.cache/workfleet, as the FerretDB build is.
+ * from PATH, else the version pinned in deploy/tools/kustomize, built from the Go module proxy.
  */
 export async function kustomizeCommand(): Promise<string[]> {
   if (process.env.KUSTOMIZE_BIN) return [process.env.KUSTOMIZE_BIN, 'build'];
@@ -144,19 +166,7 @@ export async function kustomizeCommand(): Promise<string[]> {
       // not on PATH: try the next
     }
   }
-  const target = join(homedir(), '.cache', 'workfleet', `kustomize-${KUSTOMIZE_VERSION}`, 'kustomize');
-  if (!existsSync(target)) {
-    mkdirSync(join(target, '..'), { recursive: true });
-    const partial = `${target}.${process.pid}.partial`;
-    const go = ['/usr/local/go/bin/go', join(homedir(), '.cache', 'workfleet', 'go', 'bin', 'go')].find((candidate) => existsSync(candidate)) ?? 'go';
-    await run(go, ['build', '-o', partial, 'sigs.k8s.io/kustomize/kustomize/v5'], {
-      cwd: join(DEPLOY, 'tools', 'kustomize'),
-      env: { ...process.env, GOFLAGS: '-mod=mod', GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    renameSync(partial, target);
-  }
-  return [target, 'build'];
+  return [await goTool('kustomize', 'sigs.k8s.io/kustomize/kustomize/v5'), 'build'];
 }
 
 /** The rendered manifests of a kustomization directory. */
