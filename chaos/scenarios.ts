@@ -266,6 +266,12 @@ export const SCENARIOS: Scenario[] = [
       await cluster.restartRedis({ wipe: true });
       return { accepted, faults: 1, faultEndedAt: Date.now() };
     },
+    async verify(cluster) {
+      // The settled cases prove nothing unless work was really lost: the reconciler must have rebuilt jobs from MongoDB.
+      const repairs = cluster.output('scheduler-1').split('\n').filter((line) => line.includes('"reconciler repaired cases"'));
+      const restored = repairs.reduce((sum, line) => sum + Number((JSON.parse(line) as { jobsRestored?: number }).jobsRestored ?? 0), 0);
+      return [check('rebuilt', restored > 0, `${restored} step jobs rebuilt from MongoDB`)];
+    },
     settleMs: 120_000,
   },
   {
