@@ -46,6 +46,32 @@ function pipeLogs(child: ManagedChild, name: string, index: number): void {
   }
 }
 
+/** Cases that show what the explorer draws: retries then success, failure after retries, a signal wait. */
+const EXAMPLE_CASES = [
+  { key: 'flaky-fetch-recovers', workflow: 'flaky-fetch', input: { failTimes: 2, url: 'https://example.com/report' }, shows: 'retries, then completes' },
+  { key: 'flaky-fetch-gives-up', workflow: 'flaky-fetch', input: { failTimes: 9, url: 'https://example.com/down' }, shows: 'fails after its attempts' },
+  { key: 'approval-waits', workflow: 'approval', input: { approver: 'ana@example.com', amount: 120 }, shows: 'waits for a signal' },
+];
+
+/** Starts the example cases through the API; fixed idempotency keys make a restart find the same ones. */
+async function startExampleCases(apiUrl: string): Promise<string[]> {
+  const lines: string[] = [];
+  for (const example of EXAMPLE_CASES) {
+    try {
+      const response = await fetch(`${apiUrl}/v1/cases`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ workflow: example.workflow, input: example.input, idempotencyKey: `dev-example:${example.key}` }),
+      });
+      const body = (await response.json()) as { id?: string; error?: { message?: string } };
+      lines.push(response.ok ? `example case ${body.id ?? '?'} ${example.workflow}: ${example.shows}` : `example case ${example.key} not started: ${body.error?.message ?? response.status}`);
+    } catch (error) {
+      lines.push(`example case ${example.key} not started: ${(error as Error).message}`);
+    }
+  }
+  return lines;
+}
+
 async function applyExamples(mongoUrl: string): Promise<string[]> {
   const store = new MongoStore({ url: mongoUrl });
   await store.init();
@@ -148,6 +174,7 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
       });
     });
     await waitForHealth(apiUrl, 30_000);
+    if (config.dev.exampleCases) for (const line of await startExampleCases(apiUrl)) say(line);
     writeFileSync(join(dataDir, 'dev.json'), JSON.stringify({ apiUrl, redisUrl, mongoUrl, pid: process.pid }, null, 2));
     // One write, so that the banner is never interleaved with the children's logs.
     process.stdout.write(

@@ -23,7 +23,7 @@ export interface Config {
   breaker: { errorThresholdPercent: number; volumeThreshold: number; resetTimeoutMs: number; rollingWindowMs: number };
   scheduler: { concurrency: number; reconcileIntervalMs: number; deadlineCheckIntervalMs: number; staleAfterMs: number; stuckAfterMs: number; lockDurationMs: number };
   jobs: { keepCompletedSeconds: number; keepCompletedCount: number; eventsMaxLength: number; keepFailedSeconds: number };
-  dev: { dataDir: string; ferretdbBin: string };
+  dev: { dataDir: string; ferretdbBin: string; exampleCases: boolean };
 }
 
 export class ConfigError extends Error {

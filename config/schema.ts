@@ -344,6 +344,12 @@ export const configSchema = {
       default: '',
       env: 'FERRETDB_BIN',
     },
+    exampleCases: {
+      doc: '`workfleet dev` only: start a few example cases (retried and completed, failed, waiting for a signal) so the explorer has something to show; the same ones on every start.',
+      format: 'boolean',
+      default: true,
+      env: 'DEV_EXAMPLE_CASES',
+    },
   },
 } as const;
 

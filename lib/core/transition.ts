@@ -309,22 +309,25 @@ function endCase(draft: Draft, status: 'completed' | 'failed' | 'cancelled', det
   const type = status === 'completed' ? 'case.completed' : status === 'failed' ? 'case.failed' : 'case.cancelled';
   draft.emit(type, at, detail.error ? { durationMs, error: detail.error } : { durationMs });
   const { parent } = draft.state;
-  if (parent) {
-    draft.commands.push({
-      type: 'notifyParent',
-      caseId: parent.caseId,
-      event: {
-        type: 'childFinished',
-        stepId: parent.stepId,
-        run: parent.run,
-        childId: draft.state.id,
-        status,
-        at,
-        ...(detail.output === undefined ? {} : { output: detail.output }),
-        ...(detail.error ? { error: detail.error } : {}),
-      },
-    });
-  }
+  if (parent) draft.commands.push(parentNotice(draft.state, parent));
+}
+
+/** The report that tells a finished child's parent how it ended; the same every time it is built. */
+function parentNotice(state: CaseState, parent: NonNullable<CaseState['parent']>): Command & { type: 'notifyParent' } {
+  return {
+    type: 'notifyParent',
+    caseId: parent.caseId,
+    event: {
+      type: 'childFinished',
+      stepId: parent.stepId,
+      run: parent.run,
+      childId: state.id,
+      status: state.status as 'completed' | 'failed' | 'cancelled',
+      at: state.finishedAt ?? state.updatedAt,
+      ...(state.output === undefined ? {} : { output: state.output }),
+      ...(state.error ? { error: state.error } : {}),
+    },
+  };
 }
 
 /** Ends the case as failed or cancelled, after compensations if `compensate` and there are any. */
@@ -869,7 +872,10 @@ export function transition(workflow: CompiledWorkflow, state: CaseState, events:
  * enqueue or a lost timer is made good.
  */
 export function outstandingWork(workflow: CompiledWorkflow, state: CaseState): Command[] {
-  if (isTerminalCase(state.status)) return [];
+  // A finished child's notice to its parent: if the process that finished it died (or failed)
+  // before sending it, a later duplicate report is the moment to send it again; the parent
+  // applies it once.
+  if (isTerminalCase(state.status)) return state.parent ? [parentNotice(state, state.parent)] : [];
   const commands: Command[] = [];
   for (const id of workflow.order) {
     const step = workflow.steps.get(id);

@@ -60,6 +60,23 @@ describe('workfleet dev and the CLI', () => {
     expect(output).toMatch(/metrics {6}http:\/\/127\.0\.0\.1:\d+\/metrics/);
   });
 
+  it('starts the example cases for the explorer: one recovers, one fails, one waits for a signal', async () => {
+    expect(output).toMatch(/example case \S+ flaky-fetch: retries, then completes/);
+    expect(output).toMatch(/example case \S+ approval: waits for a signal/);
+    const waitingId = /example case (\S+) approval/.exec(output)?.[1] ?? '';
+    const until = Date.now() + 60_000;
+    let statuses = '';
+    while (Date.now() < until) {
+      const [fetches, approval] = await Promise.all([workfleet('case', 'list', '--workflow', 'flaky-fetch'), workfleet('case', 'show', waitingId)]);
+      statuses = `${fetches.stdout}\n${approval.stdout}`;
+      if (/completed/.test(fetches.stdout) && /failed/.test(fetches.stdout) && /waiting/.test(approval.stdout)) break;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    expect(statuses).toMatch(/completed/);
+    expect(statuses).toMatch(/failed/);
+    expect(statuses).toMatch(/waiting/);
+  });
+
   it('starts a case and follows it to its output', async () => {
     const result = await workfleet('case', 'start', 'order', '--input', '{"sku":"book-42","quantity":1,"amount":25}', '--wait');
     expect(result.stderr).toBe('');

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { CaseEvent, CaseState } from '../../lib/core/state.js';
-import { createCase, outstandingJobs, transition } from '../../lib/core/transition.js';
+import { createCase, outstandingJobs, outstandingWork, transition } from '../../lib/core/transition.js';
 import { compileWorkflow } from '../../lib/core/validate.js';
 import { order, startedOrder, T0 } from './fixtures.js';
 
@@ -214,5 +214,18 @@ describe('outstandingJobs', () => {
   it('lists nothing for a finished case', () => {
     const state = run(startedOrder(), { type: 'deadlineExceeded', at: T0 });
     expect(outstandingJobs(order, state)).toEqual([]);
+  });
+});
+
+describe('outstandingWork of a finished case', () => {
+  it('is nothing for a top-level case, and the notice to its parent for a child case', () => {
+    const finished: CaseState = { ...startedOrder(), status: 'completed', finishedAt: T0 + 5, output: { x: 1 } };
+    expect(outstandingJobs(order, finished)).toEqual([]);
+    expect(outstandingWork(order, finished)).toEqual([]);
+    const child: CaseState = { ...finished, parent: { caseId: 'parent-1', stepId: 'sub', run: 0 } };
+    // Sent again when a duplicate report reaches the child: its first sending may have been lost.
+    expect(outstandingWork(order, child)).toEqual([
+      { type: 'notifyParent', caseId: 'parent-1', event: { type: 'childFinished', stepId: 'sub', run: 0, childId: 'case-1', status: 'completed', at: T0 + 5, output: { x: 1 } } },
+    ]);
   });
 });
