@@ -35,7 +35,9 @@ export async function startServers(): Promise<TestServers> {
     if (!bin) throw new Error('the global setup did not provide a FerretDB binary');
     if (process.env.WORKFLEET_TEST_FERRET_BACKEND === 'postgresql') {
       postgresDatabase = `workfleet_test_${randomBytes(5).toString('hex')}`;
-      ferret = await startFerretDB({ bin, backend: { postgresUrl: createDatabase(postgresDatabase) } });
+      // FerretDB opens a PostgreSQL connection per concurrent query, unbounded by default (40 were
+      // seen under one suite): several suites at once then exhaust max_connections (100).
+      ferret = await startFerretDB({ bin, backend: { postgresUrl: `${createDatabase(postgresDatabase)}?pool_max_conns=12` } });
     } else {
       ferret = await startFerretDB({ bin, backend: { sqliteDir: join(dir, 'ferretdb') } });
     }
