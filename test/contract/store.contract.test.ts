@@ -116,6 +116,37 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect((await store.readTrace(started.state.id)).filter((event) => event.type === 'step.completed')).toHaveLength(1);
     });
 
+    it('commits many cases at once, a conflict failing only its own case', async () => {
+      const store = await makeStore();
+      const ids = Array.from({ length: 8 }, (_, i) => `01a00000-0000-7000-8000-00000000020${i}`);
+      const started = ids.map((id) => newCase(id));
+      const created = await Promise.all(started.map((one) => store.createCase(one.state, one.events)));
+      expect(created).toEqual(started.map(() => ({ created: true })));
+      const reserve = (state: CaseState, writer: number) =>
+        transition(order, state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { writer } }], T0 + 11);
+      // Concurrent commits are written as one batch; the second writer of case 0 loses alone.
+      const commits = [...started.map((one) => reserve(one.state, 1)), reserve(started[0]?.state as CaseState, 2)];
+      const outcomes = await Promise.all(commits.map((next, i) => store.commitTransition((started[i] ?? started[0])?.state as CaseState, next.state, next.events)));
+      expect(outcomes).toEqual([...ids.map(() => 'committed'), 'conflict']);
+      for (const [i, id] of ids.entries()) {
+        expect(await store.getCase(id)).toEqual(commits[i]?.state);
+      }
+    });
+
+    it('inserts many cases at once, a replayed idempotency key answering with the case it made', async () => {
+      const store = await makeStore();
+      const record = (id: string, key: string): { state: CaseRecord; events: ReturnType<typeof newCase>['events'] } => {
+        const made = newCase(id);
+        return { state: { ...made.state, idempotencyKey: key, requestHash: 'h' }, events: made.events };
+      };
+      const first = record('01a00000-0000-7000-8000-000000000300', 'k-0');
+      expect(await store.createCase(first.state, first.events)).toEqual({ created: true });
+      const batch = [record('01a00000-0000-7000-8000-000000000301', 'k-1'), record('01a00000-0000-7000-8000-000000000302', 'k-0'), record('01a00000-0000-7000-8000-000000000303', 'k-3')];
+      const results = await Promise.all(batch.map((one) => store.createCase(one.state, one.events)));
+      expect(results).toEqual([{ created: true }, { created: false, existing: expect.objectContaining({ id: first.state.id }) }, { created: true }]);
+      expect(await store.getCase('01a00000-0000-7000-8000-000000000302')).toBeUndefined();
+    });
+
     it('catches a case document up with history a crashed writer committed', async () => {
       const store = await makeStore();
       const started = newCase('01a00000-0000-7000-8000-000000000008');
