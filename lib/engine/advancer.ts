@@ -12,6 +12,9 @@ export type ApplyResult = 'applied' | 'duplicate' | 'unknown-case';
 /** Conditional writes that lose a race are retried this often before giving up. */
 const MAX_CONFLICTS = 50;
 
+/** Open cases whose latest committed state this process remembers. Default 10,000. */
+const KNOWN_CASES = 10_000;
+
 interface Waiter {
   event: CaseEvent;
   resolve: (result: ApplyResult) => void;
@@ -35,6 +38,13 @@ export interface AdvancerHooks {
  */
 export class CaseAdvancer {
   private readonly mailboxes = new Map<string, Waiter[]>();
+  /**
+   * The last state this process committed (or created) per open case, so the next event for it
+   * skips reading the case: the commit is decided by the history entry's unique `_id` alone, so
+   * a state that another process has since moved on from only costs a conflict and a re-read,
+   * never a second application. Insertion order doubles as least-recently-committed order.
+   */
+  private readonly known = new Map<string, CaseState>();
   private startChild: ChildStarter | undefined;
 
   constructor(
@@ -51,6 +61,14 @@ export class CaseAdvancer {
   /** Set once the CaseService exists (it needs this advancer too). */
   useChildStarter(starter: ChildStarter): void {
     this.startChild = starter;
+  }
+
+  /** Notes a state just committed (a new case) so its first event need not read it back. */
+  remember(state: CaseState): void {
+    this.known.delete(state.id);
+    if (isTerminalCase(state.status)) return;
+    if (this.known.size >= KNOWN_CASES) this.known.delete(this.known.keys().next().value as string);
+    this.known.set(state.id, state);
   }
 
   apply(caseId: string, event: CaseEvent): Promise<ApplyResult> {
@@ -89,11 +107,18 @@ export class CaseAdvancer {
   private async applyBatch(caseId: string, events: readonly CaseEvent[]): Promise<ApplyResult> {
     const { store, workflows, clock } = this.deps;
     for (let round = 0; round < MAX_CONFLICTS; round++) {
-      const record = await store.getCase(caseId);
+      const known = this.known.get(caseId);
+      // Forgotten until committed: if anything below fails, the next try reads the case afresh.
+      this.known.delete(caseId);
+      const record = known ?? (await store.getCase(caseId));
       if (!record) return 'unknown-case';
       const workflow = await workflows.compiled(record.workflow, record.version);
       const result = transition(workflow, record, events, clock.now());
       if (result.events.length === 0) {
+        if (known) {
+          // Perhaps applied by another process after the state remembered: ask the store.
+          continue;
+        }
         // Already applied. If the first application died before enqueueing what it decided,
         // this is the moment to make good: re-adding existing job ids is a no-op.
         await this.carryOut(outstandingWork(workflow, record));
@@ -105,6 +130,7 @@ export class CaseAdvancer {
         await store.catchUp(caseId);
         continue;
       }
+      this.remember(result.state);
       this.deps.hooks?.onApplied?.(record, result.state, result.events);
       await this.carryOut(result.commands);
       return 'applied';

@@ -81,6 +81,7 @@ export class CaseService {
       await this.deps.advancer.carryOut(outstandingWork(existingWorkflow, existing));
       return { record: existing, created: false };
     }
+    this.deps.advancer.remember(record);
     await this.deps.advancer.carryOut(started.commands);
     this.deps.onStarted?.(record);
     return { record, created: true };

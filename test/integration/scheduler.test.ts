@@ -81,6 +81,26 @@ describe('two schedulers racing', () => {
   });
 });
 
+describe('a replica remembering states it committed', () => {
+  it('applies a report on top of a newer state another replica committed, once', async () => {
+    const { engines: [a, b] } = await replicas(2);
+    if (!a || !b) throw new Error('two engines expected');
+    await a.workflows.apply(order);
+    // `a` made the case and remembers revision 0; `b` moves it on without `a` knowing.
+    const { record } = await a.cases.start({ workflow: 'order' });
+    expect(await b.advancer.apply(record.id, done('reserve', { id: 'r-2' }))).toBe('applied');
+    expect(await a.advancer.apply(record.id, done('charge', { receipt: 'c-2' }))).toBe('applied');
+    // A duplicate judged on the remembered state is checked against the store, not trusted.
+    expect(await a.advancer.apply(record.id, done('reserve', { id: 'r-2' }))).toBe('duplicate');
+    const stored = await a.store.getCase(record.id);
+    expect(stored?.revision).toBe(2);
+    expect([stored?.steps.reserve?.status, stored?.steps.charge?.status, stored?.steps.ship?.status]).toEqual(['completed', 'completed', 'scheduled']);
+    const trace = await a.store.readTrace(record.id);
+    expect(trace.filter((event) => event.type === 'step.completed')).toHaveLength(2);
+    expect(trace.filter((event) => event.type === 'step.scheduled' && event.stepId === 'ship')).toHaveLength(1);
+  });
+});
+
 describe('intake', () => {
   it('starts a case from a start job, and a redelivered job finds the same case', async () => {
     const { engines: [engine] } = await replicas(1);
