@@ -5,6 +5,7 @@ import { canonicalJson } from '../core/requests.js';
 import { compileWorkflow, validateDefinition } from '../core/validate.js';
 import type { Clock } from '../ports/clock.js';
 import type { StoredWorkflow, WorkflowStore } from '../ports/store.js';
+import { GroupCommit } from '../runtime/group-commit.js';
 
 /** Versions are immutable, so compiled ones are cached; the cap bounds memory, not freshness. */
 const CACHE_LIMIT = 1_000;
@@ -12,11 +13,23 @@ const CACHE_LIMIT = 1_000;
 /** Applies definitions (validate, version, store) and hands out compiled versions. */
 export class WorkflowRegistry {
   private readonly cache = new Map<string, CompiledWorkflow>();
+  /**
+   * "Which is the latest version of X?" is asked by every start that names no version. Asked
+   * concurrently, it is read once per name for all of them; a group commit never answers from
+   * a read sent before the question, so a version applied before a start is what it gets.
+   */
+  private readonly latest: GroupCommit<string, StoredWorkflow | undefined>;
 
   constructor(
     private readonly store: WorkflowStore,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.latest = new GroupCommit(async (names) => {
+      const distinct = [...new Set(names)];
+      const found = new Map(await Promise.all(distinct.map(async (name) => [name, await this.store.getWorkflow(name)] as const)));
+      return names.map((name) => found.get(name));
+    });
+  }
 
   /** Validates and stores a definition; an identical one already stored keeps its version. */
   async apply(document: unknown): Promise<{ workflow: StoredWorkflow; created: boolean }> {
@@ -31,7 +44,7 @@ export class WorkflowRegistry {
       const cached = this.cache.get(`${name}@${version}`);
       if (cached) return cached;
     }
-    const stored = await this.store.getWorkflow(name, version);
+    const stored = version === undefined ? await this.latest.submit(name) : await this.store.getWorkflow(name, version);
     if (!stored) throw new WorkflowNotFoundError(name, version);
     const key = `${name}@${stored.version}`;
     const cached = this.cache.get(key);

@@ -1,5 +1,6 @@
 import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
+import { GroupCommit } from '../../runtime/group-commit.js';
 import type { StepJob } from '../../core/state.js';
 import {
   CANCEL_REASON,
@@ -73,6 +74,14 @@ function reportJobId(report: StepReport): string {
   return parts.join('.');
 }
 
+/** One job for a grouped addBulk. */
+interface JobToAdd {
+  queue: string;
+  name: string;
+  data: unknown;
+  opts: JobsOptions;
+}
+
 /** The Redis channel where cancellations of active jobs are announced to every consumer. */
 export const cancelChannel = (prefix: string) => `${prefix}:workfleet:cancel`;
 
@@ -80,10 +89,26 @@ export const cancelChannel = (prefix: string) => `${prefix}:workfleet:cancel`;
 export class BullQueues implements TaskQueues {
   private readonly queues = new Map<string, Queue>();
   readonly connection: Redis;
+  /**
+   * Jobs added by concurrent callers (50 handlers finishing, 50 cases advancing) go out as one
+   * addBulk per queue, one MULTI round trip, instead of one each. Each caller still returns only
+   * once its own jobs are in Redis.
+   */
+  private readonly adds: GroupCommit<readonly JobToAdd[], void>;
 
   constructor(private readonly options: BullOptions) {
     // Producers should fail fast when Redis is away rather than hang an HTTP request.
     this.connection = redisConnection(options.redisUrl, { maxRetriesPerRequest: 3 });
+    this.adds = new GroupCommit<readonly JobToAdd[], void>(async (batches) => {
+      const byQueue = new Map<string, Array<{ name: string; data: unknown; opts: JobsOptions }>>();
+      for (const { queue, name, data, opts } of batches.flat()) {
+        const list = byQueue.get(queue) ?? [];
+        list.push({ name, data, opts });
+        byQueue.set(queue, list);
+      }
+      await Promise.all([...byQueue].map(([queue, list]) => this.queue(queue).addBulk(list)));
+      return batches.map(() => undefined);
+    }, { maxInFlight: 2 });
   }
 
   queue(name: string): Queue {
@@ -109,17 +134,15 @@ export class BullQueues implements TaskQueues {
   }
 
   async enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void> {
-    const byQueue = new Map<string, Array<{ name: string; data: StepJob; opts: JobsOptions }>>();
-    for (const { queue, jobId, job } of jobs) {
-      const list = byQueue.get(queue) ?? [];
-      list.push({
+    if (jobs.length === 0) return;
+    await this.adds.submit(
+      jobs.map(({ queue, jobId, job }) => ({
+        queue,
         name: job.task,
         data: job,
         opts: { jobId, attempts: job.maxAttempts, backoff: { type: BACKOFF_TYPE }, ...this.keep },
-      });
-      byQueue.set(queue, list);
-    }
-    await Promise.all([...byQueue].map(([queue, list]) => this.queue(queue).addBulk(list)));
+      })),
+    );
   }
 
   async replaceSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void> {
@@ -155,8 +178,9 @@ export class BullQueues implements TaskQueues {
 
   async report(reports: readonly StepReport[]): Promise<void> {
     if (reports.length === 0) return;
-    await this.queue(RESULTS_QUEUE).addBulk(
+    await this.adds.submit(
       reports.map((report) => ({
+        queue: RESULTS_QUEUE,
         name: report.event.type,
         data: report,
         opts: { jobId: reportJobId(report), removeOnComplete: true, removeOnFail: { age: this.options.retention.keepFailedSeconds } },
