@@ -13,6 +13,8 @@ export interface BenchServers {
   redis: RedisServer;
   mongoBase: string;
   store: string;
+  /** FerretDB's process id, to read the CPU time it spent. */
+  ferretPid: number | undefined;
   stop(): Promise<void>;
 }
 
@@ -31,6 +33,7 @@ export async function startBenchServers(): Promise<BenchServers> {
   return {
     redis,
     mongoBase: ferret.baseUrl,
+    ferretPid: ferret.child.process.pid,
     store: postgresDb ? 'FerretDB 1.24 on PostgreSQL' : 'FerretDB 1.24 on SQLite',
     async stop() {
       await ferret.stop();
@@ -41,11 +44,15 @@ export async function startBenchServers(): Promise<BenchServers> {
   };
 }
 
-/** Spawns workfleet processes (`scheduler`, `worker`, …) from dist/ with the example handlers. */
-export async function spawnProcesses(roles: readonly string[], env: Record<string, string>): Promise<ManagedChild[]> {
+/**
+ * Spawns workfleet processes (`scheduler`, `worker`, …) from dist/ with the example handlers.
+ * With `profileDir`, each writes a V8 CPU profile there when it exits (SIGTERM).
+ */
+export async function spawnProcesses(roles: readonly string[], env: Record<string, string>, options: { profileDir?: string } = {}): Promise<ManagedChild[]> {
   const cli = join(packageRoot(), 'dist', 'cli', 'workfleet.js');
+  const profile = options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${options.profileDir}`] : [];
   const children = roles.map((role) =>
-    spawnManaged(process.execPath, [cli, role], {
+    spawnManaged(process.execPath, [...profile, cli, role], {
       env: {
         ...process.env,
         LOG_LEVEL: 'info',
@@ -66,3 +73,90 @@ export async function spawnProcesses(roles: readonly string[], env: Record<strin
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** A child's stdout as lines, for benchmark helpers that report over it. */
+export class LineReader {
+  private buffer = '';
+  private readonly lines: string[] = [];
+  private readonly waiters: Array<{ pattern: RegExp; resolve: (line: string) => void }> = [];
+
+  constructor(child: ManagedChild) {
+    child.process.stdout?.setEncoding('utf8');
+    child.process.stdout?.on('data', (chunk: string) => {
+      this.buffer += chunk;
+      let newline = this.buffer.indexOf('\n');
+      while (newline >= 0) {
+        this.push(this.buffer.slice(0, newline));
+        this.buffer = this.buffer.slice(newline + 1);
+        newline = this.buffer.indexOf('\n');
+      }
+    });
+    child.process.stderr?.resume();
+  }
+
+  private push(line: string): void {
+    const waiter = this.waiters.find((candidate) => candidate.pattern.test(line));
+    if (waiter) {
+      this.waiters.splice(this.waiters.indexOf(waiter), 1);
+      waiter.resolve(line);
+    } else {
+      this.lines.push(line);
+    }
+  }
+
+  /** The first line (already read or still to come) matching `pattern`; rejects after `timeoutMs`. */
+  next(pattern: RegExp, timeoutMs: number, what: string): Promise<string> {
+    const index = this.lines.findIndex((line) => pattern.test(line));
+    if (index >= 0) return Promise.resolve(this.lines.splice(index, 1)[0] ?? '');
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.splice(this.waiters.findIndex((waiter) => waiter.resolve === settle), 1);
+        reject(new Error(`${what}: no line matching ${pattern} within ${timeoutMs} ms`));
+      }, timeoutMs);
+      const settle = (line: string) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+      this.waiters.push({ pattern, resolve: settle });
+    });
+  }
+}
+
+/** Starts a raw BullMQ worker process (bench/raw-worker.ts) and waits until it takes jobs. */
+export async function spawnRawWorker(args: {
+  mode: 'noop' | 'latency';
+  redisUrl: string;
+  prefix: string;
+  queue: string;
+  target: number;
+  countName?: string;
+  profileDir?: string;
+}): Promise<{ child: ManagedChild; lines: LineReader }> {
+  const script = join(packageRoot(), 'dist', 'bench', 'raw-worker.js');
+  const profile = args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [];
+  const child = spawnManaged(
+    process.execPath,
+    [...profile, script, args.mode, args.redisUrl, args.prefix, args.queue, String(args.target), ...(args.countName ? [args.countName] : [])],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  const lines = new LineReader(child);
+  await lines.next(/^ready$/, 20_000, 'raw worker');
+  return { child, lines };
+}
+
+/** Calls `add(count)` so that `rate` items per second go out for `seconds`, in 10 ms slices. */
+export async function offerAtRate(rate: number, seconds: number, add: (count: number) => Promise<void>): Promise<number> {
+  const total = Math.max(1, Math.round(rate * seconds));
+  const started = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate) + 1);
+    if (due > sent) {
+      const count = due - sent;
+      sent = due;
+      await add(count);
+    }
+    await sleep(10);
+  }
+  return total;
+}
