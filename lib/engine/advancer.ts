@@ -124,7 +124,15 @@ export class CaseAdvancer {
         await this.carryOut(outstandingWork(workflow, record));
         return 'duplicate';
       }
-      if ((await store.commitTransition(record, result.state, result.events)) === 'conflict') {
+      // The next steps' jobs go out as soon as the revision is ours, while the case document is
+      // still being updated: one database write less between a step's end and the next start.
+      let carried: Promise<void> | undefined;
+      const outcome = await store.commitTransition(record, result.state, result.events, () => {
+        carried = this.carryOut(result.commands);
+        // Awaited below; if the document update fails first, the job's retry carries it out again.
+        carried.catch(() => undefined);
+      });
+      if (outcome === 'conflict') {
         // Another process committed this revision; bring the case up to date and decide again.
         this.deps.hooks?.onConflict?.();
         await store.catchUp(caseId);
@@ -132,7 +140,7 @@ export class CaseAdvancer {
       }
       this.remember(result.state);
       this.deps.hooks?.onApplied?.(record, result.state, result.events);
-      await this.carryOut(result.commands);
+      await (carried ?? this.carryOut(result.commands));
       return 'applied';
     }
     throw new RevisionConflictError(caseId);

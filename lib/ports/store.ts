@@ -90,9 +90,12 @@ export interface CaseStore {
   getCase(id: string): Promise<CaseRecord | undefined>;
   /**
    * Commits `next` (revision `previous.revision + 1`) with its trace events. 'conflict' when
-   * another writer committed that revision first: catch up and try again.
+   * another writer committed that revision first: catch up and try again. `onCommitted` is
+   * called once the revision is decided ours, before the case document has been brought up to
+   * date, so the work the transition asks for can start meanwhile; the call still resolves only
+   * after the document is up to date.
    */
-  commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'>;
+  commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'>;
   /** Applies committed transitions the case document lacks (a writer died after committing); returns the current case. */
   catchUp(id: string): Promise<CaseRecord | undefined>;
   /** Newest first. */

@@ -126,8 +126,13 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
         transition(order, state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { writer } }], T0 + 11);
       // Concurrent commits are written as one batch; the second writer of case 0 loses alone.
       const commits = [...started.map((one) => reserve(one.state, 1)), reserve(started[0]?.state as CaseState, 2)];
-      const outcomes = await Promise.all(commits.map((next, i) => store.commitTransition((started[i] ?? started[0])?.state as CaseState, next.state, next.events)));
+      const told: number[] = [];
+      const outcomes = await Promise.all(
+        commits.map((next, i) => store.commitTransition((started[i] ?? started[0])?.state as CaseState, next.state, next.events, () => told.push(i))),
+      );
       expect(outcomes).toEqual([...ids.map(() => 'committed'), 'conflict']);
+      // Told as soon as each revision was theirs; the loser never.
+      expect(told.sort((a, b) => a - b)).toEqual(ids.map((_, i) => i));
       for (const [i, id] of ids.entries()) {
         expect(await store.getCase(id)).toEqual(commits[i]?.state);
       }

@@ -33,6 +33,14 @@ import {
 const DUPLICATE_KEY = 11000;
 
 /**
+ * Case documents one commit batch updates at once (so at most twice this many per process,
+ * with two batches in flight). Kept small on purpose: FerretDB v1 deadlocks when as many
+ * updates run at once as it has PostgreSQL connections (an update holds one while it waits
+ * for another), and a pool of 12 is what the tests give it.
+ */
+const UPDATES_AT_ONCE = 2;
+
+/**
  * Open statuses, queried one equality at a time rather than with `$in`: MongoDB serves either
  * from the `status_*` indexes, but FerretDB v1 passes only equalities down to its backend and
  * would otherwise read and decode every case, finished ones included, on each periodic check
@@ -93,6 +101,7 @@ interface Commit {
   previous: CaseState;
   next: CaseState;
   events: readonly TraceEvent[];
+  onCommitted?: (() => void) | undefined;
 }
 
 /** The Store port on MongoDB (or FerretDB): three collections, single-document atomic writes. */
@@ -252,8 +261,8 @@ export class MongoStore implements Store {
     return doc ? decodeCase(doc) : undefined;
   }
 
-  commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'> {
-    return this.commits.submit({ previous, next, events });
+  commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'> {
+    return this.commits.submit({ previous, next, events, onCommitted });
   }
 
   /**
@@ -285,21 +294,27 @@ export class MongoStore implements Store {
         results[index] = problem.code === DUPLICATE_KEY ? 'conflict' : new MongoServerError({ message: problem.message, errmsg: problem.message, code: problem.code });
       }
     }
-    // One updateOne each, concurrently, rather than one bulkWrite: FerretDB v1 runs a bulk
+    // One updateOne each, a few at a time, rather than one bulkWrite: FerretDB v1 runs a bulk
     // update's statements one after another (slower than separate calls, and it stalled at a
-    // few hundred), while separate calls spread over its connections.
-    await Promise.all(
-      batch.map(async ({ previous, next }, index) => {
+    // few hundred), while separate calls spread over its connections. The cap keeps a large
+    // batch from taking every connection of FerretDB's backend pool (see UPDATES_AT_ONCE).
+    const pending = batch.map((_, index) => index).filter((index) => results[index] === 'committed');
+    // The revisions are ours from here on: what they ask for may start while the documents follow.
+    for (const index of pending) batch[index]?.onCommitted?.();
+    const updateNext = async (): Promise<void> => {
+      for (let index = pending.shift(); index !== undefined; index = pending.shift()) {
+        const commit = batch[index];
         const entry = entries[index];
-        if (results[index] !== 'committed' || !entry) return;
+        if (!commit || !entry) continue;
         try {
-          await this.cases.updateOne({ _id: next.id, revision: previous.revision }, changesToUpdate(entry.changes));
+          await this.cases.updateOne({ _id: commit.next.id, revision: commit.previous.revision }, changesToUpdate(entry.changes));
         } catch (error) {
           // Committed all the same; the caller's job retries and finds the history ahead of the document.
           results[index] = error instanceof Error ? error : new Error(String(error));
         }
-      }),
-    );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(UPDATES_AT_ONCE, pending.length) }, updateNext));
     return results;
   }
 
