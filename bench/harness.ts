@@ -15,6 +15,8 @@ export interface BenchServers {
   store: string;
   /** FerretDB's process id, to read the CPU time it spent. */
   ferretPid: number | undefined;
+  /** FerretDB's PostgreSQL database, when on PostgreSQL: its backends' CPU time is the store's too. */
+  postgresDb: string | undefined;
   stop(): Promise<void>;
 }
 
@@ -34,6 +36,7 @@ export async function startBenchServers(): Promise<BenchServers> {
     redis,
     mongoBase: ferret.baseUrl,
     ferretPid: ferret.child.process.pid,
+    postgresDb,
     store: postgresDb ? 'FerretDB 1.24 on PostgreSQL' : 'FerretDB 1.24 on SQLite',
     async stop() {
       await ferret.stop();

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { cpus } from 'node:os';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FlowProducer, Queue, type FlowJob } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -10,6 +11,7 @@ import { WorkflowRegistry } from '../lib/engine/workflows.js';
 import { systemClock } from '../lib/ports/clock.js';
 import type { ManagedChild } from '../lib/runtime/child.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
+import { LOCAL_POSTGRES } from '../lib/runtime/postgres.js';
 import { offerAtRate, sleep, spawnProcesses, spawnRawWorker, startBenchServers, type BenchServers } from './harness.js';
 import { percentile, spread, type Spread } from './stats.js';
 
@@ -99,17 +101,21 @@ function cpuMs(pid: number | undefined): number {
   }
 }
 
-/** CPU ms of every PostgreSQL process (FerretDB's backend) so far. */
-function postgresCpuMs(): number {
+/**
+ * CPU ms so far of each PostgreSQL backend serving `database` (FerretDB's pool), not of other
+ * users' backends. Compare two readings per pid: a backend opened in between counts in full.
+ */
+function postgresCpuMs(database: string | undefined): Map<number, number> {
+  const readings = new Map<number, number>();
+  if (database === undefined) return readings;
+  const pids = execFileSync('psql', [`${LOCAL_POSTGRES}/postgres`, '-Atc', `select pid from pg_stat_activity where datname = '${database}'`], { encoding: 'utf8' });
+  for (const line of pids.split('\n')) if (/^\d+$/.test(line)) readings.set(Number(line), cpuMs(Number(line)));
+  return readings;
+}
+
+function postgresCpuSince(before: Map<number, number>, database: string | undefined): number {
   let total = 0;
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      if (readFileSync(`/proc/${entry}/comm`, 'utf8').trim() === 'postgres') total += cpuMs(Number(entry));
-    } catch {
-      // Gone meanwhile.
-    }
-  }
+  for (const [pid, ms] of postgresCpuMs(database)) total += ms - (before.get(pid) ?? 0);
   return total;
 }
 
@@ -350,9 +356,10 @@ async function oneRun(servers: BenchServers, profileDir: string | undefined): Pr
       const before = await usedMemory(redis);
       const [scheduler, worker] = fleet.children.map((child) => child.process.pid);
       const pids = { ferretdb: servers.ferretPid, redis: servers.redis.child.process.pid, scheduler, worker };
-      const cpuBefore = { ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)])), postgres: postgresCpuMs() };
+      const postgresBefore = postgresCpuMs(servers.postgresDb);
+      const cpuBefore = { ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)])), postgres: 0 };
       const rate = await fleet.throughput('one', n1);
-      const cpuAfter = { ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)])), postgres: postgresCpuMs() };
+      const cpuAfter = { ...Object.fromEntries(Object.entries(pids).map(([name, pid]) => [name, cpuMs(pid)])), postgres: postgresCpuSince(postgresBefore, servers.postgresDb) };
       for (const name of Object.keys(cpuAfter) as Array<keyof typeof cpuAfter>) cpuPerCase[name] = ((cpuAfter[name] ?? 0) - (cpuBefore[name] ?? 0)) / n1;
       redisBytesPerFinishedCase = ((await usedMemory(redis)) - before) / n1;
       mongoBytesPerCase1 = await mongoBytesPerCase(fleet.db, 'one');
