@@ -119,6 +119,11 @@ export class CaseAdvancer {
           // Perhaps applied by another process after the state remembered: ask the store.
           continue;
         }
+        // The document can lag behind a committed revision (the next steps go out before it is
+        // updated, or its writer died): a report for a step that revision scheduled would look
+        // like a duplicate here. Judge again on the caught-up case before dropping anything.
+        const current = await store.catchUp(caseId);
+        if (current && current.revision !== record.revision) continue;
         // Already applied. If the first application died before enqueueing what it decided,
         // this is the moment to make good: re-adding existing job ids is a no-op.
         await this.carryOut(outstandingWork(workflow, record));
