@@ -83,7 +83,7 @@ export class Cluster {
   redisClient!: Redis;
   mongo!: MongoClient;
   db!: Db;
-  private intake: Queue | undefined;
+  private readonly queues = new Map<string, Queue>();
   private baseEnv: Record<string, string> = {};
 
   private constructor(
@@ -208,16 +208,25 @@ export class Cluster {
     this.redis = await startRedisServer({ dir: join(this.dir, 'redis'), appendOnly: this.appendOnly, port: this.redis.port });
   }
 
+  /** A BullMQ queue of the fleet, opened once and closed with the cluster. */
+  queue(name: string): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      queue = new Queue(name, { connection: { url: this.redis.url, maxRetriesPerRequest: null }, prefix: this.prefix });
+      queue.on('error', () => undefined);
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
   /** Adds a job to the intake queue as a BullMQ producer in another service would. */
   async addIntake(data: unknown, options: { name?: string; jobId?: string } = {}): Promise<string> {
-    this.intake ??= new Queue('cases', { connection: { url: this.redis.url, maxRetriesPerRequest: null }, prefix: this.prefix });
-    const job = await this.intake.add(options.name ?? 'start', data, { ...(options.jobId ? { jobId: options.jobId } : {}), removeOnComplete: false });
+    const job = await this.queue('cases').add(options.name ?? 'start', data, { ...(options.jobId ? { jobId: options.jobId } : {}), removeOnComplete: false });
     return job.id ?? '';
   }
 
   async intakeJob(jobId: string): Promise<{ state: string; failedReason?: string } | undefined> {
-    this.intake ??= new Queue('cases', { connection: { url: this.redis.url, maxRetriesPerRequest: null }, prefix: this.prefix });
-    const job = await this.intake.getJob(jobId);
+    const job = await this.queue('cases').getJob(jobId);
     if (!job) return undefined;
     return { state: await job.getState(), ...(job.failedReason ? { failedReason: job.failedReason } : {}) };
   }
@@ -242,7 +251,7 @@ export class Cluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.names().map((name) => this.kill(name, 'SIGTERM').catch(() => undefined)));
-    await this.intake?.close().catch(() => undefined);
+    await Promise.all([...this.queues.values()].map((queue) => queue.close().catch(() => undefined)));
     this.redisClient.disconnect();
     this.ledgerClient.disconnect();
     await this.ledger.stop();

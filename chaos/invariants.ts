@@ -1,4 +1,3 @@
-import { Queue } from 'bullmq';
 import type { Cluster } from './cluster.js';
 
 /** A case the fleet accepted: through HTTP (its id known at once) or the intake queue (found by its key). */
@@ -186,11 +185,9 @@ export async function checkInvariants(
   const overdue: string[] = [];
   const now = Date.now();
   for (const name of queueNames) {
-    const queue = new Queue(name, { connection: { url: cluster.redis.url, maxRetriesPerRequest: null }, prefix: cluster.prefix });
-    for (const job of await queue.getActive()) {
+    for (const job of await cluster.queue(name).getActive()) {
       if (job.processedOn !== undefined && now - job.processedOn > options.lockHorizonMs) overdue.push(`${name}/${job.id} active for ${Math.round((now - job.processedOn) / 1000)} s`);
     }
-    await queue.close();
   }
   checks.push({ name: 'locks', ok: overdue.length === 0, detail: overdue.length === 0 ? `no job active past ${options.lockHorizonMs / 1000} s` : overdue.slice(0, 3).join('; ') });
 

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { Queue } from 'bullmq';
 import type { Cluster } from './cluster.js';
 import { readCase, type Accepted, type CheckResult, type TraceEvent } from './invariants.js';
 
@@ -76,27 +75,30 @@ async function trace(cluster: Cluster, caseId: string): Promise<TraceEvent[]> {
   return (body as { events: TraceEvent[] }).events;
 }
 
-async function stepJobs(cluster: Cluster, queueName = 'default') {
-  const queue = new Queue(queueName, { connection: { url: cluster.redis.url, maxRetriesPerRequest: null }, prefix: cluster.prefix });
-  try {
-    return await queue.getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
-  } finally {
-    await queue.close();
-  }
+function stepJobs(cluster: Cluster, queueName = 'default') {
+  return cluster.queue(queueName).getJobs(['completed', 'failed', 'active', 'waiting', 'delayed']);
 }
 
 /** Waits until `name` has a job of its own running: a fault then lands mid-task. */
 async function untilBusy(cluster: Cluster, deadlineMs = 10_000): Promise<void> {
   const until = Date.now() + deadlineMs;
   while (Date.now() < until) {
-    const queue = new Queue('default', { connection: { url: cluster.redis.url, maxRetriesPerRequest: null }, prefix: cluster.prefix });
-    const active = await queue.getActiveCount().finally(() => queue.close());
-    if (active > 0) return;
+    if ((await cluster.queue('default').getActiveCount()) > 0) return;
     await pause(50);
   }
 }
 
 const check = (name: string, ok: boolean, detail: string): CheckResult => ({ name, ok, detail });
+
+/** An intake job once it has finished (completed or failed), or as last seen when the deadline passes. */
+async function finishedIntakeJob(cluster: Cluster, jobId: string, deadline: number) {
+  let job = await cluster.intakeJob(jobId);
+  while (job?.state !== 'completed' && job?.state !== 'failed' && Date.now() < deadline) {
+    await pause(200);
+    job = await cluster.intakeJob(jobId);
+  }
+  return job;
+}
 
 export const SCENARIOS: Scenario[] = [
   {
@@ -373,11 +375,7 @@ export const SCENARIOS: Scenario[] = [
       const problems: string[] = [];
       const deadline = Date.now() + 30_000;
       for (const id of ['not-an-object', 'unknown-workflow', 'wrong-types', 'prototype', 'huge-input', 'wrong-name']) {
-        let job = await cluster.intakeJob(`poison-${id}`);
-        while (job?.state !== 'failed' && Date.now() < deadline) {
-          await pause(200);
-          job = await cluster.intakeJob(`poison-${id}`);
-        }
+        const job = await finishedIntakeJob(cluster, `poison-${id}`, deadline);
         if (job?.state !== 'failed' || !/^[A-Z_]+: /.test(job.failedReason ?? '')) problems.push(`${id}: ${job?.state ?? 'gone'} ${job?.failedReason ?? ''}`.trim());
       }
       const polluted = (await cluster.db.collection('cases').countDocuments({ polluted: { $exists: true } })) + (({} as Record<string, unknown>).polluted === undefined ? 0 : 1);
@@ -408,11 +406,7 @@ export const SCENARIOS: Scenario[] = [
       if (count !== 1) problems.push(`${count} cases for one key`);
       const deadline = Date.now() + 30_000;
       for (let index = 1; index < 20; index += 2) {
-        let job = await cluster.intakeJob(`dup-${index}`);
-        while (job?.state !== 'completed' && job?.state !== 'failed' && Date.now() < deadline) {
-          await pause(200);
-          job = await cluster.intakeJob(`dup-${index}`);
-        }
+        const job = await finishedIntakeJob(cluster, `dup-${index}`, deadline);
         if (job?.state !== 'completed') problems.push(`intake job ${index} ${job?.state ?? 'gone'} ${job?.failedReason ?? ''}`);
       }
       return [check('one case', problems.length === 0, problems.length === 0 ? '20 starts, 1 case' : problems.join('; '))];
