@@ -1,14 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MemoryStore } from '../../lib/adapters/memory/store.js';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
-import type { CaseState } from '../../lib/core/state.js';
+import type { CaseEvent, CaseState } from '../../lib/core/state.js';
 import { createCase, transition } from '../../lib/core/transition.js';
-import type { CaseRecord, Store } from '../../lib/ports/store.js';
+import type { CaseQuery, CaseRecord, Store } from '../../lib/ports/store.js';
 import { order, orderDefinition, T0 } from '../unit/fixtures.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 
 /**
- * The Store port's contract, run against every adapter (today: MongoDB's driver, on FerretDB or
- * on a real MongoDB when MONGO_URL is set). Each test gets a database of its own.
+ * The Store port's contract, run against every adapter: MongoDB's driver (on FerretDB, or on a
+ * real MongoDB when MONGO_URL is set) and the in-memory store. Each test gets a store of its own.
  */
 
 let servers: TestServers;
@@ -25,7 +26,18 @@ function newCase(id: string, now = T0, input: Record<string, unknown> = { sku: '
   return createCase(order, { id, input, now });
 }
 
-const adapters: Array<[string, () => Promise<Store>]> = [['MongoStore', freshStore]];
+/** Applies one event to a stored case and commits it; the state committed. */
+async function advance(store: Store, id: string, event: CaseEvent, now: number): Promise<CaseState> {
+  const current = (await store.getCase(id)) as CaseState;
+  const next = transition(order, current, [event], now);
+  expect(await store.commitTransition(current, next.state, next.events)).toBe('committed');
+  return next.state;
+}
+
+const adapters: Array<[string, () => Promise<Store>]> = [
+  ['MongoStore', freshStore],
+  ['MemoryStore', async () => new MemoryStore()],
+];
 
 beforeAll(async () => {
   servers = await startServers();
@@ -201,9 +213,167 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect((await store.findStaleCases(T0 + 120_000, 10, early.state.id)).map((record) => record.id)).toEqual([late.state.id]);
     });
 
+    it('refuses a taken case id unless an idempotency key names the case that took it', async () => {
+      const store = await makeStore();
+      const first = newCase('01a00000-0000-7000-8000-000000000400');
+      await store.createCase(first.state, first.events);
+      const again = newCase(first.state.id, T0 + 1, { sku: 'other' });
+      for (const record of [again.state, { ...again.state, idempotencyKey: 'unused', requestHash: 'h' }]) {
+        await expect(store.createCase(record, again.events)).rejects.toMatchObject({ code: 'CASE_ID_TAKEN', retryable: true });
+      }
+      expect((await store.getCase(first.state.id))?.input).toEqual(first.state.input);
+    });
+
+    it('keeps what it stores apart from the objects callers hold', async () => {
+      const store = await makeStore();
+      const started = newCase('01a00000-0000-7000-8000-000000000401', T0, { sku: 'book', nested: { list: [1, 2] } });
+      const original = structuredClone(started);
+      await store.createCase(started.state, started.events);
+      (started.state.input as { nested: { list: number[] } }).nested.list.push(3);
+      (started.events[0] as { data: Record<string, unknown> }).data.changed = true;
+      const read = (await store.getCase(started.state.id)) as CaseState;
+      expect(read).toEqual(original.state);
+      (read.input as { sku: string }).sku = 'changed';
+      (read.steps as Record<string, unknown>).reserve = 'changed';
+      (await store.readTrace(started.state.id)).splice(0);
+      expect(await store.getCase(started.state.id)).toEqual(original.state);
+      expect(await store.readTrace(started.state.id)).toEqual(original.events);
+
+      const next = transition(order, original.state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { id: 'r' } }], T0 + 11);
+      const committed = structuredClone(next);
+      await store.commitTransition(original.state, next.state, next.events);
+      (next.state.steps.reserve?.output as { id: string }).id = 'changed';
+      (next.events[0] as { data: Record<string, unknown> }).data.changed = true;
+      expect(await store.getCase(started.state.id)).toEqual(committed.state);
+      expect(await store.readTrace(started.state.id)).toEqual([...original.events, ...committed.events]);
+
+      const definition = structuredClone(orderDefinition);
+      const saved = await store.saveWorkflow(definition, 'hash-a', T0);
+      definition.steps.pop();
+      saved.workflow.definition.steps.pop();
+      expect((await store.getWorkflow('order'))?.definition).toEqual(orderDefinition);
+    });
+
+    it('lists cases by who started them, by business key and by creation time', async () => {
+      const store = await makeStore();
+      const made: Array<{ id: string; at: number; startedBy: string; businessKeys: Record<string, string> }> = [
+        { id: '01a00000-0000-7000-8000-000000000410', at: T0, startedBy: 'key-a', businessKeys: { order: 'o-1', 'dotted.name': 'x' } },
+        { id: '01a00000-0000-7000-8000-000000000411', at: T0 + 1_000, startedBy: 'key-b', businessKeys: { order: 'o-2' } },
+        { id: '01a00000-0000-7000-8000-000000000412', at: T0 + 2_000, startedBy: 'key-a', businessKeys: { order: 'o-1', customer: 'c=1' } },
+      ];
+      for (const { id, at, startedBy, businessKeys } of made) {
+        const started = newCase(id, at);
+        await store.createCase({ ...started.state, startedBy, businessKeys }, started.events);
+      }
+      const ids = async (query: Omit<CaseQuery, 'limit'>) => (await store.listCases({ limit: 10, ...query })).cases.map((item) => item.id);
+      const [a, b, c] = made.map((one) => one.id);
+      expect(await ids({ startedBy: 'key-a' })).toEqual([c, a]);
+      expect(await ids({ businessKey: { name: 'order', value: 'o-1' } })).toEqual([c, a]);
+      expect(await ids({ businessKey: { name: 'dotted.name', value: 'x' } })).toEqual([a]);
+      expect(await ids({ businessKey: { name: 'customer', value: 'c=1' } })).toEqual([c]);
+      expect(await ids({ businessKey: { name: 'order', value: 'o-3' } })).toEqual([]);
+      expect(await ids({ createdAfter: T0 + 1_000 })).toEqual([c, b]);
+      expect(await ids({ createdBefore: T0 + 1_000 })).toEqual([a]);
+      expect(await ids({ createdAfter: T0 + 500, createdBefore: T0 + 2_000, workflow: 'order', status: 'running' })).toEqual([b]);
+      const page = await store.listCases({ limit: 1, startedBy: 'key-a' });
+      expect(page.cases).toEqual([{ id: c, workflow: 'order', version: 1, status: 'running', createdAt: T0 + 2_000, updatedAt: T0 + 2_000 }]);
+      expect((await store.listCases({ limit: 1, startedBy: 'key-a', cursor: page.nextCursor ?? '' })).cases.map((item) => item.id)).toEqual([a]);
+      expect((await store.getCase(a ?? ''))?.businessKeys).toEqual(made[0]?.businessKeys);
+    });
+
+    it('finds the children a case started', async () => {
+      const store = await makeStore();
+      const parent = newCase('01a00000-0000-7000-8000-000000000420');
+      const link = { caseId: parent.state.id, stepId: 'ship', run: 0 };
+      const child = createCase(order, { id: '01a00000-0000-7000-8000-000000000421', input: {}, now: T0, parent: link, depth: 1 });
+      const stranger = createCase(order, { id: '01a00000-0000-7000-8000-000000000422', input: {}, now: T0, parent: { ...link, caseId: 'someone-else' }, depth: 1 });
+      for (const started of [parent, child, stranger]) await store.createCase(started.state, started.events);
+      expect(await store.findChildren(parent.state.id)).toEqual([{ id: child.state.id, status: 'running', parent: link }]);
+      expect(await store.findChildren(child.state.id)).toEqual([]);
+    });
+
+    it('counts the cases marked stuck and lists the longest stuck first', async () => {
+      const store = await makeStore();
+      const ids = ['01a00000-0000-7000-8000-000000000430', '01a00000-0000-7000-8000-000000000431', '01a00000-0000-7000-8000-000000000432'];
+      for (const id of ids) {
+        const started = newCase(id);
+        await store.createCase(started.state, started.events);
+      }
+      await advance(store, ids[0] ?? '', { type: 'stuck', reason: 'job lost', at: T0 + 2_000 }, T0 + 2_000);
+      await advance(store, ids[1] ?? '', { type: 'stuck', reason: 'job lost', at: T0 + 1_000 }, T0 + 1_000);
+      expect(await store.findStuckCases(1)).toEqual({ count: 2, cases: [expect.objectContaining({ id: ids[1], stuck: { reason: 'job lost', since: T0 + 1_000 } })] });
+      expect(await store.findStuckCases(0)).toEqual({ count: 2, cases: [] });
+      // Any progress clears the mark.
+      await advance(store, ids[1] ?? '', { type: 'stepStarted', stepId: 'reserve', attempt: 1, at: T0 + 3_000 }, T0 + 3_000);
+      expect((await store.findStuckCases(10)).cases.map((record) => record.id)).toEqual([ids[0]]);
+    });
+
+    it('finds a retried case open again and counts it by its new status', async () => {
+      const store = await makeStore();
+      const started = newCase('01a00000-0000-7000-8000-000000000440');
+      await store.createCase(started.state, started.events);
+      const error = { code: 'DECLINED', message: 'no', retryable: false };
+      await advance(store, started.state.id, { type: 'stepFailed', stepId: 'charge', attempt: 1, at: T0 + 5, error }, T0 + 5);
+      expect(await store.countByStatus()).toEqual({ failed: 1 });
+      expect(await store.findStaleCases(T0 + 1_000, 10)).toEqual([]);
+      await advance(store, started.state.id, { type: 'retry', at: T0 + 10 }, T0 + 10);
+      expect(await store.countByStatus()).toEqual({ running: 1 });
+      expect((await store.findStaleCases(T0 + 1_000, 10)).map((record) => record.id)).toEqual([started.state.id]);
+      expect(await store.deleteFinishedCases(T0 + 1_000, 10)).toBe(0);
+    });
+
+    it('deletes cases that finished before the cutoff, with their history, and frees their idempotency keys', async () => {
+      const store = await makeStore();
+      const ids = ['01a00000-0000-7000-8000-000000000450', '01a00000-0000-7000-8000-000000000451', '01a00000-0000-7000-8000-000000000452'];
+      for (const [i, id] of ids.entries()) {
+        const started = newCase(id);
+        await store.createCase({ ...started.state, idempotencyKey: `key-${i}`, requestHash: 'h' }, started.events);
+      }
+      await advance(store, ids[0] ?? '', { type: 'deadlineExceeded', at: T0 + 5 }, T0 + 5);
+      await advance(store, ids[1] ?? '', { type: 'deadlineExceeded', at: T0 + 50 }, T0 + 50);
+      expect(await store.deleteFinishedCases(T0 + 10, 10)).toBe(1);
+      expect(await store.getCase(ids[0] ?? '')).toBeUndefined();
+      expect(await store.readTrace(ids[0] ?? '')).toEqual([]);
+      expect((await store.listCases({ limit: 10 })).cases.map((item) => item.id)).toEqual([ids[2], ids[1]]);
+      expect(await store.countByStatus()).toEqual({ failed: 1, running: 1 });
+      const reused = newCase('01a00000-0000-7000-8000-000000000453');
+      expect(await store.createCase({ ...reused.state, idempotencyKey: 'key-0', requestHash: 'h' }, reused.events)).toEqual({ created: true });
+      expect(await store.deleteFinishedCases(T0 + 1_000, 10)).toBe(1);
+      expect(await store.deleteFinishedCases(T0 + 1_000, 10)).toBe(0);
+    });
+
+    it('finds expired cases soonest first, up to the limit', async () => {
+      const store = await makeStore();
+      const ids = ['01a00000-0000-7000-8000-000000000460', '01a00000-0000-7000-8000-000000000461', '01a00000-0000-7000-8000-000000000462'];
+      const starts = [T0 + 2_000, T0, T0 + 1_000];
+      for (const [i, id] of ids.entries()) {
+        const started = newCase(id, starts[i]);
+        await store.createCase(started.state, started.events);
+      }
+      await advance(store, ids[1] ?? '', { type: 'deadlineExceeded', at: T0 + 5 }, T0 + 5);
+      expect(await store.findExpiredCases(T0 + order.deadlineMs + 5_000, 1)).toEqual([{ id: ids[2] }]);
+      expect(await store.findExpiredCases(T0 + order.deadlineMs + 5_000, 10)).toEqual([{ id: ids[2] }, { id: ids[0] }]);
+    });
+
     it('answers a ping', async () => {
       const store = await makeStore();
       await expect(store.ping(2_000)).resolves.toBeUndefined();
+    });
+  });
+
+  describe('keys', () => {
+    it('stores keys unrevoked, lists them oldest first and revokes them', async () => {
+      const store = await makeStore();
+      const key = (id: string, createdAt: number) => ({ id, name: `name-${id}`, roles: ['admin' as const], hash: `hash-${id}`, createdAt });
+      await store.insertKey({ ...key('k2', T0 + 1), expiresAt: T0 + 10_000 });
+      await store.insertKey({ ...key('k1', T0), revokedAt: T0 });
+      expect(await store.getKey('k1')).toEqual(key('k1', T0));
+      expect((await store.listKeys()).map((stored) => stored.id)).toEqual(['k1', 'k2']);
+      expect(await store.revokeKey('k2', T0 + 5)).toBe(true);
+      expect(await store.getKey('k2')).toEqual({ ...key('k2', T0 + 1), expiresAt: T0 + 10_000, revokedAt: T0 + 5 });
+      expect(await store.revokeKey('nobody', T0 + 5)).toBe(false);
+      expect(await store.getKey('nobody')).toBeUndefined();
+      await expect(store.insertKey(key('k1', T0 + 2))).rejects.toThrow();
     });
   });
 });
