@@ -1,0 +1,54 @@
+import { MemoryStore } from '../../lib/adapters/memory/store.js';
+import { CaseAdvancer } from '../../lib/engine/advancer.js';
+import { CaseService } from '../../lib/engine/cases.js';
+import { WorkflowRegistry } from '../../lib/engine/workflows.js';
+import { createLogger } from '../../lib/obs/logger.js';
+import type { Clock } from '../../lib/ports/clock.js';
+import { RecordingQueues } from './recording-queues.js';
+
+/** A clock the test moves by hand. */
+export class ManualClock implements Clock {
+  constructor(public time: number) {}
+  now(): number {
+    return this.time;
+  }
+}
+
+/** Case ids in UUID form (the store's cursors take only those), ascending: ...0001, ...0002. */
+export function sequentialIds(): () => string {
+  let next = 0;
+  return () => `01a00000-0000-7000-8000-${String(++next).padStart(12, '0')}`;
+}
+
+export interface MemoryEngine {
+  store: MemoryStore;
+  queues: RecordingQueues;
+  clock: ManualClock;
+  workflows: WorkflowRegistry;
+  advancer: CaseAdvancer;
+  cases: CaseService;
+  conflicts: () => number;
+  /** Another scheduler on the same store and queues: an advancer (and service) of its own. */
+  peer: () => { advancer: CaseAdvancer; cases: CaseService; conflicts: () => number };
+}
+
+/**
+ * The engine's services wired as lib/runtime/engine.ts wires them, on a MemoryStore (or the
+ * one given) and RecordingQueues: for unit tests of lib/engine, with no servers.
+ */
+export function memoryEngine(options: { now: number; store?: MemoryStore }): MemoryEngine {
+  const store = options.store ?? new MemoryStore();
+  const queues = new RecordingQueues();
+  const clock = new ManualClock(options.now);
+  const workflows = new WorkflowRegistry(store, clock);
+  const logger = createLogger({ level: 'silent', name: 'engine-test' });
+  const newId = sequentialIds();
+  const wire = () => {
+    let conflicts = 0;
+    const advancer = new CaseAdvancer({ store, workflows, queues, clock, logger, hooks: { onConflict: () => void conflicts++ } });
+    const cases = new CaseService({ store, workflows, advancer, clock, newId });
+    advancer.useChildStarter((command) => cases.startChild(command));
+    return { advancer, cases, conflicts: () => conflicts };
+  };
+  return { store, queues, clock, workflows, ...wire(), peer: wire };
+}

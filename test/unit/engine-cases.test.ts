@@ -1,0 +1,114 @@
+import { describe, expect, it } from 'vitest';
+import type { CaseEvent } from '../../lib/core/state.js';
+import { memoryEngine } from '../helpers/memory-engine.js';
+import { orderDefinition, T0 } from './fixtures.js';
+
+/** CaseService on the MemoryStore: starting cases once, whichever door, and what each start enqueues. */
+
+async function orderEngine() {
+  const engine = memoryEngine({ now: T0 });
+  await engine.workflows.apply(orderDefinition);
+  return engine;
+}
+
+const body = (extra: Record<string, unknown> = {}) => ({ workflow: 'order', input: { sku: 'book', amount: 25 }, ...extra });
+
+const completed = (stepId: string, output: unknown, at = T0 + 10): CaseEvent => ({ type: 'stepCompleted', stepId, attempt: 1, at, startedAt: at - 5, output });
+
+describe('CaseService.start', () => {
+  it('stores the case and enqueues the steps that wait for nothing, inputs rendered', async () => {
+    const { cases, store, queues } = await orderEngine();
+    const { record, created } = await cases.start(body(), { startedBy: 'key-1', requestId: 'req-1' });
+    expect(created).toBe(true);
+    expect(record).toMatchObject({ workflow: 'order', version: 1, status: 'running', revision: 0, startedBy: 'key-1', requestId: 'req-1' });
+    expect(await store.getCase(record.id)).toEqual(record);
+    expect(queues.jobIds()).toEqual([`${record.id}.reserve`, `${record.id}.charge`]);
+    expect(queues.job(`${record.id}.reserve`)).toMatchObject({ caseId: record.id, stepId: 'reserve', task: 'inventory.reserve', input: { sku: 'book' }, requestId: 'req-1' });
+    expect(queues.job(`${record.id}.charge`)).toMatchObject({ task: 'payments.charge', input: { amount: 25 }, maxAttempts: 2 });
+    expect((await cases.trace(record.id)).map((event) => [event.type, event.stepId])).toEqual([
+      ['case.created', undefined],
+      ['step.scheduled', 'reserve'],
+      ['step.scheduled', 'charge'],
+    ]);
+  });
+
+  it('answers a replayed idempotency key with the case the first start made', async () => {
+    const { cases, store, queues } = await orderEngine();
+    const first = await cases.start(body({ idempotencyKey: 'order-77' }));
+    const replay = await cases.start(body({ idempotencyKey: 'order-77' }));
+    expect(replay.created).toBe(false);
+    expect(replay.record).toEqual(first.record);
+    expect((await store.listCases({ limit: 10 })).cases.map((item) => item.id)).toEqual([first.record.id]);
+    expect(queues.jobIds()).toEqual([`${first.record.id}.reserve`, `${first.record.id}.charge`]);
+    // The same key with another request is refused, not answered with a case it did not ask for.
+    await expect(cases.start(body({ idempotencyKey: 'order-77', input: { sku: 'pen', amount: 3 } }))).rejects.toMatchObject({
+      code: 'IDEMPOTENCY_CONFLICT',
+      details: { caseId: first.record.id },
+    });
+  });
+
+  it('makes one case of an intake job delivered twice (its job id as the key)', async () => {
+    const { cases, store } = await orderEngine();
+    const first = await cases.start(body(), { fallbackIdempotencyKey: 'intake-job-9', startedBy: 'intake' });
+    const again = await cases.start(body(), { fallbackIdempotencyKey: 'intake-job-9', startedBy: 'intake' });
+    expect([first.created, again.created, again.record.id]).toEqual([true, false, first.record.id]);
+    // A key in the request wins over the job id.
+    const keyed = await cases.start(body({ idempotencyKey: 'own-key' }), { fallbackIdempotencyKey: 'intake-job-9' });
+    expect(keyed.created).toBe(true);
+    expect((await store.listCases({ limit: 10 })).cases).toHaveLength(2);
+  });
+
+  it('enqueues on a replay the steps a first start stored but could not enqueue', async () => {
+    const { cases, store, queues } = await orderEngine();
+    queues.failNextEnqueue(new Error('redis unreachable'));
+    await expect(cases.start(body({ idempotencyKey: 'k' }))).rejects.toThrow('redis unreachable');
+    const [stored] = (await store.listCases({ limit: 10 })).cases;
+    expect(stored?.status).toBe('running');
+    expect(queues.jobIds()).toEqual([]);
+    const replay = await cases.start(body({ idempotencyKey: 'k' }));
+    expect(replay).toMatchObject({ created: false, record: { id: stored?.id } });
+    expect(queues.jobIds()).toEqual([`${stored?.id}.reserve`, `${stored?.id}.charge`]);
+  });
+
+  it('refuses an unknown workflow or an invalid request and stores nothing', async () => {
+    const { cases, store, queues } = await orderEngine();
+    await expect(cases.start({ workflow: 'nope' })).rejects.toMatchObject({ code: 'WORKFLOW_NOT_FOUND' });
+    await expect(cases.start({ workflow: 'order', version: 2 })).rejects.toMatchObject({ code: 'WORKFLOW_NOT_FOUND' });
+    await expect(cases.start({ workflow: 42 })).rejects.toMatchObject({ code: 'INPUT_INVALID' });
+    expect((await store.listCases({ limit: 10 })).cases).toEqual([]);
+    expect(queues.stepRequests).toEqual([]);
+  });
+});
+
+describe('CaseService operations', () => {
+  it('cancels an open case, stopping its jobs, and refuses to signal or cancel it afterwards', async () => {
+    const { cases, queues } = await orderEngine();
+    const { record } = await cases.start(body());
+    const cancelled = await cases.cancel(record.id, { reason: 'customer asked' });
+    expect(cancelled).toMatchObject({ status: 'cancelled', error: { code: 'CANCELLED', message: 'customer asked' } });
+    expect(queues.cancelled.map((job) => job.jobId).sort()).toEqual([`${record.id}.charge`, `${record.id}.reserve`]);
+    await expect(cases.cancel(record.id, {})).rejects.toMatchObject({ code: 'CASE_STATE_CONFLICT' });
+    await expect(cases.signal(record.id, 'go', {})).rejects.toMatchObject({ code: 'CASE_STATE_CONFLICT' });
+  });
+
+  it('retries a failed case with new jobs for its failed steps only', async () => {
+    const { cases, advancer, queues } = await orderEngine();
+    const { record } = await cases.start(body());
+    await expect(cases.retry(record.id)).rejects.toMatchObject({ code: 'CASE_STATE_CONFLICT' });
+    await advancer.apply(record.id, completed('reserve', { id: 'r-1' }));
+    const error = { code: 'DECLINED', message: 'card declined', retryable: false };
+    await advancer.apply(record.id, { type: 'stepFailed', stepId: 'charge', attempt: 1, at: T0 + 20, error });
+    expect((await cases.get(record.id)).status).toBe('failed');
+    const retried = await cases.retry(record.id);
+    expect(retried).toMatchObject({ status: 'running', steps: { reserve: { status: 'completed' }, charge: { status: 'scheduled', run: 1 } } });
+    expect(queues.jobIds()).toEqual([`${record.id}.reserve`, `${record.id}.charge`, `${record.id}.charge.r1`]);
+  });
+
+  it('reports an unknown case as not found', async () => {
+    const { cases } = await orderEngine();
+    const missing = '01a00000-0000-7000-8000-0000000fffff';
+    await expect(cases.get(missing)).rejects.toMatchObject({ code: 'CASE_NOT_FOUND' });
+    await expect(cases.trace(missing)).rejects.toMatchObject({ code: 'CASE_NOT_FOUND' });
+    await expect(cases.signal(missing, 'go', null)).rejects.toMatchObject({ code: 'CASE_NOT_FOUND' });
+  });
+});
