@@ -72,6 +72,9 @@ async function startExampleCases(apiUrl: string): Promise<string[]> {
   return lines;
 }
 
+/** The database `workfleet dev` keeps in its embedded FerretDB. */
+const DEV_DATABASE = 'workfleet';
+
 async function applyExamples(mongoUrl: string): Promise<string[]> {
   const store = new MongoStore({ url: mongoUrl });
   await store.init();
@@ -136,14 +139,18 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
       say(`redis-server on ${redis.url} (data in ${join(dataDir, 'redis')})`);
     }
     let mongoUrl = explicit.mongoUrl;
+    let ferretdb: FerretDB | undefined;
     if (!mongoUrl) {
       const bin = await ensureFerretDB({ ...(config.dev.ferretdbBin ? { explicit: config.dev.ferretdbBin } : {}), onBuild: say });
       const ferret: FerretDB = await startFerretDB({ bin, backend: { sqliteDir: join(dataDir, 'ferretdb') } });
       started.push({ name: 'ferretdb', stop: () => ferret.stop() });
-      mongoUrl = `${ferret.baseUrl}workfleet`;
+      ferretdb = ferret;
+      mongoUrl = `${ferret.baseUrl}${DEV_DATABASE}`;
       say(`FerretDB (SQLite, telemetry off) on ${ferret.baseUrl} (data in ${join(dataDir, 'ferretdb')})`);
     }
     for (const line of await applyExamples(mongoUrl)) say(`workflow ${line}`);
+    // The embedded FerretDB's files are ours: index them so lookups stay fast as cases pile up.
+    await ferretdb?.indexDatabase(DEV_DATABASE);
 
     const port = (await portInUse(config.api.port, config.api.host)) ? await freePort() : config.api.port;
     if (port !== config.api.port) say(`port ${config.api.port} is taken; the API uses ${port}`);

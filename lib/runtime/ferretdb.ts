@@ -5,6 +5,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { spawnManaged, waitForOutput, type ManagedChild } from './child.js';
+import { indexFerretBackend } from './ferretdb-indexes.js';
 import { packageRoot } from './package-root.js';
 
 const run = promisify(execFile);
@@ -64,6 +65,11 @@ export interface FerretDB {
   /** mongodb://127.0.0.1:PORT/ (no database name). */
   baseUrl: string;
   child: ManagedChild;
+  /**
+   * Creates the backend indexes FerretDB needs for lookups that stay fast as data grows (see
+   * ferretdb-indexes.ts). Call after the store's `init` has created the database's collections.
+   */
+  indexDatabase(database: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -95,5 +101,10 @@ export async function startFerretDB(options: FerretOptions): Promise<FerretDB> {
   });
   child.process.stdout?.resume();
   child.process.stderr?.resume();
-  return { baseUrl: match[1] ?? '', child, stop: async () => void (await child.stop('SIGTERM', 10_000)) };
+  return {
+    baseUrl: match[1] ?? '',
+    child,
+    indexDatabase: (database) => indexFerretBackend(options.backend, database),
+    stop: async () => void (await child.stop('SIGTERM', 10_000)),
+  };
 }

@@ -1,4 +1,4 @@
-import { MongoClient, MongoServerError, type Collection, type Db, type Filter, type MongoClientOptions } from 'mongodb';
+import { MongoClient, MongoServerError, type Collection, type Db, type Filter, type MongoClientOptions, type UpdateFilter } from 'mongodb';
 import { GroupCommit } from '../../runtime/group-commit.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { WorkfleetError } from '../../core/errors.js';
@@ -29,8 +29,9 @@ import {
   type KeyDocument,
   type WorkflowDocument,
 } from './documents.js';
-
-const DUPLICATE_KEY = 11000;
+import { deleteByIds, DUPLICATE_KEY, writeErrorsByIndex } from './bulk.js';
+import { QueriedOpenCases, RegisteredOpenCases, type OpenCaseDocument, type OpenCases } from './open-cases.js';
+import { probeServerFeatures, type ServerFeatures } from './server-features.js';
 
 /**
  * Case documents one commit batch updates at once (so at most twice this many per process,
@@ -40,34 +41,10 @@ const DUPLICATE_KEY = 11000;
  */
 const UPDATES_AT_ONCE = 2;
 
-/**
- * Open statuses, queried one equality at a time rather than with `$in`: MongoDB serves either
- * from the `status_*` indexes, but FerretDB v1 passes only equalities down to its backend and
- * would otherwise read and decode every case, finished ones included, on each periodic check
- * (1.4 s for 6,000 cases, against about 0.1 s for the three equalities).
- */
-const OPEN_STATUSES = ['pending', 'running', 'waiting'] as const satisfies readonly CaseStatus[];
+/** History entries looked up by `_id` at once where the server answers nothing else from an index. */
+const HISTORY_LOOKUPS_AT_ONCE = 8;
 
-/**
- * The per-document errors of an unordered insertMany or bulkWrite, by the index of the item in
- * the batch; undefined when the error is not about single documents (the batch as a whole failed).
- */
-function writeErrorsByIndex(error: unknown): Map<number, { code: number; message: string }> | undefined {
-  if (!(error instanceof MongoServerError)) return undefined;
-  const raw = (error as { writeErrors?: unknown }).writeErrors;
-  const list = Array.isArray(raw) ? raw : raw && typeof raw === 'object' ? [raw] : [];
-  if (list.length === 0) return undefined;
-  const errors = new Map<number, { code: number; message: string }>();
-  for (const entry of list as Array<{ index?: unknown; code?: unknown; errmsg?: unknown; err?: { index?: unknown; code?: unknown; errmsg?: unknown } }>) {
-    // The driver wraps each one (WriteError) with the server's fields under `err`.
-    const fields = entry.err ?? entry;
-    const index = typeof entry.index === 'number' ? entry.index : typeof fields.index === 'number' ? fields.index : undefined;
-    if (index === undefined) return undefined;
-    const message = fields.errmsg ?? entry.errmsg;
-    errors.set(index, { code: Number(fields.code ?? entry.code), message: typeof message === 'string' ? message : 'write error' });
-  }
-  return errors;
-}
+const FINISHED_STATUSES = ['completed', 'failed', 'cancelled'] as const satisfies readonly CaseStatus[];
 
 const isDuplicateKey = (error: unknown): boolean =>
   error instanceof MongoServerError &&
@@ -112,6 +89,10 @@ export class MongoStore implements Store {
   private readonly cases: Collection<CaseDocument>;
   private readonly history: Collection<HistoryDocument>;
   private readonly keys: Collection<KeyDocument>;
+  private readonly openCaseRegistry: Collection<OpenCaseDocument>;
+  /** Until `init` has asked the server: MongoDB's answers. */
+  private features: ServerFeatures = { ferretdb: false, filtersBeyondId: true };
+  private openCases: OpenCases;
   private readonly commits: GroupCommit<Commit, 'committed' | 'conflict'>;
   private readonly inserts: GroupCommit<CaseDocument, 'created' | 'duplicate'>;
 
@@ -125,6 +106,8 @@ export class MongoStore implements Store {
     this.cases = this.db.collection('cases');
     this.history = this.db.collection('history');
     this.keys = this.db.collection('api_keys');
+    this.openCaseRegistry = this.db.collection('open_cases');
+    this.openCases = new QueriedOpenCases(this.cases);
     const inFlight = { maxInFlight: options.commitsInFlight ?? 2 };
     this.commits = new GroupCommit((batch) => this.writeCommits(batch), inFlight);
     this.inserts = new GroupCommit((batch) => this.insertCases(batch), inFlight);
@@ -149,6 +132,31 @@ export class MongoStore implements Store {
       // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
       this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
     ]);
+    this.features = await probeServerFeatures(this.db, 'cases');
+    if (!this.features.filtersBeyondId) {
+      // Creates the collection, so that whoever owns the database can index its backend table.
+      await this.openCaseRegistry.createIndex({ deadlineAt: 1 }, { name: 'deadline' });
+      this.openCases = new RegisteredOpenCases(this.cases, this.openCaseRegistry);
+    }
+  }
+
+  /** What `init` found the server can do (tests and the benchmark report it). */
+  get serverFeatures(): Readonly<ServerFeatures> {
+    return this.features;
+  }
+
+  /**
+   * Applies `update` to a case document if it is still at `revision`. One conditional update
+   * where the server filters; where it answers only `_id` lookups (FerretDB on SQLite) a
+   * conditional filter would read every case, so the revision is checked by a lookup first.
+   * That is no weaker there: FerretDB v1 itself reads, checks and writes in separate steps.
+   * Either way the history insert, not this write, decided the revision.
+   */
+  private async updateCase(id: string, revision: number, update: UpdateFilter<CaseDocument>): Promise<boolean> {
+    if (this.features.filtersBeyondId) return (await this.cases.updateOne({ _id: id, revision }, update)).matchedCount === 1;
+    const current = await this.cases.findOne({ _id: id }, { projection: { revision: 1 } });
+    if (current?.revision !== revision) return false;
+    return (await this.cases.updateOne({ _id: id }, update)).matchedCount === 1;
   }
 
   async ping(timeoutMs: number): Promise<void> {
@@ -242,12 +250,15 @@ export class MongoStore implements Store {
 
   /** New cases of many callers in one unordered insertMany; a duplicate (idempotency key) fails only its own document. */
   private async insertCases(docs: readonly CaseDocument[]): Promise<Array<'created' | 'duplicate' | Error>> {
+    // Registered first: a crash in between leaves an entry without a case, which is cleaned up, never a case nobody watches.
+    await this.openCases.register(docs);
     try {
       await this.cases.insertMany(docs, { ordered: false });
       return docs.map(() => 'created' as const);
     } catch (error) {
       const failed = writeErrorsByIndex(error);
       if (!failed) throw error;
+      await this.openCases.unregisterFailed([...failed.keys()].flatMap((index) => docs[index]?._id ?? []));
       return docs.map((_, index) => {
         const problem = failed.get(index);
         if (!problem) return 'created';
@@ -301,13 +312,14 @@ export class MongoStore implements Store {
     const pending = batch.map((_, index) => index).filter((index) => results[index] === 'committed');
     // The revisions are ours from here on: what they ask for may start while the documents follow.
     for (const index of pending) batch[index]?.onCommitted?.();
+    const updated: Commit[] = [];
     const updateNext = async (): Promise<void> => {
       for (let index = pending.shift(); index !== undefined; index = pending.shift()) {
         const commit = batch[index];
         const entry = entries[index];
         if (!commit || !entry) continue;
         try {
-          await this.cases.updateOne({ _id: commit.next.id, revision: commit.previous.revision }, changesToUpdate(entry.changes));
+          if (await this.updateCase(commit.next.id, commit.previous.revision, changesToUpdate(entry.changes))) updated.push(commit);
         } catch (error) {
           // Committed all the same; the caller's job retries and finds the history ahead of the document.
           results[index] = error instanceof Error ? error : new Error(String(error));
@@ -315,6 +327,12 @@ export class MongoStore implements Store {
       }
     };
     await Promise.all(Array.from({ length: Math.min(UPDATES_AT_ONCE, pending.length) }, updateNext));
+    // Only documents that are up to date: a case left behind stays where the reconciler looks for it.
+    try {
+      await this.openCases.follow(updated);
+    } catch {
+      // The registry lags; the periodic checks compare each entry with its case and mend it.
+    }
     return results;
   }
 
@@ -324,7 +342,7 @@ export class MongoStore implements Store {
       if (!doc) return undefined;
       const entry = await this.history.findOne({ _id: `${id}:${doc.revision + 1}` });
       if (!entry) return decodeCase(doc);
-      await this.cases.updateOne({ _id: id, revision: doc.revision }, changesToUpdate(entry.changes));
+      await this.updateCase(id, doc.revision, changesToUpdate(entry.changes));
     }
   }
 
@@ -364,37 +382,42 @@ export class MongoStore implements Store {
   }
 
   async readTrace(caseId: string): Promise<TraceEvent[]> {
-    const [created, entries] = await Promise.all([
-      this.cases.findOne({ _id: caseId }, { projection: { createdTrace: 1 } }),
-      this.history.find({ caseId }, { projection: { events: 1, revision: 1 } }).sort({ revision: 1 }).toArray(),
-    ]);
+    const created = await this.cases.findOne({ _id: caseId }, { projection: { createdTrace: 1, revision: 1 } });
+    const entries = await this.historyOf(caseId, created?.revision ?? 0);
     const events = [...(created?.createdTrace ?? []), ...entries.flatMap((entry) => entry.events)].map(decodeTrace);
     return events.sort((a, b) => a.seq - b.seq);
   }
 
+  /**
+   * A case's history in revision order. Where the server filters, one query by `caseId`; where
+   * it answers only `_id` lookups, entry by entry (`<case>:<revision>`) up to the document's
+   * revision and on past it until one is missing (the document may lag behind its history).
+   */
+  private async historyOf(caseId: string, revision: number): Promise<HistoryDocument[]> {
+    if (this.features.filtersBeyondId) {
+      return this.history.find({ caseId }, { projection: { events: 1, revision: 1 } }).sort({ revision: 1 }).toArray();
+    }
+    const entries: HistoryDocument[] = [];
+    // Up to one past the document's revision first, then on in small steps while entries keep coming.
+    for (let next = 1, wanted = revision + 1; ; wanted = HISTORY_LOOKUPS_AT_ONCE) {
+      for (let left = wanted; left > 0; left -= HISTORY_LOOKUPS_AT_ONCE) {
+        const revisions = Array.from({ length: Math.min(left, HISTORY_LOOKUPS_AT_ONCE) }, (_, index) => next + index);
+        next += revisions.length;
+        for (const entry of await Promise.all(revisions.map((at) => this.history.findOne({ _id: `${caseId}:${at}` })))) {
+          if (!entry) return entries;
+          entries.push(entry);
+        }
+      }
+    }
+  }
+
   async findStaleCases(before: number, limit: number, afterId?: string): Promise<CaseRecord[]> {
-    const pages = await Promise.all(
-      OPEN_STATUSES.map((status) => {
-        const filter: Filter<CaseDocument> = { status, updatedAt: { $lt: new Date(before) } };
-        if (afterId !== undefined) filter._id = { $gt: afterId };
-        return this.cases.find(filter).sort({ _id: 1 }).limit(limit).toArray();
-      }),
-    );
-    return pages
-      .flat()
-      .sort((a, b) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0))
-      .slice(0, limit)
-      .map(decodeCase);
+    return (await this.openCases.findStale(before, limit, afterId)).map(decodeCase);
   }
 
   async findStuckCases(limit: number): Promise<{ count: number; cases: CaseRecord[] }> {
-    const filter: Filter<CaseDocument> = { status: { $in: ['pending', 'running', 'waiting'] }, stuck: { $exists: true } };
-    const [count, docs] = await Promise.all([
-      this.cases.countDocuments(filter),
-      // limit(0) would mean no limit to the driver.
-      limit > 0 ? this.cases.find(filter).sort({ 'stuck.since': 1 }).limit(limit).toArray() : Promise.resolve([]),
-    ]);
-    return { count, cases: docs.map(decodeCase) };
+    const { count, cases } = await this.openCases.findStuck(limit);
+    return { count, cases: cases.map(decodeCase) };
   }
 
   async findChildren(caseId: string): Promise<Array<{ id: string; status: CaseStatus; parent?: CaseState['parent'] }>> {
@@ -403,33 +426,29 @@ export class MongoStore implements Store {
   }
 
   async findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>> {
-    const found = await Promise.all(
-      OPEN_STATUSES.map((status) =>
-        this.cases
-          .find({ status, deadlineAt: { $lte: new Date(now) } }, { projection: { _id: 1, deadlineAt: 1 } })
-          .sort({ deadlineAt: 1 })
-          .limit(limit)
-          .toArray(),
-      ),
-    );
-    return found
-      .flat()
-      .sort((a, b) => a.deadlineAt.getTime() - b.deadlineAt.getTime())
-      .slice(0, limit)
-      .map((doc) => ({ id: doc._id }));
+    return (await this.openCases.findExpired(now, limit)).map((id) => ({ id }));
   }
 
   async deleteFinishedCases(before: number, limit: number): Promise<number> {
-    const doomed = await this.cases
-      .find({ status: { $in: ['completed', 'failed', 'cancelled'] }, finishedAt: { $lt: new Date(before) } }, { projection: { _id: 1 } })
-      .limit(limit)
-      .toArray();
+    // One equality per status, as for open cases: FerretDB passes no `$in` to its backend.
+    const found = await Promise.all(
+      FINISHED_STATUSES.map((status) =>
+        this.cases.find({ status, finishedAt: { $lt: new Date(before) } }, { projection: { _id: 1, revision: 1 } }).limit(limit).toArray(),
+      ),
+    );
+    const doomed = found.flat().slice(0, limit);
     if (doomed.length === 0) return 0;
-    const ids = doomed.map((doc) => doc._id);
     // History first: a case document left without history is still readable, the reverse is not.
-    await this.history.deleteMany({ caseId: { $in: ids } });
-    const result = await this.cases.deleteMany({ _id: { $in: ids } });
-    return result.deletedCount;
+    // By `_id` (`<case>:<revision>`), the one lookup every server answers from an index.
+    await deleteByIds(
+      this.history,
+      doomed.flatMap((doc) => Array.from({ length: doc.revision }, (_, index) => `${doc._id}:${index + 1}`)),
+    );
+    await deleteByIds(
+      this.cases,
+      doomed.map((doc) => doc._id),
+    );
+    return doomed.length;
   }
 
   async insertKey(key: StoredKey): Promise<void> {
