@@ -115,27 +115,35 @@ export class MongoStore implements Store {
 
   async init(): Promise<void> {
     await this.client.connect();
+    // Unique indexes first: they keep the store's guarantees on every server (and create the collections the probe explains).
     await Promise.all([
       this.workflows.createIndex({ name: 1, version: -1 }, { unique: true, name: 'name_version' }),
       this.workflows.createIndex({ name: 1, hash: 1 }, { unique: true, name: 'name_hash' }),
       this.cases.createIndex({ idempotencyKey: 1 }, { unique: true, sparse: true, name: 'idempotency_key' }),
-      this.cases.createIndex({ status: 1, updatedAt: 1 }, { name: 'status_updated' }),
-      this.cases.createIndex({ status: 1, deadlineAt: 1 }, { name: 'status_deadline' }),
-      this.cases.createIndex({ workflow: 1, _id: -1 }, { name: 'workflow_newest' }),
-      this.cases.createIndex({ status: 1, _id: -1 }, { name: 'status_newest' }),
-      this.cases.createIndex({ startedBy: 1, _id: -1 }, { name: 'started_by_newest' }),
-      this.cases.createIndex({ finishedAt: 1 }, { name: 'finished_at', sparse: true }),
-      this.cases.createIndex({ businessKeys: 1, _id: -1 }, { name: 'business_keys_newest' }),
-      this.cases.createIndex({ createdAt: -1 }, { name: 'created_at' }),
-      this.cases.createIndex({ 'parent.caseId': 1 }, { name: 'parent', sparse: true }),
-      this.cases.createIndex({ 'stuck.since': 1 }, { name: 'stuck_since', sparse: true }),
       // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
       this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
     ]);
     this.features = await probeServerFeatures(this.db, 'cases');
+    // FerretDB v1 never reads its backend through these (it filters with `@>` on PostgreSQL, by
+    // `_id` alone on SQLite, and sorts by itself): there they would only slow every write down.
+    // Its owner adds the backend indexes its queries do use (lib/runtime/ferretdb-indexes.ts).
+    if (!this.features.ferretdb) {
+      await Promise.all([
+        this.cases.createIndex({ status: 1, updatedAt: 1 }, { name: 'status_updated' }),
+        this.cases.createIndex({ status: 1, deadlineAt: 1 }, { name: 'status_deadline' }),
+        this.cases.createIndex({ workflow: 1, _id: -1 }, { name: 'workflow_newest' }),
+        this.cases.createIndex({ status: 1, _id: -1 }, { name: 'status_newest' }),
+        this.cases.createIndex({ startedBy: 1, _id: -1 }, { name: 'started_by_newest' }),
+        this.cases.createIndex({ finishedAt: 1 }, { name: 'finished_at', sparse: true }),
+        this.cases.createIndex({ businessKeys: 1, _id: -1 }, { name: 'business_keys_newest' }),
+        this.cases.createIndex({ createdAt: -1 }, { name: 'created_at' }),
+        this.cases.createIndex({ 'parent.caseId': 1 }, { name: 'parent', sparse: true }),
+        this.cases.createIndex({ 'stuck.since': 1 }, { name: 'stuck_since', sparse: true }),
+      ]);
+    }
     if (!this.features.filtersBeyondId) {
       // Creates the collection, so that whoever owns the database can index its backend table.
-      await this.openCaseRegistry.createIndex({ deadlineAt: 1 }, { name: 'deadline' });
+      await this.openCaseRegistry.createIndex({ createdAt: 1 }, { name: 'created_at' });
       this.openCases = new RegisteredOpenCases(this.cases, this.openCaseRegistry);
     }
   }
