@@ -4,10 +4,11 @@ import { BullConsumers } from '../lib/adapters/bullmq/queues.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
+import type { Store } from '../lib/ports/store.js';
 import { INTAKE_QUEUE, RESULTS_QUEUE, TIMERS_QUEUE } from '../lib/ports/queues.js';
 import { createEngine } from '../lib/runtime/engine.js';
 import { Lease } from '../lib/runtime/leadership.js';
-import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
+import { exitOnFatalErrors, runShutdownSteps, shutdownOnSignals, type RunningRole, type ShutdownStep } from '../lib/runtime/lifecycle.js';
 import { every } from '../lib/runtime/periodic.js';
 import { announce } from '../lib/runtime/presence.js';
 import { enforceDeadlines } from './deadlines.js';
@@ -16,12 +17,23 @@ import { Reconciler } from './reconciler.js';
 import { resultsProcessor } from './results.js';
 import { applyRetention } from './retention.js';
 
+export interface SchedulerOptions {
+  /** A store instead of the MongoDB one the config names (the benchmark's in-memory fleet); its owner closes it. */
+  store?: Store;
+  /**
+   * Whether the scheduler owns its process (default true): it exits on a fatal error, and shuts
+   * down and exits on SIGTERM or SIGINT. With false (several roles in one process) it installs no
+   * process handlers; its host stops it with the returned handle.
+   */
+  ownsProcess?: boolean;
+}
+
 /** Composition root of `workfleet scheduler`: intake, step reports, deadlines, reconciliation, fleet duties. */
-export async function runScheduler(config: Config): Promise<void> {
+export async function runScheduler(config: Config, { store: injected, ownsProcess = true }: SchedulerOptions = {}): Promise<RunningRole> {
   const logger = createLogger({ level: config.log.level, name: 'scheduler' });
-  exitOnFatalErrors(logger);
+  if (ownsProcess) exitOnFatalErrors(logger);
   const metrics = new Metrics('scheduler');
-  const engine = await createEngine(config, logger, metrics);
+  const engine = await createEngine(config, logger, metrics, injected ? { store: injected } : {});
   const { cases, advancer, store, queues, workflows, clock } = engine;
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
   const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
@@ -60,7 +72,7 @@ export async function runScheduler(config: Config): Promise<void> {
     }),
   ];
   const probes = await startMetricsServer(config.metrics.port, metrics, [{ name: 'mongodb', check: () => store.ping(2_000) }]);
-  shutdownOnSignals(logger, [
+  const steps: ShutdownStep[] = [
     { name: 'intake', run: () => intake.close(10_000) },
     { name: 'results', run: () => results.close(10_000) },
     { name: 'timers', run: () => timers.close(10_000) },
@@ -68,6 +80,8 @@ export async function runScheduler(config: Config): Promise<void> {
     { name: 'fleet', run: () => Promise.all([presence.stop(), lease.stop()]) },
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'engine', run: () => engine.close() },
-  ], 60_000);
+  ];
+  if (ownsProcess) shutdownOnSignals(logger, steps, 60_000);
   logger.info({ queues: [INTAKE_QUEUE, RESULTS_QUEUE, TIMERS_QUEUE], concurrency: options.concurrency, metricsPort: config.metrics.port || null }, 'scheduler started');
+  return { stop: async () => void (await runShutdownSteps(logger, steps)) };
 }

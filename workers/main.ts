@@ -5,7 +5,7 @@ import { createLogger } from '../lib/obs/logger.js';
 import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
 import { systemClock } from '../lib/ports/clock.js';
-import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
+import { exitOnFatalErrors, runShutdownSteps, shutdownOnSignals, type RunningRole, type ShutdownStep } from '../lib/runtime/lifecycle.js';
 import { announce, processId } from '../lib/runtime/presence.js';
 import { Breakers } from './breakers.js';
 import { loadHandlers } from './handlers.js';
@@ -13,10 +13,19 @@ import { taskProcessor } from './run-task.js';
 
 const BREAKER_STATE = { closed: 0, halfOpen: 1, open: 2 } as const;
 
+export interface WorkerOptions {
+  /**
+   * Whether the worker owns its process (default true): it exits on a fatal error, and shuts
+   * down and exits on SIGTERM or SIGINT. With false (several roles in one process) it installs no
+   * process handlers; its host stops it with the returned handle.
+   */
+  ownsProcess?: boolean;
+}
+
 /** Composition root of `workfleet worker`: one BullMQ consumer per configured queue. */
-export async function runWorker(config: Config): Promise<void> {
+export async function runWorker(config: Config, { ownsProcess = true }: WorkerOptions = {}): Promise<RunningRole> {
   const logger = createLogger({ level: config.log.level, name: 'worker' });
-  exitOnFatalErrors(logger);
+  if (ownsProcess) exitOnFatalErrors(logger);
   const handlers = await loadHandlers(config.worker.handlers);
   const metrics = new Metrics('worker');
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
@@ -49,12 +58,14 @@ export async function runWorker(config: Config): Promise<void> {
   );
   const probes = await startMetricsServer(config.metrics.port, metrics, [{ name: 'redis', check: async () => void (await queues.connection.ping()) }]);
   const grace = config.worker.shutdownGraceMs;
-  shutdownOnSignals(logger, [
+  const steps: ShutdownStep[] = [
     { name: 'presence', run: () => presence.stop() },
     { name: 'consumers', run: () => Promise.all(running.map((consumer) => consumer.close(grace))) },
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'breakers', run: async () => breakers.shutdown() },
     { name: 'queues', run: () => queues.close() },
-  ], grace + 15_000);
+  ];
+  if (ownsProcess) shutdownOnSignals(logger, steps, grace + 15_000);
   logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null }, 'worker started');
+  return { stop: async () => void (await runShutdownSteps(logger, steps)) };
 }

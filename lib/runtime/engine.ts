@@ -8,13 +8,23 @@ import { WorkflowRegistry } from '../engine/workflows.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
 import { systemClock } from '../ports/clock.js';
+import type { Store } from '../ports/store.js';
 import { uuidv7 } from './ids.js';
 
 /** The collaborators every process shares, wired from the config; `close` releases them in reverse. */
 export type Engine = Awaited<ReturnType<typeof createEngine>>;
 
-export async function createEngine(config: Config, logger: Logger, metrics: Metrics) {
-  const store = new MongoStore({ url: config.mongo.url });
+export interface EngineOptions {
+  /**
+   * The store to use instead of the MongoDB one `config.mongo.url` names (the benchmark's
+   * in-memory runs, engine tests). It is initialised here but stays its owner's: `close` leaves it open.
+   */
+  store?: Store;
+}
+
+export async function createEngine(config: Config, logger: Logger, metrics: Metrics, options: EngineOptions = {}) {
+  const owned = options.store === undefined;
+  const store: Store = options.store ?? new MongoStore({ url: config.mongo.url });
   await store.init();
   const queues = new BullQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs });
   const clock = systemClock;
@@ -54,7 +64,7 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
     cases,
     async close() {
       await queues.close();
-      await store.close();
+      if (owned) await store.close();
     },
   };
 }

@@ -5,6 +5,26 @@ export interface ShutdownStep {
   run: () => Promise<unknown>;
 }
 
+/** A role running in a process it does not own (several in one process): stopped by its host, not by a signal. */
+export interface RunningRole {
+  /** Runs the role's shutdown steps in order; the process goes on. */
+  stop(): Promise<void>;
+}
+
+/** Runs `steps` in order, logging a step that throws and going on; false if any threw. */
+export async function runShutdownSteps(logger: Logger, steps: readonly ShutdownStep[]): Promise<boolean> {
+  let ok = true;
+  for (const step of steps) {
+    try {
+      await step.run();
+    } catch (error) {
+      ok = false;
+      logger.error({ err: error, step: step.name }, 'shutdown step failed');
+    }
+  }
+  return ok;
+}
+
 /**
  * Runs `steps` in order on the first SIGTERM or SIGINT (resources released in reverse order of
  * acquisition is the caller's list order), then exits 0; exits 1 if a step throws or the whole
@@ -22,17 +42,9 @@ export function shutdownOnSignals(logger: Logger, steps: readonly ShutdownStep[]
       process.exit(1);
     }, hardLimitMs);
     limit.unref();
-    let failed = false;
-    for (const step of steps) {
-      try {
-        await step.run();
-      } catch (error) {
-        failed = true;
-        logger.error({ err: error, step: step.name }, 'shutdown step failed');
-      }
-    }
+    const ok = await runShutdownSteps(logger, steps);
     logger.info('stopped');
-    process.exit(failed ? 1 : 0);
+    process.exit(ok ? 0 : 1);
   };
   process.on('SIGTERM', (signal) => void stop(signal));
   process.on('SIGINT', (signal) => void stop(signal));
