@@ -7,6 +7,7 @@ import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/runtime/fer
 import { packageRoot } from '../lib/runtime/package-root.js';
 import { createDatabase, dropDatabase, postgresAnswers } from '../lib/runtime/postgres.js';
 import { startRedisServer, type RedisServer } from '../lib/runtime/redis-server.js';
+import { cpuMs, postgresCpuMs, postgresCpuSince } from './counters.js';
 
 /** Private servers for a benchmark run: a redis-server and FerretDB (on PostgreSQL when it answers). */
 export interface BenchServers {
@@ -76,6 +77,23 @@ export async function spawnProcesses(roles: readonly string[], env: Record<strin
 }
 
 export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Waits until the servers are idle (FerretDB, its PostgreSQL backends and redis-server together
+ * under 5% of a core over half a second, e.g. once PostgreSQL's autovacuum is done after a
+ * workload), at most `timeoutMs`. Returns their CPU ms per second in the last half second.
+ */
+export async function waitQuiet(servers: BenchServers, timeoutMs = 15_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const pids = [servers.ferretPid, servers.redis.child.process.pid];
+    const before = pids.map(cpuMs);
+    const postgres = postgresCpuMs(servers.postgresDb);
+    await sleep(500);
+    const used = pids.reduce<number>((sum, pid, index) => sum + cpuMs(pid) - (before[index] ?? 0), 0) + postgresCpuSince(postgres, servers.postgresDb);
+    if (used <= 25 || Date.now() > deadline) return used * 2;
+  }
+}
 
 /** A child's stdout as lines, for benchmark helpers that report over it. */
 export class LineReader {
