@@ -3,8 +3,10 @@ import { Worker } from 'bullmq';
 /**
  * A raw BullMQ worker process for the side-by-side benchmark: one process, concurrency 50,
  * no-op jobs, the same shape as one workfleet worker process. It talks to the benchmark over
- * stdout: `ready` once it takes jobs, `done <epoch ms>` when `target` jobs named `countName`
- * completed, and (latency mode) `latency <json>` with each job's enqueue-to-start delay.
+ * stdout: `ready` once it takes jobs, `done <epoch ms> <epoch ms>` when `target` jobs named
+ * `countName` completed (when the last completed, when the first job started: a pre-filled
+ * queue is drained from the second to the first), and (latency mode) `latency <json>` with
+ * each job's enqueue-to-start delay.
  *
  * Usage: raw-worker.js <noop|latency> <redisUrl> <prefix> <queue> <target> [countName]
  */
@@ -13,10 +15,12 @@ const [mode = 'noop', redisUrl = '', prefix = '', queue = '', targetText = '0', 
 const target = Number(targetText);
 const delays: number[] = [];
 let counted = 0;
+let firstStartedAt: number | undefined;
 
 const worker = new Worker(
   queue,
   async (job) => {
+    firstStartedAt ??= Date.now();
     // Enqueue-to-start: the producer stamped the job just before adding it.
     if (mode === 'latency') delays.push(Date.now() - Number((job.data as { t?: number }).t));
     return null;
@@ -29,7 +33,7 @@ worker.on('completed', (job) => {
   if (counted !== target) return;
   const at = Date.now();
   if (mode === 'latency') process.stdout.write(`latency ${JSON.stringify(delays)}\n`);
-  process.stdout.write(`done ${at}\n`);
+  process.stdout.write(`done ${at} ${firstStartedAt ?? at}\n`);
 });
 await worker.waitUntilReady();
 process.stdout.write('ready\n');

@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MongoClient } from 'mongodb';
+import { MongoStore } from '../lib/adapters/mongo/store.js';
+import { WorkflowRegistry } from '../lib/engine/workflows.js';
+import { systemClock } from '../lib/ports/clock.js';
+import { ensureFerretDB, startFerretDB } from '../lib/runtime/ferretdb.js';
+import { cpuMs, postgresCpuMs, postgresCpuSince } from './counters.js';
+import { waitQuiet } from './harness.js';
+import { preloadCases } from './preload.js';
+import { measured, withFleet, type BenchContext } from './workfleet.js';
+import { WORKFLOWS } from './workloads.js';
+
+/**
+ * The store as cases pile up, on FerretDB: the 1-step workload on an empty database and again
+ * on one holding `preload` finished cases, and the server CPU (FerretDB plus its PostgreSQL
+ * backends) of one `updateOne({_id})` and one `findOne({_id})` on `cases` at 1,000 and at
+ * `preload` stored cases, on the PostgreSQL backend and, optionally, on SQLite. The database is
+ * prepared by MongoStore's own `init()` (its indexes) and the finds go through `getCase`, so the
+ * figures follow the adapter. Measured once per bench run (the preload is the slow part).
+ */
+
+export interface OpCost {
+  at1k: number;
+  at100k: number;
+}
+
+export interface BackendCost {
+  updateById: OpCost;
+  findById: OpCost;
+  /** Seconds the preload took (insertMany of 1,000 cases and their history at a time). */
+  preloadSeconds: number;
+}
+
+export interface ScaleFigures {
+  preloadedCases: number;
+  case1PerSecondEmpty: number;
+  case1PerSecondPreloaded: number;
+  storeOpCostMs: { updateById: OpCost; findById: OpCost };
+  storeOpCostMsByBackend: Partial<Record<'postgresql' | 'sqlite', BackendCost>>;
+}
+
+const SMALL = 1_000;
+/** Ops timed per operation and size: until this much time has passed, within the bounds below. */
+const OP_BUDGET_MS = 3_000;
+const OP_MIN = 5;
+const OP_MAX = 400;
+
+interface Server {
+  pid: number | undefined;
+  postgresDb?: string | undefined;
+}
+
+const serverCpu = (server: Server) => {
+  const ferret = cpuMs(server.pid);
+  const postgres = postgresCpuMs(server.postgresDb);
+  return () => cpuMs(server.pid) - ferret + postgresCpuSince(postgres, server.postgresDb);
+};
+
+/** Server CPU ms per operation, over sequential operations on random ids. */
+async function perOp(server: Server, ids: readonly string[], op: (id: string) => Promise<unknown>): Promise<number> {
+  const pick = () => ids[Math.floor(Math.random() * ids.length)] ?? '';
+  for (let i = 0; i < 3; i++) await op(pick());
+  const used = serverCpu(server);
+  const started = performance.now();
+  let count = 0;
+  while (count < OP_MIN || (count < OP_MAX && performance.now() - started < OP_BUDGET_MS)) {
+    await op(pick());
+    count += 1;
+  }
+  return used() / count;
+}
+
+/** Preloads `url` to SMALL and then `preload` cases, timing the two operations at each size. */
+async function backendCost(url: string, server: Server, preload: number, log: (line: string) => void): Promise<BackendCost> {
+  const store = new MongoStore({ url });
+  const client = new MongoClient(url);
+  try {
+    await store.init();
+    const registry = new WorkflowRegistry(store, systemClock);
+    await registry.apply({ name: 'one', ...WORKFLOWS.one });
+    const workflow = await registry.compiled('one');
+    await client.connect();
+    const db = client.db();
+    const cases = db.collection<{ _id: string }>('cases');
+    const now = Date.now();
+    const time = async (ids: readonly string[]) => ({
+      update: await perOp(server, ids, (id) => cases.updateOne({ _id: id }, { $set: { updatedAt: new Date() } })),
+      find: await perOp(server, ids, (id) => store.getCase(id)),
+    });
+    let loading = performance.now();
+    const ids = await preloadCases(db, workflow, SMALL, 0, now);
+    let loadMs = performance.now() - loading;
+    const small = await time(ids);
+    log(`    ${SMALL} cases: updateOne ${small.update.toFixed(2)} ms, findOne ${small.find.toFixed(2)} ms of server CPU; preloading ${preload} …`);
+    loading = performance.now();
+    ids.push(...(await preloadCases(db, workflow, Math.max(0, preload - SMALL), SMALL, now)));
+    loadMs += performance.now() - loading;
+    const preloadSeconds = loadMs / 1000;
+    const large = await time(ids);
+    log(`    ${preload} cases: updateOne ${large.update.toFixed(2)} ms, findOne ${large.find.toFixed(2)} ms (preload ${preloadSeconds.toFixed(0)} s)`);
+    return { updateById: { at1k: small.update, at100k: large.update }, findById: { at1k: small.find, at100k: large.find }, preloadSeconds };
+  } finally {
+    await client.close();
+    await store.close();
+  }
+}
+
+/** FerretDB on SQLite, for the same operation costs (what `npm start` runs on). */
+async function sqliteCost(preload: number, log: (line: string) => void): Promise<BackendCost> {
+  const dir = mkdtempSync(join(tmpdir(), 'workfleet-bench-sqlite-'));
+  const ferret = await startFerretDB({ bin: await ensureFerretDB(), backend: { sqliteDir: dir } });
+  try {
+    return await backendCost(`${ferret.baseUrl}scale`, { pid: ferret.child.process.pid }, preload, log);
+  } finally {
+    await ferret.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export async function scaleRun(ctx: BenchContext, preload: number, withSqlite: boolean, log: (line: string) => void): Promise<ScaleFigures> {
+  // Small on purpose: on a store that slows down with its size the preloaded run must still end soon.
+  const sizes = { warmup: 50, min: 100 };
+  log('scale: 1-step on an empty store …');
+  const empty = await withFleet(ctx, 'ferretdb', {}, (fleet) => measured(ctx, fleet, 'one', sizes.warmup, sizes.min));
+  await waitQuiet(ctx.servers);
+  log('scale: store operation costs, PostgreSQL backend …');
+  const dbName = `bench_scale_${randomBytes(4).toString('hex')}`;
+  const postgresql = await backendCost(`${ctx.servers.mongoBase}${dbName}`, { pid: ctx.servers.ferretPid, postgresDb: ctx.servers.postgresDb }, preload, log);
+  await waitQuiet(ctx.servers, 60_000);
+  log(`scale: 1-step on ${preload} stored cases …`);
+  const preloaded = await withFleet(ctx, 'ferretdb', { dbName }, (fleet) => measured(ctx, fleet, 'one', sizes.warmup, sizes.min));
+  const byBackend: ScaleFigures['storeOpCostMsByBackend'] = { postgresql };
+  if (withSqlite) {
+    log('scale: store operation costs, SQLite backend …');
+    byBackend.sqlite = await sqliteCost(preload, log);
+  }
+  return {
+    preloadedCases: preload,
+    case1PerSecondEmpty: empty.rate,
+    case1PerSecondPreloaded: preloaded.rate,
+    storeOpCostMs: { updateById: postgresql.updateById, findById: postgresql.findById },
+    storeOpCostMsByBackend: byBackend,
+  };
+}
