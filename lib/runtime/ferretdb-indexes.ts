@@ -21,7 +21,7 @@ export type FerretBackend = { sqliteDir: string } | { postgresUrl: string };
 
 /** Fields looked up by equality, per collection; every collection is looked up by `_id`. */
 const EQUALITY_FIELDS: Readonly<Record<string, readonly string[]>> = {
-  cases: ['_id', 'status', 'workflow'],
+  cases: ['_id', 'status', 'workflow', 'finishedDay'],
   history: ['_id', 'caseId'],
 };
 const DEFAULT_FIELDS = ['_id'] as const;

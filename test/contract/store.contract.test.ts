@@ -342,6 +342,27 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(await store.deleteFinishedCases(T0 + 1_000, 10)).toBe(0);
     });
 
+    it('deletes finished cases day by day up to the cutoff, leaving later and open ones, and goes on where it stopped', async () => {
+      const store = await makeStore();
+      const DAY = 86_400_000;
+      const ids = Array.from({ length: 5 }, (_, i) => `01a00000-0000-7000-8000-00000000046${i}`);
+      for (const id of ids) {
+        const started = newCase(id);
+        await store.createCase(started.state, started.events);
+      }
+      // Finished on three days; the last case stays open.
+      const finishedAt = [T0 + 1, T0 + 2 * DAY, T0 + 2 * DAY + 7, T0 + 4 * DAY];
+      for (const [i, at] of finishedAt.entries()) await advance(store, ids[i] ?? '', { type: 'deadlineExceeded', at }, at);
+      expect(await store.deleteFinishedCases(T0 + 2 * DAY + 5, 10)).toBe(2);
+      expect(await store.getCase(ids[2] ?? '')).toBeDefined();
+      // A full batch stops early; the next run takes the rest of that day and no more.
+      expect(await store.deleteFinishedCases(T0 + 5 * DAY, 1)).toBe(1);
+      expect(await store.deleteFinishedCases(T0 + 5 * DAY, 10)).toBe(1);
+      expect(await store.deleteFinishedCases(T0 + 5 * DAY, 10)).toBe(0);
+      expect((await store.listCases({ limit: 10 })).cases.map((item) => item.id)).toEqual([ids[4]]);
+      expect(await store.readTrace(ids[3] ?? '')).toEqual([]);
+    });
+
     it('finds expired cases soonest first, up to the limit', async () => {
       const store = await makeStore();
       const ids = ['01a00000-0000-7000-8000-000000000460', '01a00000-0000-7000-8000-000000000461', '01a00000-0000-7000-8000-000000000462'];

@@ -90,6 +90,8 @@ export interface CaseDocument {
   updatedAt: Date;
   deadlineAt: Date;
   finishedAt?: Date;
+  /** The UTC day (days since the epoch) `finishedAt` falls on: retention finds cases by it with an equality. */
+  finishedDay?: number;
   revision: number;
   seq: number;
   requestId?: string;
@@ -252,6 +254,7 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryDocume
     ['output', previous.output, next.output, (value: unknown) => toJson(value)],
     ['error', previous.error, next.error, encodeError],
     ['finishedAt', previous.finishedAt, next.finishedAt, (value: number) => new Date(value)],
+    ['finishedDay', previous.finishedAt, next.finishedAt, finishedDay],
     ['deadlineAt', previous.deadlineAt, next.deadlineAt, (value: number) => new Date(value)],
     ['signals', previous.signals, next.signals, (value: NonNullable<CaseState['signals']>) => value.map(encodeSignal)],
     ['compensating', previous.compensating, next.compensating, (value: NonNullable<CaseState['compensating']>) => ({ status: value.status, error: encodeError(value.error) })],
@@ -285,6 +288,16 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryDocume
   return changes;
 }
 
+export const DAY_MS = 86_400_000;
+
+/**
+ * The day a case finished on, stored beside `finishedAt`: FerretDB passes equalities to its
+ * backend but no ranges, so retention asks for one day at a time rather than `finishedAt < x`.
+ */
+export function finishedDay(finishedAt: number): number {
+  return Math.floor(finishedAt / DAY_MS);
+}
+
 /** The update operators that apply history changes to a case document. */
 export function changesToUpdate(changes: HistoryDocument['changes']): { $set: Record<string, unknown>; $unset?: Record<string, ''> } {
   const $set: Record<string, unknown> = {};
@@ -312,6 +325,7 @@ export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | '
     updatedAt: new Date(state.updatedAt),
     deadlineAt: new Date(state.deadlineAt),
     finishedAt: state.finishedAt === undefined ? undefined : new Date(state.finishedAt),
+    finishedDay: state.finishedAt === undefined ? undefined : finishedDay(state.finishedAt),
     revision: state.revision,
     seq: state.seq,
     requestId: state.requestId,

@@ -29,8 +29,9 @@ import {
   type KeyDocument,
   type WorkflowDocument,
 } from './documents.js';
-import { deleteByIds, DUPLICATE_KEY, writeErrorsByIndex } from './bulk.js';
+import { DUPLICATE_KEY, writeErrorsByIndex } from './bulk.js';
 import { QueriedOpenCases, RegisteredOpenCases, type OpenCaseDocument, type OpenCases } from './open-cases.js';
+import { Retention } from './retention.js';
 import { probeServerFeatures, type ServerFeatures } from './server-features.js';
 
 /**
@@ -43,8 +44,6 @@ const UPDATES_AT_ONCE = 2;
 
 /** History entries looked up by `_id` at once where the server answers nothing else from an index. */
 const HISTORY_LOOKUPS_AT_ONCE = 8;
-
-const FINISHED_STATUSES = ['completed', 'failed', 'cancelled'] as const satisfies readonly CaseStatus[];
 
 const isDuplicateKey = (error: unknown): boolean =>
   error instanceof MongoServerError &&
@@ -93,6 +92,7 @@ export class MongoStore implements Store {
   /** Until `init` has asked the server: MongoDB's answers. */
   private features: ServerFeatures = { ferretdb: false, filtersBeyondId: true };
   private openCases: OpenCases;
+  private readonly retention: Retention;
   private readonly commits: GroupCommit<Commit, 'committed' | 'conflict'>;
   private readonly inserts: GroupCommit<CaseDocument, 'created' | 'duplicate'>;
 
@@ -108,6 +108,7 @@ export class MongoStore implements Store {
     this.keys = this.db.collection('api_keys');
     this.openCaseRegistry = this.db.collection('open_cases');
     this.openCases = new QueriedOpenCases(this.cases);
+    this.retention = new Retention(this.cases, this.history, this.db.collection('retention'));
     const inFlight = { maxInFlight: options.commitsInFlight ?? 2 };
     this.commits = new GroupCommit((batch) => this.writeCommits(batch), inFlight);
     this.inserts = new GroupCommit((batch) => this.insertCases(batch), inFlight);
@@ -134,7 +135,7 @@ export class MongoStore implements Store {
         this.cases.createIndex({ workflow: 1, _id: -1 }, { name: 'workflow_newest' }),
         this.cases.createIndex({ status: 1, _id: -1 }, { name: 'status_newest' }),
         this.cases.createIndex({ startedBy: 1, _id: -1 }, { name: 'started_by_newest' }),
-        this.cases.createIndex({ finishedAt: 1 }, { name: 'finished_at', sparse: true }),
+        this.cases.createIndex({ finishedDay: 1 }, { name: 'finished_day', sparse: true }),
         this.cases.createIndex({ businessKeys: 1, _id: -1 }, { name: 'business_keys_newest' }),
         this.cases.createIndex({ createdAt: -1 }, { name: 'created_at' }),
         this.cases.createIndex({ 'parent.caseId': 1 }, { name: 'parent', sparse: true }),
@@ -437,26 +438,8 @@ export class MongoStore implements Store {
     return (await this.openCases.findExpired(now, limit)).map((id) => ({ id }));
   }
 
-  async deleteFinishedCases(before: number, limit: number): Promise<number> {
-    // One equality per status, as for open cases: FerretDB passes no `$in` to its backend.
-    const found = await Promise.all(
-      FINISHED_STATUSES.map((status) =>
-        this.cases.find({ status, finishedAt: { $lt: new Date(before) } }, { projection: { _id: 1, revision: 1 } }).limit(limit).toArray(),
-      ),
-    );
-    const doomed = found.flat().slice(0, limit);
-    if (doomed.length === 0) return 0;
-    // History first: a case document left without history is still readable, the reverse is not.
-    // By `_id` (`<case>:<revision>`), the one lookup every server answers from an index.
-    await deleteByIds(
-      this.history,
-      doomed.flatMap((doc) => Array.from({ length: doc.revision }, (_, index) => `${doc._id}:${index + 1}`)),
-    );
-    await deleteByIds(
-      this.cases,
-      doomed.map((doc) => doc._id),
-    );
-    return doomed.length;
+  deleteFinishedCases(before: number, limit: number): Promise<number> {
+    return this.retention.deleteFinishedBefore(before, limit);
   }
 
   async insertKey(key: StoredKey): Promise<void> {
