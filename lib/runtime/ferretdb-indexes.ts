@@ -14,7 +14,9 @@ import { join } from 'node:path';
  *   equal; an index on the very expression serves the lookup.
  * - PostgreSQL: FerretDB sends every equality as `_jsonb->$1 @> $2`, which its B-tree indexes on
  *   `_jsonb->'field'` cannot serve; a GIN index on the expression can (PostgreSQL plans each
- *   query with the field name filled in).
+ *   query with the field name filled in, see ferretdb.ts). Without GIN's pending list
+ *   (`fastupdate = off`): each lookup would read the whole list of entries not yet merged,
+ *   which grows with every insert until a vacuum merges it.
  */
 
 export type FerretBackend = { sqliteDir: string } | { postgresUrl: string };
@@ -65,7 +67,7 @@ function indexPostgres(backendUrl: string, schema: string): void {
     if (!collection || !table) continue;
     for (const field of EQUALITY_FIELDS[collection] ?? DEFAULT_FIELDS) {
       statements.push(
-        `CREATE INDEX IF NOT EXISTS ${quoteIdentifier(indexName(table, field))} ON ${quoteIdentifier(schema)}.${quoteIdentifier(table)} USING gin ((_jsonb->${quoteLiteral(field)}) jsonb_path_ops)`,
+        `CREATE INDEX IF NOT EXISTS ${quoteIdentifier(indexName(table, field))} ON ${quoteIdentifier(schema)}.${quoteIdentifier(table)} USING gin ((_jsonb->${quoteLiteral(field)}) jsonb_path_ops) WITH (fastupdate = off)`,
       );
     }
   }
