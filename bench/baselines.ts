@@ -47,23 +47,23 @@ async function drain(
 ): Promise<Throughput> {
   const { prefix, queue, target, way } = options;
   const args = { mode: 'noop' as const, redisUrl: servers.redis.url, prefix, queue, target, ...(options.countName ? { countName: options.countName } : {}) };
-  if (way === 'prefilled') {
+  if (way === 'prefilled') await add();
+  const { child, lines } = await spawnRawWorker(args);
+  try {
+    if (way === 'prefilled') {
+      const [, last = 0, first = 0] = (await lines.next(/^done /, 300_000, `${queue} drain`)).split(' ').map(Number);
+      return { perSecond: options.units / ((last - first) / 1000) };
+    }
+    const close = await openWindow({ redis, pids: { worker: child.process.pid, redis: servers.redis.child.process.pid }, prefix });
+    const started = Date.now();
     await add();
-    const { child, lines } = await spawnRawWorker(args);
-    const [, last = 0, first = 0] = (await lines.next(/^done /, 300_000, `${queue} drain`)).split(' ').map(Number);
+    const [, last = 0] = (await lines.next(/^done /, 300_000, `${queue} drain`)).split(' ').map(Number);
+    const cost = await close();
+    return { perSecond: options.units / ((last - started) / 1000), perUnit: perUnit(cost, options.units) };
+  } finally {
     await child.stop('SIGTERM', 10_000);
     await obliterate(servers.redis.url, prefix, queue);
-    return { perSecond: options.units / ((last - first) / 1000) };
   }
-  const { child, lines } = await spawnRawWorker(args);
-  const close = await openWindow({ redis, pids: { worker: child.process.pid, redis: servers.redis.child.process.pid }, prefix });
-  const started = Date.now();
-  await add();
-  const [, last = 0] = (await lines.next(/^done /, 300_000, `${queue} drain`)).split(' ').map(Number);
-  const cost = await close();
-  await child.stop('SIGTERM', 10_000);
-  await obliterate(servers.redis.url, prefix, queue);
-  return { perSecond: options.units / ((last - started) / 1000), perUnit: perUnit(cost, options.units) };
 }
 
 /** No-op jobs/s through one raw worker process. */
@@ -105,15 +105,18 @@ export async function rawLatency(servers: BenchServers, rate: number, seconds: n
   const queue = new Queue('raw', { connection: { url: servers.redis.url }, prefix });
   const total = Math.max(1, Math.round(rate * seconds));
   const { child, lines } = await spawnRawWorker({ mode: 'latency', redisUrl: servers.redis.url, prefix, queue: 'raw', target: total });
-  await offerAtRate(rate, seconds, async (count) => {
-    const t = Date.now();
-    await queue.addBulk(Array.from({ length: count }, () => ({ name: 'noop', data: { t }, opts: { removeOnComplete: true } })));
-  });
-  const delays = JSON.parse((await lines.next(/^latency /, 120_000, 'raw latency')).slice('latency '.length)) as number[];
-  await child.stop('SIGTERM', 10_000);
-  await queue.obliterate({ force: true });
-  await queue.close();
-  return { p50: percentile(delays, 50), p99: percentile(delays, 99) };
+  try {
+    await offerAtRate(rate, seconds, async (count) => {
+      const t = Date.now();
+      await queue.addBulk(Array.from({ length: count }, () => ({ name: 'noop', data: { t }, opts: { removeOnComplete: true } })));
+    });
+    const delays = JSON.parse((await lines.next(/^latency /, 120_000, 'raw latency')).slice('latency '.length)) as number[];
+    return { p50: percentile(delays, 50), p99: percentile(delays, 99) };
+  } finally {
+    await child.stop('SIGTERM', 10_000);
+    await queue.obliterate({ force: true });
+    await queue.close();
+  }
 }
 
 /**

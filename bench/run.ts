@@ -103,13 +103,26 @@ async function main(): Promise<void> {
   const redis = new Redis(servers.redis.url);
   const runs: RunFigures[] = [];
   let scale: ScaleFigures | undefined;
+  let scaleError: string | undefined;
+  const failedRuns: string[] = [];
   try {
     for (let run = 0; run < RUNS; run++) {
       log(`run ${run + 1}/${RUNS}`);
-      runs.push(await oneRun(servers, redis, run === RUNS - 1 ? PROFILE_DIR : undefined));
+      try {
+        runs.push(await oneRun(servers, redis, run === RUNS - 1 ? PROFILE_DIR : undefined));
+      } catch (error) {
+        // A run that fails (a fleet past its timeout on a busy machine) is reported, and the others still count.
+        failedRuns.push(error instanceof Error ? (error.stack ?? error.message) : String(error));
+        log(`run ${run + 1} failed: ${failedRuns.at(-1)}`);
+      }
     }
     if (PRELOAD > 0) {
-      scale = await scaleRun({ servers, redis, seconds: SECONDS }, PRELOAD, SQLITE, log);
+      // Ten minutes of runs are not lost to a failure here: the table is printed without the scale rows.
+      scale = await scaleRun({ servers, redis, seconds: SECONDS }, PRELOAD, SQLITE, log).catch((error: unknown) => {
+        scaleError = error instanceof Error ? (error.stack ?? error.message) : String(error);
+        log(`scale rows failed: ${scaleError}`);
+        return undefined;
+      });
     }
   } finally {
     redis.disconnect();
@@ -134,7 +147,7 @@ async function main(): Promise<void> {
     at: new Date().toISOString(),
     store: servers.store,
     machine: { cpus: cpus().length, node: process.version },
-    runs: RUNS,
+    runs: runs.length,
     secondsPerMeasurement: SECONDS,
     durationSeconds,
     layout: {
@@ -156,8 +169,10 @@ async function main(): Promise<void> {
           storeOpCostMsByBackend: scale.storeOpCostMsByBackend,
         }
       : {}),
+    ...(failedRuns.length > 0 ? { failedRuns } : {}),
+    ...(scaleError ? { scaleError } : {}),
   };
-  process.stdout.write(table(figures, scale, { store: servers.store, cpus: cpus().length, runs: RUNS, seconds: SECONDS, durationSeconds }));
+  process.stdout.write(table(figures, scale, { store: servers.store, cpus: cpus().length, runs: runs.length, seconds: SECONDS, durationSeconds }));
   mkdirSync(join(packageRoot(), 'bench', 'results'), { recursive: true });
   writeFileSync(join(packageRoot(), 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 }

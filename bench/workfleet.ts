@@ -6,7 +6,6 @@ import { openWindow, perUnit, usedMemory } from './counters.js';
 import { Fleet, type FleetOptions } from './fleet.js';
 import { handoffSplit, type HandoffSplit } from './handoff.js';
 import { offerAtRate, sleep, type BenchServers } from './harness.js';
-import type { StoreCounters } from './store-counters.js';
 import type { StoreKind, WorkflowName } from './workloads.js';
 
 /**
@@ -58,36 +57,42 @@ export interface StoreFigures {
   stepPayload: unknown;
 }
 
-/** Cases/s of `count` cases submitted to a running fleet, from the first add to the last finish. */
-export async function liveThroughput(fleet: Fleet, workflow: WorkflowName, count: number, timeoutMs: number): Promise<{ rate: number; stats: StoreCounters }> {
+/**
+ * Cases/s of `count` cases submitted to a running fleet, from the first add to the last finish.
+ * With `partial`, a run that outlasts `timeoutMs` counts the cases finished by then.
+ */
+export async function liveThroughput(fleet: Fleet, workflow: WorkflowName, count: number, timeoutMs: number, partial = false) {
   const before = fleet.completed(await fleet.stats(), workflow);
   const started = Date.now();
   await fleet.submit(workflow, count, before);
-  const stats = await fleet.waitFinished(workflow, before + count, timeoutMs);
-  return { rate: count / (((stats.finished[workflow]?.lastFinishedAt ?? Date.now()) - started) / 1000), stats };
+  const stats = await fleet.waitFinished(workflow, before + count, timeoutMs, partial);
+  const done = fleet.completed(stats, workflow) - before;
+  return { rate: done / (((stats.finished[workflow]?.lastFinishedAt ?? Date.now()) - started) / 1000), stats, done };
 }
 
 /**
  * Warm-up of `warmup` cases, then `rate × seconds` (at least `min`) cases measured with their
- * costs. `warmupRedisBytes`: Redis's growth per case over the warm-up of a fresh fleet, where
+ * costs; `bounded`: each of the two ends after `timeoutMs`, with the cases finished by then
+ * (for a store too slow to size by). `warmupRedisBytes`: Redis's growth per case over the warm-up of a fresh fleet, where
  * every finished case still adds the jobs kept for Bull Board (until JOBS_KEEP_COMPLETED_COUNT
  * per queue, after which a finished case adds nothing).
  */
-export async function measured(ctx: BenchContext, fleet: Fleet, workflow: WorkflowName, warmup: number, min: number) {
+export async function measured(ctx: BenchContext, fleet: Fleet, workflow: WorkflowName, warmup: number, min: number, bounded?: { timeoutMs: number }) {
   const memoryAtStart = await usedMemory(ctx.redis);
-  const first = await liveThroughput(fleet, workflow, warmup, 300_000);
+  const first = await liveThroughput(fleet, workflow, warmup, bounded?.timeoutMs ?? 300_000, bounded !== undefined);
   const warmupRedisBytes = ((await usedMemory(ctx.redis)) - memoryAtStart) / warmup;
   const count = Math.max(min, Math.round(first.rate * ctx.seconds));
   const ferret = fleet.kind === 'ferretdb';
   const pids = { ...fleet.pids(), redis: ctx.servers.redis.child.process.pid, ...(ferret ? { ferretdb: ctx.servers.ferretPid } : {}) };
   const close = await openWindow({ redis: ctx.redis, pids, postgresDb: ferret ? ctx.servers.postgresDb : undefined, prefix: fleet.prefix });
-  const { rate, stats } = await liveThroughput(fleet, workflow, count, Math.max(60_000, (6_000 * count) / first.rate));
+  const timeoutMs = bounded?.timeoutMs ?? Math.max(60_000, (6_000 * count) / first.rate);
+  const { rate, stats, done } = await liveThroughput(fleet, workflow, count, timeoutMs, bounded !== undefined);
   const cost = await close();
-  const costs = perUnit(cost, count);
+  const costs = perUnit(cost, done);
   const ops: Record<string, number> = {};
   for (const [name, value] of Object.entries(stats.storeOps)) {
     const delta = value - (first.stats.storeOps[name] ?? 0);
-    if (delta > 0) ops[name] = delta / count;
+    if (delta > 0) ops[name] = delta / done;
   }
   const perCase: PerCase = {
     bullmqJobs: costs.bullmqJobs,
@@ -95,10 +100,10 @@ export async function measured(ctx: BenchContext, fleet: Fleet, workflow: Workfl
     redisScripts: costs.redisScripts,
     storeOps: Object.values(ops).reduce((sum, value) => sum + value, 0),
     storeOpsByType: ops,
-    storeDocs: (stats.storeDocs - first.stats.storeDocs) / count,
+    storeDocs: (stats.storeDocs - first.stats.storeDocs) / done,
     cpuMs: costs.cpuMs,
   };
-  return { rate, count, perCase, warmupRedisBytes };
+  return { rate, count, done, perCase, warmupRedisBytes };
 }
 
 /**
