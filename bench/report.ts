@@ -115,7 +115,7 @@ function cell(tree: SpreadTree, path: string, digits: number, runs: number): str
   return runs > 1 ? `${fmt(stats.median, digits)} (${fmt(stats.min, digits)}–${fmt(stats.max, digits)})` : fmt(stats.median, digits);
 }
 
-const row = (label: string, unit: string, ...cells: string[]) => `${label.padEnd(40)} ${unit.padEnd(8)} ${cells.map((text) => text.padEnd(26)).join(' ')}`.trimEnd();
+const row = (label: string, unit: string, ...cells: string[]) => `${label.padEnd(42)} ${unit.padEnd(8)} ${cells.map((text) => text.padEnd(26)).join(' ')}`.trimEnd();
 
 /** The printed table: baselines both ways, both stores side by side, ratios, the scale rows. */
 export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header: Header): string {
@@ -131,7 +131,7 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
   const cpu = (process: string) => row(`CPU per 1-step case: ${process}`, 'ms', c(`stores.memory.perCase.case1.cpuMs.${process}`, 2), c(`stores.ferretdb.perCase.case1.cpuMs.${process}`, 2));
   const ratioRows = Object.entries(TARGETS).map(([name, { target, met }]) => {
     const values = STORES.map((store) => ratios(tree, store)[name as RatioName]);
-    return `ratio ${name.padEnd(16)} ${values.map((value) => `${fmt(value, 3).padStart(8)} ${met(value) ? 'met    ' : 'NOT met'}`).join('   ')}   target ${target}`;
+    return `ratio ${name.padEnd(16)}${''.padEnd(26)}${values.map((value) => `${fmt(value, 3).padStart(8)} ${met(value) ? 'met    ' : 'NOT met'}`).join('   ')}   target ${target}`;
   });
   const lines = [
     '',
@@ -142,8 +142,9 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
     row('raw BullMQ no-op jobs (20,000)', 'jobs/s', c('baselines.rawPerSecond', 0), c('baselines.rawPrefilledPerSecond', 0)),
     row('FlowProducer 3-job chains (7,000)', 'flows/s', c('baselines.flowChain3PerSecond', 0), c('baselines.flowChain3PrefilledPerSecond', 0)),
     row('FlowProducer parent + 10 children (2,000)', 'flows/s', c('baselines.flowSplit10PerSecond', 0), c('baselines.flowSplit10PrefilledPerSecond', 0)),
-    row('raw job: Redis commands, CPU worker+redis', '', c('baselines.rawPerJob.redisCommands', 1), `${c('baselines.rawPerJob.cpuMs.worker', 3)} + ${c('baselines.rawPerJob.cpuMs.redis', 3)} ms`),
-    row('3-chain flow: Redis commands', '', c('baselines.flowChain3PerFlow.redisCommands', 1)),
+    row('per raw job: Redis commands', '', c('baselines.rawPerJob.redisCommands', 1)),
+    row('per raw job: CPU of worker + redis-server', 'ms', `${c('baselines.rawPerJob.cpuMs.worker', 3)} + ${c('baselines.rawPerJob.cpuMs.redis', 3)}`),
+    row('per 3-chain flow: Redis commands', '', c('baselines.flowChain3PerFlow.redisCommands', 1)),
     row('servers idle before the baselines', 'ms/s', c('baselines.serversIdleCpuMsPerSecond', 0)),
     '',
     row('workfleet', '', 'memory (1 process)', 'ferretdb'),
@@ -154,6 +155,7 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
     both('10-way split + join cases', 'cases/s', 'split10PerSecond', 1),
     both('10-way split + join, pre-filled', 'cases/s', 'split10PrefilledPerSecond', 1),
     both('hand-off load (half max seq3)', 'cases/s', 'handoffCasesPerSecond', 1),
+    both('hand-offs measured', '', 'handoff.samples', 0),
     both('step hand-off p50', 'ms', 'handoff.totalP50Ms', 1),
     both('step hand-off p99', 'ms', 'handoff.totalP99Ms', 1),
     both('  report hop p50', 'ms', 'handoff.reportHopP50Ms', 1),
@@ -181,7 +183,7 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
     cpu('ferretdb'),
     cpu('postgres'),
     '',
-    `ratio ${''.padEnd(16)} ${'memory'.padStart(8)}            ${'ferretdb'.padStart(8)}`,
+    `ratio ${''.padEnd(16)}${''.padEnd(26)}${'memory'.padStart(8)}            ${'ferretdb'.padStart(8)}`,
     ...ratioRows,
   ];
   if (scale) {

@@ -31,9 +31,10 @@ import { STORES } from './workloads.js';
  * profiles of the 1-step fleet's processes in the last run; `node dist/bench/profile-summary.js DIR`).
  *
  * Environment: BENCH_RUNS (default 2), BENCH_SECONDS (default 5: how long each throughput
- * measurement aims to last; case counts are sized from a warm-up to fit it). With these
- * defaults a run takes about five minutes on a quiet 2-core machine and the scale rows three
- * more, keeping the whole bench under 15 minutes; three runs of six seconds did not fit.
+ * measurement aims to last; case counts are sized from a warm-up to fit it). Chosen to keep the
+ * whole bench under 15 minutes on a 2-core machine: a run takes about two and a half minutes
+ * there and the scale rows (100,000 cases, both backends) about five; a third run, or the six
+ * seconds the bench used before, would bring it too near the limit on a shared machine.
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);

@@ -47,7 +47,7 @@ export interface StoreFigures {
   handoff: HandoffSplit;
   redisBytesPerQueuedCase: number;
   redisBytesPerQueuedCaseAverage: number;
-  /** Over the warm-up (at most 1,000 1-step cases) of a fresh fleet: the completed jobs kept for Bull Board, per case. */
+  /** Over the first 200 1-step cases of a fresh fleet: the completed jobs kept for Bull Board, per case (see `measured`). */
   redisBytesPerFinishedCase: number;
   /** Logical BSON bytes of a finished case and its history (FerretDB only). */
   mongoBytesPerCase1?: number;
@@ -70,17 +70,23 @@ export async function liveThroughput(fleet: Fleet, workflow: WorkflowName, count
   return { rate: done / (((stats.finished[workflow]?.lastFinishedAt ?? Date.now()) - started) / 1000), stats, done };
 }
 
+/** Cases of a fresh fleet over which Redis's growth per finished case is taken, the same on every store. */
+const BYTES_SAMPLE = 200;
+
 /**
  * Warm-up of `warmup` cases, then `rate × seconds` (at least `min`) cases measured with their
  * costs; `bounded`: each of the two ends after `timeoutMs`, with the cases finished by then
- * (for a store too slow to size by). `warmupRedisBytes`: Redis's growth per case over the warm-up of a fresh fleet, where
- * every finished case still adds the jobs kept for Bull Board (until JOBS_KEEP_COMPLETED_COUNT
- * per queue, after which a finished case adds nothing).
+ * (for a store too slow to size by). `freshRedisBytes`: Redis's growth per case over the first
+ * BYTES_SAMPLE cases of the warm-up, where every finished case still adds the jobs kept for Bull
+ * Board (until JOBS_KEEP_COMPLETED_COUNT per queue, after which a finished case adds nothing)
+ * and the fleet's queues are still filling their capped event streams.
  */
 export async function measured(ctx: BenchContext, fleet: Fleet, workflow: WorkflowName, warmup: number, min: number, bounded?: { timeoutMs: number }) {
+  const warm = (count: number) => liveThroughput(fleet, workflow, count, bounded?.timeoutMs ?? 300_000, bounded !== undefined);
   const memoryAtStart = await usedMemory(ctx.redis);
-  const first = await liveThroughput(fleet, workflow, warmup, bounded?.timeoutMs ?? 300_000, bounded !== undefined);
-  const warmupRedisBytes = ((await usedMemory(ctx.redis)) - memoryAtStart) / warmup;
+  let first = await warm(Math.min(warmup, BYTES_SAMPLE));
+  const freshRedisBytes = ((await usedMemory(ctx.redis)) - memoryAtStart) / first.done;
+  if (warmup > BYTES_SAMPLE) first = await warm(warmup - BYTES_SAMPLE);
   const count = Math.max(min, Math.round(first.rate * ctx.seconds));
   const ferret = fleet.kind === 'ferretdb';
   const pids = { ...fleet.pids(), redis: ctx.servers.redis.child.process.pid, ...(ferret ? { ferretdb: ctx.servers.ferretPid } : {}) };
@@ -103,7 +109,7 @@ export async function measured(ctx: BenchContext, fleet: Fleet, workflow: Workfl
     storeDocs: (stats.storeDocs - first.stats.storeDocs) / done,
     cpuMs: costs.cpuMs,
   };
-  return { rate, count, done, perCase, warmupRedisBytes };
+  return { rate, count, done, perCase, freshRedisBytes };
 }
 
 /**
@@ -187,8 +193,7 @@ export async function storeRun(ctx: BenchContext, kind: StoreKind, log: (line: s
   const scale = ferret ? 1 : 5;
   log(`${kind}: 1-step …`);
   const one = await withFleet(ctx, kind, { profileDir: ctx.profileDir }, async (fleet) => {
-    // A warm-up within JOBS_KEEP_COMPLETED_COUNT (1,000) cases, so Redis bytes per finished case
-    // are those below the cap. Short on FerretDB: every case stored makes its lookups slower.
+    // A short warm-up on FerretDB: every case stored makes its lookups slower.
     const result = await measured(ctx, fleet, 'one', 200 * scale, 300);
     const bytes = await queuedCaseBytes(ctx, fleet);
     const mongoBytes = ferret ? await mongoBytesPerCase(fleet.mongoUrl, 'one') : undefined;
@@ -229,7 +234,7 @@ export async function storeRun(ctx: BenchContext, kind: StoreKind, log: (line: s
     handoff: seq3.handoff,
     redisBytesPerQueuedCase: one.bytes.marginal,
     redisBytesPerQueuedCaseAverage: one.bytes.average,
-    redisBytesPerFinishedCase: one.warmupRedisBytes,
+    redisBytesPerFinishedCase: one.freshRedisBytes,
     ...(one.mongoBytes === undefined ? {} : { mongoBytesPerCase1: one.mongoBytes }),
     ...(seq3.mongoBytes === undefined ? {} : { mongoBytesPerSeq3: seq3.mongoBytes }),
     perCase: { case1: one.perCase, seq3: seq3.perCase, split10: split.perCase },
