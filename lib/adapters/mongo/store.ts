@@ -19,10 +19,8 @@ import {
   decodeCase,
   decodeError,
   decodeTrace,
-  decodeWorkflow,
   encodeCase,
   encodeTrace,
-  decodeKey,
   businessKeyTerm,
   type CaseDocument,
   type HistoryDocument,
@@ -31,8 +29,10 @@ import {
 } from './documents.js';
 import { DUPLICATE_KEY, writeErrorsByIndex } from './bulk.js';
 import { QueriedOpenCases, RegisteredOpenCases, type OpenCaseDocument, type OpenCases } from './open-cases.js';
+import { MongoKeys } from './keys.js';
 import { Retention } from './retention.js';
 import { probeServerFeatures, type ServerFeatures } from './server-features.js';
+import { MongoWorkflows } from './workflows.js';
 
 /**
  * Case documents one commit batch updates at once (so at most twice this many per process,
@@ -44,13 +44,6 @@ const UPDATES_AT_ONCE = 2;
 
 /** History entries looked up by `_id` at once where the server answers nothing else from an index. */
 const HISTORY_LOOKUPS_AT_ONCE = 8;
-
-const isDuplicateKey = (error: unknown): boolean =>
-  error instanceof MongoServerError &&
-  (error.code === DUPLICATE_KEY ||
-    // insertMany reports per-document errors; all must be duplicates to be ignorable.
-    (Array.isArray((error as { writeErrors?: unknown }).writeErrors) &&
-      ((error as unknown as { writeErrors: Array<{ code: number }> }).writeErrors).every((e) => e.code === DUPLICATE_KEY)));
 
 function encodeCursor(id: string): string {
   return Buffer.from(id, 'utf8').toString('base64url');
@@ -87,7 +80,8 @@ export class MongoStore implements Store {
   private readonly workflows: Collection<WorkflowDocument>;
   private readonly cases: Collection<CaseDocument>;
   private readonly history: Collection<HistoryDocument>;
-  private readonly keys: Collection<KeyDocument>;
+  private readonly workflowStore: MongoWorkflows;
+  private readonly keyStore: MongoKeys;
   private readonly openCaseRegistry: Collection<OpenCaseDocument>;
   /** Until `init` has asked the server: MongoDB's answers. */
   private features: ServerFeatures = { ferretdb: false, filtersBeyondId: true };
@@ -105,7 +99,8 @@ export class MongoStore implements Store {
     this.workflows = this.db.collection('workflows');
     this.cases = this.db.collection('cases');
     this.history = this.db.collection('history');
-    this.keys = this.db.collection('api_keys');
+    this.workflowStore = new MongoWorkflows(this.workflows);
+    this.keyStore = new MongoKeys(this.db.collection<KeyDocument>('api_keys'));
     this.openCaseRegistry = this.db.collection('open_cases');
     this.openCases = new QueriedOpenCases(this.cases);
     this.retention = new Retention(this.cases, this.history, this.db.collection('retention'));
@@ -176,74 +171,38 @@ export class MongoStore implements Store {
     await this.client.close();
   }
 
-  // --- workflows ---
+  // --- workflows and keys: their own collections, their own classes ---
 
-  async saveWorkflow(definition: WorkflowDefinition, hash: string, now: number): Promise<{ workflow: StoredWorkflow; created: boolean }> {
-    const { name } = definition;
-    // Two writers may race for the next version number; the unique indexes decide, and the
-    // loser either finds its identical definition stored or takes the number after.
-    for (let round = 0; round < 20; round++) {
-      const same = await this.workflows.findOne({ name, hash });
-      if (same) return { workflow: decodeWorkflow(same), created: false };
-      const latest = await this.workflows.find({ name }).sort({ version: -1 }).limit(1).next();
-      const version = (latest?.version ?? 0) + 1;
-      const doc: WorkflowDocument = {
-        _id: `${name}@${version}`,
-        name,
-        version,
-        hash,
-        source: JSON.stringify(definition),
-        createdAt: new Date(now),
-        ...(definition.description === undefined ? {} : { description: definition.description }),
-      };
-      try {
-        await this.workflows.insertOne(doc);
-        return { workflow: decodeWorkflow(doc), created: true };
-      } catch (error) {
-        if (!isDuplicateKey(error)) throw error;
-      }
-    }
-    throw new Error(`could not store workflow "${name}": too many concurrent versions`);
+  saveWorkflow(definition: WorkflowDefinition, hash: string, now: number): Promise<{ workflow: StoredWorkflow; created: boolean }> {
+    return this.workflowStore.saveWorkflow(definition, hash, now);
   }
 
-  async getWorkflow(name: string, version?: number): Promise<StoredWorkflow | undefined> {
-    const doc =
-      version === undefined
-        ? await this.workflows.find({ name }).sort({ version: -1 }).limit(1).next()
-        : await this.workflows.findOne({ _id: `${name}@${version}` });
-    return doc ? decodeWorkflow(doc) : undefined;
+  getWorkflow(name: string, version?: number): Promise<StoredWorkflow | undefined> {
+    return this.workflowStore.getWorkflow(name, version);
   }
 
-  async listWorkflows(): Promise<WorkflowSummary[]> {
-    // Versions are few; grouping here keeps to what FerretDB v1 aggregates (it lacks $first).
-    const docs = await this.workflows
-      .find({}, { projection: { name: 1, version: 1, createdAt: 1, description: 1 } })
-      .sort({ name: 1, version: -1 })
-      .toArray();
-    const summaries = new Map<string, WorkflowSummary>();
-    for (const doc of docs) {
-      const known = summaries.get(doc.name);
-      if (known) {
-        known.versions += 1;
-        continue;
-      }
-      summaries.set(doc.name, {
-        name: doc.name,
-        latestVersion: doc.version,
-        versions: 1,
-        updatedAt: doc.createdAt.getTime(),
-        ...(doc.description ? { description: doc.description } : {}),
-      });
-    }
-    return [...summaries.values()];
+  listWorkflows(): Promise<WorkflowSummary[]> {
+    return this.workflowStore.listWorkflows();
   }
 
-  async listVersions(name: string): Promise<Array<{ version: number; hash: string; createdAt: number }>> {
-    const docs = await this.workflows
-      .find({ name }, { projection: { version: 1, hash: 1, createdAt: 1 } })
-      .sort({ version: -1 })
-      .toArray();
-    return docs.map((doc) => ({ version: doc.version, hash: doc.hash, createdAt: doc.createdAt.getTime() }));
+  listVersions(name: string): Promise<Array<{ version: number; hash: string; createdAt: number }>> {
+    return this.workflowStore.listVersions(name);
+  }
+
+  insertKey(key: StoredKey): Promise<void> {
+    return this.keyStore.insertKey(key);
+  }
+
+  getKey(id: string): Promise<StoredKey | undefined> {
+    return this.keyStore.getKey(id);
+  }
+
+  listKeys(): Promise<StoredKey[]> {
+    return this.keyStore.listKeys();
+  }
+
+  revokeKey(id: string, at: number): Promise<boolean> {
+    return this.keyStore.revokeKey(id, at);
   }
 
   // --- cases ---
@@ -440,31 +399,6 @@ export class MongoStore implements Store {
 
   deleteFinishedCases(before: number, limit: number): Promise<number> {
     return this.retention.deleteFinishedBefore(before, limit);
-  }
-
-  async insertKey(key: StoredKey): Promise<void> {
-    await this.keys.insertOne({
-      _id: key.id,
-      name: key.name,
-      roles: key.roles,
-      hash: key.hash,
-      createdAt: new Date(key.createdAt),
-      ...(key.expiresAt === undefined ? {} : { expiresAt: new Date(key.expiresAt) }),
-    });
-  }
-
-  async getKey(id: string): Promise<StoredKey | undefined> {
-    const doc = await this.keys.findOne({ _id: id });
-    return doc ? decodeKey(doc) : undefined;
-  }
-
-  async listKeys(): Promise<StoredKey[]> {
-    return (await this.keys.find({}).sort({ createdAt: 1 }).toArray()).map(decodeKey);
-  }
-
-  async revokeKey(id: string, at: number): Promise<boolean> {
-    const result = await this.keys.updateOne({ _id: id }, { $set: { revokedAt: new Date(at) } });
-    return result.matchedCount === 1;
   }
 
   async countByStatus(): Promise<Partial<Record<CaseStatus, number>>> {
