@@ -138,6 +138,8 @@ export class Fleet {
       this.members.push(member);
       await member.ready;
     }
+    // The scheduler's store has made the collections: now the backend indexes, as `workfleet dev` does.
+    if (this.kind === 'ferretdb') await this.servers.indexDatabase(this.dbName);
   }
 
   /** Process ids by name, for CPU readings: `fleet` (memory store) or `scheduler` and `worker`. */

@@ -18,6 +18,8 @@ export interface BenchServers {
   ferretPid: number | undefined;
   /** FerretDB's PostgreSQL database, when on PostgreSQL: its backends' CPU time is the store's too. */
   postgresDb: string | undefined;
+  /** The backend indexes FerretDB needs (lib/runtime/ferretdb-indexes.ts), once the store's `init` made the database's collections. */
+  indexDatabase(database: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function startBenchServers(): Promise<BenchServers> {
     ferretPid: ferret.child.process.pid,
     postgresDb,
     store: postgresDb ? 'FerretDB 1.24 on PostgreSQL' : 'FerretDB 1.24 on SQLite',
+    indexDatabase: (database) => ferret.indexDatabase(database),
     async stop() {
       await ferret.stop();
       await redis.stop();
