@@ -21,6 +21,7 @@ const mongoUrl = `${servers.mongoBase}memory_${id}`;
 const prefix = `mem-${id}`;
 const store = new MongoStore({ url: mongoUrl });
 await store.init();
+await servers.indexDatabase(`memory_${id}`);
 await new WorkflowRegistry(store, systemClock).apply({ name: 'one', steps: [{ id: 'echo', task: 'demo.echo', input: { n: '${input.n}' } }] });
 const redis = new Redis(servers.redis.url);
 const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1] ?? 0);

@@ -32,9 +32,10 @@ import { STORES } from './workloads.js';
  *
  * Environment: BENCH_RUNS (default 2), BENCH_SECONDS (default 5: how long each throughput
  * measurement aims to last; case counts are sized from a warm-up to fit it). Chosen to keep the
- * whole bench under 15 minutes on a 2-core machine: a run takes about two and a half minutes
- * there and the scale rows (100,000 cases, both backends) about five; a third run, or the six
- * seconds the bench used before, would bring it too near the limit on a shared machine.
+ * whole bench under 15 minutes on a 2-core machine: a run took two to two and a half minutes
+ * there and the scale rows (100,000 cases, both backends) three and a half, eight minutes in
+ * all; a third run, or the six seconds the bench used before, would bring it too near the limit
+ * on a shared machine.
  */
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);
