@@ -34,20 +34,21 @@ const logger = createLogger({ level: config.log.level, name: 'bench-fleet' });
 exitOnFatalErrors(logger);
 const counters = newCounters();
 const running: RunningRole[] = [];
-let store: Store | undefined;
 
-// The worker first, so that the steps of a pre-filled intake queue find it serving.
-if (spec.roles.includes('worker')) running.push(await runWorker(config, { ownsProcess: false }));
+// Every role has the store: the scheduler for intake, timers and repairs, the worker to advance
+// the cases whose steps it finishes (worker.advancesCases). One store per process, counted.
+const store: Store =
+  spec.store === 'memory'
+    ? countingStore(new MemoryStore(), counters, 'port')
+    : countingStore(monitoredMongoStore(config.mongo.url, counters), counters, 'driver');
+await store.init();
 if (spec.roles.includes('scheduler')) {
-  store =
-    spec.store === 'memory'
-      ? countingStore(new MemoryStore(), counters, 'port')
-      : countingStore(monitoredMongoStore(config.mongo.url, counters), counters, 'driver');
-  await store.init();
   const registry = new WorkflowRegistry(store, systemClock);
   for (const [name, definition] of Object.entries(WORKFLOWS)) await registry.apply({ name, ...definition });
-  running.unshift(await runScheduler(config, { store, ownsProcess: false }));
 }
+// The worker first, so that the steps of a pre-filled intake queue find it serving.
+if (spec.roles.includes('worker')) running.push(await runWorker(config, { ownsProcess: false, store }));
+if (spec.roles.includes('scheduler')) running.unshift(await runScheduler(config, { store, ownsProcess: false }));
 
 process.on('message', (message: { type?: string; id?: number }) => {
   if (message.type === 'stats') process.send?.({ type: 'stats', id: message.id, stats: counters });
@@ -55,7 +56,7 @@ process.on('message', (message: { type?: string; id?: number }) => {
 process.once('SIGTERM', () => {
   void (async () => {
     for (const role of running) await role.stop();
-    await store?.close();
+    await store.close();
     process.exit(0);
   })();
 });

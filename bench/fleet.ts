@@ -28,7 +28,6 @@ class Member {
   constructor(
     readonly role: string,
     readonly child: ManagedChild,
-    readonly hasStore: boolean,
   ) {
     child.process.stdout?.resume();
     child.process.stderr?.resume();
@@ -132,7 +131,7 @@ export class Fleet {
       const script = join(packageRoot(), 'dist', 'bench', 'fleet-process.js');
       const profile = this.options.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${this.options.profileDir}`] : [];
       const child = spawnManaged(process.execPath, [...profile, script, JSON.stringify(spec)], { stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-      const member = new Member(roles.join('+'), child, roles.includes('scheduler'));
+      const member = new Member(roles.join('+'), child);
       alive += 1;
       void child.exited.then(() => (alive -= 1));
       this.members.push(member);
@@ -154,7 +153,7 @@ export class Fleet {
   }
 
   async stats(): Promise<StoreCounters> {
-    return sum(await Promise.all(this.members.filter((member) => member.hasStore).map((member) => member.stats())));
+    return sum(await Promise.all(this.members.map((member) => member.stats())));
   }
 
   /**

@@ -3,12 +3,13 @@ import { stepJobId } from '../lib/core/transition.js';
 import { percentile } from './stats.js';
 
 /**
- * The step-to-step hand-off of 3-step cases, split into its three legs, from what Redis already
- * records: BullMQ's event stream of each queue (entry ids are Redis's clock, in ms) and the
- * report's job id, which carries the time the worker finished the step.
+ * The step-to-step hand-off of 3-step cases, split into its legs, from what Redis already
+ * records: BullMQ's event stream of each queue (entry ids are Redis's clock, in ms) and what a
+ * step job keeps when it completes (its reports, each with the time the worker finished the step).
  *
- * - report hop: step finished (the report's `at`) → report picked up (`active` on `results`)
- * - commit: report picked up → next step enqueued (`added` on `default`)
+ * - report hop: step finished → its report picked up (`active` on `results`); 0 where the worker
+ *   applied the report itself (worker.advancesCases) and no report crossed a queue
+ * - commit: report picked up (or step finished) → next step enqueued (`added` on `default`)
  * - step hop: next step enqueued → next step started (`active` on `default`)
  *
  * The streams must keep every entry of the window: the fleet runs with a large
@@ -27,9 +28,14 @@ export interface HandoffSplit {
   stepHopP99Ms: number;
 }
 
-/** The first time each job had each event, from a queue's event stream. */
-async function firstEvents(redis: Redis, key: string, wanted: ReadonlySet<string>): Promise<Map<string, number>> {
-  const seen = new Map<string, number>();
+interface StreamEvent {
+  at: number;
+  returnvalue?: string;
+}
+
+/** The first time each job had each event (and what it returned), from a queue's event stream. */
+async function firstEvents(redis: Redis, key: string, wanted: ReadonlySet<string>): Promise<Map<string, StreamEvent>> {
+  const seen = new Map<string, StreamEvent>();
   let start = '-';
   for (;;) {
     const entries = await redis.xrange(key, start, '+', 'COUNT', 5_000);
@@ -39,9 +45,9 @@ async function firstEvents(redis: Redis, key: string, wanted: ReadonlySet<string
       const event = values.get('event') ?? '';
       const jobId = values.get('jobId');
       if (!wanted.has(event) || jobId === undefined) continue;
-      const at = Number(entryId.split('-')[0]);
       const name = `${event} ${jobId}`;
-      if (!seen.has(name)) seen.set(name, at);
+      const returnvalue = values.get('returnvalue');
+      if (!seen.has(name)) seen.set(name, { at: Number(entryId.split('-')[0]), ...(returnvalue === undefined ? {} : { returnvalue }) });
     }
     const last = entries.at(-1)?.[0];
     if (last === undefined || entries.length < 5_000) return seen;
@@ -49,25 +55,42 @@ async function firstEvents(redis: Redis, key: string, wanted: ReadonlySet<string
   }
 }
 
+/** When the worker finished a step, from the reports its completed job kept. */
+function finishedAt(completed: StreamEvent | undefined): number | undefined {
+  try {
+    const kept = JSON.parse(completed?.returnvalue ?? 'null') as { reports?: Array<{ event?: { type?: string; at?: number } }> } | null;
+    return kept?.reports?.find((report) => report.event?.type === 'stepCompleted')?.event?.at;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The hand-offs of `steps` (in order) of cases whose first step finished at or after `since`. */
 export async function handoffSplit(redis: Redis, prefix: string, steps: readonly string[], since: number): Promise<HandoffSplit> {
   const results = await firstEvents(redis, `${prefix}:results:events`, new Set(['active']));
-  const tasks = await firstEvents(redis, `${prefix}:default:events`, new Set(['added', 'active']));
+  const tasks = await firstEvents(redis, `${prefix}:default:events`, new Set(['added', 'active', 'completed']));
+  // A report's job id: <case>.<step>.<type>[.<unit parts>].<attempt>.<at>; picked up by a scheduler at `at`.
+  const reportPickedUp = new Map<string, number>();
+  for (const [name, { at }] of results) {
+    const [caseId = '', stepId = '', type = ''] = name.slice('active '.length).split('.');
+    if (type === 'stepCompleted') reportPickedUp.set(stepJobId(caseId, stepId), at);
+  }
   const total: number[] = [];
   const reportHop: number[] = [];
   const commit: number[] = [];
   const stepHop: number[] = [];
-  for (const [name, pickedUp] of results) {
-    // A report's job id: <case>.<step>.<type>[.<unit parts>].<attempt>.<at>
-    const parts = name.slice('active '.length).split('.');
-    const [caseId = '', stepId = '', type = ''] = parts;
-    const finished = Number(parts.at(-1));
+  for (const [name, event] of tasks) {
+    if (!name.startsWith('completed ')) continue;
+    const jobId = name.slice('completed '.length);
+    const [caseId = '', stepId = ''] = jobId.split('.');
     const next = steps[steps.indexOf(stepId) + 1];
-    if (type !== 'stepCompleted' || next === undefined || !steps.includes(stepId) || !(finished >= since)) continue;
+    const finished = finishedAt(event);
+    if (next === undefined || !steps.includes(stepId) || finished === undefined || !(finished >= since)) continue;
     const nextJob = stepJobId(caseId, next);
-    const added = tasks.get(`added ${nextJob}`);
-    const started = tasks.get(`active ${nextJob}`);
+    const added = tasks.get(`added ${nextJob}`)?.at;
+    const started = tasks.get(`active ${nextJob}`)?.at;
     if (added === undefined || started === undefined) continue;
+    const pickedUp = reportPickedUp.get(jobId) ?? finished;
     total.push(started - finished);
     reportHop.push(pickedUp - finished);
     commit.push(added - pickedUp);

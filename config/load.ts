@@ -16,6 +16,7 @@ export interface Config {
     handlers: string;
     shutdownGraceMs: number;
     startReportDelayMs: number;
+    advancesCases: boolean;
     lockDurationMs: number;
     maxStalls: number;
     stalledCheckIntervalMs: number;

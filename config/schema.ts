@@ -216,6 +216,12 @@ export const configSchema = {
       default: 25_000,
       env: 'WORKER_SHUTDOWN_GRACE_MS',
     },
+    advancesCases: {
+      doc: 'The worker that finishes a step applies its report to the case itself (the transition, one history append, the next steps enqueued), rather than sending it through the results queue to a scheduler; it then needs MONGO_URL. false: every report goes to the scheduler.',
+      format: 'boolean',
+      default: true,
+      env: 'WORKER_ADVANCES_CASES',
+    },
     startReportDelayMs: {
       doc: 'A handler still running after this long is reported as started; faster ones report start and end together.',
       format: 'non-negative-int',

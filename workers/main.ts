@@ -1,10 +1,13 @@
 import type { Config } from '../config/load.js';
 import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
 import { BullConsumers, BullQueues } from '../lib/adapters/bullmq/queues.js';
+import { AdvancingReports } from '../lib/engine/advancing-reports.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
 import { systemClock } from '../lib/ports/clock.js';
+import type { Store } from '../lib/ports/store.js';
+import { createEngine, type Engine } from '../lib/runtime/engine.js';
 import { exitOnFatalErrors, runShutdownSteps, shutdownOnSignals, type RunningRole, type ShutdownStep } from '../lib/runtime/lifecycle.js';
 import { announce, processId } from '../lib/runtime/presence.js';
 import { Breakers } from './breakers.js';
@@ -20,23 +23,36 @@ export interface WorkerOptions {
    * process handlers; its host stops it with the returned handle.
    */
   ownsProcess?: boolean;
+  /** With `worker.advancesCases`: the store to advance cases in instead of the configured MongoDB (its owner closes it). */
+  store?: Store;
 }
 
 /** Composition root of `workfleet worker`: one BullMQ consumer per configured queue. */
-export async function runWorker(config: Config, { ownsProcess = true }: WorkerOptions = {}): Promise<RunningRole> {
+export async function runWorker(config: Config, { ownsProcess = true, store }: WorkerOptions = {}): Promise<RunningRole> {
   const logger = createLogger({ level: config.log.level, name: 'worker' });
   if (ownsProcess) exitOnFatalErrors(logger);
   const handlers = await loadHandlers(config.worker.handlers);
   const metrics = new Metrics('worker');
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
-  const queues = new BullQueues(bull);
+  // Advancing cases needs the whole engine (store, workflows, advancer); its queues serve the consumers too.
+  const engine: Engine | undefined = config.worker.advancesCases ? await createEngine(config, logger, metrics, store ? { store } : {}) : undefined;
+  const queues = engine?.queues ?? new BullQueues(bull);
+  const reports = engine
+    ? new AdvancingReports({
+        advancer: engine.advancer,
+        queues,
+        logger,
+        onApplied: (result) => result === 'duplicate' && metrics.transitions.inc({ outcome: 'duplicate' }),
+      })
+    : queues;
   const breakers = new Breakers(config.breaker, (breaker, state) => {
     metrics.breakerState.set({ breaker }, BREAKER_STATE[state]);
     metrics.breakerTransitions.inc({ breaker, state });
     logger.warn({ breaker, state }, 'circuit breaker changed state');
   });
   const processor = taskProcessor({
-    handlers, breakers, queues, logger, metrics,
+    handlers, breakers, logger, metrics,
+    queues: reports,
     clock: systemClock,
     workerId: processId(),
     startReportDelayMs: config.worker.startReportDelayMs,
@@ -56,16 +72,19 @@ export async function runWorker(config: Config, { ownsProcess = true }: WorkerOp
     systemClock,
     logger,
   );
-  const probes = await startMetricsServer(config.metrics.port, metrics, [{ name: 'redis', check: async () => void (await queues.connection.ping()) }]);
+  const probes = await startMetricsServer(config.metrics.port, metrics, [
+    { name: 'redis', check: async () => void (await queues.connection.ping()) },
+    ...(engine ? [{ name: 'mongodb', check: () => engine.store.ping(2_000) }] : []),
+  ]);
   const grace = config.worker.shutdownGraceMs;
   const steps: ShutdownStep[] = [
     { name: 'presence', run: () => presence.stop() },
     { name: 'consumers', run: () => Promise.all(running.map((consumer) => consumer.close(grace))) },
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'breakers', run: async () => breakers.shutdown() },
-    { name: 'queues', run: () => queues.close() },
+    { name: engine ? 'engine' : 'queues', run: () => (engine ? engine.close() : queues.close()) },
   ];
   if (ownsProcess) shutdownOnSignals(logger, steps, grace + 15_000);
-  logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null }, 'worker started');
+  logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, advancesCases: config.worker.advancesCases, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null }, 'worker started');
   return { stop: async () => void (await runShutdownSteps(logger, steps)) };
 }
