@@ -73,6 +73,7 @@ function sum(all: readonly StoreCounters[]): StoreCounters {
     add(total.portCalls, counters.portCalls);
     add(total.storeOps, counters.storeOps);
     total.storeDocs += counters.storeDocs;
+    total.conflicts += counters.conflicts;
     total.created += counters.created;
     if (counters.firstCreatedAt !== undefined) total.firstCreatedAt = Math.min(total.firstCreatedAt ?? Infinity, counters.firstCreatedAt);
     for (const [workflow, counts] of Object.entries(counters.finished)) {

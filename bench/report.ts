@@ -127,6 +127,7 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
     both(`${title}: Redis Lua script calls`, '', `perCase.${workload}.redisScripts`, 1),
     both(`${title}: store ops`, '', `perCase.${workload}.storeOps`, 1),
     both(`${title}: store docs written`, '', `perCase.${workload}.storeDocs`, 1),
+    both(`${title}: commits that conflicted`, '', `perCase.${workload}.conflictRate`, 3),
   ];
   const cpu = (process: string) => row(`CPU per 1-step case: ${process}`, 'ms', c(`stores.memory.perCase.case1.cpuMs.${process}`, 2), c(`stores.ferretdb.perCase.case1.cpuMs.${process}`, 2));
   const ratioRows = Object.entries(TARGETS).map(([name, { target, met }]) => {

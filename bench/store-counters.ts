@@ -20,6 +20,8 @@ export interface StoreCounters {
    * case document, written in one step).
    */
   storeDocs: number;
+  /** Commits that lost their revision to another writer (the case had moved on): a conflict, a re-read and a retry. */
+  conflicts: number;
   created: number;
   /** When the first case this process created was created (epoch ms). */
   firstCreatedAt: number | undefined;
@@ -30,7 +32,7 @@ export interface StoreCounters {
 export type FinishedCounts = Record<'completed' | 'failed' | 'cancelled', number> & { lastFinishedAt: number };
 
 export function newCounters(): StoreCounters {
-  return { portCalls: {}, storeOps: {}, storeDocs: 0, created: 0, firstCreatedAt: undefined, finished: {} };
+  return { portCalls: {}, storeOps: {}, storeDocs: 0, conflicts: 0, created: 0, firstCreatedAt: undefined, finished: {} };
 }
 
 const bump = (record: Record<string, number>, key: string, by = 1) => void (record[key] = (record[key] ?? 0) + by);
@@ -69,6 +71,7 @@ export function countingStore(store: Store, counters: StoreCounters, documents: 
         } else if (property === 'commitTransition') {
           const [previous, next] = args as [CaseState, CaseState];
           void (result as Promise<'committed' | 'conflict'>).then((outcome) => {
+            if (outcome === 'conflict') counters.conflicts += 1;
             if (outcome !== 'committed') return;
             if (ownDocs) counters.storeDocs += 1;
             noteFinished(counters, previous, next);

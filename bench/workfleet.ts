@@ -32,6 +32,8 @@ export interface PerCase {
   storeOps: number;
   storeOpsByType: Record<string, number>;
   storeDocs: number;
+  /** Of the commits tried, the share that lost their revision to another writer. */
+  conflictRate: number;
   /** CPU ms per case by process. */
   cpuMs: Record<string, number>;
 }
@@ -107,6 +109,7 @@ export async function measured(ctx: BenchContext, fleet: Fleet, workflow: Workfl
     storeOps: Object.values(ops).reduce((sum, value) => sum + value, 0),
     storeOpsByType: ops,
     storeDocs: (stats.storeDocs - first.stats.storeDocs) / done,
+    conflictRate: (stats.conflicts - first.stats.conflicts) / Math.max(1, (stats.portCalls.commitTransition ?? 0) - (first.stats.portCalls.commitTransition ?? 0)),
     cpuMs: costs.cpuMs,
   };
   return { rate, count, done, perCase, freshRedisBytes };
