@@ -1,4 +1,4 @@
-import { MongoClient, MongoServerError, type Collection, type Db, type Filter, type MongoClientOptions, type UpdateFilter } from 'mongodb';
+import { MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions, type UpdateFilter } from 'mongodb';
 import { GroupCommit } from '../../runtime/group-commit.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { WorkfleetError } from '../../core/errors.js';
@@ -17,11 +17,9 @@ import {
   caseChanges,
   changesToUpdate,
   decodeCase,
-  decodeError,
   decodeTrace,
   encodeCase,
   encodeTrace,
-  businessKeyTerm,
   type CaseDocument,
   type HistoryDocument,
   type KeyDocument,
@@ -29,6 +27,7 @@ import {
 } from './documents.js';
 import { DUPLICATE_KEY, writeErrorsByIndex } from './bulk.js';
 import { QueriedOpenCases, RegisteredOpenCases, type OpenCaseDocument, type OpenCases } from './open-cases.js';
+import { CaseListing } from './case-listing.js';
 import { MongoKeys } from './keys.js';
 import { Retention } from './retention.js';
 import { probeServerFeatures, type ServerFeatures } from './server-features.js';
@@ -44,15 +43,6 @@ const UPDATES_AT_ONCE = 2;
 
 /** History entries looked up by `_id` at once where the server answers nothing else from an index. */
 const HISTORY_LOOKUPS_AT_ONCE = 8;
-
-function encodeCursor(id: string): string {
-  return Buffer.from(id, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): string | undefined {
-  const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  return /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
-}
 
 export interface MongoStoreOptions {
   /** mongodb:// URL with the database in its path. */
@@ -87,6 +77,7 @@ export class MongoStore implements Store {
   private features: ServerFeatures = { ferretdb: false, filtersBeyondId: true };
   private openCases: OpenCases;
   private readonly retention: Retention;
+  private readonly listing: CaseListing;
   private readonly commits: GroupCommit<Commit, 'committed' | 'conflict'>;
   private readonly inserts: GroupCommit<CaseDocument, 'created' | 'duplicate'>;
 
@@ -103,6 +94,7 @@ export class MongoStore implements Store {
     this.keyStore = new MongoKeys(this.db.collection<KeyDocument>('api_keys'));
     this.openCaseRegistry = this.db.collection('open_cases');
     this.openCases = new QueriedOpenCases(this.cases);
+    this.listing = new CaseListing(this.cases);
     this.retention = new Retention(this.cases, this.history, this.db.collection('retention'));
     const inFlight = { maxInFlight: options.commitsInFlight ?? 2 };
     this.commits = new GroupCommit((batch) => this.writeCommits(batch), inFlight);
@@ -314,41 +306,6 @@ export class MongoStore implements Store {
     }
   }
 
-  async listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }> {
-    const filter: Filter<CaseDocument> = {};
-    if (query.status) filter.status = query.status;
-    if (query.workflow) filter.workflow = query.workflow;
-    if (query.startedBy) filter.startedBy = query.startedBy;
-    if (query.businessKey) filter.businessKeys = businessKeyTerm(query.businessKey.name, query.businessKey.value);
-    if (query.createdAfter !== undefined || query.createdBefore !== undefined) {
-      filter.createdAt = {
-        ...(query.createdAfter === undefined ? {} : { $gte: new Date(query.createdAfter) }),
-        ...(query.createdBefore === undefined ? {} : { $lt: new Date(query.createdBefore) }),
-      };
-    }
-    const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
-    if (after) filter._id = { $lt: after };
-    const docs = await this.cases
-      .find(filter, { projection: { workflow: 1, version: 1, status: 1, createdAt: 1, updatedAt: 1, error: 1 } })
-      .sort({ _id: -1 })
-      .limit(query.limit + 1)
-      .toArray();
-    const page = docs.slice(0, query.limit);
-    const last = page.at(-1);
-    return {
-      cases: page.map((doc) => ({
-        id: doc._id,
-        workflow: doc.workflow,
-        version: doc.version,
-        status: doc.status,
-        createdAt: doc.createdAt.getTime(),
-        updatedAt: doc.updatedAt.getTime(),
-        ...(doc.error ? { error: decodeError(doc.error) } : {}),
-      })),
-      ...(docs.length > query.limit && last ? { nextCursor: encodeCursor(last._id) } : {}),
-    };
-  }
-
   async readTrace(caseId: string): Promise<TraceEvent[]> {
     const created = await this.cases.findOne({ _id: caseId }, { projection: { createdTrace: 1, revision: 1 } });
     const entries = await this.historyOf(caseId, created?.revision ?? 0);
@@ -383,14 +340,17 @@ export class MongoStore implements Store {
     return (await this.openCases.findStale(before, limit, afterId)).map(decodeCase);
   }
 
+  listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }> {
+    return this.listing.listCases(query);
+  }
+
+  findChildren(caseId: string): Promise<Array<{ id: string; status: CaseStatus; parent?: CaseState['parent'] }>> {
+    return this.listing.findChildren(caseId);
+  }
+
   async findStuckCases(limit: number): Promise<{ count: number; cases: CaseRecord[] }> {
     const { count, cases } = await this.openCases.findStuck(limit);
     return { count, cases: cases.map(decodeCase) };
-  }
-
-  async findChildren(caseId: string): Promise<Array<{ id: string; status: CaseStatus; parent?: CaseState['parent'] }>> {
-    const docs = await this.cases.find({ 'parent.caseId': caseId }, { projection: { status: 1, parent: 1 } }).toArray();
-    return docs.map((doc) => ({ id: doc._id, status: doc.status, ...(doc.parent ? { parent: doc.parent } : {}) }));
   }
 
   async findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>> {
