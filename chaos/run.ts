@@ -50,7 +50,7 @@ async function runScenario(scenario: Scenario, database: SharedDatabase, dir: st
       const settled = await settleCases(cluster, outcome.accepted, scenario.settleMs ?? 90_000);
       if (settled) result.recoverSeconds = Math.max(0, (Date.now() - outcome.faultEndedAt) / 1000);
       const expectAlive = outcome.expectAlive ?? cluster.names();
-      const findings = await checkInvariants(cluster, outcome.accepted, { lockHorizonMs, redisMaxBytes: 128 * 1024 * 1024, rssMaxKb: 512 * 1024, expectAlive });
+      const findings = await checkInvariants(cluster, outcome.accepted, { lockHorizonMs, redisMaxBytes: 128 * 1024 * 1024, rssMaxKb: 512 * 1024, expectAlive, faultEndedAt: outcome.faultEndedAt });
       result.lost = findings.lost;
       result.duplicated = findings.duplicated;
       result.reExecutions = findings.reExecutions;

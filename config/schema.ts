@@ -182,7 +182,7 @@ export const configSchema = {
   },
   retention: {
     finishedCaseDays: {
-      doc: 'Finished cases and their history are deleted this many days after they finish. 0: keep forever.',
+      doc: 'Finished cases and their history are deleted this many days after they finish (checked hourly, and again at once while a run leaves a backlog). 0: keep forever.',
       format: 'non-negative-int',
       default: 30,
       env: 'RETENTION_FINISHED_CASE_DAYS',

@@ -15,7 +15,7 @@ import { enforceDeadlines } from './deadlines.js';
 import { intakeProcessor } from './intake.js';
 import { Reconciler } from './reconciler.js';
 import { resultsProcessor } from './results.js';
-import { applyRetention } from './retention.js';
+import { RetentionSchedule } from './retention.js';
 
 export interface SchedulerOptions {
   /** A store instead of the MongoDB one the config names (the benchmark's in-memory fleet); its owner closes it. */
@@ -64,11 +64,12 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
     stuckAfterMs: config.scheduler.stuckAfterMs,
     lockTtlMs: config.scheduler.reconcileIntervalMs * 4,
   });
+  const retention = new RetentionSchedule({ store, clock, days: config.retention.finishedCaseDays });
   const loops = [
     every(config.scheduler.deadlineCheckIntervalMs, 'deadlines', logger, async () => void (await enforceDeadlines({ store, advancer, clock }))),
     every(config.scheduler.reconcileIntervalMs, 'reconciler', logger, async () => void (await reconciler.run())),
     every(60_000, 'retention', logger, async () => {
-      if (lease.isHeld) await applyRetention({ store, clock, days: config.retention.finishedCaseDays });
+      if (lease.isHeld) await retention.runIfDue();
     }),
   ];
   const probes = await startMetricsServer(config.metrics.port, metrics, [{ name: 'mongodb', check: () => store.ping(2_000) }]);
