@@ -117,6 +117,8 @@ export class Fleet {
       MONGO_URL: this.mongoUrl,
       BULLMQ_PREFIX: this.prefix,
       WORKER_CONCURRENCY: String(CONCURRENCY),
+      // The hot path the bench measures: workers apply their steps' reports (off by default, see RELIABILITY.md).
+      WORKER_ADVANCES_CASES: 'true',
       WORKER_HANDLERS: join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js'),
       METRICS_PORT: '0',
       LOG_LEVEL: 'warn',

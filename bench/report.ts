@@ -137,7 +137,7 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
   const lines = [
     '',
     `${header.cpus} CPUs; ${header.runs} run(s) of ${header.seconds} s measurements, median (min–max)`,
-    `memory: MemoryStore, scheduler and worker in ONE process; ferretdb: ${header.store}, a scheduler and a worker process; raw BullMQ and flows: one worker process; every worker concurrency 50`,
+    `memory: MemoryStore, scheduler and worker in ONE process; ferretdb: ${header.store}, a scheduler and a worker process; raw BullMQ and flows: one worker process; every worker concurrency 50; workers advance cases (WORKER_ADVANCES_CASES=true)`,
     '',
     row('baselines (nothing else running)', '', 'enqueue while draining', 'pre-filled drain'),
     row('raw BullMQ no-op jobs (20,000)', 'jobs/s', c('baselines.rawPerSecond', 0), c('baselines.rawPrefilledPerSecond', 0)),
