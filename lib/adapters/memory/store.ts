@@ -12,20 +12,10 @@ import type {
   WorkflowSummary,
 } from '../../ports/store.js';
 import { CaseTable, type CaseEntry } from './case-table.js';
+import { decodeCursor, encodeCursor } from '../case-cursor.js';
 
 /** The fields of a CaseRecord that say how the case was started; a transition never changes them. */
 const START_FIELDS = ['startedBy', 'businessKeys', 'idempotencyKey', 'requestHash'] as const satisfies ReadonlyArray<keyof CaseRecord>;
-
-/** The same cursor as the MongoDB adapter's: the last id of the page, base64url. */
-function encodeCursor(id: string): string {
-  return Buffer.from(id, 'utf8').toString('base64url');
-}
-
-/** Like the MongoDB adapter, a cursor that is not a case id is ignored (the first page). */
-function decodeCursor(cursor: string): string | undefined {
-  const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  return /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
-}
 
 const byId = (a: CaseEntry, b: CaseEntry): number => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0);
 

@@ -1,16 +1,8 @@
 import type { Collection, Filter } from 'mongodb';
 import type { CaseState, CaseStatus } from '../../core/state.js';
 import type { CaseQuery, CaseSummary } from '../../ports/store.js';
+import { decodeCursor, encodeCursor } from '../case-cursor.js';
 import { businessKeyTerm, decodeError, type CaseDocument } from './documents.js';
-
-function encodeCursor(id: string): string {
-  return Buffer.from(id, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): string | undefined {
-  const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  return /^[0-9a-f-]{36}$/.test(id) ? id : undefined;
-}
 
 /** Listing cases: newest first by id, filtered, paged by an opaque cursor. */
 export class CaseListing {
