@@ -46,8 +46,9 @@ function keptReports(result: unknown): StepReport[] | undefined {
 }
 
 /**
- * Makes good what a crash between two writes can leave behind: a case document behind its
- * committed history, step jobs never enqueued (or lost with Redis data), and jobs that ended
+ * Makes good what a crash between two writes can leave behind, and writes the projections that
+ * lag: a case document behind its committed history (it is not written between two steps, so
+ * a long-running case's lags until the reconciler or a status change writes it), step jobs never enqueued (or lost with Redis data), and jobs that ended
  * without their report reaching the scheduler. A job the queue failed because its workers kept
  * dying under it (a crash loop) fails its step with WORKER_LOST instead of running again. Cases
  * that still make no progress past `stuckAfterMs` are marked stuck with the reason seen. Only
@@ -123,6 +124,8 @@ export class Reconciler {
         const record = await store.catchUp(stale.id);
         if (!record) continue;
         if (record.revision !== stale.revision) report.casesCaughtUp += 1;
+        // Only its projection was stale (a case's document is not written between two steps): it is moving.
+        if (record.updatedAt >= now - staleAfterMs) continue;
         const workflow = await workflows.compiled(record.workflow, record.version);
         const work = outstandingWork(workflow, record);
         const observed: ObservedJob[] = [];

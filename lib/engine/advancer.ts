@@ -30,9 +30,10 @@ export interface AdvancerHooks {
 }
 
 /**
- * Applies events to cases exactly once. Each application reads the case, runs the pure
- * transition, and commits the result as the next revision; if another process committed that
- * revision first, it catches up and runs the transition again on the newer state. Events for one case that arrive while an application is in
+ * Applies events to cases exactly once. Each application reads the case (the store folds every
+ * committed revision into it), runs the pure transition, and commits the result as the next
+ * revision, one history append; if another process committed that revision first, it reads the
+ * case again and runs the transition on the newer state. Events for one case that arrive while an application is in
  * flight wait in a per-case mailbox and go in together as one transition: fewer writes, and no
  * conflicts between the processes' own concurrent jobs for the same case.
  */
@@ -119,18 +120,14 @@ export class CaseAdvancer {
           // Perhaps applied by another process after the state remembered: ask the store.
           continue;
         }
-        // The document can lag behind a committed revision (the next steps go out before it is
-        // updated, or its writer died): a report for a step that revision scheduled would look
-        // like a duplicate here. Judge again on the caught-up case before dropping anything.
-        const current = await store.catchUp(caseId);
-        if (current && current.revision !== record.revision) continue;
-        // Already applied. If the first application died before enqueueing what it decided,
-        // this is the moment to make good: re-adding existing job ids is a no-op.
+        // The store's case folds every committed revision, so nothing new means applied already.
+        // If the first application died before enqueueing what it decided, this is the moment
+        // to make good: re-adding existing job ids is a no-op.
         await this.carryOut(outstandingWork(workflow, record));
         return 'duplicate';
       }
-      // The next steps' jobs go out as soon as the revision is ours, while the case document is
-      // still being updated: one database write less between a step's end and the next start.
+      // The next steps' jobs go out as soon as the revision is ours (its history entry is in),
+      // while the store may still be writing the case document's projection.
       let carried: Promise<void> | undefined;
       const outcome = await store.commitTransition(record, result.state, result.events, () => {
         carried = this.carryOut(result.commands);
@@ -138,9 +135,8 @@ export class CaseAdvancer {
         carried.catch(() => undefined);
       });
       if (outcome === 'conflict') {
-        // Another process committed this revision; bring the case up to date and decide again.
+        // Another process committed this revision: read the case as it is now and decide again.
         this.deps.hooks?.onConflict?.();
-        await store.catchUp(caseId);
         continue;
       }
       this.remember(result.state);

@@ -77,26 +77,28 @@ export interface CaseQuery {
 export type CreateResult = { created: true } | { created: false; existing: CaseRecord };
 
 /**
- * Cases are kept as a history of transitions plus a document with the latest state. A
- * transition is committed by inserting its history entry under a key unique per case and
- * revision: the insert is the one write every MongoDB-compatible store makes atomic (FerretDB
- * v1 does not make a conditional update atomic), so of two writers racing for a revision
- * exactly one wins. The entry holds the transition's trace events and its changes; the case
- * document is then brought up to date, and anyone who finds it behind its history catches it up.
+ * Cases are kept as a history of transitions plus a document that projects it. A transition is
+ * committed by appending its history entry under a key unique per case and revision: the
+ * insert is the one write every MongoDB-compatible store makes atomic (FerretDB v1 does not make
+ * a conditional update atomic), so of two writers racing for a revision exactly one wins, and
+ * it is the transition's only durable write. The case document is written at creation and
+ * when a transition changes what queries filter on (status, deadline, stuck mark); reads of one
+ * case fold the entries it lacks, so they always see every committed revision.
  */
 export interface CaseStore {
-  /** Inserts a new case with the trace events of its creation; with a used idempotency key, returns the case it made. */
+  /** Inserts a new case (its creation and first transition, one write); with a used idempotency key, returns the case it made. */
   createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult>;
+  /** The case at its latest committed revision. */
   getCase(id: string): Promise<CaseRecord | undefined>;
   /**
    * Commits `next` (revision `previous.revision + 1`) with its trace events. 'conflict' when
-   * another writer committed that revision first: catch up and try again. `onCommitted` is
-   * called once the revision is decided ours, before the case document has been brought up to
-   * date, so the work the transition asks for can start meanwhile; the call still resolves only
-   * after the document is up to date.
+   * another writer committed that revision first: read the case again and decide again.
+   * `onCommitted` is called once the revision is decided ours, before the case document's
+   * projection (if the transition needs one) is written, so the work the transition asks for
+   * can start meanwhile.
    */
   commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'>;
-  /** Applies committed transitions the case document lacks (a writer died after committing); returns the current case. */
+  /** The case as `getCase` reads it, after writing its document's projection if that was behind (the reconciler's lazy write). */
   catchUp(id: string): Promise<CaseRecord | undefined>;
   /** Newest first. */
   listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }>;

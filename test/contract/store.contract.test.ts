@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryStore } from '../../lib/adapters/memory/store.js';
+import { MongoClient, type Collection } from 'mongodb';
+import { decodeCase, type CaseDocument } from '../../lib/adapters/mongo/documents.js';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import type { CaseEvent, CaseState } from '../../lib/core/state.js';
 import { createCase, transition } from '../../lib/core/transition.js';
@@ -176,6 +178,23 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(await store.commitTransition(started.state, one.state, one.events)).toBe('conflict');
       expect(await store.catchUp(started.state.id)).toEqual(two.state);
       expect(await store.catchUp('01a00000-0000-7000-8000-00000000ffff')).toBeUndefined();
+    });
+
+    it('reads a case at its latest revision after hand-offs, and a status change after them projects it whole', async () => {
+      const store = await makeStore();
+      const started = newCase('01a00000-0000-7000-8000-000000000009');
+      await store.createCase(started.state, started.events);
+      const done = (stepId: string, at: number) => ({ type: 'stepCompleted' as const, stepId, attempt: 1, at, startedAt: at - 1, output: { [stepId]: true } });
+      await advance(store, started.state.id, done('reserve', T0 + 1), T0 + 2);
+      const handedOff = await advance(store, started.state.id, done('charge', T0 + 3), T0 + 4);
+      expect(handedOff.steps.ship?.status).toBe('scheduled');
+      expect(await store.getCase(started.state.id)).toEqual(handedOff);
+      const finished = await advance(store, started.state.id, done('ship', T0 + 5), T0 + 6);
+      expect(finished.status).toBe('completed');
+      expect(await store.getCase(started.state.id)).toEqual(finished);
+      expect(await store.catchUp(started.state.id)).toEqual(finished);
+      expect((await store.listCases({ limit: 5, status: 'completed' })).cases).toEqual([expect.objectContaining({ id: started.state.id, updatedAt: T0 + 6 })]);
+      expect((await store.readTrace(started.state.id)).map((event) => event.seq)).toEqual(Array.from({ length: finished.seq }, (_, i) => i + 1));
     });
 
     it('pages through cases newest first, filtered by status and workflow', async () => {
@@ -395,6 +414,53 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(await store.revokeKey('nobody', T0 + 5)).toBe(false);
       expect(await store.getKey('nobody')).toBeUndefined();
       await expect(store.insertKey(key('k1', T0 + 2))).rejects.toThrow();
+    });
+  });
+});
+
+/**
+ * What only the MongoDB adapter can show: the case document is a projection, written at
+ * creation and when a transition changes what queries filter on, never between two steps.
+ */
+describe('MongoStore: the case document is a projection', () => {
+  /** A store and, beside it, a plain driver reading its case documents as stored. */
+  async function storeWithDocuments(test: (store: Store, documents: Collection<CaseDocument>) => Promise<void>): Promise<void> {
+    const { mongoUrl } = servers.namespace();
+    const store = new MongoStore({ url: mongoUrl });
+    await store.init();
+    stores.push(store);
+    const raw = new MongoClient(mongoUrl);
+    try {
+      await test(store, raw.db().collection<CaseDocument>('cases'));
+    } finally {
+      await raw.close();
+    }
+  }
+
+  it('appends history alone for a step end that schedules the next step, and writes the projection at the status change', async () => {
+    await storeWithDocuments(async (store, documents) => {
+      const started = newCase('01a00000-0000-7000-8000-000000000400');
+      await store.createCase(started.state, started.events);
+      const done = (stepId: string, at: number) => ({ type: 'stepCompleted' as const, stepId, attempt: 1, at, startedAt: at - 1, output: { [stepId]: 'x'.repeat(3) } });
+      await advance(store, started.state.id, done('reserve', T0 + 1), T0 + 2);
+      const handedOff = await advance(store, started.state.id, done('charge', T0 + 3), T0 + 4);
+      // Two transitions committed, the document untouched: it is still the creation's.
+      expect((await documents.findOne({ _id: started.state.id }))?.revision).toBe(0);
+      expect((await store.getCase(started.state.id))?.revision).toBe(handedOff.revision);
+      const finished = await advance(store, started.state.id, done('ship', T0 + 5), T0 + 6);
+      const projected = await documents.findOne({ _id: started.state.id });
+      expect(projected && decodeCase(projected)).toEqual(finished);
+    });
+  });
+
+  it('lets the reconciler write a lagging projection lazily', async () => {
+    await storeWithDocuments(async (store, documents) => {
+      const started = newCase('01a00000-0000-7000-8000-000000000401');
+      await store.createCase(started.state, started.events);
+      const one = await advance(store, started.state.id, { type: 'stepStarted', stepId: 'reserve', attempt: 1, at: T0 + 1 }, T0 + 1);
+      expect((await documents.findOne({ _id: started.state.id }))?.revision).toBe(0);
+      expect(await store.catchUp(started.state.id)).toEqual(one);
+      expect((await documents.findOne({ _id: started.state.id }))?.revision).toBe(one.revision);
     });
   });
 });

@@ -309,6 +309,52 @@ export function changesToUpdate(changes: HistoryDocument['changes']): { $set: Re
   return Object.keys($unset).length > 0 ? { $set, $unset } : { $set };
 }
 
+/**
+ * Applies committed history entries to a case document read from the database, in memory: the
+ * document is a projection written when a case's queryable fields change (status, deadline,
+ * stuck mark), so a read folds the entries committed since. Paths are `field`, `steps.<id>`,
+ * `steps.<id>.<field>` and `steps.<id>.instances.<index>` (no id or field holds a dot).
+ */
+export function applyChanges(doc: CaseDocument, changes: HistoryDocument['changes']): CaseDocument {
+  for (const change of changes) {
+    const path = change.path.split('.');
+    const last = path.pop();
+    if (last === undefined) continue;
+    let target = doc as unknown as Record<string, unknown>;
+    for (const part of path) {
+      const inner = target[part];
+      if (inner === null || typeof inner !== 'object') target[part] = {};
+      target = target[part] as Record<string, unknown>;
+    }
+    if (change.unset) delete target[last];
+    else target[last] = change.value;
+  }
+  return doc;
+}
+
+/** Document fields a transition may remove; the rest of a case's fields only ever change value. */
+const REMOVABLE_FIELDS = ['output', 'error', 'finishedAt', 'finishedDay', 'signals', 'compensating', 'stuck'] as const;
+
+/**
+ * The update that makes a case document the projection of `state`, whatever revision it was at:
+ * every field it mirrors, so a projection written after skipped ones is still whole.
+ */
+export function projectionUpdate(state: CaseState): { $set: Record<string, unknown>; $unset?: Record<string, ''> } {
+  const $set = encodeCaseFields(state) as unknown as Record<string, unknown>;
+  const $unset: Record<string, ''> = {};
+  for (const field of REMOVABLE_FIELDS) if (!(field in $set)) $unset[field] = '';
+  return Object.keys($unset).length > 0 ? { $set, $unset } : { $set };
+}
+
+/**
+ * Whether a transition changes what the periodic queries and case lists filter on (status,
+ * deadline, stuck mark): then the case document is written with it. Any other transition (a
+ * step's end that only schedules the next) is its history entry alone, and readers fold it.
+ */
+export function changesProjection(previous: CaseState, next: CaseState): boolean {
+  return previous.status !== next.status || previous.deadlineAt !== next.deadlineAt || previous.stuck !== next.stuck;
+}
+
 /** The document fields that mirror CaseState, for inserts and for `$set` diffs. */
 export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'requestHash' | 'startedBy' | 'businessKeys'> {
   const steps: Record<string, StepDocument> = {};

@@ -1,4 +1,4 @@
-import { MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions, type UpdateFilter } from 'mongodb';
+import { MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions } from 'mongodb';
 import { GroupCommit } from '../../runtime/group-commit.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { WorkfleetError } from '../../core/errors.js';
@@ -14,12 +14,14 @@ import type {
   WorkflowSummary,
 } from '../../ports/store.js';
 import {
+  applyChanges,
   caseChanges,
-  changesToUpdate,
+  changesProjection,
   decodeCase,
   decodeTrace,
   encodeCase,
   encodeTrace,
+  projectionUpdate,
   type CaseDocument,
   type HistoryDocument,
   type KeyDocument,
@@ -142,17 +144,20 @@ export class MongoStore implements Store {
   }
 
   /**
-   * Applies `update` to a case document if it is still at `revision`. One conditional update
-   * where the server filters; where it answers only `_id` lookups (FerretDB on SQLite) a
-   * conditional filter would read every case, so the revision is checked by a lookup first.
-   * That is no weaker there: FerretDB v1 itself reads, checks and writes in separate steps.
-   * Either way the history insert, not this write, decided the revision.
+   * Writes the projection of `state` over a case document that is behind it (at an older
+   * revision). One conditional update where the server filters; where it answers only `_id`
+   * lookups (FerretDB on SQLite) a conditional filter would read every case, so the revision is
+   * checked by a lookup first. That is no weaker there (FerretDB v1 itself reads, checks and
+   * writes in separate steps), and a projection that loses such a race to an older one costs
+   * nothing but a later catch-up: the history insert decided the revision, and every read folds
+   * the entries the document lacks.
    */
-  private async updateCase(id: string, revision: number, update: UpdateFilter<CaseDocument>): Promise<boolean> {
-    if (this.features.filtersBeyondId) return (await this.cases.updateOne({ _id: id, revision }, update)).matchedCount === 1;
-    const current = await this.cases.findOne({ _id: id }, { projection: { revision: 1 } });
-    if (current?.revision !== revision) return false;
-    return (await this.cases.updateOne({ _id: id }, update)).matchedCount === 1;
+  private async project(state: CaseState): Promise<boolean> {
+    const update = projectionUpdate(state);
+    if (this.features.filtersBeyondId) return (await this.cases.updateOne({ _id: state.id, revision: { $lt: state.revision } }, update)).matchedCount === 1;
+    const current = await this.cases.findOne({ _id: state.id }, { projection: { revision: 1 } });
+    if (current === null || current.revision >= state.revision) return false;
+    return (await this.cases.updateOne({ _id: state.id }, update)).matchedCount === 1;
   }
 
   async ping(timeoutMs: number): Promise<void> {
@@ -227,9 +232,12 @@ export class MongoStore implements Store {
     }
   }
 
+  /** The case as its history says: the document with the entries committed since it was written folded in. */
   async getCase(id: string): Promise<CaseRecord | undefined> {
     const doc = await this.cases.findOne({ _id: id });
-    return doc ? decodeCase(doc) : undefined;
+    if (!doc) return undefined;
+    for (const entry of await this.historyAfter(id, doc.revision)) applyChanges(doc, entry.changes);
+    return decodeCase(doc);
   }
 
   commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'> {
@@ -238,20 +246,22 @@ export class MongoStore implements Store {
 
   /**
    * Group commit of transitions of many cases: one unordered insertMany of their history
-   * entries (each insert alone decides its case's revision, so a duplicate `_id` is that case's
-   * conflict and nobody else's), then the committed cases' documents are brought up to date. An update that fails leaves a case document behind its history, which
-   * the next writer or the reconciler catches up, exactly as a crash between the two writes would.
+   * entries. Each insert alone decides its case's revision (a duplicate `_id` is that case's
+   * conflict and nobody else's) and is the transition's one durable write. The case document is
+   * a projection, written only for transitions that change what queries filter on (status,
+   * deadline, stuck mark; `changesProjection`): a step's end that schedules the next step costs
+   * its history entry alone, and readers fold what the document lacks. A projection that fails
+   * leaves the document further behind, as a skipped one does; the reconciler writes it lazily.
    */
   private async writeCommits(batch: readonly Commit[]): Promise<Array<'committed' | 'conflict' | Error>> {
     const entries = batch.map(({ previous, next, events }) => {
-      const changes = caseChanges(previous, next);
       const entry: HistoryDocument = {
         _id: `${next.id}:${next.revision}`,
         caseId: next.id,
         revision: next.revision,
         at: new Date(next.updatedAt),
         events: events.map(encodeTrace),
-        changes,
+        changes: caseChanges(previous, next),
       };
       return entry;
     });
@@ -265,44 +275,65 @@ export class MongoStore implements Store {
         results[index] = problem.code === DUPLICATE_KEY ? 'conflict' : new MongoServerError({ message: problem.message, errmsg: problem.message, code: problem.code });
       }
     }
+    const committed = batch.filter((_, index) => results[index] === 'committed');
+    // The revisions are ours from here on: what they ask for may start while projections follow.
+    for (const commit of committed) commit.onCommitted?.();
     // One updateOne each, a few at a time, rather than one bulkWrite: FerretDB v1 runs a bulk
     // update's statements one after another (slower than separate calls, and it stalled at a
     // few hundred), while separate calls spread over its connections. The cap keeps a large
     // batch from taking every connection of FerretDB's backend pool (see UPDATES_AT_ONCE).
-    const pending = batch.map((_, index) => index).filter((index) => results[index] === 'committed');
-    // The revisions are ours from here on: what they ask for may start while the documents follow.
-    for (const index of pending) batch[index]?.onCommitted?.();
-    const updated: Commit[] = [];
-    const updateNext = async (): Promise<void> => {
-      for (let index = pending.shift(); index !== undefined; index = pending.shift()) {
-        const commit = batch[index];
-        const entry = entries[index];
-        if (!commit || !entry) continue;
+    const pending = committed.filter(({ previous, next }) => changesProjection(previous, next));
+    const projected: Commit[] = [];
+    const projectNext = async (): Promise<void> => {
+      for (let commit = pending.shift(); commit !== undefined; commit = pending.shift()) {
         try {
-          if (await this.updateCase(commit.next.id, commit.previous.revision, changesToUpdate(entry.changes))) updated.push(commit);
-        } catch (error) {
-          // Committed all the same; the caller's job retries and finds the history ahead of the document.
-          results[index] = error instanceof Error ? error : new Error(String(error));
+          if (await this.project(commit.next)) projected.push(commit);
+        } catch {
+          // Committed all the same: the document stays behind its history until caught up.
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(UPDATES_AT_ONCE, pending.length) }, updateNext));
-    // Only documents that are up to date: a case left behind stays where the reconciler looks for it.
+    await Promise.all(Array.from({ length: Math.min(UPDATES_AT_ONCE, pending.length) }, projectNext));
     try {
-      await this.openCases.follow(updated);
+      await this.openCases.follow(projected);
     } catch {
       // The registry lags; the periodic checks compare each entry with its case and mend it.
     }
     return results;
   }
 
+  /** Folds the history the document lacks and, if it lacked any, writes the projection (the reconciler's lazy write). */
   async catchUp(id: string): Promise<CaseRecord | undefined> {
-    for (;;) {
-      const doc = await this.cases.findOne({ _id: id });
-      if (!doc) return undefined;
-      const entry = await this.history.findOne({ _id: `${id}:${doc.revision + 1}` });
-      if (!entry) return decodeCase(doc);
-      await this.updateCase(id, doc.revision, changesToUpdate(entry.changes));
+    const doc = await this.cases.findOne({ _id: id });
+    if (!doc) return undefined;
+    const entries = await this.historyAfter(id, doc.revision);
+    if (entries.length === 0) return decodeCase(doc);
+    const before = decodeCase(structuredClone(doc));
+    for (const entry of entries) applyChanges(doc, entry.changes);
+    const record = decodeCase(doc);
+    if (await this.project(record)) await this.openCases.follow([{ previous: before, next: record }]).catch(() => undefined);
+    return record;
+  }
+
+  /**
+   * The history entries committed after `revision`, in order and without gaps. Where the server
+   * filters, one query by `caseId`; where it answers only `_id` lookups, entry by entry
+   * (`<case>:<revision>`) until one is missing.
+   */
+  private async historyAfter(caseId: string, revision: number): Promise<HistoryDocument[]> {
+    const entries: HistoryDocument[] = [];
+    if (this.features.filtersBeyondId) {
+      const found = await this.history.find({ caseId, revision: { $gt: revision } }, { projection: { changes: 1, revision: 1 } }).sort({ revision: 1 }).toArray();
+      for (const entry of found) {
+        if (entry.revision !== revision + entries.length + 1) break;
+        entries.push(entry);
+      }
+      return entries;
+    }
+    for (let next = revision + 1; ; next++) {
+      const entry = await this.history.findOne({ _id: `${caseId}:${next}` }, { projection: { changes: 1, revision: 1 } });
+      if (!entry) return entries;
+      entries.push(entry);
     }
   }
 
