@@ -1,18 +1,19 @@
 import type { Config } from '../config/load.js';
 import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
-import { BullConsumers, BullQueues } from '../lib/adapters/bullmq/queues.js';
+import { BullConsumers } from '../lib/adapters/bullmq/queues.js';
 import { AdvancingReports } from '../lib/engine/advancing-reports.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
 import { systemClock } from '../lib/ports/clock.js';
 import type { Store } from '../lib/ports/store.js';
-import { createEngine, type Engine } from '../lib/runtime/engine.js';
+import { createEngine } from '../lib/runtime/engine.js';
 import { exitOnFatalErrors, runShutdownSteps, shutdownOnSignals, type RunningRole, type ShutdownStep } from '../lib/runtime/lifecycle.js';
 import { announce, processId } from '../lib/runtime/presence.js';
 import { Breakers } from './breakers.js';
 import { loadHandlers } from './handlers.js';
 import { taskProcessor } from './run-task.js';
+import { expandingStepJobs } from './step-jobs.js';
 
 const BREAKER_STATE = { closed: 0, halfOpen: 1, open: 2 } as const;
 
@@ -23,7 +24,7 @@ export interface WorkerOptions {
    * process handlers; its host stops it with the returned handle.
    */
   ownsProcess?: boolean;
-  /** With `worker.advancesCases`: the store to advance cases in instead of the configured MongoDB (its owner closes it). */
+  /** The store to read workflows from and advance cases in, instead of the configured MongoDB (its owner closes it). */
   store?: Store;
 }
 
@@ -34,10 +35,12 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
   const handlers = await loadHandlers(config.worker.handlers);
   const metrics = new Metrics('worker');
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
-  // Advancing cases needs the whole engine (store, workflows, advancer); its queues serve the consumers too.
-  const engine: Engine | undefined = config.worker.advancesCases ? await createEngine(config, logger, metrics, store ? { store } : {}) : undefined;
-  const queues = engine?.queues ?? new BullQueues(bull);
-  const reports = engine
+  // The engine (store, workflows, advancer): step jobs name their workflow version and the worker
+  // reads its settings there; with `advancesCases` it also applies the reports of the steps it
+  // finishes. Its queues serve the consumers too.
+  const engine = await createEngine(config, logger, metrics, store ? { store } : {});
+  const { queues } = engine;
+  const reports = config.worker.advancesCases
     ? new AdvancingReports({
         advancer: engine.advancer,
         queues,
@@ -50,13 +53,16 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     metrics.breakerTransitions.inc({ breaker, state });
     logger.warn({ breaker, state }, 'circuit breaker changed state');
   });
-  const processor = taskProcessor({
-    handlers, breakers, logger, metrics,
-    queues: reports,
-    clock: systemClock,
-    workerId: processId(),
-    startReportDelayMs: config.worker.startReportDelayMs,
-  });
+  const processor = expandingStepJobs(
+    { workflows: engine.workflows, clock: systemClock, logger },
+    taskProcessor({
+      handlers, breakers, logger, metrics,
+      queues: reports,
+      clock: systemClock,
+      workerId: processId(),
+      startReportDelayMs: config.worker.startReportDelayMs,
+    }),
+  );
   const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
   const running = config.worker.queues.map((queue) =>
     consumers.consume(queue, processor, {
@@ -74,7 +80,7 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
   );
   const probes = await startMetricsServer(config.metrics.port, metrics, [
     { name: 'redis', check: async () => void (await queues.connection.ping()) },
-    ...(engine ? [{ name: 'mongodb', check: () => engine.store.ping(2_000) }] : []),
+    { name: 'mongodb', check: () => engine.store.ping(2_000) },
   ]);
   const grace = config.worker.shutdownGraceMs;
   const steps: ShutdownStep[] = [
@@ -82,7 +88,7 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     { name: 'consumers', run: () => Promise.all(running.map((consumer) => consumer.close(grace))) },
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'breakers', run: async () => breakers.shutdown() },
-    { name: engine ? 'engine' : 'queues', run: () => (engine ? engine.close() : queues.close()) },
+    { name: 'engine', run: () => engine.close() },
   ];
   if (ownsProcess) shutdownOnSignals(logger, steps, grace + 15_000);
   logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, advancesCases: config.worker.advancesCases, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null }, 'worker started');

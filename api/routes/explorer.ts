@@ -189,14 +189,15 @@ export function explorerRoutes(
       const queue = compensation && step.compensate ? step.compensate.queue : step.queue;
       const jobId = unitJobId(id, stepId, address);
       const bullQueue = deps.queues.queue(queue);
-      const job = await Job.fromId<{ input?: unknown }>(bullQueue, jobId);
+      const job = await Job.fromId<{ in?: unknown; input?: unknown }>(bullQueue, jobId);
       const logs = job ? await bullQueue.getJobLogs(jobId, -LOG_LINES, -1, true) : { logs: [], count: 0 };
       return {
         queue,
         jobId,
         boardUrl: `${BOARD_PATH}/queue/${encodeURIComponent(queue)}/${encodeURIComponent(jobId)}`,
         state: job ? await job.getState() : 'missing',
-        input: job?.data.input ?? null,
+        // A step payload's `in` (lib/core/step-payload.ts), or a whole job's `input` enqueued before payloads were cut down.
+        input: job?.data.in ?? job?.data.input ?? null,
         attemptsMade: job?.attemptsMade ?? 0,
         progress: job?.progress ?? null,
         failedReason: job?.failedReason || null,

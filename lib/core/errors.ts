@@ -91,6 +91,8 @@ export const StepErrorCode = {
   cancelled: 'STEP_CANCELLED',
   /** The job's workers kept dying under it (crash loop, kill, blocked event loop): it is not run again. */
   workerLost: 'WORKER_LOST',
+  /** A job on a step queue that no workfleet scheduler or worker made (its id or payload does not fit a workflow). */
+  jobInvalid: 'STEP_JOB_INVALID',
 } as const;
 
 /** Error codes a case can end with. */

@@ -121,7 +121,8 @@ describe('hardening', () => {
     const trace = await call('GET', `/v1/cases/${started.body.id}/trace`);
     expect(trace.body.events[0].data.requestId).toBe('req-7f3a');
     const job = await engine.queues.queue('fast').getJob(`${started.body.id}.a`);
-    expect(job?.data).toMatchObject({ requestId: 'req-7f3a' });
+    // The step payload carries it as `rq` (lib/core/step-payload.ts); the worker's logs name it requestId.
+    expect(job?.data).toMatchObject({ rq: 'req-7f3a' });
   });
 });
 

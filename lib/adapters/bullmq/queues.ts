@@ -2,6 +2,7 @@ import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker, typ
 import { Redis, type RedisOptions } from 'ioredis';
 import { GroupCommit } from '../../runtime/group-commit.js';
 import type { StepJob } from '../../core/state.js';
+import { toStepPayload } from '../../core/step-payload.js';
 import {
   CANCEL_REASON,
   RESULTS_QUEUE,
@@ -125,22 +126,16 @@ export class BullQueues implements TaskQueues {
     return queue;
   }
 
-  private get keep(): Pick<JobsOptions, 'removeOnComplete' | 'removeOnFail'> {
-    const { retention } = this.options;
-    return {
-      removeOnComplete: { age: retention.keepCompletedSeconds, count: retention.keepCompletedCount },
-      removeOnFail: { age: retention.keepFailedSeconds },
-    };
-  }
-
   async enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void> {
     if (jobs.length === 0) return;
     await this.adds.submit(
+      // The payload is the rendered input and the workflow version (lib/core/step-payload.ts);
+      // how long finished jobs are kept is the consumers' setting: every field stays short.
       jobs.map(({ queue, jobId, job }) => ({
         queue,
         name: job.task,
-        data: job,
-        opts: { jobId, attempts: job.maxAttempts, backoff: { type: BACKOFF_TYPE }, ...this.keep },
+        data: toStepPayload(job),
+        opts: { jobId, attempts: job.maxAttempts, backoff: { type: BACKOFF_TYPE } },
       })),
     );
   }
