@@ -30,7 +30,7 @@ import { STORES } from './workloads.js';
  * SQLite operation costs, for which a second FerretDB is preloaded with N cases), `--profile DIR` (V8 CPU
  * profiles of the 1-step fleet's processes in the last run; `node dist/bench/profile-summary.js DIR`).
  *
- * Environment: BENCH_RUNS (default 2), BENCH_SECONDS (default 5: how long each throughput
+ * Environment: BENCH_STORES (default `memory,ferretdb`), BENCH_RUNS (default 2), BENCH_SECONDS (default 5: how long each throughput
  * measurement aims to last; case counts are sized from a warm-up to fit it). Chosen to keep the
  * whole bench under 15 minutes on a 2-core machine: a run took two to two and a half minutes
  * there and the scale rows (100,000 cases, both backends) three and a half, eight minutes in
@@ -40,6 +40,8 @@ import { STORES } from './workloads.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+/** BENCH_STORES=memory measures the engine's own ceiling alone (a quick look while working on it). */
+const MEASURED_STORES = STORES.filter((store) => (process.env.BENCH_STORES ?? STORES.join(',')).split(',').includes(store));
 const option = (name: string) => {
   const index = process.argv.indexOf(name);
   return index >= 0 ? process.argv[index + 1] : undefined;
@@ -84,7 +86,7 @@ async function oneRun(servers: BenchServers, redis: Redis, profileDir: string | 
   const ctx: BenchContext = { servers, redis, seconds: SECONDS, profileDir };
   const base = await baselines(servers, redis);
   const stores = {} as RunFigures['stores'];
-  for (const kind of STORES) {
+  for (const kind of MEASURED_STORES) {
     const { stepPayload, ...figures } = await storeRun(ctx, kind, log);
     // The raw job carrying a step's payload, once: the payload is the same on every store.
     if (kind === 'memory') base.redisBytesPerRawJobSamePayload = await rawQueuedBytes(servers, redis, stepPayload);
