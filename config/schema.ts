@@ -217,9 +217,9 @@ export const configSchema = {
       env: 'WORKER_SHUTDOWN_GRACE_MS',
     },
     advancesCases: {
-      doc: 'The worker that finishes a step applies its report to the case itself (the transition, one history append, the next steps enqueued), rather than sending it through the results queue to a scheduler; it then needs MONGO_URL. Off by default until the chaos suite passes it every time (docs/RELIABILITY.md).',
+      doc: 'The worker that finishes a step applies its report to the case itself (the transition, one history append, the next steps enqueued in one batch), so no results job, queue hop or scheduler sits between two steps; a report it cannot apply goes to the results queue for a scheduler. false: every report goes through the results queue (workers still read workflow definitions from MongoDB).',
       format: 'boolean',
-      default: false,
+      default: true,
       env: 'WORKER_ADVANCES_CASES',
     },
     startReportDelayMs: {

@@ -23,11 +23,17 @@ export interface RedisServerOptions {
 /**
  * Starts a private redis-server on 127.0.0.1 with `noeviction` (BullMQ needs every key it
  * writes). Used by `workfleet dev` and by the tests, which never touch a Redis they did not start.
+ *
+ * `hash-max-listpack-value 128`: BullMQ keeps a job's options in one hash field, and a step
+ * job's options hold its id (`<case uuid>.<step>`, so at least 65 bytes of JSON); at Redis's
+ * default of 64 that one field turns the whole job hash from the compact encoding into a hash
+ * table, twice the memory (726 bytes a queued step job against 360). Jobs whose fields fit in 64
+ * bytes are stored as before. docs/SCALING.md recommends the same for production Redis.
  */
 export async function startRedisServer(options: RedisServerOptions = {}): Promise<RedisServer> {
   for (let attempt = 0; ; attempt++) {
     const port = options.port ?? (await freePort());
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--maxmemory-policy', 'noeviction', '--loglevel', 'notice'];
+    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--maxmemory-policy', 'noeviction', '--hash-max-listpack-value', '128', '--loglevel', 'notice'];
     if (options.dir) {
       mkdirSync(options.dir, { recursive: true });
       args.push('--dir', options.dir);
