@@ -61,6 +61,8 @@ export interface FleetOptions {
   /** An existing database (the scale run's preloaded one); default: a new one. */
   dbName?: string;
   profileDir?: string | undefined;
+  /** Worker processes of a FerretDB fleet (default 1): with more, branches of a split end in different processes and race for the join. */
+  workers?: number;
 }
 
 /** The counters of every fleet process with a store, added up. */
@@ -117,7 +119,7 @@ export class Fleet {
       MONGO_URL: this.mongoUrl,
       BULLMQ_PREFIX: this.prefix,
       WORKER_CONCURRENCY: String(CONCURRENCY),
-      // The hot path the bench measures: workers apply their steps' reports (off by default, see RELIABILITY.md).
+      // The hot path the bench measures (the default): workers apply their steps' reports.
       WORKER_ADVANCES_CASES: 'true',
       WORKER_HANDLERS: join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js'),
       METRICS_PORT: '0',
@@ -128,7 +130,8 @@ export class Fleet {
 
   /** Starts the fleet's processes and waits until they serve their queues. */
   async start(): Promise<void> {
-    const layout: Array<FleetSpec['roles']> = this.kind === 'memory' ? [['scheduler', 'worker']] : [['worker'], ['scheduler']];
+    const workers = Array.from({ length: this.options.workers ?? 1 }, (): FleetSpec['roles'] => ['worker']);
+    const layout: Array<FleetSpec['roles']> = this.kind === 'memory' ? [['scheduler', 'worker']] : [...workers, ['scheduler']];
     for (const roles of layout) {
       const spec: FleetSpec = { roles, store: this.kind === 'memory' ? 'memory' : 'mongo', settings: this.settings() };
       const script = join(packageRoot(), 'dist', 'bench', 'fleet-process.js');
@@ -146,7 +149,11 @@ export class Fleet {
 
   /** Process ids by name, for CPU readings: `fleet` (memory store) or `scheduler` and `worker`. */
   pids(): Record<string, number | undefined> {
-    return Object.fromEntries(this.members.map((member) => [member.role === 'scheduler+worker' ? 'fleet' : member.role, member.child.process.pid]));
+    const names = this.members.map((member, index) => {
+      const name = member.role === 'scheduler+worker' ? 'fleet' : member.role;
+      return this.members.findIndex((other) => other.role === member.role) === index ? name : `${name}-${index + 1}`;
+    });
+    return Object.fromEntries(this.members.map((member, index): [string, number | undefined] => [names[index] ?? member.role, member.child.process.pid]));
   }
 
   async submit(workflow: string, count: number, from = 0): Promise<void> {

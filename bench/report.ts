@@ -177,6 +177,8 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
     ...perCase('case1', 'per 1-step case'),
     ...perCase('seq3', 'per 3-step case'),
     ...perCase('split10', 'per split10 case'),
+    row('split10, two worker processes', 'cases/s', '', c('stores.ferretdb.split10TwoWorkers.perSecond', 1)),
+    row('  commits that conflicted (join races)', '', '', c('stores.ferretdb.split10TwoWorkers.conflictRate', 3)),
     cpu('fleet'),
     cpu('scheduler'),
     cpu('worker'),

@@ -55,6 +55,11 @@ export interface StoreFigures {
   mongoBytesPerCase1?: number;
   mongoBytesPerSeq3?: number;
   perCase: Record<'case1' | 'seq3' | 'split10', PerCase>;
+  /**
+   * FerretDB only: the 10-way split with two worker processes, whose branches end in different
+   * processes and race for the join's revision: cases/s and the share of commits that conflicted.
+   */
+  split10TwoWorkers?: { perSecond: number; conflictRate: number };
   /** One queued step job's data, for the raw "same payload" bytes. */
   stepPayload: unknown;
 }
@@ -225,6 +230,8 @@ export async function storeRun(ctx: BenchContext, kind: StoreKind, log: (line: s
   log(`${kind}: 10-way split …`);
   const split = await withFleet(ctx, kind, {}, (fleet) => measured(ctx, fleet, 'split10', 30 * scale, 40));
   const splitPrefilled = await prefilled(ctx, kind, 'split10', 2 * split.count, Math.max(60_000, (12_000 * split.count) / split.rate));
+  // The join's design is judged by how often branches ending in different processes collide.
+  const splitTwoWorkers = ferret ? await withFleet(ctx, kind, { workers: 2 }, (fleet) => measured(ctx, fleet, 'split10', 30, 40)) : undefined;
 
   return {
     case1PerSecond: one.rate,
@@ -241,6 +248,7 @@ export async function storeRun(ctx: BenchContext, kind: StoreKind, log: (line: s
     ...(one.mongoBytes === undefined ? {} : { mongoBytesPerCase1: one.mongoBytes }),
     ...(seq3.mongoBytes === undefined ? {} : { mongoBytesPerSeq3: seq3.mongoBytes }),
     perCase: { case1: one.perCase, seq3: seq3.perCase, split10: split.perCase },
+    ...(splitTwoWorkers ? { split10TwoWorkers: { perSecond: splitTwoWorkers.rate, conflictRate: splitTwoWorkers.perCase.conflictRate } } : {}),
     stepPayload: one.bytes.stepPayload,
   };
 }
