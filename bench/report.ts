@@ -200,9 +200,13 @@ export function table(tree: SpreadTree, scale: ScaleFigures | undefined, header:
       row('1-step cases, preloaded store', 'cases/s', fmt(scale.case1PerSecondPreloaded, 1), `empty/preloaded x${fmt(scale.case1PerSecondEmpty / scale.case1PerSecondPreloaded, 2)} (target <= 1.5)`),
       `server CPU per operation on cases, 1,000 → ${scale.preloadedCases} stored`,
       opRow('  updateOne({_id}), PostgreSQL', postgresql?.updateById),
-      opRow('  findOne({_id}), PostgreSQL', postgresql?.findById),
+      opRow('  getCase (findOne + history fold), PostgreSQL', postgresql?.findById),
+      opRow('  history insertOne, PostgreSQL', postgresql?.insertHistory),
+      opRow('  findOne({_id}) alone, PostgreSQL', postgresql?.findOneById),
       opRow('  updateOne({_id}), SQLite', sqlite?.updateById),
-      opRow('  findOne({_id}), SQLite', sqlite?.findById),
+      opRow('  getCase (findOne + history fold), SQLite', sqlite?.findById),
+      opRow('  history insertOne, SQLite', sqlite?.insertHistory),
+      opRow('  findOne({_id}) alone, SQLite', sqlite?.findOneById),
     );
   }
   lines.push(`(${header.durationSeconds} s)`, '');

@@ -7,6 +7,7 @@ import { flowThroughput, rawLatency, rawQueuedBytes, rawThroughput } from './bas
 import { assertNoFleet } from './fleet.js';
 import { startBenchServers, waitQuiet, type BenchServers } from './harness.js';
 import { aggregate, perCaseSummary, ratios, table, TARGETS, type BaselineFigures, type RunFigures, type StoreRunFigures } from './report.js';
+import { costModel } from './model.js';
 import { scaleRun, type ScaleFigures } from './scale.js';
 import { storeRun, type BenchContext } from './workfleet.js';
 import { STORES } from './workloads.js';
@@ -177,6 +178,7 @@ async function main(): Promise<void> {
     ...(scaleError ? { scaleError } : {}),
   };
   process.stdout.write(table(figures, scale, { store: servers.store, cpus: cpus().length, runs: runs.length, seconds: SECONDS, durationSeconds }));
+  process.stdout.write(`${costModel(figures, scale).join('\n')}\n`);
   mkdirSync(join(packageRoot(), 'bench', 'results'), { recursive: true });
   writeFileSync(join(packageRoot(), 'bench', 'results', 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 }

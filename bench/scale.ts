@@ -31,6 +31,10 @@ export interface OpCost {
 export interface BackendCost {
   updateById: OpCost;
   findById: OpCost;
+  /** Inserting one history entry shaped like a step's end (the commit of a transition). */
+  insertHistory: OpCost;
+  /** One plain `findOne({_id})` on cases (getCase is this and the query that folds history). */
+  findOneById: OpCost;
   /** Seconds the preload took (insertMany of 1,000 cases and their history at a time). */
   preloadSeconds: number;
 }
@@ -39,7 +43,7 @@ export interface ScaleFigures {
   preloadedCases: number;
   case1PerSecondEmpty: number;
   case1PerSecondPreloaded: number;
-  storeOpCostMs: { updateById: OpCost; findById: OpCost };
+  storeOpCostMs: { updateById: OpCost; findById: OpCost; insertHistory: OpCost; findOneById: OpCost };
   storeOpCostMsByBackend: Partial<Record<'postgresql' | 'sqlite', BackendCost>>;
 }
 
@@ -91,22 +95,49 @@ async function backendCost(url: string, server: Server, index: () => Promise<voi
     const db = client.db();
     const cases = db.collection<{ _id: string }>('cases');
     const now = Date.now();
+    const history = db.collection<{ _id: string }>('history');
+    let revision = 1_000;
+    // A step end's entry: two trace events and the step's new state, as the store writes it.
+    const entry = (id: string) => {
+      revision += 1;
+      const at = new Date();
+      return {
+        _id: `${id}:${revision}`,
+        caseId: id,
+        revision,
+        at,
+        events: [{ seq: revision, type: 'step.completed', stepId: 'a', at, data: '{"attempt":1,"durationMs":1}' }],
+        changes: [
+          { path: 'steps.a', value: { status: 'completed', attempts: 1, attemptsDone: 1, startedAt: at.getTime(), finishedAt: at.getTime(), output: '{"n":1}' } },
+          { path: 'updatedAt', value: at },
+          { path: 'revision', value: revision },
+        ],
+      };
+    };
     const time = async (ids: readonly string[]) => ({
       update: await perOp(server, ids, (id) => cases.updateOne({ _id: id }, { $set: { updatedAt: new Date() } })),
       find: await perOp(server, ids, (id) => store.getCase(id)),
+      insert: await perOp(server, ids, (id) => history.insertOne(entry(id))),
+      findOne: await perOp(server, ids, (id) => cases.findOne({ _id: id })),
     });
     let loading = performance.now();
     const ids = await preloadCases(db, workflow, SMALL, 0, now);
     let loadMs = performance.now() - loading;
     const small = await time(ids);
-    log(`    ${SMALL} cases: updateOne ${small.update.toFixed(2)} ms, findOne ${small.find.toFixed(2)} ms of server CPU; preloading ${preload} …`);
+    log(`    ${SMALL} cases: updateOne ${small.update.toFixed(2)} ms, getCase ${small.find.toFixed(2)} ms, history insertOne ${small.insert.toFixed(2)} ms of server CPU; preloading ${preload} …`);
     loading = performance.now();
     ids.push(...(await preloadCases(db, workflow, Math.max(0, preload - SMALL), SMALL, now)));
     loadMs += performance.now() - loading;
     const preloadSeconds = loadMs / 1000;
     const large = await time(ids);
-    log(`    ${preload} cases: updateOne ${large.update.toFixed(2)} ms, findOne ${large.find.toFixed(2)} ms (preload ${preloadSeconds.toFixed(0)} s)`);
-    return { updateById: { at1k: small.update, at100k: large.update }, findById: { at1k: small.find, at100k: large.find }, preloadSeconds };
+    log(`    ${preload} cases: updateOne ${large.update.toFixed(2)} ms, getCase ${large.find.toFixed(2)} ms, history insertOne ${large.insert.toFixed(2)} ms (preload ${preloadSeconds.toFixed(0)} s)`);
+    return {
+      updateById: { at1k: small.update, at100k: large.update },
+      findById: { at1k: small.find, at100k: large.find },
+      insertHistory: { at1k: small.insert, at100k: large.insert },
+      findOneById: { at1k: small.findOne, at100k: large.findOne },
+      preloadSeconds,
+    };
   } finally {
     await client.close();
     await store.close();
@@ -150,7 +181,7 @@ export async function scaleRun(ctx: BenchContext, preload: number, withSqlite: b
     preloadedCases: preload,
     case1PerSecondEmpty: empty.rate,
     case1PerSecondPreloaded: preloaded.rate,
-    storeOpCostMs: { updateById: postgresql.updateById, findById: postgresql.findById },
+    storeOpCostMs: { updateById: postgresql.updateById, findById: postgresql.findById, insertHistory: postgresql.insertHistory, findOneById: postgresql.findOneById },
     storeOpCostMsByBackend: byBackend,
   };
 }
