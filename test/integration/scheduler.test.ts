@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Worker } from 'bullmq';
 import { MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,6 +12,7 @@ import { Metrics } from '../../lib/obs/metrics.js';
 import { systemClock } from '../../lib/ports/clock.js';
 import type { Delivery } from '../../lib/ports/queues.js';
 import { createEngine, type Engine } from '../../lib/runtime/engine.js';
+import { startFerretDB } from '../../lib/runtime/ferretdb.js';
 import { enforceDeadlines } from '../../scheduler/deadlines.js';
 import { intakeProcessor } from '../../scheduler/intake.js';
 import { Reconciler } from '../../scheduler/reconciler.js';
@@ -213,6 +217,60 @@ describe('reconciler', () => {
       lockTtlMs: 10_000,
     });
   }
+
+  /**
+   * FerretDB v1 updates are not atomic: the writer of an earlier revision (the committer of
+   * revision n, while another process caught the document up to n and committed n+1, as when
+   * workers advance cases) can write back the document it read after the finishing update. The
+   * case then looks open again, behind its history, and only the reconciler can catch it up.
+   */
+  async function documentPutBackAfterFinishing(engine: Engine, mongoUrl: string, prefix: string): Promise<void> {
+    await engine.workflows.apply({ name: 'short', steps: [{ id: 'only', task: 'quick.one' }] });
+    const { record } = await engine.cases.start({ workflow: 'short' });
+    const client = new MongoClient(mongoUrl);
+    await client.connect();
+    try {
+      const cases = client.db().collection('cases');
+      const open = await cases.findOne({ _id: record.id as never });
+      await engine.advancer.apply(record.id, done('only', { ok: true }));
+      expect(await engine.store.getCase(record.id)).toMatchObject({ status: 'completed', revision: 1 });
+      await cases.replaceOne({ _id: record.id as never }, open as never);
+      expect(await engine.store.getCase(record.id)).toMatchObject({ status: 'running', revision: 0 });
+
+      expect(await reconcilerFor(engine, prefix, 120_000).run()).toMatchObject({ casesChecked: 1, casesCaughtUp: 1 });
+      expect(await engine.store.getCase(record.id)).toMatchObject({ status: 'completed', revision: 1, output: { only: { ok: true } } });
+      // Once its document is seen finished past the stale threshold, the case is no longer looked at.
+      expect(await engine.store.findStaleCases(Date.now() + 120_000, 10)).toEqual([]);
+      expect(await reconcilerFor(engine, prefix, 120_000).run()).toMatchObject({ casesChecked: 0 });
+      expect(await client.db().collection('open_cases').countDocuments({ _id: record.id as never })).toBe(0);
+    } finally {
+      await client.close();
+    }
+  }
+
+  it('still finds a finished case whose document a slower writer put back behind its history, and catches it up', async () => {
+    const { engines: [engine], mongoUrl, prefix } = await replicas(1);
+    if (!engine) throw new Error('engine expected');
+    await documentPutBackAfterFinishing(engine, mongoUrl, prefix);
+  });
+
+  // FerretDB on SQLite filters nothing but `_id`: the store finds open cases through its registry
+  // of open cases there, which must keep such a case (the suite's server may be another backend).
+  it.runIf(process.env.WORKFLEET_TEST_FERRETDB_BIN)('the same on FerretDB over SQLite, where open cases are found through their registry', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wf-scheduler-sqlite-'));
+    const ferret = await startFerretDB({ bin: process.env.WORKFLEET_TEST_FERRETDB_BIN ?? '', backend: { sqliteDir: dir } });
+    const { prefix } = servers.namespace();
+    const mongoUrl = `${ferret.baseUrl}wf_registry`;
+    const engine = await createEngine(loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: mongoUrl, BULLMQ_PREFIX: prefix }), logger, new Metrics('scheduler'));
+    try {
+      expect((engine.store as { serverFeatures?: { filtersBeyondId: boolean } }).serverFeatures?.filtersBeyondId).toBe(false);
+      await documentPutBackAfterFinishing(engine, mongoUrl, prefix);
+    } finally {
+      await engine.close();
+      await ferret.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 
   it('marks a case stuck with the reason it sees, once, and progress clears the mark', async () => {
     const { engines: [engine], prefix } = await replicas(1);

@@ -85,6 +85,11 @@ export interface OpenCaseDocument {
   createdAt: Date;
   deadlineAt: Date;
   stuckSince?: number;
+  /**
+   * When the case finished, as its writer saw it. The entry stays until a scan of stale cases
+   * finds the document still finished past the stale threshold (see `follow`).
+   */
+  finishedAt?: Date;
 }
 
 /** An entry whose case document is missing is an insert in flight for this long, then a crash's leftover. */
@@ -111,31 +116,40 @@ export class RegisteredOpenCases implements OpenCases {
     await deleteByIds(this.registry, orphans);
   }
 
+  /**
+   * A finished case keeps its entry, marked finished, rather than losing it at once: FerretDB v1
+   * updates are not atomic, so a slower writer of an earlier revision (the committer of revision
+   * n while another process catches the document up to n and commits n+1) can land after the
+   * finishing update and put the document back to an open revision behind its history. The
+   * entry is what keeps such a case where the reconciler looks (it catches the document up);
+   * `findStale` removes it once the document is seen still finished past the stale threshold.
+   */
   async follow(commits: ReadonlyArray<{ previous: CaseState; next: CaseState }>): Promise<void> {
-    const finished: string[] = [];
     const changed: OpenCaseDocument[] = [];
     for (const { previous, next } of commits) {
       if (isTerminalCase(next.status)) {
-        if (!isTerminalCase(previous.status)) finished.push(next.id);
+        if (!isTerminalCase(previous.status)) changed.push({ ...entryOf(next.id, new Date(next.createdAt), new Date(next.deadlineAt), undefined), finishedAt: new Date(next.finishedAt ?? next.updatedAt) });
       } else if (previous.deadlineAt !== next.deadlineAt || previous.stuck !== next.stuck) {
         changed.push(entryOf(next.id, new Date(next.createdAt), new Date(next.deadlineAt), next.stuck));
       }
     }
-    await Promise.all([deleteByIds(this.registry, finished), this.rewrite(changed)]);
+    await this.rewrite(changed);
   }
 
   async findStale(before: number, limit: number, afterId?: string): Promise<CaseDocument[]> {
     // A case created after `before` cannot have been idle since then: only older entries are candidates.
     const filter: Filter<OpenCaseDocument> = { createdAt: { $lt: new Date(before) } };
     if (afterId !== undefined) filter._id = { $gt: afterId };
-    const candidates = (await this.registry.find(filter).toArray()).sort(byId);
-    return this.openCases(candidates, limit, (doc) => doc.updatedAt.getTime() < before);
+    // A case that finished since `before` is not looked up yet: its document is checked (and its
+    // entry removed if it stayed finished) once it has been finished for the stale threshold.
+    const candidates = (await this.registry.find(filter).toArray()).filter((entry) => !(entry.finishedAt && entry.finishedAt.getTime() >= before)).sort(byId);
+    return this.openCases(candidates, limit, (doc) => doc.updatedAt.getTime() < before, before);
   }
 
   async findExpired(now: number, limit: number): Promise<string[]> {
-    const candidates = (await this.registry.find({ deadlineAt: { $lte: new Date(now) } }).toArray()).sort(
-      (a, b) => a.deadlineAt.getTime() - b.deadlineAt.getTime(),
-    );
+    const candidates = (await this.registry.find({ deadlineAt: { $lte: new Date(now) } }).toArray())
+      .filter((entry) => entry.finishedAt === undefined)
+      .sort((a, b) => a.deadlineAt.getTime() - b.deadlineAt.getTime());
     // The case document decides: an entry may lag behind a deadline that was moved.
     const expired = await this.openCases(candidates, limit, (doc) => doc.deadlineAt.getTime() <= now);
     return expired.map((doc) => doc._id);
@@ -150,10 +164,11 @@ export class RegisteredOpenCases implements OpenCases {
 
   /**
    * The case documents of `entries`, in their order, that are open and pass `keep`, up to
-   * `limit`. Entries left behind by a crash (case finished, or never inserted) are removed and
-   * entries that lag behind their case are brought up to date on the way.
+   * `limit`. Entries left behind by a crash (never inserted) are removed, entries of cases whose
+   * documents were last updated (finished) before `finishedBefore` are removed, and entries that
+   * lag behind their case are brought up to date on the way.
    */
-  private async openCases(entries: readonly OpenCaseDocument[], limit: number, keep: (doc: CaseDocument) => boolean): Promise<CaseDocument[]> {
+  private async openCases(entries: readonly OpenCaseDocument[], limit: number, keep: (doc: CaseDocument) => boolean, finishedBefore?: number): Promise<CaseDocument[]> {
     const found: CaseDocument[] = [];
     const leftovers: string[] = [];
     const lagging: OpenCaseDocument[] = [];
@@ -166,8 +181,12 @@ export class RegisteredOpenCases implements OpenCases {
           if (entry.createdAt.getTime() < Date.now() - MISSING_CASE_GRACE_MS) leftovers.push(entry._id);
           return;
         }
-        if (isTerminalCase(doc.status)) return void leftovers.push(entry._id);
-        if (doc.deadlineAt.getTime() !== entry.deadlineAt.getTime() || doc.stuck?.since !== entry.stuckSince) {
+        if (isTerminalCase(doc.status)) {
+          if (finishedBefore !== undefined && doc.updatedAt.getTime() < finishedBefore) leftovers.push(entry._id);
+          return;
+        }
+        // Open after all (or again: its document was put back behind its history): no longer marked finished.
+        if (doc.deadlineAt.getTime() !== entry.deadlineAt.getTime() || doc.stuck?.since !== entry.stuckSince || entry.finishedAt !== undefined) {
           lagging.push(entryOf(doc._id, doc.createdAt, doc.deadlineAt, doc.stuck));
         }
         if (keep(doc)) found.push(doc);
