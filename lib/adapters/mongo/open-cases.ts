@@ -126,14 +126,18 @@ export class RegisteredOpenCases implements OpenCases {
    */
   async follow(commits: ReadonlyArray<{ previous: CaseState; next: CaseState }>): Promise<void> {
     const changed: OpenCaseDocument[] = [];
+    const reopened: OpenCaseDocument[] = [];
     for (const { previous, next } of commits) {
       if (isTerminalCase(next.status)) {
         if (!isTerminalCase(previous.status)) changed.push({ ...entryOf(next.id, new Date(next.createdAt), new Date(next.deadlineAt), undefined), finishedAt: new Date(next.finishedAt ?? next.updatedAt) });
+      } else if (isTerminalCase(previous.status)) {
+        // A failed case retried: its entry may be gone already, so it is written anew.
+        reopened.push(entryOf(next.id, new Date(next.createdAt), new Date(next.deadlineAt), next.stuck));
       } else if (previous.deadlineAt !== next.deadlineAt || previous.stuck !== next.stuck) {
         changed.push(entryOf(next.id, new Date(next.createdAt), new Date(next.deadlineAt), next.stuck));
       }
     }
-    await this.rewrite(changed);
+    await Promise.all([this.rewrite(changed), this.rewrite(reopened, true)]);
   }
 
   async findStale(before: number, limit: number, afterId?: string): Promise<CaseDocument[]> {
@@ -196,10 +200,10 @@ export class RegisteredOpenCases implements OpenCases {
     return found.slice(0, limit);
   }
 
-  private async rewrite(entries: readonly OpenCaseDocument[]): Promise<void> {
+  private async rewrite(entries: readonly OpenCaseDocument[], upsert = false): Promise<void> {
     await bulkWriteInChunks(
       this.registry,
-      entries.map((entry) => ({ replaceOne: { filter: { _id: entry._id }, replacement: entry, upsert: false } })),
+      entries.map((entry) => ({ replaceOne: { filter: { _id: entry._id }, replacement: entry, upsert } })),
     );
   }
 }
