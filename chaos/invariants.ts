@@ -59,7 +59,14 @@ export async function readCase(cluster: Cluster, id: string): Promise<CaseView |
   return status === 200 ? (body as CaseView) : undefined;
 }
 
-/** Waits until every accepted case is terminal (or marked stuck), or the deadline passes. */
+/**
+ * Waits until every accepted case is terminal, or the deadline passes. A stuck mark does not
+ * settle a case: every scenario expects its cases to recover, and a case marked stuck while the
+ * fault lasted (its step job died with the workers, or no worker served its queue) is resumed
+ * once the fault is over, by the stalled-job check within two of its intervals. Taking the mark
+ * as settled ended the wait while such a case was still about to run. Whatever is still open at
+ * the deadline, stuck or not, fails the checks.
+ */
 export async function settleCases(cluster: Cluster, accepted: Accepted[], deadlineMs: number): Promise<boolean> {
   const until = Date.now() + deadlineMs;
   for (;;) {
@@ -68,7 +75,7 @@ export async function settleCases(cluster: Cluster, accepted: Accepted[], deadli
     if (ids.length === accepted.length) {
       const open = await cluster.db
         .collection('cases')
-        .countDocuments({ _id: { $in: ids as never[] }, status: { $in: [...OPEN] }, stuck: { $exists: false } })
+        .countDocuments({ _id: { $in: ids as never[] }, status: { $in: [...OPEN] } })
         .catch(() => Number.POSITIVE_INFINITY);
       if (open === 0) return true;
     }
