@@ -48,6 +48,10 @@ export function stuckReason(inputs: StuckInputs): string | undefined {
   for (const observed of jobs) {
     const name = `step "${unitName(observed.job)}"`;
     const { queue } = observed;
+    // A job a worker took (or that was queued) only lately is on its way: the case may not have
+    // moved for a while (a step that waited out an outage), but this job has not had its time.
+    const since = observed.state === 'active' ? observed.processedAt : observed.enqueuedAt;
+    if ((observed.state === 'active' || observed.state === 'waiting' || observed.state === 'prioritized') && since !== undefined && now - since < stuckAfterMs) continue;
     switch (observed.state) {
       case 'waiting':
       case 'prioritized':

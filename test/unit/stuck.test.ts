@@ -34,6 +34,14 @@ describe('stuckReason', () => {
     );
   });
 
+  it('gives a job taken or queued lately its time, however long the case has not moved', () => {
+    const state = startedOrder();
+    // The case last moved ten minutes ago; its job was handed to a worker a second ago (after an outage).
+    expect(stuckReason(inputs(state, observe(state, { state: 'active', processedAt: LATER - 1_000 })))).toBeUndefined();
+    expect(stuckReason(inputs(state, observe(state, { state: 'waiting', enqueuedAt: LATER - 1_000 })))).toBeUndefined();
+    expect(stuckReason(inputs(state, observe(state, { state: 'active', processedAt: LATER - 6 * MINUTE })))).toMatch(/has been running since/);
+  });
+
   it('waits for a delayed job that is not due yet, and calls an overdue one stuck', () => {
     const state = startedOrder();
     expect(stuckReason(inputs(state, observe(state, { state: 'delayed', dueAt: LATER + MINUTE })))).toBeUndefined();
