@@ -26,7 +26,10 @@ async function releaseLock(redis: Redis, key: string, token: string): Promise<vo
 }
 
 export interface ReconcileReport {
+  /** Cases idle past the stale threshold whose document was behind their history. */
   casesCaughtUp: number;
+  /** Cases still moving whose document only lagged (it is not written between two steps): projection written, nothing repaired. */
+  projectionsWritten: number;
   casesChecked: number;
   jobsRestored: number;
   jobsReplaced: number;
@@ -80,6 +83,8 @@ export class Reconciler {
       const report = await this.restoreJobs();
       if (report.casesCaughtUp + report.jobsRestored + report.jobsReplaced + report.workersLost + report.casesMarkedStuck + report.reportsResent > 0) {
         this.deps.logger.warn(report, 'reconciler repaired cases');
+      } else if (report.projectionsWritten > 0) {
+        this.deps.logger.debug(report, 'reconciler wrote the projections of cases still moving');
       }
       return report;
     } finally {
@@ -115,7 +120,7 @@ export class Reconciler {
     const { store, queues, workflows, clock, staleAfterMs, logger } = this.deps;
     const now = clock.now();
     const servedQueues = new Set((await this.deps.monitor.members(now)).filter((member) => member.role === 'worker').flatMap((member) => member.queues));
-    const report: ReconcileReport = { casesChecked: 0, casesCaughtUp: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 };
+    const report: ReconcileReport = { casesChecked: 0, casesCaughtUp: 0, projectionsWritten: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 };
     let afterId: string | undefined;
     for (;;) {
       const page = await store.findStaleCases(now - staleAfterMs, PAGE, afterId);
@@ -123,9 +128,12 @@ export class Reconciler {
         report.casesChecked += 1;
         const record = await store.catchUp(stale.id);
         if (!record) continue;
-        if (record.revision !== stale.revision) report.casesCaughtUp += 1;
         // Only its projection was stale (a case's document is not written between two steps): it is moving.
-        if (record.updatedAt >= now - staleAfterMs) continue;
+        if (record.updatedAt >= now - staleAfterMs) {
+          if (record.revision !== stale.revision) report.projectionsWritten += 1;
+          continue;
+        }
+        if (record.revision !== stale.revision) report.casesCaughtUp += 1;
         const workflow = await workflows.compiled(record.workflow, record.version);
         const work = outstandingWork(workflow, record);
         const observed: ObservedJob[] = [];

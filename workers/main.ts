@@ -54,7 +54,7 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     logger.warn({ breaker, state }, 'circuit breaker changed state');
   });
   const processor = expandingStepJobs(
-    { workflows: engine.workflows, clock: systemClock, logger },
+    { workflows: engine.workflows, reports, clock: systemClock, logger },
     taskProcessor({
       handlers, breakers, logger, metrics,
       queues: reports,

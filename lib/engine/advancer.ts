@@ -121,9 +121,11 @@ export class CaseAdvancer {
           continue;
         }
         // The store's case folds every committed revision, so nothing new means applied already.
-        // If the first application died before enqueueing what it decided, this is the moment
-        // to make good: re-adding existing job ids is a no-op.
-        await this.carryOut(outstandingWork(workflow, record));
+        // A duplicate is what a crash (or a failed projection) leaves to repeat: catch the case
+        // document up, and if the first application died before enqueueing what it decided, this
+        // is the moment to make good (re-adding existing job ids is a no-op).
+        const current = (await store.catchUp(caseId)) ?? record;
+        await this.carryOut(outstandingWork(workflow, current));
         return 'duplicate';
       }
       // The next steps' jobs go out as soon as the revision is ours (its history entry is in),

@@ -96,6 +96,17 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(await store.getCase(second.state.id)).toBeUndefined();
     });
 
+    it('answers a replayed idempotency key with the case at its latest revision', async () => {
+      const store = await makeStore();
+      const first = newCase('01a00000-0000-7000-8000-00000000000a');
+      await store.createCase({ ...first.state, idempotencyKey: 'key-latest', requestHash: 'h' }, first.events);
+      const moved = await advance(store, first.state.id, { type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 1, startedAt: T0, output: { r: 1 } }, T0 + 2);
+      const replay = newCase('01a00000-0000-7000-8000-00000000000b');
+      const answer = await store.createCase({ ...replay.state, idempotencyKey: 'key-latest', requestHash: 'h' }, replay.events);
+      // A replay carries out the work the case still has under way: judged on anything older, a step already done would run again.
+      expect(answer).toEqual({ created: false, existing: { ...moved, idempotencyKey: 'key-latest', requestHash: 'h' } });
+    });
+
     it('lets cases without an idempotency key coexist', async () => {
       const store = await makeStore();
       for (const id of ['01a00000-0000-7000-8000-000000000004', '01a00000-0000-7000-8000-000000000005']) {
@@ -450,6 +461,41 @@ describe('MongoStore: the case document is a projection', () => {
       const finished = await advance(store, started.state.id, done('ship', T0 + 5), T0 + 6);
       const projected = await documents.findOne({ _id: started.state.id });
       expect(projected && decodeCase(projected)).toEqual(finished);
+    });
+  });
+
+  it('writes the projection every 32 revisions, so a long case never leaves a read more than 31 entries to fold', async () => {
+    await storeWithDocuments(async (store, documents) => {
+      const started = newCase('01a00000-0000-7000-8000-000000000402');
+      await store.createCase(started.state, started.events);
+      let state = started.state;
+      // Start reports that change nothing a query filters on: the case stays running throughout.
+      for (let at = 1; state.revision < 33; at++) state = await advance(store, started.state.id, { type: 'stepStarted', stepId: at % 2 ? 'reserve' : 'charge', attempt: at, at: T0 + at }, T0 + at);
+      expect((await documents.findOne({ _id: started.state.id }))?.revision).toBe(32);
+      expect(await store.getCase(started.state.id)).toEqual(state);
+    });
+  });
+
+  it('writes the projection when a breaker defers a step, for the fleet page that reads deferrals from the documents', async () => {
+    await storeWithDocuments(async (store, documents) => {
+      const started = newCase('01a00000-0000-7000-8000-000000000404');
+      await store.createCase(started.state, started.events);
+      const deferred = await advance(store, started.state.id, { type: 'stepDeferred', stepId: 'charge', attempt: 1, at: T0 + 1, breaker: 'payments', until: T0 + 5_000 }, T0 + 1);
+      expect(deferred.status).toBe(started.state.status);
+      expect(await documents.findOne({ _id: started.state.id })).toMatchObject({ revision: deferred.revision, steps: { charge: { deferredBy: 'payments', nextAttemptAt: T0 + 5_000 } } });
+    });
+  });
+
+  it('writes the projection of any transition of a finished case, so retention finds all its history', async () => {
+    await storeWithDocuments(async (store, documents) => {
+      const started = newCase('01a00000-0000-7000-8000-000000000403');
+      await store.createCase(started.state, started.events);
+      const failed = await advance(store, started.state.id, { type: 'deadlineExceeded', at: T0 + 5 }, T0 + 5);
+      const later = await advance(store, started.state.id, { type: 'breakerClosed', stepId: 'charge', at: T0 + 6, breaker: 'payments' }, T0 + 6);
+      expect(later.revision).toBe(failed.revision + 1);
+      expect((await documents.findOne({ _id: started.state.id }))?.revision).toBe(later.revision);
+      expect(await store.deleteFinishedCases(T0 + 1_000_000, 10)).toBe(1);
+      expect(await store.readTrace(started.state.id)).toEqual([]);
     });
   });
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WorkflowNotFoundError, WorkfleetError } from '../../lib/core/errors.js';
-import type { StepJob } from '../../lib/core/state.js';
+import type { StepJob, StepReport } from '../../lib/core/state.js';
 import { toStepPayload } from '../../lib/core/step-payload.js';
 import { buildUnitJob, createCase } from '../../lib/core/transition.js';
 import { compileWorkflow } from '../../lib/core/validate.js';
@@ -22,11 +22,13 @@ function delivery(data: unknown, id = built.jobId): Delivery<unknown> {
 
 function expand(compiled: (name: string, version?: number) => Promise<typeof workflow>) {
   const ran: StepJob[] = [];
-  const processor = expandingStepJobs({ workflows: { compiled }, clock: { now: () => T0 }, logger }, async (job): Promise<Outcome> => {
+  const reported: StepReport[] = [];
+  const reports = { report: async (sent: readonly StepReport[]) => void reported.push(...sent) };
+  const processor = expandingStepJobs({ workflows: { compiled }, reports, clock: { now: () => T0 }, logger }, async (job): Promise<Outcome> => {
     ran.push(job.data);
     return { kind: 'complete' };
   });
-  return { ran, processor };
+  return { ran, reported, processor };
 }
 
 describe('expanding step jobs', () => {
@@ -51,5 +53,14 @@ describe('expanding step jobs', () => {
     expect(await known.processor(delivery({ w: 'w', v: 2 }, `${state.id}.zz`))).toEqual({ kind: 'fail', reason: 'STEP_JOB_INVALID: workflow w v2 has no step "zz"' });
     expect(await known.processor(delivery('junk'))).toMatchObject({ kind: 'fail', reason: expect.stringMatching(/^STEP_JOB_INVALID: /) });
     expect([...away.ran, ...gone.ran, ...known.ran]).toEqual([]);
+    // The step of a job that fits no workflow fails too, so the reconciler does not put the job back for ever.
+    expect(away.reported).toEqual([]);
+    expect(gone.reported).toEqual([
+      { caseId: state.id, event: { type: 'stepFailed', stepId: 'a', attempt: 1, at: T0, error: { code: 'STEP_JOB_INVALID', message: 'workflow "w" has no version 9', retryable: false } } },
+    ]);
+    expect(known.reported.map((report) => [report.caseId, report.event.type, 'stepId' in report.event ? report.event.stepId : ''])).toEqual([
+      [state.id, 'stepFailed', 'zz'],
+      [state.id, 'stepFailed', 'a'],
+    ]);
   });
 });

@@ -1,5 +1,5 @@
 import type { WorkflowDefinition } from '../../core/definition.js';
-import type { CaseState, CaseStatus, ErrorInfo, StepState, TraceEvent, TraceType, UnitState } from '../../core/state.js';
+import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type StepState, type TraceEvent, type TraceType, type UnitState } from '../../core/state.js';
 import type { CaseRecord, StoredKey, StoredWorkflow } from '../../ports/store.js';
 
 /**
@@ -346,13 +346,47 @@ export function projectionUpdate(state: CaseState): { $set: Record<string, unkno
   return Object.keys($unset).length > 0 ? { $set, $unset } : { $set };
 }
 
+/** A long case's document is written at least this often (in revisions), so no read folds more entries than this. */
+export const PROJECT_EVERY = 32;
+
 /**
- * Whether a transition changes what the periodic queries and case lists filter on (status,
- * deadline, stuck mark): then the case document is written with it. Any other transition (a
- * step's end that only schedules the next) is its history entry alone, and readers fold it.
+ * Whether the case document is written with a transition: when it changes what the periodic
+ * queries, case lists and the fleet page read (status, deadline, stuck mark, breaker
+ * deferrals), when the case is finished
+ * (retention deletes a finished case's history up to its document's revision), and every
+ * PROJECT_EVERY revisions (a forEach of thousands of items stays running for thousands of
+ * revisions). Any other transition (a step's end that only schedules the next) is its history
+ * entry alone, and readers fold it.
  */
 export function changesProjection(previous: CaseState, next: CaseState): boolean {
-  return previous.status !== next.status || previous.deadlineAt !== next.deadlineAt || previous.stuck !== next.stuck;
+  return (
+    previous.status !== next.status ||
+    previous.deadlineAt !== next.deadlineAt ||
+    previous.stuck !== next.stuck ||
+    isTerminalCase(next.status) ||
+    next.revision % PROJECT_EVERY === 0 ||
+    changesDeferrals(previous, next)
+  );
+}
+
+/**
+ * Whether a unit was deferred by a breaker, or stopped being: the explorer's fleet page reads
+ * the deferrals of open cases from their documents (which breakers hold work back, until when).
+ */
+function changesDeferrals(previous: CaseState, next: CaseState): boolean {
+  // A retry's next attempt time is no deferral: only a breaker's (deferredBy set) counts.
+  const differs = (a: Pick<UnitState, 'deferredBy' | 'nextAttemptAt'> | undefined, b: Pick<UnitState, 'deferredBy' | 'nextAttemptAt'> | undefined) =>
+    a?.deferredBy !== b?.deferredBy || (b?.deferredBy !== undefined && a?.nextAttemptAt !== b.nextAttemptAt);
+  for (const [id, step] of Object.entries(next.steps)) {
+    const before = previous.steps[id];
+    if (before === step) continue;
+    if (differs(before, step)) return true;
+    if (before?.compensation !== step.compensation && differs(before?.compensation, step.compensation)) return true;
+    if (step.instances && before?.instances !== step.instances) {
+      for (const [index, unit] of Object.entries(step.instances)) if (before?.instances?.[index] !== unit && differs(before?.instances?.[index], unit)) return true;
+    }
+  }
+  return false;
 }
 
 /** The document fields that mirror CaseState, for inserts and for `$set` diffs. */

@@ -92,6 +92,9 @@ export interface OpenCaseDocument {
   finishedAt?: Date;
 }
 
+/** A finished case's entry is removed only once its document has been finished this long before the scan's `before`. */
+const FINISHED_ENTRY_KEPT_MS = 30_000;
+
 /** An entry whose case document is missing is an insert in flight for this long, then a crash's leftover. */
 const MISSING_CASE_GRACE_MS = 60_000;
 /** Case documents fetched by `_id` at once while checking registry entries. */
@@ -147,7 +150,9 @@ export class RegisteredOpenCases implements OpenCases {
     // A case that finished since `before` is not looked up yet: its document is checked (and its
     // entry removed if it stayed finished) once it has been finished for the stale threshold.
     const candidates = (await this.registry.find(filter).toArray()).filter((entry) => !(entry.finishedAt && entry.finishedAt.getTime() >= before)).sort(byId);
-    return this.openCases(candidates, limit, (doc) => doc.updatedAt.getTime() < before, before);
+    // Whoever asks (the explorer asks for every open case, `before` = now), an entry stays for
+    // a while after its case finished: the window in which a slower writer can put it back.
+    return this.openCases(candidates, limit, (doc) => doc.updatedAt.getTime() < before, before - FINISHED_ENTRY_KEPT_MS);
   }
 
   async findExpired(now: number, limit: number): Promise<string[]> {

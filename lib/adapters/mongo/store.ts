@@ -210,7 +210,8 @@ export class MongoStore implements Store {
     const existing = record.idempotencyKey === undefined ? null : await this.cases.findOne({ idempotencyKey: record.idempotencyKey });
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
     if (!existing) throw new WorkfleetError('CASE_ID_TAKEN', `case id ${record.id} is already taken`, { retryable: true });
-    return { created: false, existing: decodeCase(existing) };
+    // At its latest revision: the replay carries out the work the case still has under way.
+    return { created: false, existing: (await this.getCase(existing._id)) ?? decodeCase(existing) };
   }
 
   /** New cases of many callers in one unordered insertMany; a duplicate (idempotency key) fails only its own document. */
@@ -249,9 +250,9 @@ export class MongoStore implements Store {
    * entries. Each insert alone decides its case's revision (a duplicate `_id` is that case's
    * conflict and nobody else's) and is the transition's one durable write. The case document is
    * a projection, written only for transitions that change what queries filter on (status,
-   * deadline, stuck mark; `changesProjection`): a step's end that schedules the next step costs
-   * its history entry alone, and readers fold what the document lacks. A projection that fails
-   * leaves the document further behind, as a skipped one does; the reconciler writes it lazily.
+   * deadline, stuck mark), of a finished case, or at every PROJECT_EVERY revisions
+   * (`changesProjection`): a step's end that schedules the next step costs its history entry
+   * alone, and readers fold what the document lacks.
    */
   private async writeCommits(batch: readonly Commit[]): Promise<Array<'committed' | 'conflict' | Error>> {
     const entries = batch.map(({ previous, next, events }) => {
@@ -288,8 +289,12 @@ export class MongoStore implements Store {
       for (let commit = pending.shift(); commit !== undefined; commit = pending.shift()) {
         try {
           if (await this.project(commit.next)) projected.push(commit);
-        } catch {
-          // Committed all the same: the document stays behind its history until caught up.
+        } catch (error) {
+          // Committed all the same, but the caller's job tries again: its repeat is a duplicate,
+          // whose application catches the document up (a case reopened by a retry, left
+          // "failed" in its document, would otherwise escape every query for open cases).
+          const index = batch.indexOf(commit);
+          results[index] = error instanceof Error ? error : new Error(String(error));
         }
       }
     };
