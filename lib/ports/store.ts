@@ -82,8 +82,9 @@ export type CreateResult = { created: true } | { created: false; existing: CaseR
  * insert is the one write every MongoDB-compatible store makes atomic (FerretDB v1 does not make
  * a conditional update atomic), so of two writers racing for a revision exactly one wins, and
  * it is the transition's only durable write. The case document is written at creation and
- * when a transition changes what queries filter on (status, deadline, stuck mark); reads of one
- * case fold the entries it lacks, so they always see every committed revision.
+ * when a transition changes what queries filter on (status, deadline, stuck mark; the adapter
+ * may write it more often); reads of one case fold the entries it lacks, so they always see
+ * every committed revision.
  */
 export interface CaseStore {
   /** Inserts a new case (its creation and first transition, one write); with a used idempotency key, returns the case it made. */
