@@ -298,17 +298,6 @@ export function finishedDay(finishedAt: number): number {
   return Math.floor(finishedAt / DAY_MS);
 }
 
-/** The update operators that apply history changes to a case document. */
-export function changesToUpdate(changes: HistoryDocument['changes']): { $set: Record<string, unknown>; $unset?: Record<string, ''> } {
-  const $set: Record<string, unknown> = {};
-  const $unset: Record<string, ''> = {};
-  for (const change of changes) {
-    if (change.unset) $unset[change.path] = '';
-    else $set[change.path] = change.value;
-  }
-  return Object.keys($unset).length > 0 ? { $set, $unset } : { $set };
-}
-
 /**
  * Applies committed history entries to a case document read from the database, in memory: the
  * document is a projection written when a case's queryable fields change (status, deadline,

@@ -211,7 +211,8 @@ export class MongoStore implements Store {
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
     if (!existing) throw new WorkfleetError('CASE_ID_TAKEN', `case id ${record.id} is already taken`, { retryable: true });
     // At its latest revision: the replay carries out the work the case still has under way.
-    return { created: false, existing: (await this.getCase(existing._id)) ?? decodeCase(existing) };
+    await this.foldHistory(existing);
+    return { created: false, existing: decodeCase(existing) };
   }
 
   /** New cases of many callers in one unordered insertMany; a duplicate (idempotency key) fails only its own document. */
@@ -237,8 +238,15 @@ export class MongoStore implements Store {
   async getCase(id: string): Promise<CaseRecord | undefined> {
     const doc = await this.cases.findOne({ _id: id });
     if (!doc) return undefined;
-    for (const entry of await this.historyAfter(id, doc.revision)) applyChanges(doc, entry.changes);
+    await this.foldHistory(doc);
     return decodeCase(doc);
+  }
+
+  /** Applies to `doc`, in place, the history entries committed after its revision; how many there were. */
+  private async foldHistory(doc: CaseDocument): Promise<number> {
+    const entries = await this.historyAfter(doc._id, doc.revision, { field: 'changes' });
+    for (const entry of entries) applyChanges(doc, entry.changes);
+    return entries.length;
   }
 
   commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'> {
@@ -311,63 +319,46 @@ export class MongoStore implements Store {
   async catchUp(id: string): Promise<CaseRecord | undefined> {
     const doc = await this.cases.findOne({ _id: id });
     if (!doc) return undefined;
-    const entries = await this.historyAfter(id, doc.revision);
-    if (entries.length === 0) return decodeCase(doc);
     const before = decodeCase(structuredClone(doc));
-    for (const entry of entries) applyChanges(doc, entry.changes);
+    if ((await this.foldHistory(doc)) === 0) return before;
     const record = decodeCase(doc);
     if (await this.project(record)) await this.openCases.follow([{ previous: before, next: record }]).catch(() => undefined);
     return record;
   }
 
+  async readTrace(caseId: string): Promise<TraceEvent[]> {
+    const created = await this.cases.findOne({ _id: caseId }, { projection: { createdTrace: 1, revision: 1 } });
+    const entries = await this.historyAfter(caseId, 0, { field: 'events', known: created?.revision ?? 0, batch: HISTORY_LOOKUPS_AT_ONCE });
+    const events = [...(created?.createdTrace ?? []), ...entries.flatMap((entry) => entry.events)].map(decodeTrace);
+    return events.sort((a, b) => a.seq - b.seq);
+  }
+
   /**
-   * The history entries committed after `revision`, in order and without gaps. Where the server
-   * filters, one query by `caseId`; where it answers only `_id` lookups, entry by entry
-   * (`<case>:<revision>`) until one is missing.
+   * A case's history entries committed after `revision`, in order and without gaps, with one of
+   * their fields. Where the server filters, one query by `caseId`. Where it answers only `_id`
+   * lookups, entry by entry (`<case>:<revision>`): the `known` ones (up to the document's
+   * revision) HISTORY_LOOKUPS_AT_ONCE at a time, then `batch` at a time until one is missing
+   * (the document lags its history; a fold usually finds nothing, so it looks one at a time).
    */
-  private async historyAfter(caseId: string, revision: number): Promise<HistoryDocument[]> {
+  private async historyAfter(caseId: string, revision: number, read: { field: 'changes' | 'events'; known?: number; batch?: number }): Promise<HistoryDocument[]> {
+    const projection = { [read.field]: 1, revision: 1 };
     const entries: HistoryDocument[] = [];
     if (this.features.filtersBeyondId) {
-      const found = await this.history.find({ caseId, revision: { $gt: revision } }, { projection: { changes: 1, revision: 1 } }).sort({ revision: 1 }).toArray();
+      const found = await this.history.find({ caseId, revision: { $gt: revision } }, { projection }).sort({ revision: 1 }).toArray();
       for (const entry of found) {
         if (entry.revision !== revision + entries.length + 1) break;
         entries.push(entry);
       }
       return entries;
     }
-    for (let next = revision + 1; ; next++) {
-      const entry = await this.history.findOne({ _id: `${caseId}:${next}` }, { projection: { changes: 1, revision: 1 } });
-      if (!entry) return entries;
-      entries.push(entry);
-    }
-  }
-
-  async readTrace(caseId: string): Promise<TraceEvent[]> {
-    const created = await this.cases.findOne({ _id: caseId }, { projection: { createdTrace: 1, revision: 1 } });
-    const entries = await this.historyOf(caseId, created?.revision ?? 0);
-    const events = [...(created?.createdTrace ?? []), ...entries.flatMap((entry) => entry.events)].map(decodeTrace);
-    return events.sort((a, b) => a.seq - b.seq);
-  }
-
-  /**
-   * A case's history in revision order. Where the server filters, one query by `caseId`; where
-   * it answers only `_id` lookups, entry by entry (`<case>:<revision>`) up to the document's
-   * revision and on past it until one is missing (the document may lag behind its history).
-   */
-  private async historyOf(caseId: string, revision: number): Promise<HistoryDocument[]> {
-    if (this.features.filtersBeyondId) {
-      return this.history.find({ caseId }, { projection: { events: 1, revision: 1 } }).sort({ revision: 1 }).toArray();
-    }
-    const entries: HistoryDocument[] = [];
-    // Up to one past the document's revision first, then on in small steps while entries keep coming.
-    for (let next = 1, wanted = revision + 1; ; wanted = HISTORY_LOOKUPS_AT_ONCE) {
-      for (let left = wanted; left > 0; left -= HISTORY_LOOKUPS_AT_ONCE) {
-        const revisions = Array.from({ length: Math.min(left, HISTORY_LOOKUPS_AT_ONCE) }, (_, index) => next + index);
-        next += revisions.length;
-        for (const entry of await Promise.all(revisions.map((at) => this.history.findOne({ _id: `${caseId}:${at}` })))) {
-          if (!entry) return entries;
-          entries.push(entry);
-        }
+    for (let next = revision + 1, known = read.known ?? 0; ; ) {
+      const size = known > 0 ? Math.min(known, HISTORY_LOOKUPS_AT_ONCE) : (read.batch ?? 1);
+      const found = await Promise.all(Array.from({ length: size }, (_, index) => this.history.findOne({ _id: `${caseId}:${next + index}` }, { projection })));
+      next += size;
+      known -= size;
+      for (const entry of found) {
+        if (!entry) return entries;
+        entries.push(entry);
       }
     }
   }
