@@ -1,4 +1,4 @@
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import pinoPretty from 'pino-pretty';
@@ -116,25 +116,31 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
   if (config.env === 'production') throw new Error('workfleet dev refuses NODE_ENV=production: it runs an embedded development store');
   const dataDir = resolve(config.dev.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  const started: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  // Stopped in reverse order of start: the fleet's processes together, then the store, then Redis.
+  // Each runs in a process group of its own, so a terminal's Ctrl-C reaches only this process:
+  // otherwise redis-server and FerretDB stop at once while the fleet still talks to them.
+  const infrastructure: Array<{ name: string; stop: () => Promise<unknown> }> = [];
+  const fleet: Array<{ name: string; stop: () => Promise<unknown> }> = [];
   let stopping = false;
+  const devFile = join(dataDir, 'dev.json');
 
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
     say('stopping…');
-    for (const item of [...started].reverse()) await item.stop().catch(() => undefined);
+    rmSync(devFile, { force: true });
+    await Promise.all(fleet.map((item) => item.stop().catch(() => undefined)));
+    for (const item of [...infrastructure].reverse()) await item.stop().catch(() => undefined);
     say('stopped');
     process.exit(code);
   };
-  process.on('SIGINT', () => void stopAll(0));
-  process.on('SIGTERM', () => void stopAll(0));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
 
   try {
     let redisUrl = explicit.redisUrl;
     if (!redisUrl) {
-      const redis: RedisServer = await startRedisServer({ dir: join(dataDir, 'redis'), appendOnly: true });
-      started.push({ name: 'redis', stop: () => redis.stop() });
+      const redis: RedisServer = await startRedisServer({ dir: join(dataDir, 'redis'), appendOnly: true, ownProcessGroup: true });
+      infrastructure.push({ name: 'redis', stop: () => redis.stop() });
       redisUrl = redis.url;
       say(`redis-server on ${redis.url} (data in ${join(dataDir, 'redis')})`);
     }
@@ -142,8 +148,8 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
     let ferretdb: FerretDB | undefined;
     if (!mongoUrl) {
       const bin = await ensureFerretDB({ ...(config.dev.ferretdbBin ? { explicit: config.dev.ferretdbBin } : {}), onBuild: say });
-      const ferret: FerretDB = await startFerretDB({ bin, backend: { sqliteDir: join(dataDir, 'ferretdb') } });
-      started.push({ name: 'ferretdb', stop: () => ferret.stop() });
+      const ferret: FerretDB = await startFerretDB({ bin, backend: { sqliteDir: join(dataDir, 'ferretdb') }, ownProcessGroup: true });
+      infrastructure.push({ name: 'ferretdb', stop: () => ferret.stop() });
       ferretdb = ferret;
       mongoUrl = `${ferret.baseUrl}${DEV_DATABASE}`;
       say(`FerretDB (SQLite, telemetry off) on ${ferret.baseUrl} (data in ${join(dataDir, 'ferretdb')})`);
@@ -171,9 +177,9 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
     for (const { name } of FLEET) if (name !== 'api') metricsPorts.set(name, await freePort());
     FLEET.forEach(({ name, args }, index) => {
       const childEnv = { ...env, METRICS_PORT: String(metricsPorts.get(name) ?? 0) };
-      const child = spawnManaged(process.execPath, [cli, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawnManaged(process.execPath, [cli, ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       pipeLogs(child, name, index);
-      started.push({ name, stop: () => child.stop('SIGTERM', config.worker.shutdownGraceMs + 5_000) });
+      fleet.push({ name, stop: () => child.stop('SIGTERM', config.worker.shutdownGraceMs + 5_000) });
       void child.exited.then((result) => {
         if (!stopping) {
           say(color.red(`${name} exited (${String(result)}); stopping the fleet`));
@@ -183,7 +189,7 @@ export async function runDev(config: Config, explicit: { redisUrl?: string; mong
     });
     await waitForHealth(apiUrl, 30_000);
     if (config.dev.exampleCases) for (const line of await startExampleCases(apiUrl)) say(line);
-    writeFileSync(join(dataDir, 'dev.json'), JSON.stringify({ apiUrl, redisUrl, mongoUrl, pid: process.pid }, null, 2));
+    writeFileSync(devFile, JSON.stringify({ apiUrl, redisUrl, mongoUrl, pid: process.pid }, null, 2));
     // One write, so that the banner is never interleaved with the children's logs.
     process.stdout.write(
       [

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { config, env, positiveInt } from '../context.js';
+import { config, env, fleetConfig, positiveInt } from '../context.js';
 
 /** The commands that run the fleet's processes. */
 export function fleetCommands(program: Command): void {
@@ -9,7 +9,7 @@ export function fleetCommands(program: Command): void {
     .option('--port <port>', 'listen port (env API_PORT)', positiveInt)
     .action(async (options: { port?: number }) => {
       const { runApi } = await import('../../api/main.js');
-      await runApi(config({ 'api.port': options.port }));
+      await runApi(fleetConfig({ 'api.port': options.port }));
     });
 
   program
@@ -17,7 +17,7 @@ export function fleetCommands(program: Command): void {
     .description('run a scheduler: intake, step reports, deadlines, reconciliation (several may run)')
     .action(async () => {
       const { runScheduler } = await import('../../scheduler/main.js');
-      await runScheduler(config());
+      await runScheduler(fleetConfig());
     });
 
   program
@@ -29,7 +29,7 @@ export function fleetCommands(program: Command): void {
     .action(async (options: { queues?: string; concurrency?: number; handlers?: string }) => {
       const { runWorker } = await import('../../workers/main.js');
       await runWorker(
-        config({
+        fleetConfig({
           'worker.queues': options.queues?.split(',').map((queue) => queue.trim()),
           'worker.concurrency': options.concurrency,
           'worker.handlers': options.handlers,

@@ -1,20 +1,22 @@
 import { type Command, InvalidArgumentError } from 'commander';
 import { ApiError } from '../client.js';
-import { config } from '../context.js';
+import { fleetConfig } from '../context.js';
 import { color } from '../render.js';
 
 /** API key management, on the database directly so that it can create the first admin key. */
 export function keyCommands(program: Command): void {
   const keys = program
     .command('keys')
-    .description('manage API keys (works on the database directly, so it can create the first admin key; uses MONGO_URL)');
+    .description("manage API keys (works on the database directly, so it can create the first admin key; uses MONGO_URL, else a running dev fleet's)");
 
   async function withKeys<T>(work: (service: import('../../lib/engine/keys.js').KeyService) => Promise<T>): Promise<T> {
     const { MongoStore } = await import('../../lib/adapters/mongo/store.js');
     const { KeyService } = await import('../../lib/engine/keys.js');
     const { systemClock } = await import('../../lib/ports/clock.js');
-    const store = new MongoStore({ url: config().mongo.url });
-    await store.init();
+    const { reachStore } = await import('../../lib/runtime/reach.js');
+    const { url } = fleetConfig().mongo;
+    const store = new MongoStore({ url });
+    await reachStore(store, url);
     try {
       return await work(new KeyService(store, systemClock));
     } finally {

@@ -10,6 +10,7 @@ import type { Metrics } from '../obs/metrics.js';
 import { systemClock } from '../ports/clock.js';
 import type { Store } from '../ports/store.js';
 import { uuidv7 } from './ids.js';
+import { maskUrl, reachRedis, reachStore } from './reach.js';
 
 /** The collaborators every process shares, wired from the config; `close` releases them in reverse. */
 export type Engine = Awaited<ReturnType<typeof createEngine>>;
@@ -25,8 +26,16 @@ export interface EngineOptions {
 export async function createEngine(config: Config, logger: Logger, metrics: Metrics, options: EngineOptions = {}) {
   const owned = options.store === undefined;
   const store: Store = options.store ?? new MongoStore({ url: config.mongo.url });
-  await store.init();
+  // Said first, so that a process on the wrong servers is visible before anything else happens.
+  logger.info({ redis: maskUrl(config.redis.url), mongodb: owned ? maskUrl(config.mongo.url) : 'the store given by the host' }, 'using Redis and MongoDB');
   const queues = new BullQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs });
+  try {
+    await Promise.all([reachStore(store, config.mongo.url), reachRedis(queues.connection, config.redis.url)]);
+  } catch (error) {
+    await queues.close().catch(() => undefined);
+    if (owned) await store.close().catch(() => undefined);
+    throw error;
+  }
   const clock = systemClock;
   const workflows = new WorkflowRegistry(store, clock);
   const advancer = new CaseAdvancer({

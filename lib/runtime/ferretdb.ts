@@ -82,6 +82,8 @@ export interface FerretOptions {
   backend: { sqliteDir: string } | { postgresUrl: string };
   /** A fixed port; default: the kernel picks one. */
   port?: number;
+  /** Run in a process group of its own, out of reach of a terminal's Ctrl-C (see RedisServerOptions). */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -107,7 +109,7 @@ export async function startFerretDB(options: FerretOptions): Promise<FerretDB> {
   const child = spawnManaged(
     options.bin,
     [`--listen-addr=127.0.0.1:${options.port ?? 0}`, ...backendArgs, '--telemetry=disable', '--log-level=error'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DO_NOT_TRACK: '1' } },
+    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DO_NOT_TRACK: '1' }, detached: options.ownProcessGroup ?? false },
   );
   const match = await waitForOutput(child, /ferretdb listening on (mongodb:\/\/[0-9.]+:[0-9]+\/)/, 30_000, 'FerretDB').catch(async (error: unknown) => {
     await child.stop('SIGKILL');

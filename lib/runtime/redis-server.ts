@@ -18,6 +18,11 @@ export interface RedisServerOptions {
   port?: number;
   /** The redis-server executable. Default "redis-server" from PATH. */
   bin?: string;
+  /**
+   * Run in a process group of its own, so that a terminal's Ctrl-C (sent to the whole foreground
+   * group) reaches only its owner, which stops it after the processes that use it. Default false.
+   */
+  ownProcessGroup?: boolean;
 }
 
 /**
@@ -39,7 +44,7 @@ export async function startRedisServer(options: RedisServerOptions = {}): Promis
       args.push('--dir', options.dir);
     }
     args.push('--appendonly', options.appendOnly ? 'yes' : 'no', '--appendfsync', 'everysec');
-    const child = spawnManaged(options.bin ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnManaged(options.bin ?? 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.ownProcessGroup ?? false });
     child.process.on('error', () => undefined);
     try {
       await waitForOutput(child, /Ready to accept connections/, 15_000, 'redis-server');

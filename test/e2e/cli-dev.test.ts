@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -40,14 +40,16 @@ beforeAll(async () => {
     FERRETDB_BIN: process.env.WORKFLEET_TEST_FERRETDB_BIN ?? '',
     NO_COLOR: '1',
   };
-  dev = spawnManaged(process.execPath, [cli, 'dev'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: false });
+  // A process group of its own, like a shell's foreground job: Ctrl-C is sent to the whole group.
+  dev = spawnManaged(process.execPath, [cli, 'dev'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   dev.process.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   dev.process.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   await waitForOutput(dev, /Ctrl-C stops everything/, 120_000, 'workfleet dev');
 });
 
 afterAll(async () => {
-  await dev?.stop('SIGKILL');
+  // SIGTERM first: the fleet's processes run in process groups of their own and outlive a SIGKILLed dev.
+  await dev?.stop('SIGTERM', 30_000);
   rmSync(dataDir, { recursive: true, force: true });
 });
 
@@ -130,13 +132,61 @@ describe('workfleet dev and the CLI', () => {
     expect((result as { stderr: string }).stderr).toMatch(/MONGO_URL: must name the database/);
   });
 
-  it('stops everything it started on Ctrl-C', async () => {
+  it('runs a worker and the key commands on the dev fleet, found through .workfleet/dev.json', async () => {
+    const redisUrl = /redis-server on (redis:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1] ?? '';
+    const mine = join(dataDir, 'mine.yaml');
+    writeFileSync(mine, 'name: on-my-queue\nsteps:\n  - id: greet\n    task: demo.echo\n    queue: mine\n    input: { hello: "${input.name}" }\n');
+    expect((await workfleet('workflow', 'apply', mine)).code).toBe(0);
+    const worker = spawnManaged(process.execPath, [cli, 'worker', '--queues', 'mine', '--handlers', join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js')], {
+      env: { ...env, METRICS_PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    try {
+      const using = await waitForOutput(worker, /[^\n]*"msg":"using Redis and MongoDB"[^\n]*/, 30_000, 'workfleet worker');
+      expect(using[0]).toContain(`"redis":"${redisUrl}`);
+      await waitForOutput(worker, /worker started/, 30_000, 'workfleet worker');
+      const started = await workfleet('case', 'start', 'on-my-queue', '--input', '{"name":"Lin"}', '--wait', '--json');
+      expect(started.code).toBe(0);
+      expect(JSON.parse(started.stdout.slice(started.stdout.lastIndexOf('\n{'))).output).toEqual({ greet: { hello: 'Lin' } });
+    } finally {
+      await worker.stop('SIGTERM', 10_000);
+    }
+    const created = await workfleet('keys', 'create', '--name', 'newcomer', '--role', 'viewer');
+    expect(created.code).toBe(0);
+    expect((await workfleet('keys', 'list')).stdout).toMatch(/newcomer/);
+  }, 120_000);
+
+  it('says which server it cannot reach and stops, instead of waiting for ever', async () => {
+    const closed = await freePort();
+    const worker = await run(process.execPath, [cli, 'worker', '--queues', 'mine', '--handlers', join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js')], {
+      env: { ...env, REDIS_URL: `redis://user:secret@127.0.0.1:${closed}`, MONGO_URL: `mongodb://127.0.0.1:${closed}/workfleet`, METRICS_PORT: '0' },
+      timeout: 60_000,
+    }).catch((error: unknown) => error as { code: number; stdout: string; stderr: string });
+    expect(worker).toMatchObject({ code: 1 });
+    const said = `${(worker as { stdout: string }).stdout}${(worker as { stderr: string }).stderr}`;
+    expect(said).toMatch(/cannot reach (Redis at redis:\/\/user:\*\*\*@127\.0\.0\.1|MongoDB at mongodb:\/\/127\.0\.0\.1):\d+/);
+    expect(said).not.toContain('secret');
+    const keys = await run(process.execPath, [cli, 'keys', 'list'], { env: { ...env, MONGO_URL: `mongodb://127.0.0.1:${closed}/workfleet` }, timeout: 60_000 }).catch(
+      (error: unknown) => error as { code: number; stderr: string },
+    );
+    expect(keys).toMatchObject({ code: 1 });
+    expect((keys as { stderr: string }).stderr).toContain(`cannot reach MongoDB at mongodb://127.0.0.1:${closed}/workfleet (MONGO_URL)`);
+  }, 90_000);
+
+  it('stops everything it started on Ctrl-C, in reverse order, in a few seconds and without warnings', async () => {
     const apiPort = Number(env.API_PORT);
     const redisPort = Number(/redis-server on redis:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
-    dev.process.kill('SIGINT');
+    const ferretPort = Number(/FerretDB \(SQLite, telemetry off\) on mongodb:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1]);
+    const before = output.length;
+    const sentAt = Date.now();
+    process.kill(-(dev.process.pid ?? 0), 'SIGINT'); // what a terminal's Ctrl-C does
     expect(await dev.exited).toBe(0);
-    expect(await portInUse(apiPort)).toBe(false);
-    expect(await portInUse(redisPort)).toBe(false);
-    expect(output).toMatch(/\[dev\] stopped/);
+    const tookMs = Date.now() - sentAt;
+    expect(tookMs).toBeLessThan(15_000);
+    const stopping = output.slice(before);
+    expect(stopping).toMatch(/\[dev\] stopped/);
+    expect(stopping).not.toMatch(/ECONNREFUSED|MaxRetriesPerRequest|WARN|ERROR/);
+    expect(existsSync(join(dataDir, 'dev.json'))).toBe(false);
+    for (const port of [apiPort, redisPort, ferretPort]) expect(await portInUse(port)).toBe(false);
   }, 60_000);
 });

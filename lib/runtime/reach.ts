@@ -1,0 +1,58 @@
+import type { Redis } from 'ioredis';
+import type { Store } from '../ports/store.js';
+
+/** How long a starting process tries to reach Redis or the store before it gives up and says why. */
+export const REACH_TIMEOUT_MS = 10_000;
+
+/** A server's URL as a log line may show it: any password (and a user name with it) masked. */
+export function maskUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '(not a URL)';
+  }
+}
+
+/** Thrown when a starting process cannot reach a server it needs; its message says which and what to do. */
+export class UnreachableError extends Error {
+  readonly code = 'UNREACHABLE';
+}
+
+const HINT = 'start it, or set the variable (a running `workfleet dev` fleet is found through .workfleet/dev.json)';
+
+function reason(error: unknown): string {
+  const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as { code?: string }).code;
+  const message = (error as Error).message ?? String(error);
+  return cause && !message.includes(cause) ? `${cause}: ${message}` : message;
+}
+
+/** Opens the store, or fails with the address it tried (masked) instead of a bare driver error. */
+export async function reachStore(store: Store, url: string): Promise<void> {
+  try {
+    await store.init();
+  } catch (error) {
+    throw new UnreachableError(`cannot reach MongoDB at ${maskUrl(url)} (MONGO_URL): ${reason(error)}; ${HINT}`, { cause: error });
+  }
+}
+
+/** Pings Redis within `timeoutMs`: its client retries for ever, which would hide a wrong address. */
+export async function reachRedis(connection: Redis, url: string, timeoutMs = REACH_TIMEOUT_MS): Promise<void> {
+  // The connection's own error (ECONNREFUSED, a refused password) says more than the ping's retry limit.
+  let connectionError: unknown;
+  const onError = (error: unknown) => (connectionError = error);
+  connection.on('error', onError);
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([
+      connection.ping(),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
+    ]);
+  } catch (error) {
+    throw new UnreachableError(`cannot reach Redis at ${maskUrl(url)} (REDIS_URL): ${reason(connectionError ?? error)}; ${HINT}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+    connection.off('error', onError);
+  }
+}
