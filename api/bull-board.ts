@@ -9,6 +9,7 @@ import { ANONYMOUS, can, type Principal } from '../lib/core/auth.js';
 import type { KeyService } from '../lib/engine/keys.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
 import { challenge, presentedKey } from './auth.js';
+import { boardAction, caseOfJob, refusal } from './board-actions.js';
 import { errorBody } from './errors.js';
 
 export const BOARD_PATH = '/admin/queues';
@@ -20,7 +21,8 @@ const REFRESH_MS = 2_000;
  * Bull Board under /admin/queues, showing every queue under the workfleet prefix. Admins get
  * full control; operators a read-only board (the queue list says readOnlyMode, and any request
  * that would change something is refused); other roles are refused. Browsers sign in with HTTP
- * Basic, the API key as the password.
+ * Basic, the API key as the password. Actions that would split a case from its jobs (retrying
+ * or removing a step job, say) are refused with the workfleet command to use (board-actions.ts).
  */
 export async function mountBullBoard(
   app: FastifyInstance,
@@ -38,11 +40,25 @@ export async function mountBullBoard(
       uiBasePath: dirname(createRequire(import.meta.url).resolve('@bull-board/ui/package.json')),
     },
   });
+  const refusedAction = async (method: string, path: string): Promise<string | undefined> => {
+    const action = boardAction(method, path);
+    if (!action) return undefined;
+    if (action.scope !== 'job') return refusal(action);
+    await refresh().catch(() => undefined);
+    if (!shown.has(action.queue)) return undefined; // the board answers 404 itself; no queue object for any name a request makes up
+    const job = await deps.queues.queue(action.queue).getJob(action.jobId);
+    if (!job) return undefined; // the board answers 404 itself
+    const caseId = caseOfJob(action.jobId, job.data);
+    return refusal(action, { state: await job.getState(), ...(caseId ? { caseId } : {}) });
+  };
   let refreshedAt = 0;
+  let shown: ReadonlySet<string> = new Set();
   const refresh = async () => {
     if (Date.now() - refreshedAt < REFRESH_MS) return;
     refreshedAt = Date.now();
-    board.replaceQueues((await deps.monitor.queueNames()).map(adapt));
+    const names = await deps.monitor.queueNames();
+    shown = new Set(names);
+    board.replaceQueues(names.map(adapt));
   };
 
   await app.register(async (scope) => {
@@ -62,6 +78,11 @@ export async function mountBullBoard(
         return reply.status(403).send(errorBody('FORBIDDEN', 'operators see the queue board read-only'));
       }
       request.principal = principal;
+      const refused = await refusedAction(request.method, request.url.split('?')[0]?.slice(BOARD_PATH.length) ?? '');
+      if (refused) {
+        // In the board's own error shape, so that its UI shows the message (`error` is the toast's title).
+        return reply.status(409).send({ error: 'Use workfleet for this', message: refused, code: 'BOARD_ACTION_REFUSED' });
+      }
       // The queue list is read when the board asks for it, so new queues show up at once.
       if (request.url.split('?')[0]?.endsWith('/api/queues')) await refresh().catch(() => undefined);
     });

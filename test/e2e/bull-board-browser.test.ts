@@ -8,6 +8,7 @@ import { systemClock } from '../../lib/ports/clock.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { Fleet } from '../helpers/fleet.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /**
  * Bull Board as an operator sees it: the real API process, a real headless Chromium (Debian's
@@ -78,6 +79,51 @@ describe('Bull Board in Chromium', () => {
     expect(queues.queues.length).toBeGreaterThan(0);
     expect(queues.queues.every((queue) => queue.readOnlyMode)).toBe(true);
     await context.close();
+  }, 60_000);
+
+  it('refuses a retry or a removal that would split a case from its jobs, naming the workfleet command', async () => {
+    const headers = { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json' };
+    const board = { authorization: `Basic ${Buffer.from(`ops:${keys.admin}`).toString('base64')}` };
+    await fetch(`${fleet.apiUrl}/v1/workflows`, {
+      method: 'POST', headers,
+      body: JSON.stringify({ name: 'board-fails', steps: [{ id: 'fetch', task: 'flaky.fetch', queue: 'default', retry: { maxAttempts: 1 }, input: { failTimes: 9 } }] }),
+    });
+    const { id } = (await (await fetch(`${fleet.apiUrl}/v1/cases`, { method: 'POST', headers, body: JSON.stringify({ workflow: 'board-fails' }) })).json()) as { id: string };
+    const failed = await waitFor('the case to fail', async () => {
+      const view = (await (await fetch(`${fleet.apiUrl}/v1/cases/${id}`, { headers })).json()) as { status: string };
+      return view.status === 'failed' ? view : undefined;
+    }, { timeoutMs: 30_000 });
+    expect(failed.status).toBe('failed');
+    const jobs = (await (await fetch(`${fleet.apiUrl}/admin/queues/api/queues?activeQueue=default&status=failed&page=1`, { headers: board })).json()) as {
+      queues: Array<{ name: string; jobs: Array<{ id: string }> }>;
+    };
+    const jobId = jobs.queues.find((queue) => queue.name === 'default')?.jobs.find((job) => job.id.startsWith(id))?.id ?? '';
+    expect(jobId).not.toBe('');
+
+    for (const action of ['retry', 'promote']) {
+      const answer = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/${encodeURIComponent(jobId)}/${action}`, { method: 'PUT', headers: board });
+      expect(answer.status).toBe(409);
+      const body = (await answer.json()) as { code: string; message: string };
+      expect(body.code).toBe('BOARD_ACTION_REFUSED');
+      expect(body.message).toContain(`case ${id}`);
+      if (action === 'retry') expect(body.message).toContain(`workfleet case retry ${id}`);
+    }
+    const retryAll = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/retry/failed`, { method: 'PUT', headers: board });
+    expect(retryAll.status).toBe(409);
+    expect(((await retryAll.json()) as { message: string }).message).toContain('workfleet case retry');
+    const addStep = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/add`, { method: 'POST', headers: { ...board, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', data: {} }) });
+    expect(addStep.status).toBe(409);
+
+    // Nothing ran again: the job is still failed, the case too, with nothing new in its trace.
+    const view = (await (await fetch(`${fleet.apiUrl}/v1/cases/${id}`, { headers })).json()) as { status: string };
+    expect(view.status).toBe('failed');
+    const state = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/${encodeURIComponent(jobId)}`, { headers: board });
+    const detail = (await state.json()) as { status: string; job: { attempts: number } };
+    expect(detail).toMatchObject({ status: 'failed', job: { attempts: 1 } });
+
+    // What does not split a case from its jobs stays allowed: removing a finished job.
+    const removed = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/${encodeURIComponent(jobId)}/clean`, { method: 'PUT', headers: board });
+    expect(removed.status).toBeLessThan(300);
   }, 60_000);
 
   it('never writes a key to the logs', async () => {
