@@ -11,6 +11,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   IDEMPOTENCY_CONFLICT: 409,
   KEY_NOT_FOUND: 404,
   CASE_STATE_CONFLICT: 409,
+  SIGNAL_NOT_ACCEPTED: 409,
   SCHEDULE_NOT_FOUND: 404,
 };
 
@@ -42,15 +43,34 @@ export function errorBody(code: string, message: string, details?: unknown): Err
 }
 
 function validationIssues(error: FastifyError): ValidationIssue[] {
-  return (error.validation ?? []).map((item) => {
-    const base = pointerToPath(item.instancePath);
+  const items = error.validation ?? [];
+  const where = (instancePath: string) => {
+    const base = pointerToPath(instancePath);
+    return error.validationContext === 'body' ? base : [error.validationContext, base].filter(Boolean).join('.');
+  };
+  // A choice of values (a union of constants) fails once per constant, then once as a whole:
+  // said once, with the values it accepts.
+  const allowedByPath = new Map<string, unknown[]>();
+  for (const item of items) {
+    if (item.keyword === 'const') allowedByPath.set(item.instancePath, [...(allowedByPath.get(item.instancePath) ?? []), (item.params as { allowedValue?: unknown }).allowedValue]);
+  }
+  const issues: ValidationIssue[] = [];
+  const said = new Set<string>();
+  for (const item of items) {
+    const path = where(item.instancePath);
     const missing = (item.params as { missingProperty?: string }).missingProperty;
     const extra = (item.params as { additionalProperty?: string }).additionalProperty;
-    const where = error.validationContext === 'body' ? base : [error.validationContext, base].filter(Boolean).join('.');
-    if (missing) return { path: where ? `${where}.${missing}` : missing, message: 'is required' };
-    if (extra) return { path: where ? `${where}.${extra}` : extra, message: 'unknown field' };
-    return { path: where, message: item.message ?? 'is invalid' };
-  });
+    const allowed = item.keyword === 'enum' ? (item.params as { allowedValues?: unknown[] }).allowedValues : allowedByPath.get(item.instancePath);
+    let issue: ValidationIssue;
+    if (missing) issue = { path: path ? `${path}.${missing}` : missing, message: 'is required' };
+    else if (extra) issue = { path: path ? `${path}.${extra}` : extra, message: 'unknown field' };
+    else if (allowed && ['const', 'enum', 'anyOf'].includes(item.keyword)) issue = { path, message: `must be one of: ${allowed.map((value) => String(value)).join(', ')}` };
+    else issue = { path, message: item.message ?? 'is invalid' };
+    const key = `${issue.path}\u0000${issue.message}`;
+    if (!said.has(key)) issues.push(issue);
+    said.add(key);
+  }
+  return issues;
 }
 
 /**

@@ -141,7 +141,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
 
   healthRoutes(app, { checks: deps.checks, metrics: deps.metrics, isDraining: deps.isDraining ?? (() => false) });
   statusRoutes(app, { monitor: deps.fleet.monitor, store: deps.store, clock: deps.clock, stuckAfterMs: config.scheduler.stuckAfterMs });
-  workflowRoutes(app, { workflows: deps.workflows, store: deps.store });
+  workflowRoutes(app, { workflows: deps.workflows, store: deps.store, monitor: deps.fleet.monitor, clock: deps.clock });
   caseRoutes(app, deps.cases);
   keyRoutes(app, deps.keys);
   scheduleRoutes(app, { schedules: deps.schedules, workflows: deps.workflows });

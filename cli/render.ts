@@ -113,6 +113,7 @@ interface WireStep {
   startedAt: string | null;
   finishedAt: string | null;
   error: WireError | null;
+  output?: unknown;
 }
 
 export interface WireCase {

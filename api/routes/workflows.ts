@@ -3,7 +3,10 @@ import type { FastifyInstance } from 'fastify';
 import { WORKFLOW_NAME_PATTERN, WorkflowDefinitionSchema } from '../../lib/core/definition.js';
 import { WorkflowNotFoundError } from '../../lib/core/errors.js';
 import type { WorkflowRegistry } from '../../lib/engine/workflows.js';
+import type { Clock } from '../../lib/ports/clock.js';
+import type { FleetMonitor } from '../../lib/ports/fleet.js';
 import type { WorkflowStore } from '../../lib/ports/store.js';
+import { unservedQueues } from '../../lib/core/workflow-queues.js';
 
 const NameParams = Type.Object({ name: Type.String({ pattern: WORKFLOW_NAME_PATTERN, maxLength: 100 }) });
 const VersionParams = Type.Object({
@@ -12,7 +15,35 @@ const VersionParams = Type.Object({
 });
 const iso = (ms: number) => new Date(ms).toISOString();
 
-export function workflowRoutes(app: FastifyInstance, deps: { workflows: WorkflowRegistry; store: WorkflowStore }): void {
+/** How long an apply waits for the fleet's member list before it answers without warnings. */
+const MEMBERS_TIMEOUT_MS = 1_000;
+
+export interface WorkflowRouteDeps {
+  workflows: WorkflowRegistry;
+  store: WorkflowStore;
+  /** Who is alive, for the warnings about queues no worker serves. */
+  monitor: Pick<FleetMonitor, 'members'>;
+  clock: Clock;
+}
+
+/** Warnings for the task queues of a workflow that no live worker consumes (none when the fleet cannot be read in time). */
+async function noWorkerWarnings(deps: WorkflowRouteDeps, name: string, version: number): Promise<Array<{ code: string; queue: string; steps: string[]; message: string }>> {
+  let timer: NodeJS.Timeout | undefined;
+  const members = await Promise.race([
+    deps.monitor.members(deps.clock.now()),
+    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), MEMBERS_TIMEOUT_MS))),
+  ]).catch(() => undefined).finally(() => clearTimeout(timer));
+  if (!members) return [];
+  const served = new Set(members.filter((member) => member.role === 'worker').flatMap((member) => member.queues));
+  return unservedQueues(await deps.workflows.compiled(name, version), served).map(({ queue, steps }) => ({
+    code: 'NO_LIVE_WORKER',
+    queue,
+    steps,
+    message: `no live worker serves queue "${queue}" (step${steps.length === 1 ? '' : 's'} ${steps.join(', ')}): its tasks wait until one does; start one with: workfleet worker --queues ${queue}`,
+  }));
+}
+
+export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): void {
   // The definition is checked by the core validator, which names every problem with its path;
   // a route schema here would only answer with less precise messages first.
   const read = { permission: 'workflows:read' as const };
@@ -23,7 +54,7 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
       config: { permission: 'workflows:write' },
       schema: {
         tags,
-        summary: 'Validate and store a definition (JSON, or YAML with content-type application/yaml): 201 new version, 200 unchanged',
+        summary: 'Validate and store a definition (JSON, or YAML with content-type application/yaml): 201 new version, 200 unchanged; `warnings` names task queues no live worker serves',
         body: Type.Object({}, { additionalProperties: true, description: 'A workflow definition; see GET /v1/schema/workflow.' }),
       },
     },
@@ -32,7 +63,14 @@ export function workflowRoutes(app: FastifyInstance, deps: { workflows: Workflow
     return reply
       .status(created ? 201 : 200)
       .header('location', `/v1/workflows/${workflow.name}/versions/${workflow.version}`)
-      .send({ name: workflow.name, version: workflow.version, hash: workflow.hash, created, createdAt: iso(workflow.createdAt) });
+      .send({
+        name: workflow.name,
+        version: workflow.version,
+        hash: workflow.hash,
+        created,
+        createdAt: iso(workflow.createdAt),
+        warnings: await noWorkerWarnings(deps, workflow.name, workflow.version),
+      });
     },
   );
 

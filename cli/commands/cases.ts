@@ -20,9 +20,31 @@ function parseInput(options: { input?: string; inputFile?: string }): Record<str
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 
+/**
+ * Says once per queue when a scheduled step's queue has no live worker (the step would wait
+ * silently). Needs a key that may read the fleet; without one it says nothing.
+ */
+function queueWatcher(api: WorkfleetClient): (event: WireTraceEvent) => Promise<void> {
+  let served: Promise<Set<string> | undefined> | undefined;
+  const warned = new Set<string>();
+  return async (event) => {
+    const queue = event.data.queue;
+    if (event.type !== 'step.scheduled' || typeof queue !== 'string' || warned.has(queue)) return;
+    served ??= api
+      .request<{ processes: Array<{ role: string; queues: string[] }> }>('GET', '/v1/status')
+      .then(({ body }) => new Set(body.processes.filter((member) => member.role === 'worker').flatMap((member) => member.queues)))
+      .catch(() => undefined);
+    const queues = await served;
+    if (!queues || queues.has(queue)) return;
+    warned.add(queue);
+    process.stdout.write(`${color.yellow(`  ! no live worker serves queue "${queue}": step ${event.stepId ?? '?'} waits until one does (workfleet worker --queues ${queue})`)}\n`);
+  };
+}
+
 /** Follows a case until it ends, printing each trace event once as it appears. */
 async function follow(api: WorkfleetClient, id: string, timeoutMs: number): Promise<WireCase> {
   const deadline = Date.now() + timeoutMs;
+  const watchQueue = queueWatcher(api);
   let printed = 0;
   let start: number | undefined;
   for (;;) {
@@ -30,6 +52,7 @@ async function follow(api: WorkfleetClient, id: string, timeoutMs: number): Prom
     start ??= trace.events[0] ? Date.parse(trace.events[0].at) : Date.now();
     for (const event of trace.events.filter((item) => item.seq > printed)) {
       process.stdout.write(`${timelineLine(event, start)}\n`);
+      await watchQueue(event);
       printed = event.seq;
     }
     const { body: record } = await api.request<WireCase>('GET', `/v1/cases/${id}`);
@@ -133,7 +156,10 @@ export function caseCommands(program: Command): void {
         throw new InvalidArgumentError(`payload is not JSON: ${(error as Error).message}`);
       }
       const { body: record } = await client(options).request<WireCase>('POST', `/v1/cases/${id}/signals/${encodeURIComponent(name)}`, JSON.stringify(payload));
-      console.log(options.json ? JSON.stringify(record, null, 2) : renderCase(record));
+      if (options.json) return console.log(JSON.stringify(record, null, 2));
+      const taker = Object.entries(record.steps).find(([, step]) => (step.output as { signal?: unknown } | undefined)?.signal === name && step.status === 'completed');
+      console.log(color.green(taker ? `signal "${name}" delivered: step ${taker[0]} took it` : `signal "${name}" accepted: kept until a step waits for it`));
+      console.log(renderCase(record));
     });
 
   clientOptions(caseCommand.command('retry').description('resume a failed case from its failed steps'))

@@ -20,9 +20,10 @@ export function workflowCommands(program: Command): void {
       const api = client(options);
       for (const file of files) {
         const { body } = readDocument(file);
-        const { status, body: result } = await api.request<{ name: string; version: number; created: boolean }>('POST', '/v1/workflows', body);
+        const { status, body: result } = await api.request<{ name: string; version: number; created: boolean; warnings?: Array<{ message: string }> }>('POST', '/v1/workflows', body);
         if (options.json) console.log(JSON.stringify(result));
         else console.log(`${file}: ${result.name} v${result.version} ${status === 201 ? color.green('created') : color.dim('unchanged')}`);
+        for (const warning of result.warnings ?? []) process.stderr.write(`${color.yellow(`${file}: warning: ${warning.message}`)}\n`);
       }
     });
 

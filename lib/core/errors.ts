@@ -46,12 +46,20 @@ export class InputInvalidError extends WorkfleetError {
 }
 
 export class WorkflowNotFoundError extends WorkfleetError {
-  constructor(name: string, version?: number) {
-    super(
-      'WORKFLOW_NOT_FOUND',
-      version === undefined ? `workflow "${name}" does not exist` : `workflow "${name}" has no version ${version}`,
-    );
+  /** `suggestions`: existing workflows whose names are close to `name` (a typo's likely meaning). */
+  constructor(name: string, version?: number, suggestions: readonly string[] = []) {
+    const missing = version === undefined ? `workflow "${name}" does not exist` : `workflow "${name}" has no version ${version}`;
+    const hint = suggestions.length > 0 ? `; did you mean ${suggestions.map((candidate) => `"${candidate}"`).join(' or ')}?` : '';
+    super('WORKFLOW_NOT_FOUND', `${missing}${hint}`, suggestions.length > 0 ? { details: { suggestions } } : {});
     this.name = 'WorkflowNotFoundError';
+  }
+}
+
+export class SignalNotAcceptedError extends WorkfleetError {
+  constructor(caseId: string, name: string, accepted: readonly string[]) {
+    const names = accepted.length > 0 ? `it accepts ${accepted.map((signal) => `"${signal}"`).join(', ')}` : 'no step of it waits for a signal any more';
+    super('SIGNAL_NOT_ACCEPTED', `no step of case ${caseId} waits or may still wait for signal "${name}": ${names}`, { details: { accepted } });
+    this.name = 'SignalNotAcceptedError';
   }
 }
 

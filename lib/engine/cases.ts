@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { CaseNotFoundError, IdempotencyConflictError, WorkfleetError } from '../core/errors.js';
+import { CaseNotFoundError, IdempotencyConflictError, SignalNotAcceptedError, WorkfleetError } from '../core/errors.js';
+import { acceptedSignals } from '../core/signals.js';
 import { canonicalJson, parseStartRequest } from '../core/requests.js';
 import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
 import { createCase, outstandingWork } from '../core/transition.js';
@@ -113,7 +114,9 @@ export class CaseService {
 
   /** Sends a signal to a case: a step waiting for it takes it, or it waits for one that will. */
   async signal(id: string, name: string, payload: unknown): Promise<CaseRecord> {
-    await this.open(id);
+    const record = await this.open(id);
+    const accepted = acceptedSignals(await this.deps.workflows.compiled(record.workflow, record.version), record.steps);
+    if (!accepted.includes(name)) throw new SignalNotAcceptedError(id, name, accepted);
     await this.deps.advancer.apply(id, { type: 'signal', name, payload: payload ?? null, at: this.deps.clock.now() });
     return this.get(id);
   }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { CompiledWorkflow } from '../core/definition.js';
+import { closeNames } from '../core/suggest.js';
 import { WorkflowNotFoundError } from '../core/errors.js';
 import { canonicalJson } from '../core/requests.js';
 import { compileWorkflow, validateDefinition } from '../core/validate.js';
@@ -9,6 +10,8 @@ import { GroupCommit } from '../runtime/group-commit.js';
 
 /** Versions are immutable, so compiled ones are cached; the cap bounds memory, not freshness. */
 const CACHE_LIMIT = 1_000;
+/** How long the names a WORKFLOW_NOT_FOUND suggests from are reused. */
+const NAMES_TTL_MS = 5_000;
 
 /** Applies definitions (validate, version, store) and hands out compiled versions. */
 export class WorkflowRegistry {
@@ -19,6 +22,8 @@ export class WorkflowRegistry {
    * a read sent before the question, so a version applied before a start is what it gets.
    */
   private readonly latest: GroupCommit<string, StoredWorkflow | undefined>;
+  /** The workflow names a miss suggests from, read at most every NAMES_TTL_MS (misses can come in floods). */
+  private names: { readAt: number; names: Promise<string[]> } | undefined;
 
   constructor(
     private readonly store: WorkflowStore,
@@ -38,6 +43,14 @@ export class WorkflowRegistry {
     return this.store.saveWorkflow(definition, hash, this.clock.now());
   }
 
+  private knownNames(): Promise<string[]> {
+    const now = this.clock.now();
+    if (!this.names || now - this.names.readAt > NAMES_TTL_MS) {
+      this.names = { readAt: now, names: this.store.listWorkflows().then((list) => list.map((workflow) => workflow.name), () => []) };
+    }
+    return this.names.names;
+  }
+
   /** The compiled definition of a version (the latest when omitted); throws WorkflowNotFoundError. */
   async compiled(name: string, version?: number): Promise<CompiledWorkflow> {
     if (version !== undefined) {
@@ -45,7 +58,10 @@ export class WorkflowRegistry {
       if (cached) return cached;
     }
     const stored = version === undefined ? await this.latest.submit(name) : await this.store.getWorkflow(name, version);
-    if (!stored) throw new WorkflowNotFoundError(name, version);
+    if (!stored) {
+      if (version !== undefined) throw new WorkflowNotFoundError(name, version);
+      throw new WorkflowNotFoundError(name, undefined, closeNames(name, await this.knownNames()));
+    }
     const key = `${name}@${stored.version}`;
     const cached = this.cache.get(key);
     if (cached) return cached;

@@ -32,8 +32,10 @@ beforeAll(async () => {
   for (const role of ROLES) keyOf[role] = (await keys.create({ name: role, roles: [role] })).key;
   await store.close();
   fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-auth', env: { AUTH_ENABLED: 'true' } });
-  // A case that waits forever: signals to it are kept, so every role's signal meets the same case.
-  expect(await call('POST', '/v1/workflows', keyOf.admin, { name: 'w', steps: [{ id: 'wait', waitFor: { signals: ['never'] } }] })).toBe(201);
+  // A case that waits forever: "go" is for a step it has not reached, so each role's "go" is kept
+  // (accepted, not refused as a signal nothing may wait for) and every role meets the same case.
+  const steps = [{ id: 'wait', waitFor: { signals: ['never'] } }, { id: 'later', after: ['wait'], waitFor: { signals: ['go'] } }];
+  expect(await call('POST', '/v1/workflows', keyOf.admin, { name: 'w', steps })).toBe(201);
   const started = await fetch(`${fleet.apiUrl}/v1/cases`, {
     method: 'POST',
     headers: { authorization: `Bearer ${keyOf.admin}`, 'content-type': 'application/json' },

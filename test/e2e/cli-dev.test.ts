@@ -108,6 +108,20 @@ describe('workfleet dev and the CLI', () => {
     expect((await workfleet('workflow', 'list')).stdout).toMatch(/order\s+v1/);
   });
 
+  it('says what a signal did, refuses one nothing waits for, and names the allowed values of a filter once', async () => {
+    const waitingId = /example case (\S+) approval/.exec(output)?.[1] ?? '';
+    const typo = await workfleet('case', 'signal', waitingId, 'aprove');
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toMatch(/SIGNAL_NOT_ACCEPTED: .*it accepts "approve", "reject"/);
+    const sent = await workfleet('case', 'signal', waitingId, 'approve', '--payload', '{"by":"ana"}');
+    expect(sent.code).toBe(0);
+    expect(sent.stdout).toMatch(/signal "approve" delivered: step \S+ took it/);
+    const listed = await workfleet('case', 'list', '--status', 'done');
+    expect(listed.code).toBe(1);
+    expect(listed.stderr.match(/must be one of: pending, running, waiting, completed, failed, cancelled/g)).toHaveLength(1);
+    expect(listed.stderr).not.toContain('must be equal to constant');
+  });
+
   it('applies a workflow file and explains an invalid one', async () => {
     const good = join(dataDir, 'hello.yaml');
     writeFileSync(good, 'name: hello\nsteps:\n  - id: greet\n    task: demo.echo\n    input: { hello: "${input.name}" }\n');
@@ -136,7 +150,12 @@ describe('workfleet dev and the CLI', () => {
     const redisUrl = /redis-server on (redis:\/\/127\.0\.0\.1:\d+)/.exec(output)?.[1] ?? '';
     const mine = join(dataDir, 'mine.yaml');
     writeFileSync(mine, 'name: on-my-queue\nsteps:\n  - id: greet\n    task: demo.echo\n    queue: mine\n    input: { hello: "${input.name}" }\n');
-    expect((await workfleet('workflow', 'apply', mine)).code).toBe(0);
+    const applied = await workfleet('workflow', 'apply', mine);
+    expect(applied.code).toBe(0);
+    expect(applied.stderr).toContain(`${mine}: warning: no live worker serves queue "mine" (step greet)`);
+    const stranded = await workfleet('case', 'start', 'on-my-queue', '--input', '{"name":"early"}', '--wait', '--timeout', '2');
+    expect(stranded.code).toBe(1);
+    expect(stranded.stdout).toContain('no live worker serves queue "mine": step greet waits until one does (workfleet worker --queues mine)');
     const worker = spawnManaged(process.execPath, [cli, 'worker', '--queues', 'mine', '--handlers', join(packageRoot(), 'dist', 'examples', 'handlers', 'index.js')], {
       env: { ...env, METRICS_PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],

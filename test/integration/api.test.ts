@@ -159,6 +159,55 @@ describe('cases', () => {
   });
 });
 
+describe('mistakes get an answer', () => {
+  it('refuses a signal no step waits or may still wait for, naming those it accepts; keeps one for a step not reached yet', async () => {
+    const steps = [
+      { id: 'approve', waitFor: { signals: ['approved', 'rejected'] } },
+      { id: 'confirm', after: ['approve'], waitFor: { signals: ['confirmed'] } },
+      { id: 'close', after: ['confirm'], waitFor: { signals: ['closed'] } },
+    ];
+    expect((await call('POST', '/v1/workflows', { name: 'two-waits', steps })).status).toBe(201);
+    const { id } = (await call('POST', '/v1/cases', { workflow: 'two-waits' })).body as { id: string };
+    const typo = await call('POST', `/v1/cases/${id}/signals/aproved`, {});
+    expect([typo.status, typo.body.error.code]).toEqual([409, 'SIGNAL_NOT_ACCEPTED']);
+    expect(typo.body.error.details.accepted).toEqual(['approved', 'closed', 'confirmed', 'rejected']);
+    expect(typo.body.error.message).toContain('"approved"');
+    expect((await call('POST', `/v1/cases/${id}/signals/confirmed`, {})).status).toBe(200); // kept for the step not reached yet
+    const taken = await call('POST', `/v1/cases/${id}/signals/approved`, {});
+    expect(taken.status).toBe(200);
+    expect(taken.body.steps).toMatchObject({ approve: { status: 'completed' }, confirm: { status: 'completed' }, close: { status: 'waiting' } });
+    // Once the step that waited for "rejected" has finished, nothing may wait for it any more.
+    const late = await call('POST', `/v1/cases/${id}/signals/rejected`, {});
+    expect([late.status, late.body.error?.code, late.body.error?.details?.accepted]).toEqual([409, 'SIGNAL_NOT_ACCEPTED', ['closed']]);
+  });
+
+  it('suggests close names for an unknown workflow', async () => {
+    const response = await call('POST', '/v1/cases', { workflow: 'ordr' });
+    expect([response.status, response.body.error.code]).toEqual([404, 'WORKFLOW_NOT_FOUND']);
+    expect(response.body.error.message).toBe('workflow "ordr" does not exist; did you mean "order"?');
+    expect(response.body.error.details.suggestions).toEqual(['order']);
+  });
+
+  it('names the allowed values of a choice once', async () => {
+    const response = await call('GET', '/v1/cases?status=done');
+    expect(response.status).toBe(400);
+    expect(response.body.error.details.issues).toEqual([{ path: 'querystring.status', message: 'must be one of: pending, running, waiting, completed, failed, cancelled' }]);
+  });
+
+  it('warns at apply when no live worker serves a task queue of the workflow', async () => {
+    const response = await call('POST', '/v1/workflows', { name: 'lonely', steps: [{ id: 'a', task: 'demo.echo', queue: 'nobody-here' }, { id: 'b', waitFor: { signals: ['go'] } }] });
+    expect(response.status).toBe(201);
+    expect(response.body.warnings).toEqual([
+      expect.objectContaining({ code: 'NO_LIVE_WORKER', queue: 'nobody-here', steps: ['a'], message: expect.stringContaining('workfleet worker --queues nobody-here') }),
+    ]);
+    const now = Date.now();
+    await api.monitor.heartbeat({ id: 'test:1', role: 'worker', host: 'test', pid: 1, queues: ['nobody-here'], concurrency: 1, startedAt: now, seenAt: now });
+    const served = await call('POST', '/v1/workflows', { name: 'lonely', description: 'a worker serves it now', steps: [{ id: 'a', task: 'demo.echo', queue: 'nobody-here' }] });
+    expect([served.status, served.body.warnings]).toEqual([201, []]);
+    await api.monitor.leave('test:1');
+  });
+});
+
 describe('operations', () => {
   it('answers /health, /ready and /metrics', async () => {
     expect((await call('GET', '/health')).body).toEqual({ status: 'ok' });
