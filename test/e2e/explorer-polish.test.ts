@@ -123,6 +123,8 @@ describe('the explorer for a newcomer', () => {
     expect(await page.locator('#step-error').textContent()).toContain('CARD_DECLINED');
     expect(await page.locator('#graph [data-step="charge"]').getAttribute('class')).toContain('selected');
     expect(await page.locator('#gantt-body .gantt-row.selected').getAttribute('data-unit')).toBe('charge');
+    // Its attempts fit the side panel of a wide window: nothing hides past its edge.
+    expect(await page.locator('#step-attempts').evaluate((table) => Boolean(table.parentElement && table.parentElement.scrollWidth <= table.parentElement.clientWidth))).toBe(true);
     await page.screenshot({ path: join(SHOTS, 'failed-case.png'), fullPage: true });
     expect(problems).toEqual([]);
     await close();

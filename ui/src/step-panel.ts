@@ -1,6 +1,6 @@
 import { api, describeError } from './api.js';
 import { fill, h, pre } from './dom.js';
-import { formatDuration, formatJson, formatTime } from './format.js';
+import { formatClock, formatDuration, formatJson, formatTime } from './format.js';
 import { displayState, stepKind, type CaseView, type StepDefinition } from './model.js';
 import { ChildCaseList, ItemList } from './step-children.js';
 import { unitLabel, type GanttRow, type UnitKey } from './timeline.js';
@@ -162,9 +162,10 @@ function attemptsTable(attempts: ReadonlyArray<{ row: GanttRow; segment: GanttRo
             'tr',
             { 'data-kind': segment.kind, 'data-outcome': segment.outcome },
             h('td', {}, `${segment.kind}${segment.attempt === undefined ? '' : ` ${segment.attempt}`}${row.run > 1 ? ` (run ${row.run})` : ''}`),
-            h('td', { class: 'nowrap' }, formatTime(segment.start)),
+            // The day is in the step's fields above; the time of day keeps the table narrow.
+            h('td', { class: 'nowrap', title: formatTime(segment.start) }, formatClock(segment.start)),
             h('td', { class: 'nowrap' }, formatDuration(segment.end - segment.start)),
-            h('td', {}, segment.outcome === 'open' ? 'still going' : segment.outcome, segment.note ? h('div', { class: 'muted' }, segment.note) : null),
+            h('td', { class: 'break' }, segment.outcome === 'open' ? 'still going' : segment.outcome, segment.note ? h('div', { class: 'muted' }, segment.note) : null),
           ),
         ),
       ),
