@@ -39,6 +39,33 @@ function presentStep(step: StepState) {
   };
 }
 
+/**
+ * A page of a forEach step's items, each a unit of its own (the case view only counts them: a
+ * step of 10,000 items would make every read of the case heavy). `status` keeps only items in
+ * that state, so the failed few of a large fan-out are one page away.
+ */
+export function presentItems(step: StepState, page: { offset: number; limit: number; status?: UnitState['status'] }) {
+  const all = Object.entries(step.instances ?? {})
+    .map(([index, unit]) => ({ index: Number(index), unit }))
+    .filter((entry) => page.status === undefined || entry.unit.status === page.status)
+    .sort((a, b) => a.index - b.index);
+  return {
+    total: step.itemCount ?? 0,
+    matching: all.length,
+    offset: page.offset,
+    // Outputs stay out: an item's output is in the step's output once the step is done.
+    items: all.slice(page.offset, page.offset + page.limit).map(({ index, unit }) => ({
+      index,
+      status: unit.status,
+      attempts: unit.attempts,
+      startedAt: iso(unit.startedAt),
+      finishedAt: iso(unit.finishedAt),
+      nextAttemptAt: iso(unit.nextAttemptAt),
+      error: unit.error ?? null,
+    })),
+  };
+}
+
 export function presentCase(record: CaseRecord) {
   const steps: Record<string, ReturnType<typeof presentStep>> = {};
   for (const [id, step] of Object.entries(record.steps)) steps[id] = presentStep(step);
@@ -75,6 +102,7 @@ export function presentSummary(summary: CaseSummary) {
     status: summary.status,
     createdAt: iso(summary.createdAt),
     updatedAt: iso(summary.updatedAt),
+    finishedAt: iso(summary.finishedAt),
     error: summary.error ?? null,
   };
 }

@@ -93,6 +93,7 @@ export const CaseListSchema = Type.Object(
         status: CaseStatus,
         createdAt: Time,
         updatedAt: Time,
+        finishedAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the case finished; null while it is open.' }),
         error: Type.Union([Type.Ref(ErrorInfoSchema), Type.Null()]),
       }),
     ),

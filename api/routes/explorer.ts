@@ -12,12 +12,14 @@ import type { Clock } from '../../lib/ports/clock.js';
 import type { FleetMonitor } from '../../lib/ports/fleet.js';
 import type { CaseStore } from '../../lib/ports/store.js';
 import { BOARD_PATH } from '../bull-board.js';
-import { errorResponses } from '../schemas.js';
+import { presentItems } from '../presenters.js';
+import { errorResponses, ErrorInfoSchema } from '../schemas.js';
 
 /**
  * Read endpoints the case explorer (/ui) needs beyond the public /v1 API: who the key is (so the
  * page hides what it may not do), the age of each queue's oldest waiting job and the breakers
- * deferring work (the fleet page), and the job behind a step (its rendered input and logs).
+ * deferring work (the fleet page), the job behind a step (its rendered input and logs), and the
+ * items of a forEach step (the case view only counts them).
  */
 
 const tags = ['explorer'];
@@ -76,6 +78,38 @@ const StepJobSchema = Type.Object(
     logCount: Type.Integer(),
   },
   { $id: 'ExplorerStepJob' },
+);
+
+const Time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const UNIT_STATUSES = ['pending', 'scheduled', 'running', 'completed', 'failed', 'cancelled'] as const;
+
+const StepItemsSchema = Type.Object(
+  {
+    total: Type.Integer({ description: 'Items of the step (0 until it has read them).' }),
+    matching: Type.Integer({ description: 'Items in the asked status (all of them without one).' }),
+    offset: Type.Integer(),
+    items: Type.Array(
+      Type.Object({
+        index: Type.Integer(),
+        status: Type.Union(UNIT_STATUSES.map((status) => Type.Literal(status))),
+        attempts: Type.Integer(),
+        startedAt: Time,
+        finishedAt: Time,
+        nextAttemptAt: Time,
+        error: Type.Union([Type.Ref(ErrorInfoSchema), Type.Null()]),
+      }),
+    ),
+  },
+  { $id: 'ExplorerStepItems' },
+);
+
+const ItemsQuery = Type.Object(
+  {
+    offset: Type.Optional(Type.String({ pattern: '^(0|[1-9][0-9]{0,4})$', description: 'Items to skip, in index order. Default 0.' })),
+    limit: Type.Optional(Type.String({ pattern: '^([1-9][0-9]?|[1-4][0-9]{2}|500)$', description: 'Items per page, 1 to 500. Default 100.' })),
+    status: Type.Optional(Type.Union(UNIT_STATUSES.map((status) => Type.Literal(status)))),
+  },
+  { additionalProperties: false },
 );
 
 const StepParams = Type.Object({
@@ -207,6 +241,30 @@ export function explorerRoutes(
         logs: logs.logs,
         logCount: logs.count,
       };
+    },
+  );
+
+  app.get<{ Params: Static<typeof StepParams>; Querystring: Static<typeof ItemsQuery> }>(
+    '/v1/explorer/cases/:id/steps/:stepId/items',
+    {
+      config: { permission: 'cases:read-own' },
+      schema: {
+        tags,
+        summary: 'A page of the items of a forEach step: state, attempts, times and error of each',
+        params: StepParams,
+        querystring: ItemsQuery,
+        response: { 200: StepItemsSchema, ...errorResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request, reply) => {
+      const { id, stepId } = request.params;
+      const record = await deps.cases.get(id);
+      if (!mayReadCase(request.principal, record.startedBy)) throw new CaseNotFoundError(id);
+      const workflow = await deps.workflows.compiled(record.workflow, record.version);
+      const state = record.steps[stepId];
+      if (!workflow.steps.get(stepId)?.forEach || !state) return reply.status(404).send({ error: { code: 'STEP_NOT_FOUND', message: `case ${id} has no forEach step "${stepId}"` } });
+      const { offset, limit, status } = request.query;
+      return presentItems(state, { offset: Number(offset ?? 0), limit: Number(limit ?? 100), ...(status === undefined ? {} : { status }) });
     },
   );
 }

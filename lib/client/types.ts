@@ -107,6 +107,8 @@ export interface CaseSummary {
   status: CaseStatus;
   createdAt: string | null;
   updatedAt: string | null;
+  /** When the case finished; null while it is open. */
+  finishedAt: string | null;
   error: ErrorInfo | null;
 }
 

@@ -55,6 +55,8 @@ export interface CaseSummary {
   status: CaseStatus;
   createdAt: number;
   updatedAt: number;
+  /** When a finished case finished (lists show how long cases took). */
+  finishedAt?: number;
   error?: CaseState['error'];
 }
 

@@ -71,8 +71,8 @@ const shapes: Array<{ name: string; all: readonly string[]; required: readonly s
   { name: 'CaseList', ...keys<CaseList>()(['cases', 'nextCursor']), required: required<CaseList>()(['cases', 'nextCursor']), schema: () => response('GET', '/v1/cases') },
   {
     name: 'CaseSummary',
-    ...keys<CaseSummary>()(['id', 'workflow', 'version', 'status', 'createdAt', 'updatedAt', 'error']),
-    required: required<CaseSummary>()(['id', 'workflow', 'version', 'status', 'createdAt', 'updatedAt', 'error']),
+    ...keys<CaseSummary>()(['id', 'workflow', 'version', 'status', 'createdAt', 'updatedAt', 'finishedAt', 'error']),
+    required: required<CaseSummary>()(['id', 'workflow', 'version', 'status', 'createdAt', 'updatedAt', 'finishedAt', 'error']),
     schema: () => response('GET', '/v1/cases').properties!.cases!.items!,
   },
   {

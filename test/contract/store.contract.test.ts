@@ -204,7 +204,8 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(finished.status).toBe('completed');
       expect(await store.getCase(started.state.id)).toEqual(finished);
       expect(await store.catchUp(started.state.id)).toEqual(finished);
-      expect((await store.listCases({ limit: 5, status: 'completed' })).cases).toEqual([expect.objectContaining({ id: started.state.id, updatedAt: T0 + 6 })]);
+      expect((await store.listCases({ limit: 5, status: 'completed' })).cases).toEqual([expect.objectContaining({ id: started.state.id, updatedAt: T0 + 6, finishedAt: finished.finishedAt })]);
+      expect(finished.finishedAt).toBeTypeOf('number');
       expect((await store.readTrace(started.state.id)).map((event) => event.seq)).toEqual(Array.from({ length: finished.seq }, (_, i) => i + 1));
     });
 

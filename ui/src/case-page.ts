@@ -5,8 +5,9 @@ import { formatDuration, formatJson, formatTime } from './format.js';
 import { GanttView } from './gantt-view.js';
 import { GraphView } from './graph-view.js';
 import type { PageContext } from './main.js';
-import { OPEN_STATUSES, type CaseView, type StepDefinition, type WorkflowVersion } from './model.js';
+import { failedStepOf, OPEN_STATUSES, type CaseView, type StepDefinition, type WorkflowVersion } from './model.js';
 import { poll } from './poller.js';
+import { childCaseIds } from './step-children.js';
 import { StepPanel } from './step-panel.js';
 import { buildGantt, type Gantt, type TraceEventLike, type UnitKey } from './timeline.js';
 import { TraceView } from './trace-view.js';
@@ -18,7 +19,8 @@ const TRACE_STALE_MS = 10_000;
 
 /**
  * One case: its graph coloured by step state, the Gantt timeline of every attempt, the step
- * panel, the raw trace, and the actions the key's roles allow. Live while the case is open.
+ * panel, the raw trace, and the actions the key's roles allow. Live while the case is open. A
+ * failed case opens on its failed step; an id that names no case says so.
  */
 export function casePage(context: PageContext, id: string): () => void {
   const { root } = context;
@@ -38,12 +40,14 @@ export function casePage(context: PageContext, id: string): () => void {
   let gantt: Gantt = { rows: [], caseMarkers: [], start: 0, end: 1 };
   let traceAt = 0;
   let traceFor = '';
+  /** Step ids in definition order, once the definition is read. */
+  let order: string[] = [];
 
   const select = (unit: UnitKey) => {
     if (!record || !panel) return;
     graph?.select(unit.stepId);
     timeline.select(gantt.rows.find((row) => row.unit.stepId === unit.stepId && row.unit.instance === unit.instance && row.unit.iteration === unit.iteration && Boolean(row.unit.compensation) === Boolean(unit.compensation))?.key);
-    panel.show(unit, record, gantt.rows);
+    panel.show(unit, record, gantt.rows, childCaseIds(events, unit.stepId, record.steps[unit.stepId]?.childCaseId));
   };
   const timeline = new GanttView((unit) => select(unit));
   const io = h('section', { class: 'panel io', id: 'case-io' });
@@ -76,7 +80,8 @@ export function casePage(context: PageContext, id: string): () => void {
     const version = await api<WorkflowVersion>('GET', `/v1/workflows/${encodeURIComponent(current.workflow)}/versions/${current.version}`);
     const steps = version.definition.steps;
     const definitions = new Map<string, StepDefinition>(steps.map((step) => [step.id, step]));
-    panel = new StepPanel(id, definitions, mayOperate);
+    order = steps.map((step) => step.id);
+    panel = new StepPanel(id, definitions, mayOperate, (unit) => select(unit));
     fill(side, panel.element);
     graph = new GraphView(steps, (stepId) => {
       select({ stepId });
@@ -221,13 +226,23 @@ export function casePage(context: PageContext, id: string): () => void {
       graph?.update(current.steps, now);
       timeline.update(gantt);
       if (panel?.selected) select(panel.selected);
+      else if (first) {
+        // A failed case opens on the step that failed it: that is what its reader came for.
+        const failed = current.status === 'failed' ? failedStepOf(current, order) : undefined;
+        if (failed) {
+          select({ stepId: failed });
+          timeline.reveal(failed);
+        }
+      }
       fill(banner);
       fill(live, open ? `live: read every ${POLL_MS / 1000} s, last at ${formatTime(now)}` : `finished; read at ${formatTime(now)}`);
       if (!open) poller?.stop();
     } catch (error) {
-      if (error instanceof ApiError && error.status === 404) {
-        fill(banner, `${describeError(error)}`);
+      // No such case (mistyped, removed by retention, or another key's): say so instead of loading for ever.
+      // A 400 is an id the API cannot even look up (too long).
+      if (error instanceof ApiError && (error.code === 'CASE_NOT_FOUND' || (!record && error.status === 400))) {
         poller?.stop();
+        fill(root, notFound(id));
         return;
       }
       fill(banner, describeError(error));
@@ -241,6 +256,17 @@ export function casePage(context: PageContext, id: string): () => void {
   };
   restartPolling();
   return () => poller?.stop();
+}
+
+function notFound(id: string): HTMLElement {
+  return h(
+    'section',
+    { class: 'panel not-found', id: 'case-not-found', role: 'alert' },
+    h('h2', {}, 'Case not found'),
+    h('p', {}, 'No case has the id ', h('span', { class: 'mono break' }, id), '.'),
+    h('p', { class: 'muted' }, 'It may be mistyped, removed by retention some time after it finished, or started by another key that yours may not read.'),
+    h('p', {}, h('a', { href: '#/cases', id: 'back-to-cases' }, '← Back to the cases')),
+  );
 }
 
 function lastEventAt(events: readonly TraceEventLike[]): number {

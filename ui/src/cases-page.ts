@@ -1,14 +1,15 @@
 import { api, describeError } from './api.js';
+import { pageOfId } from './case-search.js';
 import { fill, h } from './dom.js';
-import { formatTime, localInputToIso } from './format.js';
+import { formatDuration, formatTime, localInputToIso } from './format.js';
 import type { PageContext } from './main.js';
-import { CASE_STATUSES, type CaseSummary } from './model.js';
+import { caseDuration, CASE_STATUSES, type CaseSummary } from './model.js';
 import { poll } from './poller.js';
 
 /**
  * The case list: filters (status, workflow, business key, creation time), newest first, one
  * page at a time from the API's cursor (so 100,000 cases cost what 50 do), counts by status,
- * and an auto-refresh of the first page.
+ * and an auto-refresh of the first page. An exact case id shows that case alone.
  */
 
 const REFRESH_MS = 5_000;
@@ -30,6 +31,7 @@ function toLocalInput(iso: string | null): string {
 export function casesPage(context: PageContext): () => void {
   const { params, root } = context;
   const filters = {
+    id: (params.get('id') ?? '').trim(),
     status: params.get('status') ?? '',
     workflow: params.get('workflow') ?? '',
     key: params.get('key') ?? '',
@@ -41,6 +43,7 @@ export function casesPage(context: PageContext): () => void {
   const cursors: Array<string | undefined> = [undefined];
   let nextCursor: string | null = null;
 
+  const caseId = h('input', { type: 'search', name: 'id', id: 'filter-id', placeholder: 'exact case id', value: filters.id, maxlength: 100, spellcheck: 'false', autocomplete: 'off' });
   const status = h('select', { name: 'status', id: 'filter-status' }, h('option', { value: '' }, 'any status'), ...CASE_STATUSES.map((value) => h('option', { value }, value)));
   status.value = filters.status;
   const workflow = h('select', { name: 'workflow', id: 'filter-workflow' }, h('option', { value: '' }, 'any workflow'));
@@ -59,6 +62,7 @@ export function casesPage(context: PageContext): () => void {
       onsubmit: (event: Event) => {
         event.preventDefault();
         const query = new URLSearchParams();
+        if (caseId.value.trim()) query.set('id', caseId.value.trim());
         if (status.value) query.set('status', status.value);
         if (workflow.value) query.set('workflow', workflow.value);
         if (key.value.trim()) query.set('key', key.value.trim());
@@ -71,6 +75,7 @@ export function casesPage(context: PageContext): () => void {
         context.navigate(`#/cases${text ? `?${text}` : ''}`);
       },
     },
+    h('label', {}, 'Case id', caseId),
     h('label', {}, 'Status', status),
     h('label', {}, 'Workflow', workflow),
     h('label', {}, 'Business key', key),
@@ -87,7 +92,7 @@ export function casesPage(context: PageContext): () => void {
   const table = h(
     'table',
     { class: 'cases', id: 'case-table' },
-    h('thead', {}, h('tr', {}, h('th', {}, 'Case'), h('th', {}, 'Workflow'), h('th', {}, 'Status'), h('th', {}, 'Created'), h('th', {}, 'Updated'), h('th', {}, 'Error'))),
+    h('thead', {}, h('tr', {}, h('th', {}, 'Case'), h('th', {}, 'Workflow'), h('th', {}, 'Status'), h('th', {}, 'Created'), h('th', {}, 'Duration'), h('th', {}, 'Updated'), h('th', {}, 'Error'))),
     body,
   );
   const pageInfo = h('span', { class: 'page-info', id: 'page-info' });
@@ -159,7 +164,8 @@ export function casesPage(context: PageContext): () => void {
     if (filters.before) query.set('createdBefore', filters.before);
     if (cursor) query.set('cursor', cursor);
     try {
-      const [page] = await Promise.all([api<{ cases: CaseSummary[]; nextCursor: string | null }>('GET', `/v1/cases?${query.toString()}`), loadCounts()]);
+      const [page] = await Promise.all([filters.id ? pageOfId(filters.id) : api<{ cases: CaseSummary[]; nextCursor: string | null }>('GET', `/v1/cases?${query.toString()}`), loadCounts()]);
+      const now = Date.now();
       if (ticket !== latest) return;
       nextCursor = page.nextCursor;
       fill(error);
@@ -169,16 +175,17 @@ export function casesPage(context: PageContext): () => void {
           h(
             'tr',
             { 'data-case': item.id, 'data-status': item.status },
-            h('td', {}, h('a', { href: `#/cases/${encodeURIComponent(item.id)}`, class: 'mono' }, item.id)),
-            h('td', {}, `${item.workflow} v${item.version}`),
+            h('td', { class: 'nowrap' }, h('a', { href: `#/cases/${encodeURIComponent(item.id)}`, class: 'mono' }, item.id)),
+            h('td', { class: 'clip', title: `${item.workflow} v${item.version}` }, `${item.workflow} v${item.version}`),
             h('td', {}, h('span', { class: `badge state-${item.status}` }, item.status)),
-            h('td', {}, formatTime(item.createdAt)),
-            h('td', {}, formatTime(item.updatedAt)),
-            h('td', { class: 'error-cell' }, item.error ? `${item.error.code}: ${item.error.message}` : ''),
+            h('td', { class: 'nowrap' }, formatTime(item.createdAt)),
+            durationCell(caseDuration(item, now)),
+            h('td', { class: 'nowrap' }, formatTime(item.updatedAt)),
+            h('td', { class: 'error-cell', title: item.error ? `${item.error.code}: ${item.error.message}` : '' }, item.error ? `${item.error.code}: ${item.error.message}` : ''),
           ),
         ),
       );
-      if (page.cases.length === 0) fill(body, h('tr', {}, h('td', { colspan: 6, class: 'muted' }, 'No case matches these filters.')));
+      if (page.cases.length === 0) fill(body, h('tr', {}, h('td', { colspan: 7, class: 'muted', id: 'no-cases' }, filters.id ? `No case has the id ${filters.id}.` : 'No case matches these filters.')));
       const pageNumber = cursors.length;
       fill(pageInfo, `page ${pageNumber} · ${page.cases.length} case${page.cases.length === 1 ? '' : 's'}`);
       first.disabled = pageNumber === 1;
@@ -196,4 +203,8 @@ export function casesPage(context: PageContext): () => void {
   }, REFRESH_MS, { immediate: false });
   void load();
   return () => poller.stop();
+}
+
+function durationCell(duration: { ms: number; open: boolean }): HTMLElement {
+  return h('td', { class: `num nowrap${duration.open ? ' muted' : ''}`, 'data-duration-ms': Math.round(duration.ms), title: duration.open ? 'running for, so far' : 'from created to finished' }, formatDuration(duration.ms));
 }

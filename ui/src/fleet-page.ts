@@ -39,7 +39,8 @@ export function fleetPage(context: PageContext): () => void {
       const [status, fleet] = await Promise.all([api<Status>('GET', '/v1/status'), api<Fleet>('GET', '/v1/explorer/fleet')]);
       const now = Date.parse(status.at);
       const table = (id: string, head: string[], rows: HTMLElement[], empty: string) =>
-        h('table', { class: 'grid', id }, h('thead', {}, h('tr', {}, ...head.map((cell) => h('th', {}, cell)))), h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: head.length, class: 'muted' }, empty))])));
+        // Wide tables scroll inside their box on a narrow screen, not the page.
+        h('div', { class: 'table-scroll' }, h('table', { class: 'grid', id }, h('thead', {}, h('tr', {}, ...head.map((cell) => h('th', {}, cell)))), h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: head.length, class: 'muted' }, empty))]))));
       fill(error);
       fill(
         content,

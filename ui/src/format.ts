@@ -19,6 +19,11 @@ export function formatTime(iso: string | number | null | undefined): string {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())} ${pad(date.getHours())}:${pad(date.getMinutes())}:${pad(date.getSeconds())}`;
 }
 
+/** The local time of day to the second, e.g. 14:03:09: for tables whose day is shown elsewhere. */
+export function formatClock(iso: string | number | null | undefined): string {
+  return formatTime(iso).slice(11);
+}
+
 /** "3 min ago" style age of a time, relative to `now`. */
 export function formatAge(iso: string | null | undefined, now: number): string {
   if (!iso) return '';

@@ -5,6 +5,8 @@ import { rowWindow } from './virtual.js';
 
 const ROW_HEIGHT = 24;
 const MAX_BODY_HEIGHT = 480;
+/** Room one tick label needs ("+12 min 30 s"), so that labels never overlap on a narrow track. */
+const TICK_SPACING_PX = 80;
 
 const KIND_WORDS: Record<Segment['kind'], string> = {
   queued: 'queued',
@@ -35,6 +37,8 @@ export class GanttView {
     this.spacer.append(this.rowsHost);
     this.body.append(this.spacer);
     this.body.addEventListener('scroll', () => this.schedule());
+    // The number of ticks follows the track's width (a phone shows fewer than a wide screen).
+    new ResizeObserver(() => this.drawAxis()).observe(this.axis);
     this.element = h(
       'div',
       { class: 'gantt', id: 'gantt' },
@@ -48,11 +52,24 @@ export class GanttView {
   update(gantt: Gantt): void {
     this.gantt = gantt;
     const span = gantt.end - gantt.start;
-    const ticks = timeTicks(gantt.start, gantt.end, 8);
+    this.drawAxis();
+    const attempts = gantt.rows.reduce((sum, row) => sum + row.segments.filter((segment) => segment.kind === 'attempt').length, 0);
+    fill(this.summary, `${gantt.rows.length} units, ${attempts} attempts over ${formatDuration(span)} (${formatTime(gantt.start)} to ${formatTime(gantt.end)})`);
+    this.body.style.height = `${Math.min(MAX_BODY_HEIGHT, Math.max(ROW_HEIGHT * 2, gantt.rows.length * ROW_HEIGHT + 2))}px`;
+    this.spacer.style.height = `${gantt.rows.length * ROW_HEIGHT}px`;
+    this.render();
+  }
+
+  private drawAxis(): void {
+    const gantt = this.gantt;
+    const span = gantt.end - gantt.start;
+    const width = this.axis.clientWidth;
+    const ticks = timeTicks(gantt.start, gantt.end, width > 0 ? Math.max(1, Math.min(8, Math.floor(width / TICK_SPACING_PX))) : 8);
     fill(
       this.axis,
       ...ticks.map((offset) => {
-        const tick = h('span', { class: 'tick' }, `+${formatDuration(offset)}`);
+        // A tick near the right edge is labelled to its left, inside the track.
+        const tick = h('span', { class: offset / span > 0.8 ? 'tick tick-end' : 'tick' }, `+${formatDuration(offset)}`);
         tick.style.left = `${(offset / span) * 100}%`;
         return tick;
       }),
@@ -62,11 +79,6 @@ export class GanttView {
         return mark;
       }),
     );
-    const attempts = gantt.rows.reduce((sum, row) => sum + row.segments.filter((segment) => segment.kind === 'attempt').length, 0);
-    fill(this.summary, `${gantt.rows.length} units, ${attempts} attempts over ${formatDuration(span)} (${formatTime(gantt.start)} to ${formatTime(gantt.end)})`);
-    this.body.style.height = `${Math.min(MAX_BODY_HEIGHT, Math.max(ROW_HEIGHT * 2, gantt.rows.length * ROW_HEIGHT + 2))}px`;
-    this.spacer.style.height = `${gantt.rows.length * ROW_HEIGHT}px`;
-    this.render();
   }
 
   select(key: string | undefined): void {

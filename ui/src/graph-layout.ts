@@ -34,7 +34,7 @@ export interface GraphLayout {
   height: number;
 }
 
-export const GRAPH_SIZES = { nodeWidth: 164, nodeHeight: 44, gapX: 56, gapY: 14, margin: 12 } as const;
+export const GRAPH_SIZES = { nodeWidth: 164, nodeHeight: 56, gapX: 56, gapY: 14, margin: 12 } as const;
 
 /** Layer of every step: 0 for steps that wait for nothing, else one more than their deepest dependency. */
 export function layersOf(steps: readonly GraphStep[]): Map<string, number> {

@@ -1,5 +1,5 @@
 import { fill, h, s } from './dom.js';
-import { layoutGraph, type GraphLayout } from './graph-layout.js';
+import { GRAPH_SIZES, layoutGraph, type GraphLayout } from './graph-layout.js';
 import { displayState, stepDetail, stepKind, type StepDefinition, type StepView } from './model.js';
 
 /**
@@ -8,7 +8,7 @@ import { displayState, stepDetail, stepKind, type StepDefinition, type StepView 
  */
 export class GraphView {
   readonly element: HTMLElement;
-  private readonly nodes = new Map<string, { group: SVGGElement; detail: SVGTextElement }>();
+  private readonly nodes = new Map<string, { group: SVGGElement; detail: SVGTextElement; title: SVGTitleElement; name: string }>();
   private selected: string | undefined;
 
   constructor(
@@ -26,8 +26,10 @@ export class GraphView {
       role: 'img',
       'aria-label': `workflow graph of ${steps.length} steps`,
     });
+    // Every node's text is clipped to its box (besides being shortened with an ellipsis), so a
+    // long name can never run into its neighbour; the node's title tooltip has it in full.
     svg.append(
-      s('defs', {}, s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0 0 L10 5 L0 10 z', class: 'arrow' }))),
+      s('defs', {}, s('clipPath', { id: 'node-text-clip' }, s('rect', { x: 4, y: 0, width: GRAPH_SIZES.nodeWidth - 10, height: GRAPH_SIZES.nodeHeight })), s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0 0 L10 5 L0 10 z', class: 'arrow' }))),
     );
     const edges = s('g', { class: 'edges' });
     for (const edge of layout.edges) edges.append(s('path', { d: edge.d, class: 'edge', 'marker-end': 'url(#arrow)', 'data-from': edge.from, 'data-to': edge.to }));
@@ -35,8 +37,9 @@ export class GraphView {
     for (const node of layout.nodes) {
       const step = byId.get(node.id);
       const kind = step ? stepKind(step) : '';
-      const detail = s('text', { x: 10, y: 36, class: 'node-detail' }, '');
-      const title = s('title', {}, `${node.id}${kind ? ` (${kind})` : ''}`);
+      const detail = s('text', { x: 10, y: 48, class: 'node-detail' }, '');
+      const name = `${node.id}${kind ? ` (${kind})` : ''}`;
+      const title = s('title', {}, name);
       const group = s(
         'g',
         {
@@ -53,11 +56,15 @@ export class GraphView {
         },
         title,
         s('rect', { width: node.width, height: node.height, rx: 6, class: 'node-box' }),
-        s('text', { x: 10, y: 17, class: 'node-id' }, clip(node.id, 20)),
-        s('text', { x: node.width - 8, y: 17, class: 'node-kind', 'text-anchor': 'end' }, clip(kind, 12)),
-        detail,
+        s(
+          'g',
+          { 'clip-path': 'url(#node-text-clip)' },
+          s('text', { x: 10, y: 17, class: 'node-id' }, clip(node.id, 20)),
+          s('text', { x: 10, y: 32, class: 'node-kind' }, clip(kind, 26)),
+          detail,
+        ),
       );
-      this.nodes.set(node.id, { group, detail });
+      this.nodes.set(node.id, { group, detail, title, name });
       svg.append(group);
     }
     this.element = h('div', { class: 'graph-scroll' }, svg);
@@ -69,7 +76,9 @@ export class GraphView {
       const state = displayState(step);
       node.group.setAttribute('class', `node state-${state}${this.selected === id ? ' selected' : ''}`);
       node.group.setAttribute('data-state', state);
-      fill(node.detail, clip(stepDetail(step, now), 26));
+      const detail = stepDetail(step, now);
+      fill(node.detail, clip(detail, 26));
+      fill(node.title, `${node.name}: ${detail}`);
     }
   }
 

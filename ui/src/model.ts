@@ -57,7 +57,26 @@ export interface CaseSummary {
   status: string;
   createdAt: string | null;
   updatedAt: string | null;
+  finishedAt: string | null;
   error: ErrorInfo | null;
+}
+
+/** One item of a forEach step (GET /v1/explorer/cases/:id/steps/:stepId/items). */
+export interface StepItem {
+  index: number;
+  status: string;
+  attempts: number;
+  startedAt: string | null;
+  finishedAt: string | null;
+  nextAttemptAt: string | null;
+  error: ErrorInfo | null;
+}
+
+export interface StepItemsPage {
+  total: number;
+  matching: number;
+  offset: number;
+  items: StepItem[];
 }
 
 export interface StepDefinition {
@@ -88,6 +107,20 @@ export interface WorkflowVersion {
 
 export const CASE_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'cancelled'] as const;
 export const OPEN_STATUSES = new Set(['pending', 'running', 'waiting']);
+
+/** How long a case took, or has been running for while it is open (`open`). */
+export function caseDuration(item: { createdAt: string | null; finishedAt: string | null }, now: number): { ms: number; open: boolean } {
+  const start = Date.parse(item.createdAt ?? '');
+  const end = item.finishedAt ? Date.parse(item.finishedAt) : now;
+  return { ms: end - start, open: !item.finishedAt };
+}
+
+/** The step a failed case failed at: the one its error names, else the first failed step in `order`. */
+export function failedStepOf(record: CaseView, order: readonly string[]): string | undefined {
+  const named = record.error?.stepId;
+  if (named && record.steps[named]?.status === 'failed') return named;
+  return order.find((stepId) => record.steps[stepId]?.status === 'failed') ?? (named && record.steps[named] ? named : undefined);
+}
 
 /** What kind of step a definition entry is, in a word for the graph. */
 export function stepKind(step: StepDefinition): string {

@@ -1,7 +1,8 @@
 import { api, describeError } from './api.js';
 import { fill, h, pre } from './dom.js';
-import { formatDuration, formatJson, formatTime } from './format.js';
+import { formatClock, formatDuration, formatJson, formatTime } from './format.js';
 import { displayState, stepKind, type CaseView, type StepDefinition } from './model.js';
+import { ChildCaseList, ItemList } from './step-children.js';
 import { unitLabel, type GanttRow, type UnitKey } from './timeline.js';
 
 interface StepJob {
@@ -24,25 +25,32 @@ const field = (name: string, ...value: Array<Node | string | null | undefined | 
 
 /**
  * What one step (or one unit of it) did: its definition, state, attempts from the timeline,
- * error, output, and the BullMQ job behind it (rendered input, logs, link into Bull Board).
+ * error, output, and the BullMQ job behind it (rendered input, logs, link into Bull Board). A
+ * forEach step as a whole and a sub-workflow step have no job: they list their items or child
+ * cases instead.
  */
 export class StepPanel {
   readonly element = h('aside', { class: 'step-panel', id: 'step-panel' }, h('p', { class: 'muted' }, 'Select a step in the graph or the timeline.'));
   private unit: UnitKey | undefined;
   private jobFor: string | undefined;
   private readonly job = h('div', { class: 'job', id: 'step-job' });
+  /** Kept across refreshes of the same step, so that its page and filter stay put. */
+  private items: ItemList | undefined;
+  private children: ChildCaseList | undefined;
 
   constructor(
     private readonly caseId: string,
     private readonly definitions: ReadonlyMap<string, StepDefinition>,
     private readonly mayOperate: boolean,
+    private readonly onSelect: (unit: UnitKey) => void = () => undefined,
   ) {}
 
   get selected(): UnitKey | undefined {
     return this.unit;
   }
 
-  show(unit: UnitKey, record: CaseView, rows: readonly GanttRow[]): void {
+  /** `childCases`: the child case ids the step started, for a sub-workflow step. */
+  show(unit: UnitKey, record: CaseView, rows: readonly GanttRow[], childCases: readonly string[] = []): void {
     const changed = !this.unit || unitLabel(this.unit) !== unitLabel(unit);
     this.unit = unit;
     const step = record.steps[unit.stepId];
@@ -51,7 +59,11 @@ export class StepPanel {
     const unitRows = rows.filter((row) => unitLabel(row.unit) === unitLabel(unit));
     const attempts = unitRows.flatMap((row) => row.segments.filter((segment) => segment.kind !== 'queued').map((segment) => ({ row, segment })));
     const output = formatJson(step?.output ?? null);
-    const isTask = Boolean(definition?.task);
+    // A forEach step as a whole runs no job of its own (its items do); nor does a sub-workflow step.
+    const isItemParent = Boolean(definition?.forEach) && unit.instance === undefined;
+    const isTask = Boolean(definition?.task) && !isItemParent;
+    if (isItemParent && this.items?.stepId !== unit.stepId) this.items = new ItemList(this.caseId, unit.stepId, this.onSelect);
+    if (definition?.workflow && this.children?.stepId !== unit.stepId) this.children = new ChildCaseList(unit.stepId);
 
     fill(
       this.element,
@@ -74,32 +86,14 @@ export class StepPanel {
         step?.waitingFor ? field('waits for', step.waitingFor.signals.length ? `signal ${step.waitingFor.signals.join(' or ')}` : 'timer', step.waitingFor.until ? ` until ${formatTime(step.waitingFor.until)}` : '') : null,
         step?.items ? field('items', `${step.items.completed} completed, ${step.items.failed} failed, ${step.items.running} running, ${step.items.pending} pending of ${step.items.total}`) : null,
         step?.iteration !== undefined ? field('iteration', String(step.iteration)) : null,
-        step?.childCaseId ? field('child case', h('a', { href: `#/cases/${encodeURIComponent(step.childCaseId)}`, class: 'mono' }, step.childCaseId)) : null,
         step?.skipReason ? field('skipped', step.skipReason) : null,
         step?.compensation ? field('compensation', `${step.compensation.status}, ${step.compensation.attempts} attempts`) : null,
       ),
       step?.error ? h('div', { class: 'error-box', id: 'step-error' }, h('strong', {}, step.error.code), ': ', step.error.message, step.error.details === undefined ? null : pre(formatJson(step.error.details).text)) : null,
-      attempts.length > 0
-        ? h(
-            'table',
-            { class: 'attempts', id: 'step-attempts' },
-            h('thead', {}, h('tr', {}, h('th', {}, 'what'), h('th', {}, 'started'), h('th', {}, 'took'), h('th', {}, 'outcome'))),
-            h(
-              'tbody',
-              {},
-              ...attempts.map(({ row, segment }) =>
-                h(
-                  'tr',
-                  { 'data-kind': segment.kind, 'data-outcome': segment.outcome },
-                  h('td', {}, `${segment.kind}${segment.attempt === undefined ? '' : ` ${segment.attempt}`}${row.run > 1 ? ` (run ${row.run})` : ''}`),
-                  h('td', {}, formatTime(segment.start)),
-                  h('td', {}, formatDuration(segment.end - segment.start)),
-                  h('td', {}, segment.outcome === 'open' ? 'still going' : segment.outcome, segment.note ? h('div', { class: 'muted' }, segment.note) : null),
-                ),
-              ),
-            ),
-          )
-        : null,
+      attempts.length > 0 ? attemptsTable(attempts) : null,
+      // What a parent started comes first: it is what its reader opens it for.
+      isItemParent ? this.items?.element : null,
+      definition?.workflow ? this.children?.element : null,
       h('h4', {}, 'Output'),
       pre(output.text),
       definition?.input !== undefined ? h('h4', {}, 'Input (as defined)') : null,
@@ -107,6 +101,8 @@ export class StepPanel {
       isTask ? this.job : null,
       !isTask && step?.status === 'waiting' && this.mayOperate ? h('p', { class: 'muted' }, 'Send it a signal with the "Send signal" action above.') : null,
     );
+    if (isItemParent) this.items?.update(step);
+    if (definition?.workflow) this.children?.update(childCases, step);
     if (isTask && (changed || this.jobFor !== `${unitLabel(unit)}|${step?.status}|${step?.attempts}`)) {
       this.jobFor = `${unitLabel(unit)}|${step?.status}|${step?.attempts}`;
       void this.loadJob(unit);
@@ -147,4 +143,32 @@ export class StepPanel {
       fill(this.job, h('h4', {}, 'Job'), h('p', { class: 'error' }, describeError(error)));
     }
   }
+}
+
+/** Every attempt and wait of the unit; dates stay on one line, the table scrolls in its box when narrow. */
+function attemptsTable(attempts: ReadonlyArray<{ row: GanttRow; segment: GanttRow['segments'][number] }>): HTMLElement {
+  return h(
+    'div',
+    { class: 'table-scroll' },
+    h(
+      'table',
+      { class: 'attempts', id: 'step-attempts' },
+      h('thead', {}, h('tr', {}, h('th', {}, 'what'), h('th', {}, 'started'), h('th', {}, 'took'), h('th', {}, 'outcome'))),
+      h(
+        'tbody',
+        {},
+        ...attempts.map(({ row, segment }) =>
+          h(
+            'tr',
+            { 'data-kind': segment.kind, 'data-outcome': segment.outcome },
+            h('td', {}, `${segment.kind}${segment.attempt === undefined ? '' : ` ${segment.attempt}`}${row.run > 1 ? ` (run ${row.run})` : ''}`),
+            // The day is in the step's fields above; the time of day keeps the table narrow.
+            h('td', { class: 'nowrap', title: formatTime(segment.start) }, formatClock(segment.start)),
+            h('td', { class: 'nowrap' }, formatDuration(segment.end - segment.start)),
+            h('td', { class: 'break' }, segment.outcome === 'open' ? 'still going' : segment.outcome, segment.note ? h('div', { class: 'muted' }, segment.note) : null),
+          ),
+        ),
+      ),
+    ),
+  );
 }

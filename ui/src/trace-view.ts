@@ -75,10 +75,10 @@ export class TraceView {
           'div',
           { class: `trace-row type-${event.type.replace('.', '-')}`, role: 'row', 'data-seq': event.seq, 'data-type': event.type },
           h('span', {}, event.seq),
-          h('span', {}, formatTime(event.at)),
+          h('span', { title: event.at }, formatTime(event.at)),
           h('span', {}, formatDuration(Date.parse(event.at) - this.start)),
-          h('span', { class: 'mono' }, event.type),
-          h('span', { class: 'mono' }, event.stepId ?? ''),
+          h('span', { class: 'mono', title: event.type }, event.type),
+          h('span', { class: 'mono', title: event.stepId ?? '' }, event.stepId ?? ''),
           h('span', { class: 'mono data', title: data }, data),
         ),
       );

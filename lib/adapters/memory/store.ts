@@ -146,6 +146,7 @@ export class MemoryStore implements Store {
         status: record.status,
         createdAt: record.createdAt,
         updatedAt: record.updatedAt,
+        ...(record.finishedAt === undefined ? {} : { finishedAt: record.finishedAt }),
         ...(record.error ? { error: structuredClone(record.error) } : {}),
       })),
       ...(more && last ? { nextCursor: encodeCursor(last.id) } : {}),

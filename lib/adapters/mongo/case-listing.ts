@@ -23,7 +23,7 @@ export class CaseListing {
     const after = query.cursor === undefined ? undefined : decodeCursor(query.cursor);
     if (after) filter._id = { $lt: after };
     const docs = await this.cases
-      .find(filter, { projection: { workflow: 1, version: 1, status: 1, createdAt: 1, updatedAt: 1, error: 1 } })
+      .find(filter, { projection: { workflow: 1, version: 1, status: 1, createdAt: 1, updatedAt: 1, finishedAt: 1, error: 1 } })
       .sort({ _id: -1 })
       .limit(query.limit + 1)
       .toArray();
@@ -37,6 +37,7 @@ export class CaseListing {
         status: doc.status,
         createdAt: doc.createdAt.getTime(),
         updatedAt: doc.updatedAt.getTime(),
+        ...(doc.finishedAt ? { finishedAt: doc.finishedAt.getTime() } : {}),
         ...(doc.error ? { error: decodeError(doc.error) } : {}),
       })),
       ...(docs.length > query.limit && last ? { nextCursor: encodeCursor(last._id) } : {}),
