@@ -1,5 +1,6 @@
 import { canonicalJson } from './canonical-json.js';
-import type { ValidationIssue } from './errors.js';
+import type { CompiledWorkflow } from './definition.js';
+import { InputInvalidError, type ValidationIssue } from './errors.js';
 import { checkInputSchema, INPUT_SCHEMA_LIMITS, type InputSchemaParts } from './input-schema-check.js';
 import { segmentsToPath, segmentsToPointer, type PathSegment } from './paths.js';
 
@@ -235,4 +236,11 @@ export function inputSchemaIssues(compiled: CompiledInputSchema, input: unknown,
     ];
   }
   return sink.issues;
+}
+
+/** Throws INPUT_INVALID, naming each problem, when a case input does not match its workflow's schema. */
+export function assertCaseInput(workflow: Pick<CompiledWorkflow, 'name' | 'version' | 'inputSchema'>, input: unknown): void {
+  if (!workflow.inputSchema) return;
+  const problems = inputSchemaIssues(workflow.inputSchema, input);
+  if (problems.length > 0) throw new InputInvalidError(problems, `input of workflow ${workflow.name} v${workflow.version}`);
 }

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import { CaseNotFoundError, IdempotencyConflictError, InputInvalidError, WorkfleetError } from '../core/errors.js';
-import { inputSchemaIssues } from '../core/input-schema.js';
+import { CaseNotFoundError, IdempotencyConflictError, WorkfleetError } from '../core/errors.js';
+import { assertCaseInput } from '../core/input-schema.js';
 import { canonicalJson, parseStartRequest } from '../core/requests.js';
 import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
 import { createCase, outstandingWork } from '../core/transition.js';
@@ -54,10 +54,7 @@ export class CaseService {
     const request = parseStartRequest(body);
     const workflow = await workflows.compiled(request.workflow, request.version);
     // Checked here, at every door, so that a case never starts with an input its handlers cannot use.
-    if (workflow.inputSchema) {
-      const problems = inputSchemaIssues(workflow.inputSchema, request.input ?? {});
-      if (problems.length > 0) throw new InputInvalidError(problems, `input of workflow ${workflow.name} v${workflow.version}`);
-    }
+    assertCaseInput(workflow, request.input ?? {});
     const idempotencyKey = request.idempotencyKey ?? fallbackIdempotencyKey;
     const requestHash = createHash('sha256')
       .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {}, businessKeys: request.businessKeys ?? {} }))
