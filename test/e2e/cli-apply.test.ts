@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InvalidRequestError, WorkfleetClient } from '../../lib/client/index.js';
 import { freePort } from '../../lib/runtime/free-port.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { startApi, type TestApi } from '../helpers/api.js';
@@ -11,7 +12,8 @@ import { startServers, type TestServers } from '../helpers/servers.js';
 
 /**
  * The built CLI against a real API: `workflow apply` prints each problem of a file once, with
- * the file and the place in it, and `case start` is refused for an input the schema refuses.
+ * the file and the place in it, and `case start` is refused for an input the schema refuses,
+ * as the typed client is.
  */
 
 const run = promisify(execFile);
@@ -103,6 +105,13 @@ describe('workfleet case start', () => {
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe('workfleet: INPUT_INVALID (2 problems):\n  input.sku: is required\n  input.quantity: must be >= 1\n');
     expect((await api.engine.store.listCases({ workflow: 'ship', limit: 10 })).cases).toHaveLength(0);
+    const refusedByClient = await new WorkfleetClient({ baseUrl: env.WORKFLEET_API_URL ?? '' }).start({ workflow: 'ship', input: { quantity: 0 } }).catch((error: unknown) => error);
+    expect(refusedByClient).toBeInstanceOf(InvalidRequestError);
+    expect(refusedByClient).toMatchObject({
+      status: 400,
+      code: 'INPUT_INVALID',
+      details: { issues: [{ path: 'input.sku', pointer: '/input/sku', message: 'is required' }, { path: 'input.quantity', pointer: '/input/quantity', message: 'must be >= 1' }] },
+    });
     const started = await workfleet('case', 'start', 'ship', '--input', '{"sku":"pen","quantity":2}');
     expect(started.code).toBe(0);
     expect(started.stdout).toMatch(/ started$/m);
