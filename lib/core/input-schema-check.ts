@@ -1,5 +1,7 @@
 import type { ValidationIssue } from './errors.js';
 import { segmentsToPath, segmentsToPointer, type PathSegment } from './paths.js';
+import { DRAFT_2020_12, IN_PLACE, KEYWORDS, TYPES, UNSUPPORTED } from './input-schema-keywords.js';
+import { unsafePatternReason } from './regex-safety.js';
 import { didYouMean } from './suggest.js';
 
 /**
@@ -26,102 +28,6 @@ export const INPUT_SCHEMA_LIMITS = {
   maxIssues: 20,
 } as const;
 
-export const DRAFT_2020_12 = 'https://json-schema.org/draft/2020-12/schema';
-
-type Shape =
-  | 'schema'
-  | 'schemaList'
-  | 'schemaMap'
-  | 'patternSchemaMap'
-  | 'type'
-  | 'anything'
-  | 'list'
-  | 'number'
-  | 'positiveNumber'
-  | 'count'
-  | 'text'
-  | 'flag'
-  | 'pattern'
-  | 'names'
-  | 'namesMap'
-  | 'ref'
-  | 'anchor'
-  | 'dialect';
-
-/** Every keyword an input schema may use, with the shape of its value. */
-const KEYWORDS: Readonly<Record<string, Shape>> = {
-  $schema: 'dialect',
-  $ref: 'ref',
-  $defs: 'schemaMap',
-  $anchor: 'anchor',
-  $comment: 'text',
-  allOf: 'schemaList',
-  anyOf: 'schemaList',
-  oneOf: 'schemaList',
-  not: 'schema',
-  if: 'schema',
-  then: 'schema',
-  else: 'schema',
-  dependentSchemas: 'schemaMap',
-  prefixItems: 'schemaList',
-  items: 'schema',
-  contains: 'schema',
-  properties: 'schemaMap',
-  patternProperties: 'patternSchemaMap',
-  additionalProperties: 'schema',
-  propertyNames: 'schema',
-  type: 'type',
-  enum: 'list',
-  const: 'anything',
-  multipleOf: 'positiveNumber',
-  maximum: 'number',
-  exclusiveMaximum: 'number',
-  minimum: 'number',
-  exclusiveMinimum: 'number',
-  maxLength: 'count',
-  minLength: 'count',
-  pattern: 'pattern',
-  maxItems: 'count',
-  minItems: 'count',
-  uniqueItems: 'flag',
-  maxContains: 'count',
-  minContains: 'count',
-  maxProperties: 'count',
-  minProperties: 'count',
-  required: 'names',
-  dependentRequired: 'namesMap',
-  // Annotations: kept, never checked against the input (format too, as draft 2020-12 says by default).
-  title: 'text',
-  description: 'text',
-  default: 'anything',
-  deprecated: 'flag',
-  readOnly: 'flag',
-  writeOnly: 'flag',
-  examples: 'list',
-  format: 'text',
-  contentEncoding: 'text',
-  contentMediaType: 'text',
-  contentSchema: 'schema',
-};
-
-const UNSUPPORTED: Readonly<Record<string, string>> = {
-  $id: 'input schemas are self-contained: leave out $id and refer to "#/$defs/<name>"',
-  $dynamicRef: '$dynamicRef is not supported: use $ref',
-  $dynamicAnchor: '$dynamicAnchor is not supported: use $anchor',
-  $recursiveRef: '$recursiveRef (draft 2019-09) is not supported: use $ref',
-  $recursiveAnchor: '$recursiveAnchor (draft 2019-09) is not supported: use $anchor',
-  $vocabulary: '$vocabulary belongs in meta-schemas, not in an input schema',
-  unevaluatedProperties: 'unevaluatedProperties is not supported: use additionalProperties',
-  unevaluatedItems: 'unevaluatedItems is not supported: use items',
-  definitions: 'definitions is draft 7: use $defs (draft 2020-12)',
-  dependencies: 'dependencies is draft 7: use dependentRequired or dependentSchemas',
-  additionalItems: 'additionalItems is draft 7: use prefixItems and items (draft 2020-12)',
-};
-
-const TYPES = new Set(['null', 'boolean', 'object', 'array', 'number', 'integer', 'string']);
-/** Subschemas that apply to the same value as their parent (a `$ref` cycle through them never ends). */
-const IN_PLACE = new Set(['allOf', 'anyOf', 'oneOf', 'not', 'if', 'then', 'else', 'dependentSchemas']);
-
 /** What checking inputs needs from a schema that passed. */
 export interface InputSchemaParts {
   /** Targets of every `$ref`, by the reference as written. */
@@ -131,58 +37,6 @@ export interface InputSchemaParts {
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
-
-/**
- * Why a pattern could take time exponential in the input, or undefined. It refuses the classic
- * shape, a repeated group that itself repeats (`(a+)+`, `(\w*)*`); overlapping alternatives
- * under a repetition (`(a|a)*`) are not caught.
- */
-export function unsafePatternReason(pattern: string): string | undefined {
-  /** Per open group: whether something inside it repeats without bound. */
-  const groups: boolean[] = [false];
-  let index = 0;
-  const quantifierAt = (at: number): { length: number; unbounded: boolean } | undefined => {
-    const char = pattern[at];
-    const lazy = (length: number) => length + (pattern[at + length] === '?' ? 1 : 0);
-    if (char === '*' || char === '+') return { length: lazy(1), unbounded: true };
-    if (char === '?') return { length: lazy(1), unbounded: false };
-    const braces = /^\{(\d+)(,(\d*))?\}/.exec(pattern.slice(at));
-    if (braces) return { length: lazy(braces[0].length), unbounded: braces[2] !== undefined && braces[3] === '' };
-    return undefined;
-  };
-  while (index < pattern.length) {
-    const char = pattern[index];
-    if (char === '(') {
-      groups.push(false);
-      index++;
-      // Skip a group's modifier: (?: (?= (?! (?<= (?<! (?<name>
-      const modifier = /^\?(?:[:=!]|<[=!]|<[^>]*>)/.exec(pattern.slice(index));
-      if (modifier) index += modifier[0].length;
-      continue;
-    }
-    let inner = false;
-    if (char === ')') {
-      inner = groups.pop() ?? false;
-      if (groups.length === 0) groups.push(false);
-      index++;
-    } else if (char === '\\') {
-      index += 2;
-    } else if (char === '[') {
-      index++;
-      while (index < pattern.length && pattern[index] !== ']') index += pattern[index] === '\\' ? 2 : 1;
-      index++;
-    } else {
-      index++;
-    }
-    const quantifier = quantifierAt(index);
-    if (quantifier) index += quantifier.length;
-    const unbounded = quantifier?.unbounded ?? false;
-    if (unbounded && inner) return 'a repeated group repeats inside itself (like "(a+)+"), which can take exponential time';
-    const top = groups.length - 1;
-    groups[top] = (groups[top] ?? false) || inner || unbounded;
-  }
-  return undefined;
-}
 
 /**
  * Checks a declared input schema; `at` is where it sits in the definition (`input`). Returns the

@@ -20,9 +20,8 @@ import { compileInputSchema } from './input-schema.js';
 import { referenceIssues } from './reference-checks.js';
 import { findCycle } from './step-graph.js';
 import { didYouMean } from './suggest.js';
-import { wellFormedParts, type WellFormedDefinition } from './well-formed.js';
-
 import { pointerToPath } from './paths.js';
+import { wellFormedParts, type WellFormedDefinition } from './well-formed.js';
 
 export { pointerToPath };
 

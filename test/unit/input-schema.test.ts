@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { checkInputSchema, INPUT_SCHEMA_LIMITS, unsafePatternReason } from '../../lib/core/input-schema-check.js';
+import { checkInputSchema, INPUT_SCHEMA_LIMITS } from '../../lib/core/input-schema-check.js';
+import { unsafePatternReason } from '../../lib/core/regex-safety.js';
 import { compileInputSchema, inputSchemaIssues } from '../../lib/core/input-schema.js';
 import { compileWorkflow } from '../../lib/core/validate.js';
 
