@@ -27,10 +27,14 @@ program.parseAsync(process.argv).catch((error: unknown) => {
     process.exit(2);
   }
   if (error instanceof ApiError) {
-    // The message already joins the issues; with a list, each is printed once, on a line of its own.
-    const issues = (error.details as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues ?? [];
-    process.stderr.write(issues.length > 0 ? `workfleet: ${error.code}:\n` : `workfleet: ${error.code}: ${error.message}\n`);
-    for (const issue of issues) process.stderr.write(`  ${issue.path ? `${issue.path}: ` : ''}${issue.message}\n`);
+    const issues = (error.details as { issues?: Array<{ path: string; message: string }> } | undefined)?.issues;
+    // The message lists the issues too: print them once, one a line.
+    if (issues && issues.length > 0) {
+      process.stderr.write(`workfleet: ${error.code} (${issues.length} problem${issues.length === 1 ? '' : 's'}):\n`);
+      for (const issue of issues) process.stderr.write(`  ${issue.path ? `${issue.path}: ` : ''}${issue.message}\n`);
+    } else {
+      process.stderr.write(`workfleet: ${error.code}: ${error.message}\n`);
+    }
     process.exit(1);
   }
   if (error instanceof InvalidArgumentError || (error as { code?: string }).code === 'ENOENT' || error instanceof SyntaxError) {

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { assertCaseInput } from '../../lib/core/input-schema.js';
 import { parseScheduleRequest, ScheduleRequestSchema } from '../../lib/core/schedules.js';
 import type { WorkflowRegistry } from '../../lib/engine/workflows.js';
 import type { ScheduleInfo, Schedules } from '../../lib/ports/schedules.js';
@@ -35,7 +36,9 @@ export function scheduleRoutes(app: FastifyInstance, deps: { schedules: Schedule
     async (request, reply) => {
       const schedule = parseScheduleRequest(request.body);
       // Refuse a schedule of a workflow (version) that does not exist rather than fail every run.
-      await deps.workflows.compiled(schedule.workflow, schedule.version);
+      // …and one whose fixed input the workflow's input schema refuses.
+      const workflow = await deps.workflows.compiled(schedule.workflow, schedule.version);
+      assertCaseInput(workflow, schedule.input);
       await deps.schedules.upsert(schedule);
       const stored = (await deps.schedules.list()).find((item) => item.id === schedule.id);
       return reply.status(201).send(present(stored ?? schedule));

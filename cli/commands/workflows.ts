@@ -1,13 +1,20 @@
-import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { parse as parseYaml } from 'yaml';
+import { ApiError } from '../client.js';
 import { client, clientOptions, positiveInt } from '../context.js';
+import { readDefinitionFile, type Problem } from '../definition-files.js';
 import { color } from '../render.js';
 
-function readDocument(file: string): { body: unknown } {
-  const text = readFileSync(file, 'utf8');
-  if (/\.json$/i.test(file)) return { body: JSON.parse(text) };
-  return { body: parseYaml(text) };
+interface Issue {
+  path: string;
+  message: string;
+}
+
+/** Each problem once, on a line of its own that starts with where it is. */
+function printProblems(file: string, code: string, problems: readonly Problem[]): void {
+  const seen = new Set<string>();
+  const lines = problems.map(({ where, text }) => `${where}: ${text}`).filter((line) => !seen.has(line) && seen.add(line));
+  for (const line of lines) process.stderr.write(`${line}\n`);
+  process.stderr.write(`workfleet: ${file}: ${code} (${lines.length} problem${lines.length === 1 ? '' : 's'})\n`);
 }
 
 /** Client commands for workflow definitions. */
@@ -18,12 +25,25 @@ export function workflowCommands(program: Command): void {
     .argument('<files...>', 'JSON or YAML definition files')
     .action(async (files: string[], options: { apiUrl?: string; apiKey?: string; json?: boolean }) => {
       const api = client(options);
+      // Every file is read and sent, so that one run reports the problems of all of them.
       for (const file of files) {
-        const { body } = readDocument(file);
-        const { status, body: result } = await api.request<{ name: string; version: number; created: boolean; warnings?: Array<{ message: string }> }>('POST', '/v1/workflows', body);
-        if (options.json) console.log(JSON.stringify(result));
-        else console.log(`${file}: ${result.name} v${result.version} ${status === 201 ? color.green('created') : color.dim('unchanged')}`);
-        for (const warning of result.warnings ?? []) process.stderr.write(`${color.yellow(`${file}: warning: ${warning.message}`)}\n`);
+        const read = readDefinitionFile(file);
+        if (!read.ok) {
+          printProblems(file, 'DEFINITION_INVALID', read.problems);
+          process.exitCode = 1;
+          continue;
+        }
+        try {
+          const { status, body: result } = await api.request<{ name: string; version: number; created: boolean; warnings?: Array<{ message: string }> }>('POST', '/v1/workflows', read.body);
+          if (options.json) console.log(JSON.stringify(result));
+          else console.log(`${file}: ${result.name} v${result.version} ${status === 201 ? color.green('created') : color.dim('unchanged')}`);
+          for (const warning of result.warnings ?? []) process.stderr.write(`${color.yellow(`${file}: warning: ${warning.message}`)}\n`);
+        } catch (error) {
+          const issues = error instanceof ApiError ? (error.details as { issues?: Issue[] } | undefined)?.issues : undefined;
+          if (!(error instanceof ApiError) || !issues) throw error;
+          printProblems(file, error.code, issues.map((issue) => ({ where: read.locate(issue.path), text: issue.path ? `${issue.path}: ${issue.message}` : issue.message })));
+          process.exitCode = 1;
+        }
       }
     });
 

@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DURATION_PATTERN } from './duration.js';
+import type { CompiledInputSchema } from './input-schema.js';
 
 /**
  * The workflow definition language, version 1, as a JSON Schema (TypeBox builds the schema and
@@ -224,6 +225,17 @@ export const WorkflowDefinitionSchema = Type.Object(
         description: 'What a cancel does unless the request says: stop (default) ends the case at once; compensate undoes completed steps first.',
       }),
     ),
+    input: Type.Optional(
+      Type.Object(
+        {},
+        {
+          additionalProperties: true,
+          description:
+            'A JSON Schema (draft 2020-12) for the case input: a start whose input does not match it is refused with INPUT_INVALID and ' +
+            'the path of each problem. Checked when the definition is applied; self-contained ($ref only inside it, no $id).',
+        },
+      ),
+    ),
     steps: Type.Array(StepSchema, { minItems: 1, maxItems: LIMITS.maxSteps }),
     output: Type.Optional(
       Type.Unknown({
@@ -293,6 +305,8 @@ export interface CompiledWorkflow {
   /** Steps that nothing waits for: their outputs make the default case output. */
   sinks: readonly string[];
   output: unknown;
+  /** The declared `input:` schema, prepared once: a start's input must match it. */
+  inputSchema?: CompiledInputSchema;
   /** Whether a cancel that does not say runs compensations. */
   compensateOnCancel: boolean;
 }

@@ -115,6 +115,38 @@ export function expressionProblem(expression: string): string | undefined {
   return undefined;
 }
 
+const isNode = (node: unknown): node is AstNode => node !== null && typeof node === 'object' && 'op' in node;
+
+/**
+ * The steps whose outputs an expression reads: `steps.x…`, `steps.?x…` and `steps["x"]…`.
+ * A computed key (`steps[input.which]`) names no step and is not counted.
+ */
+export function stepsReadBy(expression: string): string[] {
+  let parsed: ParseResult;
+  try {
+    parsed = compile(expression);
+  } catch {
+    return [];
+  }
+  const found = new Set<string>();
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) {
+      for (const item of node) walk(item);
+      return;
+    }
+    if (!isNode(node)) return;
+    const args = node.args;
+    if (Array.isArray(args) && isNode(args[0]) && args[0].op === 'id' && args[0].args === 'steps') {
+      const key: unknown = args[1];
+      if ((node.op === '.' || node.op === '.?') && typeof key === 'string') found.add(key);
+      if ((node.op === '[]' || node.op === '[?]') && isNode(key) && key.op === 'value' && typeof key.args === 'string') found.add(key.args);
+    }
+    walk(args);
+  };
+  walk(parsed.ast);
+  return [...found];
+}
+
 /** JSON values as CEL sees them: whole numbers become integers (BigInt). */
 function toCel(value: unknown): unknown {
   if (typeof value === 'number') return Number.isSafeInteger(value) ? BigInt(value) : value;

@@ -37,3 +37,19 @@ export function closeNames(name: string, candidates: Iterable<string>, max = 3):
     .slice(0, max)
     .map((entry) => entry.candidate);
 }
+
+/** ` (did you mean "charge"?)` for a near miss among the known names, or the empty string. */
+export function didYouMean(name: string, known: Iterable<string>): string {
+  // Suggest only near misses: at most a third of the name wrong, and never the whole of it.
+  const limit = Math.min(Math.max(1, Math.floor(name.length / 3)), name.length - 1);
+  let best: string | undefined;
+  let bestDistance = limit + 1;
+  for (const candidate of known) {
+    const edits = distance(name, candidate, limit);
+    if (edits < bestDistance) {
+      best = candidate;
+      bestDistance = edits;
+    }
+  }
+  return best === undefined ? '' : ` (did you mean "${best}"?)`;
+}

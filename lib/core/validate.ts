@@ -15,19 +15,15 @@ import {
 import { parseDuration, type Duration } from './duration.js';
 import { DefinitionInvalidError, type ValidationIssue } from './errors.js';
 import { expressionProblem } from './expressions.js';
-import { collectReferences } from './template.js';
+import { checkInputSchema } from './input-schema-check.js';
+import { compileInputSchema } from './input-schema.js';
+import { referenceIssues } from './reference-checks.js';
+import { findCycle } from './step-graph.js';
+import { didYouMean } from './suggest.js';
+import { pointerToPath } from './paths.js';
+import { wellFormedParts, type WellFormedDefinition } from './well-formed.js';
 
-/** `/steps/2/after/0` → `steps[2].after[0]` */
-export function pointerToPath(pointer: string): string {
-  let path = '';
-  for (const raw of pointer.split('/').slice(1)) {
-    const segment = raw.replace(/~1/g, '/').replace(/~0/g, '~');
-    if (/^[0-9]+$/.test(segment)) path += `[${segment}]`;
-    else if (/^[A-Za-z_$][A-Za-z0-9_$]*$/.test(segment)) path += path ? `.${segment}` : segment;
-    else path += `[${JSON.stringify(segment)}]`;
-  }
-  return path;
-}
+export { pointerToPath };
 
 /**
  * Schema errors as issues, one per path. TypeBox reports every branch of a union; the first
@@ -53,60 +49,6 @@ export function schemaIssues(schema: Parameters<typeof Value.Errors>[0], value: 
   return issues;
 }
 
-function editDistance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let diagonal = row[0] ?? 0;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const above = row[j] ?? 0;
-      row[j] = Math.min(above + 1, (row[j - 1] ?? 0) + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
-      diagonal = above;
-    }
-  }
-  return row[b.length] ?? 0;
-}
-
-function didYouMean(name: string, known: Iterable<string>): string {
-  let best: string | undefined;
-  // Suggest only near misses: at most a third of the name wrong, and never the whole of it.
-  let bestDistance = Math.min(Math.max(1, Math.floor(name.length / 3)), name.length - 1) + 1;
-  for (const candidate of known) {
-    const distance = editDistance(name, candidate);
-    if (distance < bestDistance) {
-      best = candidate;
-      bestDistance = distance;
-    }
-  }
-  return best === undefined ? '' : ` (did you mean "${best}"?)`;
-}
-
-/** Finds one dependency cycle, returned as the step ids along it, first repeated last. */
-function findCycle(steps: readonly StepDefinition[]): string[] | undefined {
-  const after = new Map(steps.map((step) => [step.id, step.after ?? []]));
-  const state = new Map<string, 'visiting' | 'done'>();
-  const trail: string[] = [];
-  const visit = (id: string): string[] | undefined => {
-    if (state.get(id) === 'done') return undefined;
-    if (state.get(id) === 'visiting') return [...trail.slice(trail.indexOf(id)), id];
-    state.set(id, 'visiting');
-    trail.push(id);
-    for (const dependency of after.get(id) ?? []) {
-      if (!after.has(dependency)) continue;
-      const cycle = visit(dependency);
-      if (cycle) return cycle;
-    }
-    trail.pop();
-    state.set(id, 'done');
-    return undefined;
-  };
-  for (const step of steps) {
-    const cycle = visit(step.id);
-    if (cycle) return cycle.reverse();
-  }
-  return undefined;
-}
-
 function checkDuration(value: Duration | undefined, path: string, maxMs: number, issues: ValidationIssue[]): void {
   if (value === undefined) return;
   const ms = parseDuration(value);
@@ -114,32 +56,9 @@ function checkDuration(value: Duration | undefined, path: string, maxMs: number,
   else if (ms > maxMs) issues.push({ path, message: `must be at most ${maxMs} ms` });
 }
 
-/** All ancestors of every step (transitive `after`), for reference checks. */
-function ancestorsOf(steps: readonly StepDefinition[]): Map<string, Set<string>> {
-  const after = new Map(steps.map((step) => [step.id, step.after ?? []]));
-  const memo = new Map<string, Set<string>>();
-  const walk = (id: string): Set<string> => {
-    const known = memo.get(id);
-    if (known) return known;
-    const result = new Set<string>();
-    memo.set(id, result);
-    for (const dependency of after.get(id) ?? []) {
-      result.add(dependency);
-      for (const ancestor of walk(dependency)) result.add(ancestor);
-    }
-    return result;
-  };
-  for (const step of steps) walk(step.id);
-  return memo;
-}
-
-function semanticIssues(definition: WorkflowDefinition): ValidationIssue[] {
+/** Checks of single fields and steps that a schema cannot express. */
+function fieldIssues(definition: WellFormedDefinition, ids: ReadonlySet<string>): ValidationIssue[] {
   const issues: ValidationIssue[] = [];
-  const ids = new Set<string>();
-  definition.steps.forEach((step, index) => {
-    if (ids.has(step.id)) issues.push({ path: `steps[${index}].id`, message: `duplicate step id "${step.id}"` });
-    ids.add(step.id);
-  });
   const checkQueue = (queue: string | undefined, path: string) => {
     if (queue !== undefined && (RESERVED_QUEUES as readonly string[]).includes(queue)) {
       issues.push({ path, message: `"${queue}" is reserved for workfleet itself (reserved: ${RESERVED_QUEUES.join(', ')})` });
@@ -150,9 +69,14 @@ function semanticIssues(definition: WorkflowDefinition): ValidationIssue[] {
   checkDuration(definition.defaults?.timeout, 'defaults.timeout', LIMITS.maxTimeoutMs, issues);
   checkDuration(definition.defaults?.retry?.backoff?.delay, 'defaults.retry.backoff.delay', LIMITS.maxDeadlineMs, issues);
   checkDuration(definition.defaults?.retry?.backoff?.maxDelay, 'defaults.retry.backoff.maxDelay', LIMITS.maxDeadlineMs, issues);
+  if (definition.input !== undefined) issues.push(...checkInputSchema(definition.input).issues);
 
+  const seen = new Set<string>();
   definition.steps.forEach((step, index) => {
+    if (!step) return;
     const at = `steps[${index}]`;
+    if (seen.has(step.id)) issues.push({ path: `${at}.id`, message: `duplicate step id "${step.id}"` });
+    seen.add(step.id);
     (step.after ?? []).forEach((dependency, j) => {
       if (dependency === step.id) issues.push({ path: `${at}.after[${j}]`, message: `step "${step.id}" cannot wait for itself` });
       else if (!ids.has(dependency)) {
@@ -184,56 +108,40 @@ function semanticIssues(definition: WorkflowDefinition): ValidationIssue[] {
       const problem = expression === undefined ? undefined : expressionProblem(expression);
       if (problem) issues.push({ path, message: problem });
     }
-    if (step.onFailure === 'compensate' && !definition.steps.some((other) => other.compensate)) {
+    if (step.onFailure === 'compensate' && !definition.steps.some((other) => other?.compensate)) {
       issues.push({ path: `${at}.onFailure`, message: 'compensate needs steps with a compensate task to run' });
     }
   });
-  if (issues.length > 0) return issues;
-
-  const cycle = findCycle(definition.steps);
-  if (cycle) return [{ path: 'steps', message: `dependency cycle: ${cycle.join(' → ')}` }];
-
-  const ancestors = ancestorsOf(definition.steps);
-  definition.steps.forEach((step, index) => {
-    const at = `steps[${index}]`;
-    const templates: Array<[string, unknown, Set<string>]> = [
-      [`${at}.input`, step.input, ancestors.get(step.id) ?? new Set()],
-      // A compensation may read the step it undoes as well as everything before it.
-      [`${at}.compensate.input`, step.compensate?.input, new Set([...(ancestors.get(step.id) ?? []), step.id])],
-      [`${at}.forEach.items`, step.forEach?.items, ancestors.get(step.id) ?? new Set()],
-      [`${at}.sleep.until`, step.sleep?.until, ancestors.get(step.id) ?? new Set()],
-    ];
-    for (const [where, template, readable] of templates) {
-      if (template === undefined) continue;
-      const { references, issues: malformed } = collectReferences(template, where);
-      issues.push(...malformed);
-      for (const { path, reference } of references) {
-        if ((reference.root === 'item' || reference.root === 'index') && !(step.forEach && where === `${at}.input`)) {
-          issues.push({ path, message: `"\${${reference.text}}" exists only in the input of a forEach step` });
-        }
-        if (reference.root !== 'steps' || reference.stepId === undefined) continue;
-        if (!ids.has(reference.stepId)) {
-          issues.push({ path, message: `unknown step "${reference.stepId}" in "\${${reference.text}}"${didYouMean(reference.stepId, ids)}` });
-        } else if (!readable.has(reference.stepId)) {
-          issues.push({
-            path,
-            message: `"\${${reference.text}}" reads step "${reference.stepId}", which is not guaranteed to have run: add it to after`,
-          });
-        }
-      }
-      if (where.endsWith('.forEach.items') && (references.length !== 1 || typeof template !== 'string' || !/^\$\{[^}]*\}$/.test(template))) {
-        issues.push({ path: where, message: 'must be one reference to an array, like "${input.lines}"' });
-      }
-    }
-  });
-  const output = collectReferences(definition.output, 'output');
-  issues.push(...output.issues);
-  for (const { path, reference } of output.references) {
-    if (reference.root === 'steps' && reference.stepId !== undefined && !ids.has(reference.stepId)) {
-      issues.push({ path, message: `unknown step "${reference.stepId}" in "\${${reference.text}}"${didYouMean(reference.stepId, ids)}` });
-    }
-  }
   return issues;
+}
+
+/** Most problems one answer lists; a document with more is far from right anyway. */
+const MAX_ISSUES = 100;
+
+/**
+ * Every problem of a definition document, in one pass: the schema's, then those of the parts
+ * that have the right shape (fields, conditions, the graph, references). Each once.
+ */
+export function definitionIssues(document: unknown): ValidationIssue[] {
+  const definition = wellFormedParts(document);
+  const steps = definition.steps.filter((step): step is StepDefinition => step !== undefined);
+  const ids = new Set(steps.map((step) => step.id));
+  const cycle = findCycle(steps);
+  const all = [
+    ...schemaIssues(WorkflowDefinitionSchema, document),
+    ...fieldIssues(definition, ids),
+    ...(cycle ? [{ path: 'steps', message: `dependency cycle: ${cycle.join(' → ')}` }] : []),
+    ...referenceIssues(definition, ids),
+  ];
+  const seen = new Set<string>();
+  const unique = all.filter((issue) => {
+    const key = `${issue.path}\u0000${issue.message}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+  if (unique.length <= MAX_ISSUES) return unique;
+  return [...unique.slice(0, MAX_ISSUES), { path: '', message: `and ${unique.length - MAX_ISSUES} more problems` }];
 }
 
 /**
@@ -241,12 +149,9 @@ function semanticIssues(definition: WorkflowDefinition): ValidationIssue[] {
  * DefinitionInvalidError listing every problem with its path.
  */
 export function validateDefinition(document: unknown): WorkflowDefinition {
-  const issues = schemaIssues(WorkflowDefinitionSchema, document);
+  const issues = definitionIssues(document);
   if (issues.length > 0) throw new DefinitionInvalidError(issues);
-  const definition = document as WorkflowDefinition;
-  const semantic = semanticIssues(definition);
-  if (semantic.length > 0) throw new DefinitionInvalidError(semantic);
-  return definition;
+  return document as WorkflowDefinition;
 }
 
 function msOr(value: Duration | undefined, fallback: number): number {
@@ -336,6 +241,7 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
     roots: definition.steps.filter((step) => (step.after ?? []).length === 0).map((step) => step.id),
     sinks: definition.steps.filter((step) => (dependents.get(step.id) ?? []).length === 0).map((step) => step.id),
     output: definition.output,
+    ...(definition.input === undefined ? {} : { inputSchema: compileInputSchema(definition.input) }),
     compensateOnCancel: definition.onCancel === 'compensate',
   };
 }

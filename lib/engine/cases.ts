@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CaseNotFoundError, IdempotencyConflictError, SignalNotAcceptedError, WorkfleetError } from '../core/errors.js';
+import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
 import { canonicalJson, parseStartRequest } from '../core/requests.js';
 import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
@@ -53,6 +54,8 @@ export class CaseService {
     const { store, workflows, clock, newId } = this.deps;
     const request = parseStartRequest(body);
     const workflow = await workflows.compiled(request.workflow, request.version);
+    // Checked here, at every door, so that a case never starts with an input its handlers cannot use.
+    assertCaseInput(workflow, request.input ?? {});
     const idempotencyKey = request.idempotencyKey ?? fallbackIdempotencyKey;
     const requestHash = createHash('sha256')
       .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {}, businessKeys: request.businessKeys ?? {} }))

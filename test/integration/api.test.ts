@@ -58,8 +58,8 @@ describe('workflows', () => {
     expect(response.status).toBe(400);
     expect(response.body.error.code).toBe('DEFINITION_INVALID');
     expect(response.body.error.details.issues).toEqual([
-      { path: 'steps[1].id', message: 'duplicate step id "a"' },
       { path: 'steps[0].after[0]', message: 'unknown step "b"' },
+      { path: 'steps[1].id', message: 'duplicate step id "a"' },
     ]);
   });
 

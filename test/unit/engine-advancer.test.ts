@@ -178,6 +178,21 @@ describe('CaseAdvancer with sub-workflows', () => {
     expect(await store.getCase(parent.id)).toMatchObject({ status: 'completed', steps: { kid: { status: 'completed', output: { work: { total: 9 } } } } });
   });
 
+  it('fails the step, starting no child, when the child workflow\'s input schema refuses the input', async () => {
+    const { workflows, cases, advancer, store, queues } = memoryEngine({ now: T0 });
+    await workflows.apply(parentDefinition);
+    await workflows.apply({ ...childDefinition, input: { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } } });
+    const { record: parent } = await cases.start({ workflow: 'parent', input: { n: 0 } });
+    expect((await store.listCases({ limit: 10 })).cases.map((record) => record.workflow)).toEqual(['parent']);
+    const [refused] = queues.reports;
+    expect(refused?.event).toMatchObject({ type: 'childFinished', stepId: 'kid', status: 'failed', error: { code: 'INPUT_INVALID', message: 'input of workflow child v1 is invalid: input.n: must be >= 1' } });
+    expect(await advancer.apply(parent.id, refused?.event as CaseEvent)).toBe('applied');
+    expect(await store.getCase(parent.id)).toMatchObject({
+      status: 'failed',
+      steps: { kid: { status: 'failed', error: { code: 'CHILD_FAILED', details: { childId: 'none', cause: { code: 'INPUT_INVALID' } } } } },
+    });
+  });
+
   it('asks the open children of a cancelled parent to cancel', async () => {
     const { workflows, cases, advancer, queues } = memoryEngine({ now: T0 });
     await workflows.apply(parentDefinition);

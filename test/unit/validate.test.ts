@@ -115,6 +115,104 @@ describe('validateDefinition', () => {
     expect(problems({ name: 'w', steps: [step('a', { onFailure: 'compensate' })] })).toEqual(['steps[0].onFailure: compensate needs steps with a compensate task to run']);
   });
 
+  it('finds every problem of a file in one pass, each once', () => {
+    // Before, this took three rounds: the schema problem first, then the condition, then the references.
+    const issues = problems({
+      name: 'order',
+      steps: [
+        step('reserve', { timeout: 'soon' }),
+        step('charge', { when: 'input.amount >' }),
+        step('ship', { after: ['chrage'] }),
+        step('notify', { input: { tracking: '${steps.ship.output.trackingNumber}' } }),
+      ],
+    });
+    expect(issues).toEqual([
+      'steps[0].timeout: "soon" is not a duration: use milliseconds or text like "250ms", "30s", "5m", "1h30m"',
+      expect.stringMatching(/^steps\[1\]\.when: is not a valid CEL expression: /),
+      'steps[2].after[0]: unknown step "chrage" (did you mean "charge"?)',
+      'steps[3].input.tracking: "${steps.ship.output.trackingNumber}" reads step "ship", which is not guaranteed to have run: add it to after',
+    ]);
+  });
+
+  it('checks the well-formed parts of a document whose shape is broken elsewhere', () => {
+    const issues = problems({
+      name: 42,
+      steps: [{ task: 't' }, step('b', { after: 'a' }), step('c', { after: ['b', 'x'], retry: 'often', input: '${steps.zz.output}' }), step('c')],
+      color: 'blue',
+    });
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^name: /),
+        expect.stringMatching(/^steps\[0\]\.id: /),
+        expect.stringMatching(/^steps\[1\]\.after: /),
+        expect.stringMatching(/^steps\[2\]\.retry: /),
+        'color: unknown field "color"',
+        'steps[2].after[1]: unknown step "x"',
+        'steps[2].input: unknown step "zz" in "${steps.zz.output}"',
+        'steps[3].id: duplicate step id "c"',
+      ]),
+    );
+    expect(new Set(issues).size).toBe(issues.length);
+  });
+
+  it('reports a cycle together with the other problems', () => {
+    const issues = problems({ name: 'w', steps: [step('a', { after: ['b'] }), step('b', { after: ['a'], when: 'steps.c.output.ok' }), step('c', { timeout: 'x' })] });
+    expect(issues).toEqual([
+      expect.stringMatching(/^steps\[2\]\.timeout: /),
+      expect.stringMatching(/^steps: dependency cycle: /),
+      'steps[1].when: "steps.c" reads step "c", which is not guaranteed to have run: add it to after',
+    ]);
+  });
+
+  it('checks that conditions read only steps upstream, as step inputs do', () => {
+    const definition = (when: string, after?: string[]) => ({
+      name: 'w',
+      steps: [step('check'), step('other'), step('gate', { after: ['check'] }), step('act', { when, ...(after ? { after } : {}) })],
+    });
+    expect(problems(definition('steps.check.output.ok'))).toEqual([
+      'steps[3].when: "steps.check" reads step "check", which is not guaranteed to have run: add it to after',
+    ]);
+    // Upstream through another step is enough, as it is for references in inputs.
+    expect(problems(definition('steps.check.output.ok', ['gate']))).toEqual([]);
+    expect(problems(definition('has(steps.other.output) || steps["check"].output.ok', ['check']))).toEqual([
+      'steps[3].when: "steps.other" reads step "other", which is not guaranteed to have run: add it to after',
+    ]);
+    expect(problems(definition('steps.?chek.output.orValue(false)', ['check']))).toEqual(['steps[3].when: unknown step "chek" in "steps.chek" (did you mean "check"?)']);
+    expect(problems(definition('input.ok', []))).toEqual([]);
+    expect(
+      problems({ name: 'w', steps: [step('a'), step('poll', { repeat: { while: 'steps.a.output.more && output.pending', maxIterations: 3 } })] }),
+    ).toEqual(['steps[1].repeat.while: "steps.a" reads step "a", which is not guaranteed to have run: add it to after']);
+  });
+
+  it('checks a declared input schema when the definition is applied', () => {
+    expect(problems({ name: 'w', input: { type: 'object', required: ['sku'], properties: { sku: { type: 'string' } } }, steps: [step('a')] })).toEqual([]);
+    expect(
+      problems({
+        name: 'w',
+        input: { type: 'object', requried: ['sku'], properties: { sku: { type: 'text' }, qty: { minimum: '1' }, code: { pattern: '(a+)+$' } }, $ref: '#/$defs/none' },
+        steps: [step('a')],
+      }),
+    ).toEqual([
+      'input.requried: unknown keyword "requried" (did you mean "required"?) (extensions start with "x-")',
+      'input.properties.sku.type: must be one of null, boolean, object, array, number, integer, string, or an array of them without repeats',
+      'input.properties.qty.minimum: must be a number',
+      'input.properties.code.pattern: a repeated group repeats inside itself (like "(a+)+"), which can take exponential time',
+      'input.$ref: "#/$defs/none" refers to no subschema of this schema',
+    ]);
+    expect(problems({ name: 'w', input: 'object', steps: [step('a')] })).toEqual(['input: expected object']);
+    expect(problems({ name: 'w', input: { type: 'array' }, steps: [step('a')] })).toEqual([
+      'input.type: the case input is a JSON object, so the schema must allow "object"',
+    ]);
+    expect(problems({ name: 'w', input: { $defs: { a: { $ref: '#/$defs/b' }, b: { allOf: [{ $ref: '#/$defs/a' }] } }, $ref: '#/$defs/a' }, steps: [step('a')] })).toEqual([
+      expect.stringMatching(/^input: \$ref loops back to .* without reading into the input/),
+    ]);
+    expect(problems({ name: 'w', input: { $id: 'https://x', unevaluatedProperties: false, properties: { a: { $ref: 'https://example.com/s.json' } } }, steps: [step('a')] })).toEqual([
+      'input.$id: input schemas are self-contained: leave out $id and refer to "#/$defs/<name>"',
+      'input.unevaluatedProperties: unevaluatedProperties is not supported: use additionalProperties',
+      'input.properties.a.$ref: "https://example.com/s.json": only references inside this schema are supported, like "#/$defs/address"',
+    ]);
+  });
+
   it('refuses a step id that could not be a key or a job id', () => {
     expect(problems({ name: 'w', steps: [step('a.b')] })[0]).toMatch(/^steps\[0\]\.id: /);
     expect(problems({ name: 'w', steps: [step('$a')] })[0]).toMatch(/^steps\[0\]\.id: /);
