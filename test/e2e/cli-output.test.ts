@@ -1,0 +1,66 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { packageRoot } from '../../lib/runtime/package-root.js';
+
+/**
+ * What the built CLI prints, run as a user runs it. Its API is a stand-in on 127.0.0.1 that
+ * answers each route with a fixed body of the documented shape and keeps the requests it got,
+ * so that the output can be compared exactly (no fleet makes times go backwards on demand).
+ */
+
+const run = promisify(execFile);
+const cli = join(packageRoot(), 'dist', 'cli', 'workfleet.js');
+const answers = new Map<string, unknown>();
+const requests: Array<{ method: string; url: string; body: string }> = [];
+let api: Server;
+let apiUrl: string;
+
+async function workfleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const env = { ...process.env, WORKFLEET_API_URL: apiUrl, NO_COLOR: '1' };
+  try {
+    const { stdout, stderr } = await run(process.execPath, [cli, ...args], { env, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code?: number; stdout?: string; stderr?: string };
+    return { code: failed.code ?? 1, stdout: failed.stdout ?? '', stderr: failed.stderr ?? '' };
+  }
+}
+
+beforeAll(async () => {
+  api = createServer((request, response) => {
+    let body = '';
+    request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+    request.on('end', () => {
+      requests.push({ method: request.method ?? '', url: request.url ?? '', body });
+      const answer = answers.get(`${request.method} ${request.url}`);
+      response.writeHead(answer === undefined ? 404 : request.method === 'POST' ? 201 : 200, { 'content-type': 'application/json' });
+      response.end(JSON.stringify(answer ?? { error: { code: 'NOT_FOUND', message: `no ${request.url}` } }));
+    });
+  });
+  await new Promise<void>((listening) => api.listen(0, '127.0.0.1', listening));
+  apiUrl = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+});
+
+afterAll(async () => {
+  await new Promise((closed) => api?.close(closed));
+});
+
+describe('workfleet --version', () => {
+  const { version } = JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+
+  it.each(['--version', '-V'])('%s prints the package version', async (flag) => {
+    expect(await workfleet(flag)).toEqual({ code: 0, stdout: `${version}\n`, stderr: '' });
+  });
+
+  it('leaves --version of a command to the command: the definition version of a start', async () => {
+    answers.set('POST /v1/cases', { id: 'c-1', status: 'running', workflow: 'order', version: 2 });
+    const { code, stdout } = await workfleet('case', 'start', 'order', '--version', '2');
+    expect({ code, stdout }).toEqual({ code: 0, stdout: 'c-1 started\n' });
+    expect(JSON.parse(requests.at(-1)!.body)).toEqual({ workflow: 'order', version: 2 });
+  });
+});
