@@ -1,4 +1,4 @@
-import { formatDuration } from '../lib/core/duration.js';
+import { formatDuration } from '../lib/core/format.js';
 
 /** Human-readable views of API answers for the terminal. */
 

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
+import { plural } from '../../lib/core/format.js';
 import { client, clientOptions, positiveInt } from '../context.js';
 import { color } from '../render.js';
 
@@ -30,7 +31,7 @@ export function workflowCommands(program: Command): void {
     async (options: { apiUrl?: string; apiKey?: string; json?: boolean }) => {
       const { body } = await client(options).request<{ workflows: Array<{ name: string; latestVersion: number; versions: number; description?: string }> }>('GET', '/v1/workflows');
       if (options.json) return console.log(JSON.stringify(body, null, 2));
-      for (const item of body.workflows) console.log(`${item.name.padEnd(24)} v${item.latestVersion} (${item.versions} versions)  ${color.dim(item.description ?? '')}`);
+      for (const item of body.workflows) console.log(`${item.name.padEnd(24)} v${item.latestVersion} (${plural(item.versions, 'version')})  ${color.dim(item.description ?? '')}`);
     },
   );
 

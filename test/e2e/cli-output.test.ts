@@ -64,3 +64,28 @@ describe('workfleet --version', () => {
     expect(JSON.parse(requests.at(-1)!.body)).toEqual({ workflow: 'order', version: 2 });
   });
 });
+
+describe('counts and durations', () => {
+  it('say one version, two runs and fifteen minutes as people do', async () => {
+    answers.set('GET /v1/workflows', {
+      workflows: [
+        { name: 'order', latestVersion: 1, versions: 1, description: 'one' },
+        { name: 'refund', latestVersion: 3, versions: 3 },
+      ],
+    });
+    answers.set('GET /v1/schedules', {
+      schedules: [
+        { id: 'nightly', workflow: 'order', cron: '0 3 * * *', next: '2030-01-01T03:00:00.000Z', runs: 1 },
+        { id: 'often', workflow: 'refund', everyMs: 900_000, next: '2030-01-01T00:15:00.000Z', runs: 2 },
+        { id: 'hourly', workflow: 'refund', everyMs: 3_900_000, next: null, runs: 0 },
+      ],
+    });
+    const workflows = (await workfleet('workflow', 'list')).stdout;
+    expect(workflows).toContain('v1 (1 version)');
+    expect(workflows).toContain('v3 (3 versions)');
+    const schedules = (await workfleet('schedule', 'list')).stdout.split('\n');
+    expect(schedules[0]).toMatch(/cron 0 3 \* \* \* .* 1 run$/);
+    expect(schedules[1]).toMatch(/every 15 min .* 2 runs$/);
+    expect(schedules[2]).toMatch(/every 1 h 5 min .* 0 runs$/);
+  });
+});
