@@ -3,7 +3,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { formatDuration } from '../../lib/core/format.js';
 import { ApiError, type WorkfleetClient } from '../client.js';
 import { client, clientOptions, positiveInt } from '../context.js';
-import { color, renderCase, renderTimeline, timelineLine, type WireCase, type WireTraceEvent } from '../render.js';
+import { bySeq, color, renderCase, renderTimeline, Timeline, type WireCase, type WireTraceEvent } from '../render.js';
 
 function parseInput(options: { input?: string; inputFile?: string }): Record<string, unknown> | undefined {
   const text = options.inputFile ? readFileSync(options.inputFile, 'utf8') : options.input;
@@ -25,13 +25,16 @@ const sleep = (ms: number) => new Promise((done) => setTimeout(done, ms));
 async function follow(api: WorkfleetClient, id: string, timeoutMs: number): Promise<WireCase> {
   const deadline = Date.now() + timeoutMs;
   let printed = 0;
-  let start: number | undefined;
+  let timeline: Timeline | undefined;
   for (;;) {
     const { body: trace } = await api.request<{ events: WireTraceEvent[] }>('GET', `/v1/cases/${id}/trace`);
-    start ??= trace.events[0] ? Date.parse(trace.events[0].at) : Date.now();
-    for (const event of trace.events.filter((item) => item.seq > printed)) {
-      process.stdout.write(`${timelineLine(event, start)}\n`);
-      printed = event.seq;
+    const events = bySeq(trace.events);
+    const fresh = events.filter((item) => item.seq > printed);
+    if (fresh.length > 0) {
+      // One timeline across polls, so that offsets keep growing from one poll to the next.
+      timeline ??= Timeline.of(events);
+      for (const event of fresh) process.stdout.write(`${timeline.line(event)}\n`);
+      printed = fresh.at(-1)!.seq;
     }
     const { body: record } = await api.request<WireCase>('GET', `/v1/cases/${id}`);
     if (TERMINAL.has(record.status) && trace.events.some((event) => event.type.startsWith('case.') && event.type !== 'case.created')) return record;

@@ -89,3 +89,38 @@ describe('counts and durations', () => {
     expect(schedules[2]).toMatch(/every 1 h 5 min .* 0 runs$/);
   });
 });
+
+describe('workfleet case trace', () => {
+  const T = Date.parse('2030-01-01T00:00:00.000Z');
+  const at = (ms: number) => new Date(T + ms).toISOString();
+  // A split whose second branch's end was applied after the step that followed the first.
+  const events = [
+    { seq: 1, type: 'case.created', at: at(0), data: { workflow: 'order', version: 1 } },
+    { seq: 2, type: 'step.scheduled', stepId: 'charge', at: at(0), data: { task: 'payments.charge', queue: 'default' } },
+    { seq: 3, type: 'step.completed', stepId: 'reserve', at: at(41), data: { attempt: 1, durationMs: 12 } },
+    { seq: 4, type: 'step.scheduled', stepId: 'ship', at: at(85), data: { task: 'shipping.ship', queue: 'default' } },
+    { seq: 5, type: 'step.completed', stepId: 'charge', at: at(42), data: { attempt: 1, durationMs: 18 } },
+    { seq: 6, type: 'case.completed', at: at(119), data: { durationMs: 119 } },
+  ];
+  const expected = [
+    '   +0.000s  case.created                     order v1',
+    '   +0.000s  step.scheduled  charge           task payments.charge on queue default',
+    '   +0.041s  step.completed  reserve          attempt 1 in 12 ms',
+    '   +0.085s  step.scheduled  ship             task shipping.ship on queue default',
+    '   +0.085s  step.completed  charge           attempt 1 in 18 ms (stamped 43 ms earlier)',
+    '   +0.119s  case.completed                   in 119 ms',
+  ];
+
+  it('prints offsets from the case start that never go backwards, with the skew of a late event', async () => {
+    answers.set('GET /v1/cases/c-2/trace', { events });
+    expect(await workfleet('case', 'trace', 'c-2')).toEqual({ code: 0, stdout: `${expected.join('\n')}\n`, stderr: '' });
+  });
+
+  it('follows a case with --wait on the same timeline', async () => {
+    answers.set('POST /v1/cases', { id: 'c-2', status: 'running', workflow: 'order', version: 1 });
+    answers.set('GET /v1/cases/c-2', { id: 'c-2', workflow: 'order', version: 1, status: 'completed', output: { ok: true }, error: null, steps: {} });
+    const { code, stdout } = await workfleet('case', 'start', 'order', '--wait');
+    expect(code).toBe(0);
+    expect(stdout).toBe(['case c-2', ...expected, '', 'completed', '{', '  "ok": true', '}', ''].join('\n'));
+  });
+});
