@@ -19,6 +19,7 @@ import type { FleetMonitor } from '../lib/ports/fleet.js';
 import type { Schedules } from '../lib/ports/schedules.js';
 import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
 import { installAuth } from './auth.js';
+import { OPENAPI_DOCUMENT } from './openapi.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
 import { errorBody, frameworkErrors, installErrorHandling } from './errors.js';
@@ -50,13 +51,6 @@ export interface ApiDeps {
   isDraining?: () => boolean;
 }
 
-/** The OpenAPI description's fixed part; the paths come from the route schemas. */
-export const OPENAPI_INFO = {
-  title: 'workfleet API',
-  description: 'Start, inspect and follow workflow cases; manage definitions and API keys.',
-  version: '1',
-};
-
 /** The HTTP API without a socket: main.ts listens, tests call `inject()`, the generator reads its OpenAPI. */
 export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   const { config } = deps;
@@ -82,16 +76,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   installAuth(app, { enabled: config.api.authEnabled, keys: deps.keys });
 
   await app.register(swagger, {
-    openapi: {
-      info: OPENAPI_INFO,
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An API key: wfk_<id>_<secret>' },
-          apiKey: { type: 'apiKey', in: 'header', name: 'X-API-Key' },
-        },
-      },
-      security: [{ bearer: [] }, { apiKey: [] }],
-    },
+    ...OPENAPI_DOCUMENT,
     // Shared schemas appear under their own names (ErrorResponse, …) rather than def-0, def-1.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });

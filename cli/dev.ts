@@ -5,6 +5,7 @@ import pinoPretty from 'pino-pretty';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
 import { MongoStore } from '../lib/adapters/mongo/store.js';
+import { formatDuration } from '../lib/core/format.js';
 import { WorkflowRegistry } from '../lib/engine/workflows.js';
 import { systemClock } from '../lib/ports/clock.js';
 import { spawnManaged, type ManagedChild } from '../lib/runtime/child.js';
@@ -103,7 +104,7 @@ async function waitForHealth(url: string, timeoutMs: number): Promise<void> {
     }
     await new Promise((resolveWait) => setTimeout(resolveWait, 200));
   }
-  throw new Error(`the API did not answer ${url}/health within ${timeoutMs} ms`);
+  throw new Error(`the API did not answer ${url}/health within ${formatDuration(timeoutMs)}`);
 }
 
 /**

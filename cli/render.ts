@@ -1,4 +1,4 @@
-import { formatDuration } from '../lib/core/duration.js';
+import { formatDuration } from '../lib/core/format.js';
 
 /** Human-readable views of API answers for the terminal. */
 
@@ -41,11 +41,11 @@ function describe(event: WireTraceEvent): string {
     case 'step.completed':
       return `${attempt}${took}`;
     case 'step.retried':
-      return `${attempt} failed${took}: ${error?.code}: ${error?.message}; next try at ${new Date(Number(data.retryAt)).toISOString().slice(11, 23)}`;
+      return `${attempt} failed${took}: ${error?.code}: ${error?.message}; next try in ${formatDuration(Number(data.retryAt) - Date.parse(event.at))}`;
     case 'step.failed':
       return `${attempt}: ${error?.code}: ${error?.message}`;
     case 'step.deferred':
-      return `breaker ${String(data.breaker)} open; waits until ${new Date(Number(data.until)).toISOString().slice(11, 23)} (no attempt spent)`;
+      return `breaker ${String(data.breaker)} open; waits ${formatDuration(Number(data.until) - Date.parse(event.at))} (no attempt spent)`;
     case 'breaker.opened':
       return `breaker ${String(data.breaker)} opened`;
     case 'breaker.closed':
@@ -96,15 +96,55 @@ function unitLabel(data: Record<string, unknown>): string {
   return '';
 }
 
-/** One line per event: offset from the case start, type, step, what happened. */
-export function timelineLine(event: WireTraceEvent, start: number): string {
-  const offset = `+${((Date.parse(event.at) - start) / 1000).toFixed(3)}s`.padStart(10);
-  return `${color.dim(offset)}  ${paintType(event.type.padEnd(15))} ${(event.stepId ?? '').padEnd(16)} ${unitLabel(event.data)}${describe(event)}`;
+/** An offset from the case start: `+0.085s` within a minute, then `+5:02.345`, `+1:05:02.345`. */
+function formatOffset(ms: number): string {
+  const seconds = ms / 1000;
+  if (seconds < 60) return `+${seconds.toFixed(3)}s`;
+  const whole = Math.floor(seconds);
+  const rest = `${String(whole % 60).padStart(2, '0')}.${String(Math.round(ms % 1000)).padStart(3, '0')}`;
+  const minutes = Math.floor(whole / 60);
+  return minutes < 60 ? `+${minutes}:${rest}` : `+${Math.floor(minutes / 60)}:${String(minutes % 60).padStart(2, '0')}:${rest}`;
+}
+
+/**
+ * Places trace events on a timeline from the case start, in seq order: the order the case
+ * changed in. Their times can go backwards in that order: each is stamped by the process that
+ * saw it (a worker's clock for an attempt, the applying process's for what followed), so a
+ * report applied after later events (a branch that lost the race for a revision, a start
+ * reported with its end, a report that went through the results queue) or a clock running
+ * behind stamps an event earlier than the one before it. The printed offset never goes back:
+ * it is at least the previous one, and how much earlier the event was stamped is shown with it.
+ */
+export class Timeline {
+  private last = 0;
+
+  constructor(private readonly start: number) {}
+
+  /** The case start: its creation, else its first event. */
+  static of(events: readonly WireTraceEvent[]): Timeline {
+    const first = events.find((event) => event.type === 'case.created') ?? events[0];
+    return new Timeline(first ? Date.parse(first.at) : 0);
+  }
+
+  /** One line per event: offset from the case start, type, step, what happened. */
+  line(event: WireTraceEvent): string {
+    const stamped = Date.parse(event.at) - this.start;
+    const offset = Number.isFinite(stamped) ? Math.max(this.last, stamped) : this.last;
+    this.last = offset;
+    const skew = offset - stamped > 0 ? color.dim(` (stamped ${formatDuration(offset - stamped)} earlier)`) : '';
+    return `${color.dim(formatOffset(offset).padStart(10))}  ${paintType(event.type.padEnd(15))} ${(event.stepId ?? '').padEnd(16)} ${unitLabel(event.data)}${describe(event)}${skew}`;
+  }
+}
+
+/** Events in the order the case changed in, whatever order they came in. */
+export function bySeq(events: readonly WireTraceEvent[]): WireTraceEvent[] {
+  return [...events].sort((a, b) => a.seq - b.seq);
 }
 
 export function renderTimeline(events: readonly WireTraceEvent[]): string {
-  const start = events[0] ? Date.parse(events[0].at) : 0;
-  return events.map((event) => timelineLine(event, start)).join('\n');
+  const ordered = bySeq(events);
+  const timeline = Timeline.of(ordered);
+  return ordered.map((event) => timeline.line(event)).join('\n');
 }
 
 interface WireStep {

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/load.js';
+import { packageVersion } from '../lib/runtime/package-root.js';
 import { ApiError } from './client.js';
 import { caseCommands } from './commands/cases.js';
 import { fleetCommands } from './commands/fleet.js';
@@ -14,6 +15,9 @@ import { workflowCommands } from './commands/workflows.js';
  */
 const program = new Command('workfleet')
   .description('A workflow engine on BullMQ workers: cases in MongoDB, tasks on Redis queues.')
+  .version(packageVersion(), '-V, --version', 'print the workfleet version')
+  // Root options only before a command: `case start --version 2` names a definition version.
+  .enablePositionalOptions()
   .showHelpAfterError();
 fleetCommands(program);
 keyCommands(program);

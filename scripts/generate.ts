@@ -1,11 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { buildServer } from '../api/server.js';
+import { generateOpenApi } from '../api/generate-openapi.js';
 import { loadConfig } from '../config/load.js';
 import { configTable } from '../config/table.js';
-import { createLogger } from '../lib/obs/logger.js';
-import { Metrics } from '../lib/obs/metrics.js';
-import { systemClock } from '../lib/ports/clock.js';
 import { WorkflowDefinitionSchema } from '../lib/core/definition.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 
@@ -27,20 +24,5 @@ writeFileSync(readmePath, `${readme.slice(0, from + start.length)}\n${configTabl
 
 writeFileSync(join(root, 'schemas', 'workflow.schema.json'), `${JSON.stringify(WorkflowDefinitionSchema, null, 2)}\n`);
 // The OpenAPI document comes from the route schemas; no service is called to produce it.
-const unused = {} as never;
-const app = await buildServer({
-  config: loadConfig({}),
-  logger: createLogger({ level: 'silent', name: 'generate' }),
-  metrics: new Metrics('generate'),
-  clock: systemClock,
-  cases: unused,
-  workflows: unused,
-  store: unused,
-  keys: unused,
-  schedules: unused,
-  fleet: { monitor: { queueNames: async () => [] } as never, queues: unused },
-  checks: [],
-});
-writeFileSync(join(root, 'openapi.json'), `${JSON.stringify(app.swagger(), null, 2)}\n`);
-await app.close();
+writeFileSync(join(root, 'openapi.json'), `${JSON.stringify(await generateOpenApi(loadConfig({})), null, 2)}\n`);
 process.stdout.write('generated README.md configuration table, schemas/workflow.schema.json and openapi.json\n');

@@ -1,4 +1,5 @@
 import { StepErrorCode } from '../lib/core/errors.js';
+import { formatDuration, plural } from '../lib/core/format.js';
 import { PAYLOAD_LIMITS, payloadIssues } from '../lib/core/requests.js';
 import { hasAttemptsLeft, retryDelayMs } from '../lib/core/retry.js';
 import type { CaseEvent, ErrorInfo, StepJob, StepReport, UnitAddress } from '../lib/core/state.js';
@@ -27,7 +28,7 @@ export interface TaskRunnerDeps {
 class StepTimeoutError extends Error {
   readonly code = StepErrorCode.timeout;
   constructor(timeoutMs: number) {
-    super(`attempt took longer than its timeout of ${timeoutMs} ms and was aborted`);
+    super(`attempt took longer than its timeout of ${formatDuration(timeoutMs)} and was aborted`);
     this.name = 'StepTimeoutError';
   }
 }
@@ -190,12 +191,22 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
         reports.push({ type: 'stepRetrying', stepId, attempt, at, startedAt, error: info, retryAt: at + delayMs });
         deps.metrics.stepRetries.inc({ task: job.task });
         deps.metrics.stepDuration.observe({ task: job.task, outcome: 'retried' }, durationSeconds);
-        log.warn({ err: error, delayMs }, 'attempt failed; retrying');
+        // An expected retry: one line, its stack only at debug (the trace has code and message).
+        log.warn(
+          { code: info.code, maxAttempts: job.maxAttempts, retryInMs: delayMs, ...(log.isLevelEnabled('debug') ? { err: error } : {}) },
+          `attempt ${attempt} of ${job.maxAttempts} failed (${info.code}: ${info.message}); retrying in ${formatDuration(delayMs)}`,
+        );
         return { kind: 'retry', delayMs, reason: `${info.code}: ${info.message}` };
       }
       reports.push({ type: 'stepFailed', stepId, attempt, at, startedAt, error: info });
       deps.metrics.stepDuration.observe({ task: job.task, outcome: 'failed' }, durationSeconds);
-      log.warn({ err: error }, info.retryable ? 'attempt failed; no attempts left' : 'attempt failed; not retryable');
+      // The step's end: worth its stack, whatever the cause.
+      log.warn(
+        { err: error, code: info.code, maxAttempts: job.maxAttempts },
+        info.retryable
+          ? `step failed after ${plural(attempt, 'attempt')} (${info.code}: ${info.message}); no attempts left`
+          : `attempt ${attempt} failed and is not retryable (${info.code}: ${info.message})`,
+      );
       return { kind: 'fail', reason: `${info.code}: ${info.message}` };
     }
   };

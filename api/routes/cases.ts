@@ -52,6 +52,9 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
       },
       schema: {
         tags,
+        operationId: 'startCase',
+        description:
+          'Starts a case of the latest version of a workflow, or of `version`. A repeat with the same idempotency key answers 200 with the case it started; the same key with a different request answers 409.',
         summary: 'Start a case (201), or find the one its idempotency key started (200)',
         body: StartCaseRequestSchema,
         response: { 200: StartedCaseSchema, 201: StartedCaseSchema, ...errorResponses(400, 401, 403, 404, 409, 413, 429) },
@@ -75,7 +78,7 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
 
   app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', {
       config: { permission: 'cases:read-own' },
-      schema: { tags, summary: 'A page of cases, newest first', querystring: ListQuery, response: { 200: CaseListSchema, ...errorResponses(400, 401, 403, 429) } },
+      schema: { tags, operationId: 'listCases', description: 'Filter by status, workflow, a business key (name=value) and creation time; pass `nextCursor` as `cursor` for the next page. A key that may read only the cases it started lists only those.', summary: 'A page of cases, newest first', querystring: ListQuery, response: { 200: CaseListSchema, ...errorResponses(400, 401, 403, 429) } },
     }, async (request) => {
     const { status, workflow, limit, cursor, key, createdAfter, createdBefore } = request.query;
     const separator = key?.indexOf('=') ?? -1;
@@ -94,7 +97,7 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
   });
 
   const readOwn = { permission: 'cases:read-own' as const };
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { config: readOwn, schema: { tags, summary: 'A case with its steps', params: CaseParams, response: { 200: CaseViewSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) =>
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { config: readOwn, schema: { tags, operationId: 'getCase', description: "Every step's status, attempts, output and error. A key that may read only the cases it started gets 404 for the others.", summary: 'A case with its steps', params: CaseParams, response: { 200: CaseViewSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) =>
     presentCase(await readable(request.params.id, request.principal)),
   );
 
@@ -103,7 +106,7 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
 
   app.post<{ Params: Static<typeof CaseParams>; Body: Static<typeof CancelBody> | undefined }>(
     '/v1/cases/:id/cancel',
-    { config: operate, schema: { tags, summary: 'Cancel a case: stop its jobs and children, compensate if asked', params: CaseParams, body: Type.Optional(CancelBody), response: answer } },
+    { config: operate, schema: { tags, operationId: 'cancelCase', description: "Stops the case's running jobs and cancels its sub-workflow cases; with `compensate` (default: the workflow's onCancel) the compensations of completed steps run first, latest first. 409 when the case has finished.", summary: 'Cancel a case: stop its jobs and children, compensate if asked', params: CaseParams, body: Type.Optional(CancelBody), response: answer } },
     async (request) => {
       const body = request.body ?? {};
       return presentCase(
@@ -121,6 +124,9 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
       config: operate,
       schema: {
         tags,
+        operationId: 'signalCase',
+        description:
+          'A step waiting for the signal goes on; a signal no step waits for yet is kept until one does. 409 when the case has finished.',
         summary: 'Send a signal (the body is its payload, any JSON); a step waiting for it goes on, or it is kept until one does',
         params: SignalParams,
         response: answer,
@@ -135,11 +141,11 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
 
   app.post<{ Params: Static<typeof CaseParams> }>(
     '/v1/cases/:id/retry',
-    { config: operate, schema: { tags, summary: 'Resume a failed case from its failed steps (same idempotency keys, new jobs)', params: CaseParams, response: answer } },
+    { config: operate, schema: { tags, operationId: 'retryCase', description: 'Only a failed case: its failed steps run again, with new jobs and the same idempotency keys; completed steps keep their outputs. 409 for a case that has not failed, or whose completed steps were compensated.', summary: 'Resume a failed case from its failed steps (same idempotency keys, new jobs)', params: CaseParams, response: answer } },
     async (request) => presentCase(await cases.retry(request.params.id)),
   );
 
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { config: readOwn, schema: { tags, summary: 'Every state change of a case, in order', params: CaseParams, response: { 200: TraceSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) => {
+  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { config: readOwn, schema: { tags, operationId: 'getCaseTrace', description: "Every event of the case in seq order, the order it changed in. An event's `at` is stamped by the process that saw it, so times from different processes can be out of seq order.", summary: 'Every state change of a case, in order', params: CaseParams, response: { 200: TraceSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) => {
     await readable(request.params.id, request.principal);
     return presentTrace(await cases.trace(request.params.id));
   });

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { formatDuration } from '../../lib/core/format.js';
 import type { Metrics } from '../../lib/obs/metrics.js';
 
 export interface ReadinessCheck {
@@ -11,7 +12,7 @@ const READY_TIMEOUT_MS = 2_000;
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    const timer = setTimeout(() => reject(new Error(`no answer within ${formatDuration(ms)}`)), ms);
     promise.then(resolve, reject).finally(() => clearTimeout(timer));
   });
 }

@@ -4,6 +4,7 @@ import { ROLES } from '../../lib/core/auth.js';
 import { DURATION_PATTERN, parseDuration } from '../../lib/core/duration.js';
 import type { KeyService } from '../../lib/engine/keys.js';
 import { errorBody } from '../errors.js';
+import { errorResponses } from '../schemas.js';
 
 const CreateKey = Type.Object(
   {
@@ -17,11 +18,29 @@ const KeyParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z0-9]{12}$' }
 
 const iso = (ms: number | undefined) => (ms === undefined ? null : new Date(ms).toISOString());
 
+const Time = Type.Union([Type.String({ format: 'date-time' }), Type.Null()]);
+const keyFields = {
+  id: Type.String(),
+  name: Type.String(),
+  roles: Type.Array(Type.Union(ROLES.map((role) => Type.Literal(role)))),
+  createdAt: Time,
+  expiresAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'Null: never expires.' }),
+};
+const CreatedKey = Type.Object(
+  { ...keyFields, key: Type.String({ description: 'The key to use: wfk_<id>_<secret>. Shown in this answer only; only its hash is kept.' }) },
+  { title: 'CreatedKey' },
+);
+const KeyList = Type.Object({ keys: Type.Array(Type.Object({ ...keyFields, revokedAt: Time })) }, { title: 'KeyList' });
+const NoContent = Type.Null({ description: 'Done; no body.' });
+
 export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
   const config = { permission: 'keys:manage' as const };
   const tags = ['keys'];
 
-  app.post<{ Body: Static<typeof CreateKey> }>('/v1/keys', { config, schema: { tags, summary: 'Create a key; the answer is the only time its secret is shown', body: CreateKey } }, async (request, reply) => {
+  app.post<{ Body: Static<typeof CreateKey> }>('/v1/keys', {
+      config,
+      schema: { tags, operationId: 'createKey', description: 'The answer holds the key (wfk_<id>_<secret>) this one time; only a hash of its secret is kept.', summary: 'Create a key; the answer is the only time its secret is shown', body: CreateKey, response: { 201: CreatedKey, ...errorResponses(400, 401, 403, 429) } },
+    }, async (request, reply) => {
     const { name, roles, expiresIn } = request.body;
     const expiresInMs = expiresIn === undefined ? undefined : parseDuration(expiresIn);
     const { key, summary } = await keys.create({ name, roles, ...(expiresInMs === undefined ? {} : { expiresInMs }) });
@@ -29,11 +48,11 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
     return reply.status(201).send({ ...summary, key, createdAt: iso(summary.createdAt), expiresAt: iso(summary.expiresAt) });
   });
 
-  app.get('/v1/keys', { config, schema: { tags, summary: 'Every key, never its secret' } }, async () => ({
+  app.get('/v1/keys', { config, schema: { tags, operationId: 'listKeys', description: 'Ids, names, roles, and times of creation, expiry and revocation; never secrets.', summary: 'Every key, never its secret', response: { 200: KeyList, ...errorResponses(401, 403, 429) } } }, async () => ({
     keys: (await keys.list()).map((key) => ({ ...key, createdAt: iso(key.createdAt), expiresAt: iso(key.expiresAt), revokedAt: iso(key.revokedAt) })),
   }));
 
-  app.delete<{ Params: Static<typeof KeyParams> }>('/v1/keys/:id', { config, schema: { tags, summary: 'Revoke a key', params: KeyParams } }, async (request, reply) => {
+  app.delete<{ Params: Static<typeof KeyParams> }>('/v1/keys/:id', { config, schema: { tags, operationId: 'revokeKey', description: 'API processes stop accepting the key within 10 s.', summary: 'Revoke a key', params: KeyParams, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 429) } } }, async (request, reply) => {
     if (!(await keys.revoke(request.params.id))) return reply.status(404).send(errorBody('KEY_NOT_FOUND', `no key ${request.params.id}`));
     return reply.status(204).send();
   });

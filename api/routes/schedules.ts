@@ -10,6 +10,23 @@ import { errorResponses } from '../schemas.js';
 const ScheduleParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,99}$' }) });
 const tags = ['schedules'];
 
+const ScheduleView = Type.Object(
+  {
+    id: Type.String(),
+    workflow: Type.String(),
+    version: Type.Optional(Type.Integer({ description: 'The definition version every run starts; the latest when absent.' })),
+    input: Type.Record(Type.String(), Type.Unknown(), { description: 'The input of every case it starts.' }),
+    businessKeys: Type.Optional(Type.Record(Type.String(), Type.String())),
+    cron: Type.Optional(Type.String()),
+    everyMs: Type.Optional(Type.Integer({ description: 'The interval, in milliseconds.' })),
+    timezone: Type.Optional(Type.String()),
+    next: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], { description: 'When the next case starts, if known.' }),
+    runs: Type.Integer({ description: 'Cases started so far.' }),
+  },
+  { title: 'Schedule' },
+);
+const ScheduleList = Type.Object({ schedules: Type.Array(ScheduleView) }, { title: 'ScheduleList' });
+
 function present(schedule: ScheduleInfo) {
   return {
     id: schedule.id,
@@ -31,7 +48,7 @@ export function scheduleRoutes(app: FastifyInstance, deps: { schedules: Schedule
     '/v1/schedules',
     {
       config: { permission: 'workflows:write' },
-      schema: { tags, summary: 'Create or replace a schedule', body: ScheduleRequestSchema, response: errorResponses(400, 401, 403, 404, 429) },
+      schema: { tags, operationId: 'createSchedule', description: 'Starts cases of a workflow on a cron expression (in a time zone, UTC by default) or at an interval (`every`). A schedule with the same id is replaced. 404 when the workflow, or the version named, does not exist.', summary: 'Create or replace a schedule', body: ScheduleRequestSchema, response: { 201: ScheduleView, ...errorResponses(400, 401, 403, 404, 429) } },
     },
     async (request, reply) => {
       const schedule = parseScheduleRequest(request.body);
@@ -45,13 +62,19 @@ export function scheduleRoutes(app: FastifyInstance, deps: { schedules: Schedule
     },
   );
 
-  app.get('/v1/schedules', { config: { permission: 'fleet:read' }, schema: { tags, summary: 'Every schedule with its next run' } }, async () => ({
+  app.get('/v1/schedules', {
+    config: { permission: 'fleet:read' },
+    schema: { tags, operationId: 'listSchedules', description: 'Every schedule with when it next starts a case and how many it has started.', summary: 'Every schedule with its next run', response: { 200: ScheduleList, ...errorResponses(401, 403, 429) } },
+  }, async () => ({
     schedules: (await deps.schedules.list()).map(present),
   }));
 
   app.delete<{ Params: Static<typeof ScheduleParams> }>(
     '/v1/schedules/:id',
-    { config: { permission: 'workflows:write' }, schema: { tags, summary: 'Delete a schedule', params: ScheduleParams } },
+    {
+      config: { permission: 'workflows:write' },
+      schema: { tags, operationId: 'deleteSchedule', description: 'Cases it has started go on.', summary: 'Delete a schedule', params: ScheduleParams, response: { 204: Type.Null({ description: 'Deleted; no body.' }), ...errorResponses(400, 401, 403, 404, 429) } },
+    },
     async (request, reply) => {
       if (!(await deps.schedules.remove(request.params.id))) return reply.status(404).send(errorBody('SCHEDULE_NOT_FOUND', `no schedule ${request.params.id}`));
       return reply.status(204).send();

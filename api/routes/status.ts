@@ -1,10 +1,47 @@
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
+import { CASE_STATUSES } from '../../lib/core/state.js';
 import type { Clock } from '../../lib/ports/clock.js';
 import type { FleetMonitor } from '../../lib/ports/fleet.js';
 import type { CaseStore } from '../../lib/ports/store.js';
+import { errorResponses } from '../schemas.js';
 
 /** Stuck cases listed at most; `more` says whether there are others. */
 const STUCK_SAMPLE = 20;
+
+const Time = Type.String({ format: 'date-time' });
+const QueueCounts = Type.Object({ waiting: Type.Integer(), active: Type.Integer(), delayed: Type.Integer(), failed: Type.Integer(), completed: Type.Integer(), prioritized: Type.Integer() });
+const StatusSchema = Type.Object(
+  {
+    at: Time,
+    queues: Type.Record(Type.String(), QueueCounts, { description: 'Every BullMQ queue under the prefix, by name.' }),
+    processes: Type.Array(
+      Type.Object({
+        id: Type.String({ description: 'host:pid' }),
+        role: Type.Union([Type.Literal('api'), Type.Literal('scheduler'), Type.Literal('worker')]),
+        host: Type.String(),
+        pid: Type.Integer(),
+        queues: Type.Array(Type.String()),
+        concurrency: Type.Integer(),
+        startedAt: Time,
+        seenAt: Time,
+      }),
+    ),
+    workers: Type.Integer({ description: 'Live worker processes.' }),
+    cases: Type.Object(Object.fromEntries(CASE_STATUSES.map((status) => [status, Type.Integer()])), { description: 'Cases by status.' }),
+    stuck: Type.Object({
+      afterMs: Type.Integer({ description: 'SCHEDULER_STUCK_AFTER_MS' }),
+      count: Type.Integer(),
+      cases: Type.Array(
+        Type.Object({ id: Type.String(), workflow: Type.String(), status: Type.String(), updatedAt: Time, since: Time, reason: Type.String() }),
+        { description: `The longest stuck, at most ${STUCK_SAMPLE}.` },
+      ),
+      more: Type.Boolean({ description: 'Whether more cases are stuck than listed.' }),
+    }),
+    redis: Type.Object({ maxmemoryPolicy: Type.String(), usedMemoryBytes: Type.Integer() }),
+  },
+  { title: 'FleetStatus' },
+);
 
 /**
  * GET /v1/status: the fleet at a glance for operators: every queue's job counts, the live
@@ -15,7 +52,10 @@ export function statusRoutes(
   app: FastifyInstance,
   deps: { monitor: FleetMonitor; store: CaseStore; clock: Clock; stuckAfterMs: number },
 ): void {
-  app.get('/v1/status', { config: { permission: 'fleet:read' }, schema: { tags: ['operations'], summary: 'Queues, live processes, cases by status, stuck cases' } }, async () => {
+  app.get('/v1/status', {
+      config: { permission: 'fleet:read' },
+      schema: { tags: ['operations'], operationId: 'getStatus', description: "For operators: every BullMQ queue under the prefix with its job counts, the live processes (API, schedulers, workers) with their queues and concurrency, cases by status, the open cases the reconciler marked stuck (longest stuck first, with the reason it saw) and Redis's eviction policy and memory use.", summary: 'Queues, live processes, cases by status, stuck cases', response: { 200: StatusSchema, ...errorResponses(401, 403, 429) } },
+    }, async () => {
     const now = deps.clock.now();
     const [names, members, cases, stuck, redis] = await Promise.all([
       deps.monitor.queueNames(),

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
+import { formatDuration } from '../../lib/core/format.js';
 import { ApiError, type WorkfleetClient } from '../client.js';
 import { client, clientOptions, positiveInt } from '../context.js';
-import { color, renderCase, renderTimeline, timelineLine, type WireCase, type WireTraceEvent } from '../render.js';
+import { bySeq, color, renderCase, renderTimeline, Timeline, type WireCase, type WireTraceEvent } from '../render.js';
 
 function parseInput(options: { input?: string; inputFile?: string }): Record<string, unknown> | undefined {
   const text = options.inputFile ? readFileSync(options.inputFile, 'utf8') : options.input;
@@ -46,18 +47,23 @@ async function follow(api: WorkfleetClient, id: string, timeoutMs: number): Prom
   const deadline = Date.now() + timeoutMs;
   const watchQueue = queueWatcher(api);
   let printed = 0;
-  let start: number | undefined;
+  let timeline: Timeline | undefined;
   for (;;) {
     const { body: trace } = await api.request<{ events: WireTraceEvent[] }>('GET', `/v1/cases/${id}/trace`);
-    start ??= trace.events[0] ? Date.parse(trace.events[0].at) : Date.now();
-    for (const event of trace.events.filter((item) => item.seq > printed)) {
-      process.stdout.write(`${timelineLine(event, start)}\n`);
-      await watchQueue(event);
-      printed = event.seq;
+    const events = bySeq(trace.events);
+    const fresh = events.filter((item) => item.seq > printed);
+    if (fresh.length > 0) {
+      // One timeline across polls, so that offsets keep growing from one poll to the next.
+      timeline ??= Timeline.of(events);
+      for (const event of fresh) {
+        process.stdout.write(`${timeline.line(event)}\n`);
+        await watchQueue(event);
+      }
+      printed = fresh.at(-1)!.seq;
     }
     const { body: record } = await api.request<WireCase>('GET', `/v1/cases/${id}`);
     if (TERMINAL.has(record.status) && trace.events.some((event) => event.type.startsWith('case.') && event.type !== 'case.created')) return record;
-    if (Date.now() > deadline) throw new ApiError(0, 'WAIT_TIMEOUT', `case ${id} is still ${record.status} after ${timeoutMs} ms`);
+    if (Date.now() > deadline) throw new ApiError(0, 'WAIT_TIMEOUT', `case ${id} is still ${record.status} after ${formatDuration(timeoutMs)}`);
     await sleep(250);
   }
 }

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { formatDuration, plural } from '../../lib/core/format.js';
 import { client, clientOptions } from '../context.js';
 import { color } from '../render.js';
 
@@ -46,8 +47,8 @@ export function scheduleCommands(program: Command): void {
     const { body } = await client(options).request<{ schedules: WireSchedule[] }>('GET', '/v1/schedules');
     if (options.json) return console.log(JSON.stringify(body.schedules, null, 2));
     for (const item of body.schedules) {
-      const when = item.cron ? `cron ${item.cron}${item.timezone ? ` (${item.timezone})` : ''}` : `every ${item.everyMs ?? 0} ms`;
-      console.log(`${item.id.padEnd(24)} ${item.workflow.padEnd(20)} ${when.padEnd(28)} next ${item.next ?? '-'}  ${color.dim(`${item.runs} runs`)}`);
+      const when = item.cron ? `cron ${item.cron}${item.timezone ? ` (${item.timezone})` : ''}` : `every ${formatDuration(item.everyMs ?? 0)}`;
+      console.log(`${item.id.padEnd(24)} ${item.workflow.padEnd(20)} ${when.padEnd(28)} next ${item.next ?? '-'}  ${color.dim(plural(item.runs, 'run'))}`);
     }
   });
 

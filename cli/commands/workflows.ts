@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { plural } from '../../lib/core/format.js';
 import { ApiError } from '../client.js';
 import { client, clientOptions, positiveInt } from '../context.js';
 import { readDefinitionFile, type Problem } from '../definition-files.js';
@@ -14,7 +15,7 @@ function printProblems(file: string, code: string, problems: readonly Problem[])
   const seen = new Set<string>();
   const lines = problems.map(({ where, text }) => `${where}: ${text}`).filter((line) => !seen.has(line) && seen.add(line));
   for (const line of lines) process.stderr.write(`${line}\n`);
-  process.stderr.write(`workfleet: ${file}: ${code} (${lines.length} problem${lines.length === 1 ? '' : 's'})\n`);
+  process.stderr.write(`workfleet: ${file}: ${code} (${plural(lines.length, 'problem')})\n`);
 }
 
 /** Client commands for workflow definitions. */
@@ -51,7 +52,7 @@ export function workflowCommands(program: Command): void {
     async (options: { apiUrl?: string; apiKey?: string; json?: boolean }) => {
       const { body } = await client(options).request<{ workflows: Array<{ name: string; latestVersion: number; versions: number; description?: string }> }>('GET', '/v1/workflows');
       if (options.json) return console.log(JSON.stringify(body, null, 2));
-      for (const item of body.workflows) console.log(`${item.name.padEnd(24)} v${item.latestVersion} (${item.versions} versions)  ${color.dim(item.description ?? '')}`);
+      for (const item of body.workflows) console.log(`${item.name.padEnd(24)} v${item.latestVersion} (${plural(item.versions, 'version')})  ${color.dim(item.description ?? '')}`);
     },
   );
 

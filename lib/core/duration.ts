@@ -18,12 +18,3 @@ export function parseDuration(value: Duration): number | undefined {
   }
   return Number.isSafeInteger(total) ? total : undefined;
 }
-
-/** Formats milliseconds for people: `850ms`, `12.3s`, `4m 05s`, `2h 03m`. */
-export function formatDuration(ms: number): string {
-  if (ms < 1_000) return `${Math.round(ms)}ms`;
-  if (ms < 60_000) return `${(ms / 1_000).toFixed(ms < 10_000 ? 2 : 1)}s`;
-  const minutes = Math.floor(ms / 60_000);
-  if (minutes < 60) return `${minutes}m ${String(Math.floor((ms % 60_000) / 1_000)).padStart(2, '0')}s`;
-  return `${Math.floor(minutes / 60)}h ${String(minutes % 60).padStart(2, '0')}m`;
-}

@@ -1,5 +1,6 @@
 import { LIMITS, type CompiledStep, type CompiledWorkflow, type TaskSettings } from './definition.js';
 import { CaseErrorCode } from './errors.js';
+import { plural } from './format.js';
 import { ConditionError, evaluateCondition } from './expressions.js';
 import {
   isTerminalCase,
@@ -350,7 +351,7 @@ function failStep(draft: Draft, stepId: string, error: ErrorInfo, at: number, da
   draft.setStep(stepId, { ...without(state, 'nextAttemptAt', 'deferredBy', 'waitingFor'), status: 'failed', finishedAt: at, error: stepError });
   draft.emit('step.failed', at, { ...data, error: stepError }, stepId);
   if (!isOpen(draft) || draft.state.compensating || step.onFailure === 'continue') return;
-  const attempts = typeof error.attempt === 'number' ? (error.attempt === 1 ? ' after 1 attempt' : ` after ${error.attempt} attempts`) : '';
+  const attempts = typeof error.attempt === 'number' ? ` after ${plural(error.attempt, 'attempt')}` : '';
   const caseError: ErrorInfo = {
     code: CaseErrorCode.stepFailed,
     message: `step "${stepId}" failed${attempts}: ${error.message}`,

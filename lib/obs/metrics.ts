@@ -3,7 +3,9 @@ import type { QueueCounts } from '../ports/fleet.js';
 
 /**
  * workfleet's Prometheus metrics: one registry per process, base units, `_total` counters,
- * labels bounded by workflow, task, queue and breaker names (never case or job ids).
+ * labels bounded by workflow, task, queue and breaker names (never case or job ids). Its own
+ * metrics are named `workfleet_*`; prom-client's process and runtime defaults keep their
+ * standard `process_*` and `nodejs_*` names. Every series carries the `process` label.
  */
 export class Metrics {
   readonly registry = new Registry();
@@ -123,6 +125,7 @@ export class Metrics {
 
   constructor(processName: string) {
     this.registry.setDefaultLabels({ process: processName });
-    collectDefaultMetrics({ register: this.registry, prefix: 'workfleet_' });
+    // No prefix: process_* and nodejs_* keep the names stock Node.js dashboards and alerts use.
+    collectDefaultMetrics({ register: this.registry });
   }
 }

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { formatDuration } from '../core/format.js';
 
 export interface ManagedChild {
   process: ChildProcess;
@@ -37,7 +38,7 @@ export function waitForOutput(child: ManagedChild, pattern: RegExp, timeoutMs: n
       const match = pattern.exec(seen);
       if (match) finish(() => resolve(match));
     };
-    const timer = setTimeout(() => finish(() => reject(new Error(`${what} did not start within ${timeoutMs} ms:\n${seen.slice(-2_000)}`))), timeoutMs);
+    const timer = setTimeout(() => finish(() => reject(new Error(`${what} did not start within ${formatDuration(timeoutMs)}:\n${seen.slice(-2_000)}`))), timeoutMs);
     const onExit = () => finish(() => reject(new Error(`${what} exited during start-up:\n${seen.slice(-2_000)}`)));
     const finish = (settle: () => void) => {
       clearTimeout(timer);

@@ -19,3 +19,8 @@ export function packageRoot(): string {
     dir = parent;
   }
 }
+
+/** The installed workfleet's version, from its package.json (what `workfleet --version` prints). */
+export function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}

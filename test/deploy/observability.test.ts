@@ -38,7 +38,7 @@ const rules = rulesFile!.groups.flatMap((group) => group.rules);
 
 describe('the metric catalogue', () => {
   it('is read from the real registry, stuck-case gauge included', () => {
-    for (const name of ['workfleet_http_request_duration_seconds_bucket', 'workfleet_queue_jobs', 'workfleet_step_duration_seconds_count', 'workfleet_breaker_state', 'workfleet_cases_stuck', 'workfleet_process_start_time_seconds']) {
+    for (const name of ['workfleet_http_request_duration_seconds_bucket', 'workfleet_queue_jobs', 'workfleet_step_duration_seconds_count', 'workfleet_breaker_state', 'workfleet_cases_stuck', 'process_start_time_seconds']) {
       expect(catalog.has(name), name).toBe(true);
     }
     expect(catalog.get('workfleet_queue_jobs')!.labels).toEqual(new Set(['process', 'queue', 'state']));
@@ -48,6 +48,10 @@ describe('the metric catalogue', () => {
     expect(promqlProblems('rate(workfleet_nope_total[5m])', catalog)).toEqual(['unknown metric workfleet_nope_total']);
     expect(promqlProblems('sum(workfleet_queue_jobs{queu="default"})', catalog)).toEqual(['workfleet_queue_jobs has no label queu']);
     expect(promqlProblems('sum(rate(workfleet_step_retries_total[5m])', catalog).join()).toMatch(/syntax error/);
+    // Default metrics keep their standard names, shared with every other service: scoped or refused.
+    expect(promqlProblems('sum(process_resident_memory_bytes)', catalog)).toEqual(["process_resident_memory_bytes is not workfleet's own: select it by its process label"]);
+    expect(promqlProblems('sum(process_resident_memory_bytes{process=~"api|worker"})', catalog)).toEqual([]);
+    expect(promqlProblems('max(go_goroutines{process="api"})', catalog)).toEqual(['unknown metric go_goroutines']);
     expect(parsePromql('histogram_quantile(0.9, sum by (le) (rate(workfleet_step_duration_seconds_bucket[5m])))').selectors).toEqual([
       { metric: 'workfleet_step_duration_seconds_bucket', labels: [] },
     ]);

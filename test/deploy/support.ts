@@ -102,17 +102,19 @@ export function parsePromql(expr: string): { errors: string[]; selectors: Promql
 
 /**
  * Problems of one PromQL expression: syntax, metrics missing from the catalogue, and label
- * matchers on labels such a metric never has. Only workfleet's metrics are checked by name.
+ * matchers on labels such a metric never has. The standard process_* and nodejs_* metrics are
+ * exposed by other services too, so a selector of one must name workfleet's `process` label.
  */
 export function promqlProblems(expr: string, catalog: Map<string, MetricInfo>): string[] {
   const { errors, selectors } = parsePromql(expr);
   const problems = [...errors];
   if (selectors.length === 0) problems.push('selects no metric');
   for (const { metric, labels } of selectors) {
-    if (!metric.startsWith('workfleet_')) {
-      problems.push(`selects ${metric || 'by labels only'}, not a workfleet metric`);
+    if (!metric) {
+      problems.push('selects by labels only');
       continue;
     }
+    if (!metric.startsWith('workfleet_') && !labels.includes('process')) problems.push(`${metric} is not workfleet's own: select it by its process label`);
     const info = catalog.get(metric);
     if (!info) {
       problems.push(`unknown metric ${metric}`);

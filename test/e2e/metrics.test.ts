@@ -47,7 +47,10 @@ describe('metrics', () => {
     expect(sampleValue(text, 'workfleet_step_duration_seconds_count', { task: 'flaky.fetch', outcome: 'retried' })).toBe(1);
     expect(sampleValue(text, 'workfleet_step_retries_total', { task: 'flaky.fetch' })).toBe(1);
     expect(sampleValue(text, 'workfleet_breaker_state', { breaker: 'flaky.fetch' })).toBeUndefined();
-    expect(sampleValue(text, 'workfleet_process_cpu_seconds_total')).toBeGreaterThan(0);
+    // The Node.js defaults keep their standard names (stock dashboards use them), with the process label.
+    expect(sampleValue(text, 'process_cpu_seconds_total', { process: 'worker' })).toBeGreaterThan(0);
+    expect(sampleValue(text, 'nodejs_eventloop_lag_p99_seconds', { process: 'worker' })).toBeGreaterThanOrEqual(0);
+    expect(parseMetrics(text).filter((sample) => /^workfleet_(process|nodejs)_/.test(sample.name))).toEqual([]);
     // Workers advance cases: the retry and the completion were applied here, and the case finished here.
     expect(sampleValue(text, 'workfleet_transitions_total', { outcome: 'applied' })).toBeGreaterThanOrEqual(2);
     expect(sampleValue(text, 'workfleet_cases_finished_total', { workflow: 'm', status: 'completed', process: 'worker' })).toBe(1);

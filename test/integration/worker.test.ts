@@ -1,3 +1,4 @@
+import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BullQueues } from '../../lib/adapters/bullmq/queues.js';
@@ -39,7 +40,22 @@ function delivery(job: StepJob, attempt = 1, controller = new AbortController())
   return { id: `${job.caseId}.${job.stepId}`, name: job.task, data: job, attempt, maxAttempts: job.maxAttempts, signal: controller.signal, reportProgress: async () => undefined };
 }
 
-function rig(handlers: Record<string, Handler>, options: { breaker?: Partial<ConstructorParameters<typeof Breakers>[0]>; startReportDelayMs?: number } = {}) {
+/** A logger whose JSON lines are kept, to read what an operator would see. */
+function capturedLogger(level: string) {
+  const lines: Array<Record<string, unknown>> = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) lines.push(JSON.parse(line) as Record<string, unknown>);
+      done();
+    },
+  });
+  return { logger: createLogger({ level, name: 'worker-test', destination }), lines };
+}
+
+function rig(
+  handlers: Record<string, Handler>,
+  options: { breaker?: Partial<ConstructorParameters<typeof Breakers>[0]>; startReportDelayMs?: number; logger?: ReturnType<typeof createLogger> } = {},
+) {
   const { prefix } = servers.namespace();
   const queues = new BullQueues({ redisUrl: servers.redis.url, prefix, retention: { keepCompletedSeconds: 60, keepCompletedCount: 10, keepFailedSeconds: 60 } });
   const results = new Queue('results', { connection: { url: servers.redis.url }, prefix });
@@ -51,7 +67,7 @@ function rig(handlers: Record<string, Handler>, options: { breaker?: Partial<Con
     breakers,
     queues,
     clock: systemClock,
-    logger: createLogger({ level: 'silent', name: 'worker-test' }),
+    logger: options.logger ?? createLogger({ level: 'silent', name: 'worker-test' }),
     metrics: new Metrics('worker'),
     workerId: 'test-worker',
     startReportDelayMs: options.startReportDelayMs ?? 200,
@@ -104,6 +120,37 @@ describe('taskProcessor', () => {
     const [event] = await reported();
     expect(event).toMatchObject({ type: 'stepRetrying', attempt: 1, error: { code: 'UPSTREAM_DOWN', message: 'upstream said 503', retryable: true } });
     expect(event?.type === 'stepRetrying' && event.retryAt - event.at).toBe(500);
+  });
+
+  it('logs an expected retry as one warn line with its code and attempt, its stack only at debug', async () => {
+    const failing = { task: async () => Promise.reject(new TaskError('UPSTREAM_DOWN', 'upstream said 503')) };
+    const info = capturedLogger('info');
+    await run(rig(failing, { logger: info.logger }).run, 1);
+    expect(info.lines).toHaveLength(1);
+    expect(info.lines[0]).toMatchObject({
+      level: 40,
+      msg: 'attempt 1 of 3 failed (UPSTREAM_DOWN: upstream said 503); retrying in 500 ms',
+      code: 'UPSTREAM_DOWN',
+      attempt: 1,
+      maxAttempts: 3,
+      retryInMs: 500,
+    });
+    expect(JSON.stringify(info.lines)).not.toMatch(/\bat .*run-task|stack/);
+
+    const debug = capturedLogger('debug');
+    await run(rig(failing, { logger: debug.logger }).run, 1);
+    const retried = debug.lines.find((line) => line.code === 'UPSTREAM_DOWN');
+    expect((retried?.err as { stack?: string } | undefined)?.stack).toMatch(/upstream said 503\n\s+at /);
+
+    // The step's end keeps its stack at any level: that is what someone will investigate.
+    const last = capturedLogger('info');
+    await run(rig({ task: async () => Promise.reject(new Error('still broken')) }, { logger: last.logger }).run, 3);
+    expect(last.lines).toEqual([expect.objectContaining({ level: 40, msg: 'step failed after 3 attempts (HANDLER_FAILED: still broken); no attempts left', code: 'HANDLER_FAILED' })]);
+    expect((last.lines[0]?.err as { stack?: string } | undefined)?.stack).toMatch(/still broken\n\s+at /);
+
+    async function run(processor: ReturnType<typeof taskProcessor>, attempt: number) {
+      await processor(delivery(stepJob(), attempt));
+    }
   });
 
   it('fails the step when the last attempt fails', async () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, parseDuration } from '../../lib/core/duration.js';
+import { parseDuration } from '../../lib/core/duration.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -21,14 +21,5 @@ describe('parseDuration', () => {
   it('refuses negative and fractional numbers', () => {
     expect(parseDuration(-1)).toBeUndefined();
     expect(parseDuration(1.5)).toBeUndefined();
-  });
-});
-
-describe('formatDuration', () => {
-  it('picks a unit people read easily', () => {
-    expect(formatDuration(850)).toBe('850ms');
-    expect(formatDuration(1_234)).toBe('1.23s');
-    expect(formatDuration(65_000)).toBe('1m 05s');
-    expect(formatDuration(7_380_000)).toBe('2h 03m');
   });
 });
