@@ -34,6 +34,7 @@ const app = await buildServer({
   metrics: new Metrics('generate'),
   clock: systemClock,
   cases: unused,
+  bulk: unused,
   workflows: unused,
   store: unused,
   keys: unused,
