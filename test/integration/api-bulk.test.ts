@@ -170,6 +170,7 @@ describe('bulk cancel and signal', () => {
       ['/v1/cases/bulk/retry', { filter: { updatedAfter: 'an hour ago' } }],
       ['/v1/cases/bulk/retry', {}],
       ['/v1/cases/bulk/cancel', { filter: {}, signal: { name: 'go' } }],
+      ['/v1/cases/bulk/signal', { filter: {}, signal: { name: 'go', payload: JSON.parse(`${'{"a":'.repeat(100)}1${'}'.repeat(100)}`) as unknown } }],
     ];
     for (const [url, payload] of refusals) {
       const response = await call('POST', url, payload);
