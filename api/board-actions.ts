@@ -71,10 +71,10 @@ export function refusal(action: BoardAction, job: { state?: string; caseId?: str
   }
   switch (action.action) {
     case 'retry':
-      return `${ofCase}: retry the failed cases, so that they and their traces follow: workfleet case retry <id>, or every matching case at once: workfleet case retry --all --status failed (see docs/OPERATIONS.md)`;
+      return `${ofCase}: retry the failed cases, so that they and their traces follow: workfleet case retry <id>, or every matching case at once: workfleet bulk retry --status failed (see docs/OPERATIONS.md)`;
     case 'clean':
       if (action.status !== undefined && FINISHED_STATES.has(action.status)) return undefined;
-      return `${ofCase} and are still outstanding: cancel the cases instead: workfleet case cancel <id>, or workfleet case cancel --all with a filter`;
+      return `${ofCase} and are still outstanding: cancel the cases instead: workfleet case cancel <id>, or every matching case at once: workfleet bulk cancel with a filter`;
     case 'add':
       return `a job of queue "${action.queue}" comes from a case: start one instead: workfleet case start <workflow> (or add a "start" job to the "${INTAKE_QUEUE}" queue)`;
     default:

@@ -13,6 +13,7 @@ const STATUS_BY_CODE: Record<string, number> = {
   CASE_STATE_CONFLICT: 409,
   SIGNAL_NOT_ACCEPTED: 409,
   SCHEDULE_NOT_FOUND: 404,
+  BULK_OPERATION_NOT_FOUND: 404,
 };
 
 /** Fastify's own errors that are the client's doing, with the code we answer with. */

@@ -13,6 +13,7 @@ export async function generateOpenApi(config: Config): Promise<Record<string, un
     metrics: new Metrics('generate'),
     clock: systemClock,
     cases: unused,
+    bulk: unused,
     workflows: unused,
     store: unused,
     keys: unused,

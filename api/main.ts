@@ -6,6 +6,8 @@ import { createLogger } from '../lib/obs/logger.js';
 import { Metrics } from '../lib/obs/metrics.js';
 import { createEngine } from '../lib/runtime/engine.js';
 import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.js';
+import { BULK_LIMITS } from '../lib/core/bulk.js';
+import { every } from '../lib/runtime/periodic.js';
 import { announce } from '../lib/runtime/presence.js';
 import { redisPolicyCheck } from './routes/health.js';
 import { buildServer } from './server.js';
@@ -25,6 +27,7 @@ export async function runApi(config: Config): Promise<void> {
     config, logger, metrics,
     clock: engine.clock,
     cases: engine.cases,
+    bulk: engine.bulk,
     workflows: engine.workflows,
     store: engine.store,
     keys: new KeyService(engine.store, engine.clock),
@@ -39,9 +42,12 @@ export async function runApi(config: Config): Promise<void> {
   });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
   const presence = announce(monitor, { role: 'api', queues: [], concurrency: 0 }, engine.clock, logger);
+  // Bulk operations whose API process died are resumed by whichever API process looks first.
+  const resume = every(BULK_LIMITS.resumeEveryMs, 'bulk-resume', logger, async () => void (await engine.bulk.resumeStalled()));
   shutdownOnSignals(logger, [
     { name: 'drain', run: async () => { draining = true; await new Promise((resolve) => setTimeout(resolve, config.env === 'production' ? DRAIN_NOTICE_MS : 0)); } },
     { name: 'http', run: () => app.close() },
+    { name: 'bulk', run: async () => { await resume.stop(); await engine.bulk.close(); } },
     { name: 'presence', run: () => presence.stop() },
     { name: 'engine', run: () => engine.close() },
   ], 30_000);

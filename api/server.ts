@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
 import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
+import type { BulkService } from '../lib/engine/bulk.js';
 import type { CaseService } from '../lib/engine/cases.js';
 import type { KeyService } from '../lib/engine/keys.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
@@ -23,6 +24,7 @@ import { OPENAPI_DOCUMENT } from './openapi.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
 import { errorBody, frameworkErrors, installErrorHandling } from './errors.js';
+import { bulkRoutes } from './routes/bulk.js';
 import { caseRoutes } from './routes/cases.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
 import { keyRoutes } from './routes/keys.js';
@@ -38,6 +40,8 @@ export interface ApiDeps {
   metrics: Metrics;
   clock: Clock;
   cases: CaseService;
+  /** Bulk operations over many cases. */
+  bulk: BulkService;
   workflows: WorkflowRegistry;
   store: WorkflowStore & CaseStore;
   keys: KeyService;
@@ -128,6 +132,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   statusRoutes(app, { monitor: deps.fleet.monitor, store: deps.store, clock: deps.clock, stuckAfterMs: config.scheduler.stuckAfterMs });
   workflowRoutes(app, { workflows: deps.workflows, store: deps.store, monitor: deps.fleet.monitor, clock: deps.clock });
   caseRoutes(app, deps.cases);
+  bulkRoutes(app, deps.bulk);
   keyRoutes(app, deps.keys);
   scheduleRoutes(app, { schedules: deps.schedules, workflows: deps.workflows });
   explorerRoutes(app, { authEnabled: config.api.authEnabled, cases: deps.cases, workflows: deps.workflows, store: deps.store, ...deps.fleet, clock: deps.clock });

@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError } from '../config/load.js';
 import { packageVersion } from '../lib/runtime/package-root.js';
 import { ApiError } from './client.js';
+import { bulkCommands } from './commands/bulk.js';
 import { caseCommands } from './commands/cases.js';
 import { fleetCommands } from './commands/fleet.js';
 import { keyCommands } from './commands/keys.js';
@@ -23,6 +24,7 @@ fleetCommands(program);
 keyCommands(program);
 workflowCommands(program);
 caseCommands(program);
+bulkCommands(program);
 scheduleCommands(program);
 
 program.parseAsync(process.argv).catch((error: unknown) => {

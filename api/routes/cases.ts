@@ -2,11 +2,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { InputInvalidError } from '../../lib/core/errors.js';
 import { PAYLOAD_LIMITS, payloadIssues, StartCaseRequestSchema } from '../../lib/core/requests.js';
-import { CASE_STATUSES } from '../../lib/core/state.js';
-import { SIGNAL_NAME_PATTERN, WORKFLOW_NAME_PATTERN } from '../../lib/core/definition.js';
+import { SIGNAL_NAME_PATTERN } from '../../lib/core/definition.js';
 import { can, mayReadCase } from '../../lib/core/auth.js';
 import { CaseNotFoundError } from '../../lib/core/errors.js';
 import type { CaseService } from '../../lib/engine/cases.js';
+import { CASE_FILTER_FIELDS, parseCaseFilter } from '../case-filter.js';
 import { errorBody } from '../errors.js';
 import { presentCase, presentSummary, presentTrace } from '../presenters.js';
 import { CaseListSchema, CaseViewSchema, errorResponses, StartedCaseSchema, TraceSchema } from '../schemas.js';
@@ -24,16 +24,10 @@ const CancelBody = Type.Object(
 );
 const ListQuery = Type.Object(
   {
-    status: Type.Optional(Type.Union(CASE_STATUSES.map((status) => Type.Literal(status)))),
-    workflow: Type.Optional(Type.String({ pattern: WORKFLOW_NAME_PATTERN, maxLength: 100 })),
+    ...CASE_FILTER_FIELDS,
     // Query strings are text; bodies are not coerced, so numbers here are checked as digits.
     limit: Type.Optional(Type.String({ pattern: '^(200|1[0-9]{2}|[1-9][0-9]?)$', description: 'Cases per page, 1 to 200. Default 50.' })),
     cursor: Type.Optional(Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$' })),
-    key: Type.Optional(
-      Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_]{0,39}=.{1,200}$', description: 'A business key given at start, as name=value.' }),
-    ),
-    createdAfter: Type.Optional(Type.String({ format: 'date-time', description: 'Created at or after this time (ISO 8601).' })),
-    createdBefore: Type.Optional(Type.String({ format: 'date-time', description: 'Created before this time (ISO 8601).' })),
   },
   { additionalProperties: false },
 );
@@ -80,18 +74,13 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
       config: { permission: 'cases:read-own' },
       schema: { tags, operationId: 'listCases', description: 'Filter by status, workflow, a business key (name=value) and creation time; pass `nextCursor` as `cursor` for the next page. A key that may read only the cases it started lists only those.', summary: 'A page of cases, newest first', querystring: ListQuery, response: { 200: CaseListSchema, ...errorResponses(400, 401, 403, 429) } },
     }, async (request) => {
-    const { status, workflow, limit, cursor, key, createdAfter, createdBefore } = request.query;
-    const separator = key?.indexOf('=') ?? -1;
+    const { limit, cursor, ...filter } = request.query;
     const ownOnly = !can(request.principal.roles, 'cases:read');
     const page = await cases.list({
+      ...parseCaseFilter(filter),
       limit: limit === undefined ? 50 : Number(limit),
       ...(ownOnly ? { startedBy: request.principal.id } : {}),
-      ...(status ? { status } : {}),
-      ...(workflow ? { workflow } : {}),
       ...(cursor ? { cursor } : {}),
-      ...(key ? { businessKey: { name: key.slice(0, separator), value: key.slice(separator + 1) } } : {}),
-      ...(createdAfter ? { createdAfter: Date.parse(createdAfter) } : {}),
-      ...(createdBefore ? { createdBefore: Date.parse(createdBefore) } : {}),
     });
     return { cases: page.cases.map(presentSummary), nextCursor: page.nextCursor ?? null };
   });

@@ -10,7 +10,14 @@ import {
 } from './errors.js';
 import {
   FINISHED_CASE_STATUSES,
+  type BulkAction,
+  type BulkOperation,
+  type BulkPreview,
+  type BulkRequestFor,
+  type BulkResult,
+  type BulkResults,
   type CancelOptions,
+  type CaseFilter,
   type CaseList,
   type CaseSummary,
   type CaseView,
@@ -82,7 +89,24 @@ export const CLIENT_OPERATIONS = {
   cancel: { method: 'POST', path: '/v1/cases/{id}/cancel', success: [200] },
   signal: { method: 'POST', path: '/v1/cases/{id}/signals/{name}', success: [200] },
   retry: { method: 'POST', path: '/v1/cases/{id}/retry', success: [200] },
+  bulkRetry: { method: 'POST', path: '/v1/cases/bulk/retry', success: [200, 202] },
+  bulkCancel: { method: 'POST', path: '/v1/cases/bulk/cancel', success: [200, 202] },
+  bulkSignal: { method: 'POST', path: '/v1/cases/bulk/signal', success: [200, 202] },
+  getBulk: { method: 'GET', path: '/v1/bulk/{id}', success: [200] },
+  bulkResults: { method: 'GET', path: '/v1/bulk/{id}/results', success: [200] },
+  stopBulk: { method: 'POST', path: '/v1/bulk/{id}/stop', success: [200] },
 } as const satisfies Record<string, ClientOperation>;
+
+const BULK_OPERATIONS = { retry: CLIENT_OPERATIONS.bulkRetry, cancel: CLIENT_OPERATIONS.bulkCancel, signal: CLIENT_OPERATIONS.bulkSignal } as const;
+
+/** A filter's times as ISO 8601 text. */
+function wireFilter(filter: CaseFilter): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(filter) as Array<[string, string | Date | undefined]>) {
+    if (value !== undefined) out[name] = value instanceof Date ? value.toISOString() : value;
+  }
+  return out;
+}
 
 const RETRIED_STATUSES = new Set([429, 502, 503, 504]);
 const FINISHED = new Set<string>(FINISHED_CASE_STATUSES);
@@ -193,6 +217,59 @@ export class WorkfleetClient {
   /** Resumes a failed case from its failed steps; ConflictError when it has not failed. */
   async retry(id: string, options: RequestOptions = {}): Promise<CaseView> {
     return (await this.call<CaseView>(CLIENT_OPERATIONS.retry, { id }, { ...options })).body;
+  }
+
+  /**
+   * Counts the cases a bulk action would act on, by status, without changing any: how many
+   * match, how many the action applies to (the others would be skipped), the newest few.
+   */
+  async previewBulk<A extends BulkAction>(action: A, request: BulkRequestFor<A>, options: RequestOptions = {}): Promise<BulkPreview> {
+    const body = { ...request, filter: wireFilter(request.filter), dryRun: true };
+    return (await this.call<BulkPreview>(BULK_OPERATIONS[action], {}, { body, idempotent: true, ...options })).body;
+  }
+
+  /**
+   * Starts a bulk operation (role operator or admin): retry, cancel or signal every case the
+   * filter matches, newest first, up to `limit`. It runs in the API; follow it with `getBulk`,
+   * `waitForBulk` and `bulkResults`. A case its action does not fit is a `skipped` result.
+   */
+  async startBulk<A extends BulkAction>(action: A, request: BulkRequestFor<A>, options: RequestOptions = {}): Promise<BulkOperation> {
+    const body = { ...request, filter: wireFilter(request.filter) };
+    return (await this.call<BulkOperation>(BULK_OPERATIONS[action], {}, { body, ...options })).body;
+  }
+
+  /** A bulk operation's progress. NotFoundError when there is none. */
+  async getBulk(id: string, options: RequestOptions = {}): Promise<BulkOperation> {
+    return (await this.call<BulkOperation>(CLIENT_OPERATIONS.getBulk, { id }, { idempotent: true, ...options })).body;
+  }
+
+  /** Per-case results stored so far, up to 200 an answer; pass `nextCursor` back as `cursor`. */
+  async bulkResults(id: string, query: { cursor?: string; outcome?: BulkResult['outcome'] } = {}, options: RequestOptions = {}): Promise<BulkResults> {
+    const search = new URLSearchParams();
+    if (query.cursor !== undefined) search.set('cursor', query.cursor);
+    if (query.outcome !== undefined) search.set('outcome', query.outcome);
+    return (await this.call<BulkResults>(CLIENT_OPERATIONS.bulkResults, { id }, { idempotent: true, search, ...options })).body;
+  }
+
+  /** Stops a bulk operation before its next page; a finished one is returned as it is. */
+  async stopBulk(id: string, options: RequestOptions = {}): Promise<BulkOperation> {
+    return (await this.call<BulkOperation>(CLIENT_OPERATIONS.stopBulk, { id }, { idempotent: true, ...options })).body;
+  }
+
+  /**
+   * Reads a bulk operation until it is completed or stopped, calling `onProgress` with each
+   * read; WaitTimeoutError after `timeoutMs` (default 60000).
+   */
+  async waitForBulk(id: string, options: Omit<WaitOptions, 'pollIntervalMs' | 'maxPollIntervalMs'> & { pollIntervalMs?: number; onProgress?: (operation: BulkOperation) => void } = {}): Promise<BulkOperation> {
+    const timeoutMs = options.timeoutMs ?? 60_000;
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const operation = await this.getBulk(id, options.signal ? { signal: options.signal } : {});
+      options.onProgress?.(operation);
+      if (operation.status !== 'running') return operation;
+      if (Date.now() >= deadline) throw new WaitTimeoutError(`bulk operation ${id} is still running after ${timeoutMs} ms (${operation.done}/${operation.total})`, undefined);
+      await pause(Math.max(0, Math.min(options.pollIntervalMs ?? 500, deadline - Date.now())), options.signal);
+    }
   }
 
   /**

@@ -119,7 +119,8 @@ export interface CaseList {
   nextCursor: string | null;
 }
 
-export interface ListCasesQuery {
+/** Which cases: the filters of the case list, also the `filter` of bulk operations. */
+export interface CaseFilter {
   status?: CaseStatus;
   workflow?: string;
   /** A business key given at start, as `name=value`. */
@@ -128,6 +129,15 @@ export interface ListCasesQuery {
   createdAfter?: Date | string;
   /** Only cases created before this time. */
   createdBefore?: Date | string;
+  /** Only cases last changed at or after this time (exact for finished cases). */
+  updatedAfter?: Date | string;
+  /** Only cases last changed before this time. */
+  updatedBefore?: Date | string;
+  /** The case error's code, or the code of the step error that failed it (e.g. `UPSTREAM_UNAVAILABLE`). */
+  errorCode?: string;
+}
+
+export interface ListCasesQuery extends CaseFilter {
   /** Cases per page, 1 to 200. Default (the API's) 50. */
   limit?: number;
   cursor?: string;
@@ -152,4 +162,83 @@ export interface CancelOptions {
   reason?: string;
   /** Run the compensations of completed steps first. Default: the workflow's `onCancel`. */
   compensate?: boolean;
+}
+
+/** What a bulk operation does to each case. */
+export type BulkAction = 'retry' | 'cancel' | 'signal';
+
+/** A bulk request: which cases, and how many at most (1 to 10,000; the API's default 1,000). */
+export interface BulkRequest {
+  filter: CaseFilter;
+  limit?: number;
+}
+
+export interface BulkCancelRequest extends BulkRequest {
+  /** Shown in each case error and trace. */
+  reason?: string;
+  /** Run the compensations of completed steps first. Default: each workflow's `onCancel`. */
+  compensate?: boolean;
+}
+
+export interface BulkSignalRequest extends BulkRequest {
+  signal: { name: string; payload?: unknown };
+}
+
+/** The request each action takes. */
+export type BulkRequestFor<A extends BulkAction> = A extends 'signal' ? BulkSignalRequest : A extends 'cancel' ? BulkCancelRequest : BulkRequest;
+
+/** A dry run's answer: nothing was changed. */
+export interface BulkPreview {
+  dryRun: true;
+  action: string;
+  /** Matching cases, counted up to 10,000. */
+  matched: number;
+  /** True when the count stopped at 10,000. */
+  atLeast: boolean;
+  byStatus: Record<string, number>;
+  /** Of the matching cases, those whose status allows the action; the others would be skipped. */
+  eligible: number;
+  /** Cases a real run would act on: the matching ones up to the limit. */
+  wouldAct: number;
+  limit: number;
+  /** The newest matching cases. */
+  sample: CaseSummary[];
+}
+
+/** A bulk operation and its progress. */
+export interface BulkOperation {
+  id: string;
+  action: BulkAction;
+  filter: CaseFilter;
+  limit: number;
+  status: 'running' | 'completed' | 'stopped';
+  /** Cases it acts on: those matching at its start, up to the limit (corrected at the end). */
+  total: number;
+  /** Cases acted on so far. */
+  done: number;
+  counts: { ok: number; skipped: number; error: number };
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+  /** The key that started it. */
+  createdBy: string;
+  reason?: string;
+  compensate?: boolean;
+  signal?: { name: string; payload: unknown };
+}
+
+/** What happened to one case: `ok` applied, `skipped` its state did not allow it, `error` it failed (and may be tried again). */
+export interface BulkResult {
+  caseId: string;
+  outcome: 'ok' | 'skipped' | 'error';
+  status: CaseStatus | null;
+  /** The code the single-case route answers with (CASE_STATE_CONFLICT, CASE_NOT_FOUND, …). */
+  code: string | null;
+  message: string | null;
+}
+
+export interface BulkResults {
+  results: BulkResult[];
+  /** Pass as `cursor` for the next results; null when no more are stored (yet). */
+  nextCursor: string | null;
 }

@@ -81,6 +81,13 @@ export class IdempotencyConflictError extends WorkfleetError {
   }
 }
 
+export class BulkOperationNotFoundError extends WorkfleetError {
+  constructor(id: string) {
+    super('BULK_OPERATION_NOT_FOUND', `bulk operation "${id}" does not exist`);
+    this.name = 'BulkOperationNotFoundError';
+  }
+}
+
 /** Raised when a conditional write lost a race; the caller re-reads and tries again. */
 export class RevisionConflictError extends WorkfleetError {
   constructor(caseId: string) {
@@ -107,4 +114,10 @@ export const StepErrorCode = {
 export const CaseErrorCode = {
   stepFailed: 'STEP_FAILED',
   deadlineExceeded: 'DEADLINE_EXCEEDED',
+} as const;
+
+/** Codes of a bulk operation's per-case results, beside the single-case routes' own (CASE_STATE_CONFLICT, CASE_NOT_FOUND). */
+export const BulkErrorCode = {
+  /** The action failed for a reason that is no refusal of the case (the store or Redis away, a bug): the case may be acted on again. */
+  actionFailed: 'BULK_ACTION_FAILED',
 } as const;

@@ -1,5 +1,6 @@
 import type { Role } from '../core/auth.js';
 import type { WorkflowDefinition } from '../core/definition.js';
+import type { BulkCaseResult, BulkOperation, CaseFilter } from '../core/bulk.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../core/state.js';
 
 /**
@@ -60,17 +61,10 @@ export interface CaseSummary {
   error?: CaseState['error'];
 }
 
-export interface CaseQuery {
-  status?: CaseStatus;
+/** A page of the case listing: the filter, whose cases they are, and where the page starts. */
+export interface CaseQuery extends CaseFilter {
   /** Only cases started by this key. */
   startedBy?: string;
-  /** Only cases carrying this business key with this value. */
-  businessKey?: { name: string; value: string };
-  /** Created at or after this time (epoch ms). */
-  createdAfter?: number;
-  /** Created before this time (epoch ms). */
-  createdBefore?: number;
-  workflow?: string;
   limit: number;
   /** Opaque: the `nextCursor` of the previous page. */
   cursor?: string;
@@ -114,6 +108,8 @@ export interface CaseStore {
   /** Cases still open whose deadline has passed, soonest first. */
   findExpiredCases(now: number, limit: number): Promise<Array<{ id: string }>>;
   countByStatus(): Promise<Partial<Record<CaseStatus, number>>>;
+  /** Cases matching `filter` by status, counting at most `max` of them (the newest); `total` equal to `max` means "at least". */
+  countCases(filter: CaseFilter, max: number): Promise<{ total: number; byStatus: Partial<Record<CaseStatus, number>> }>;
   /** Open cases the reconciler marked stuck: how many, and the longest-stuck `limit` of them. */
   findStuckCases(limit: number): Promise<{ count: number; cases: CaseRecord[] }>;
   /** Deletes up to `limit` cases that finished before `before`, with their history; returns how many. */
@@ -140,7 +136,30 @@ export interface KeyStore {
   revokeKey(id: string, at: number): Promise<boolean>;
 }
 
-export interface Store extends WorkflowStore, CaseStore, KeyStore {
+/**
+ * Bulk operations and their results. An operation's results are stored a page at a time, each
+ * page one document inserted under a key unique per operation and page: the insert decides
+ * which runner did the page, so a second runner resuming the operation stops at the first page
+ * it finds taken.
+ */
+export interface BulkStore {
+  insertBulkOperation(operation: BulkOperation): Promise<void>;
+  /** The operation; `stopped` once stopped, whatever its runner last wrote. */
+  getBulkOperation(id: string): Promise<BulkOperation | undefined>;
+  /**
+   * Inserts the results of page `operation.pages - 1`, then writes the operation's progress
+   * (never over a stop). 'taken' when that page was stored before: another runner has it.
+   */
+  saveBulkPage(operation: BulkOperation, results: readonly BulkCaseResult[]): Promise<'saved' | 'taken'>;
+  /** Stops a running operation before its next page; the operation as it is then, undefined when there is none. */
+  stopBulkOperation(id: string, at: number): Promise<BulkOperation | undefined>;
+  /** The results of one page, undefined when it was not stored (yet). */
+  readBulkResults(id: string, page: number): Promise<BulkCaseResult[] | undefined>;
+  /** Running operations whose progress was last written before `before` (their runner died): oldest first. */
+  findStalledBulkOperations(before: number, limit: number): Promise<BulkOperation[]>;
+}
+
+export interface Store extends WorkflowStore, CaseStore, KeyStore, BulkStore {
   /** Creates collections and indexes; safe to call from every process at start-up. */
   init(): Promise<void>;
   ping(timeoutMs: number): Promise<void>;

@@ -3,6 +3,7 @@ import { BullQueues } from '../adapters/bullmq/queues.js';
 import { MongoStore } from '../adapters/mongo/store.js';
 import { isTerminalCase } from '../core/state.js';
 import { CaseAdvancer } from '../engine/advancer.js';
+import { BulkService } from '../engine/bulk.js';
 import { CaseService } from '../engine/cases.js';
 import { WorkflowRegistry } from '../engine/workflows.js';
 import type { Logger } from '../obs/logger.js';
@@ -64,6 +65,7 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
     onStarted: (record) => metrics.casesStarted.inc({ workflow: record.workflow }),
   });
   advancer.useChildStarter((command) => cases.startChild(command));
+  const bulk = new BulkService({ store, cases, clock, newId: () => uuidv7(clock.now()), logger });
   return {
     store,
     queues,
@@ -71,7 +73,9 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
     workflows,
     advancer,
     cases,
+    bulk,
     async close() {
+      await bulk.close();
       await queues.close();
       if (owned) await store.close();
     },

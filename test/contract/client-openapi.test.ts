@@ -5,6 +5,9 @@ import {
   CASE_STATUSES,
   CLIENT_OPERATIONS,
   STEP_STATUSES,
+  type BulkOperation,
+  type BulkPreview,
+  type BulkResult,
   type CaseList,
   type CaseSummary,
   type CaseView,
@@ -81,6 +84,24 @@ const shapes: Array<{ name: string; all: readonly string[]; required: readonly s
     required: required<TraceEvent>()(['seq', 'type', 'at', 'data']),
     schema: () => response('GET', '/v1/cases/{id}/trace').properties!.events!.items!,
   },
+  {
+    name: 'BulkPreview',
+    ...keys<BulkPreview>()(['dryRun', 'action', 'matched', 'atLeast', 'byStatus', 'eligible', 'wouldAct', 'limit', 'sample']),
+    required: required<BulkPreview>()(['dryRun', 'action', 'matched', 'atLeast', 'byStatus', 'eligible', 'wouldAct', 'limit', 'sample']),
+    schema: () => response('POST', '/v1/cases/bulk/retry'),
+  },
+  {
+    name: 'BulkOperation',
+    ...keys<BulkOperation>()(['id', 'action', 'filter', 'limit', 'status', 'total', 'done', 'counts', 'createdAt', 'updatedAt', 'finishedAt', 'createdBy', 'reason', 'compensate', 'signal']),
+    required: required<BulkOperation>()(['id', 'action', 'filter', 'limit', 'status', 'total', 'done', 'counts', 'createdAt', 'updatedAt', 'finishedAt', 'createdBy']),
+    schema: () => response('GET', '/v1/bulk/{id}'),
+  },
+  {
+    name: 'BulkResult',
+    ...keys<BulkResult>()(['caseId', 'outcome', 'status', 'code', 'message']),
+    required: required<BulkResult>()(['caseId', 'outcome', 'status', 'code', 'message']),
+    schema: () => response('GET', '/v1/bulk/{id}/results').properties!.results!.items!,
+  },
 ];
 
 describe('workfleet/client against openapi.json', () => {
@@ -110,7 +131,7 @@ describe('workfleet/client against openapi.json', () => {
 
   it('sends list filters the API documents as query parameters', () => {
     const documented = (operation('GET', '/v1/cases')!.parameters ?? []).filter((parameter) => parameter.in === 'query').map((parameter) => parameter.name);
-    const sent = keys<import('../../lib/client/index.js').ListCasesQuery>()(['status', 'workflow', 'key', 'createdAfter', 'createdBefore', 'limit', 'cursor']).all;
+    const sent = keys<import('../../lib/client/index.js').ListCasesQuery>()(['status', 'workflow', 'key', 'createdAfter', 'createdBefore', 'updatedAfter', 'updatedBefore', 'errorCode', 'limit', 'cursor']).all;
     expect([...sent].sort()).toEqual(documented.sort());
   });
 });

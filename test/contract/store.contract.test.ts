@@ -312,6 +312,63 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect((await store.getCase(a ?? ''))?.businessKeys).toEqual(made[0]?.businessKeys);
     });
 
+    it('filters by error code (the case error\'s or its cause\'s) and by update time, and counts matches by status up to a bound', async () => {
+      const store = await makeStore();
+      const ids = ['01a00000-0000-7000-8000-000000000440', '01a00000-0000-7000-8000-000000000441', '01a00000-0000-7000-8000-000000000442'];
+      for (const id of ids) {
+        const started = newCase(id);
+        await store.createCase(started.state, started.events);
+      }
+      const [a, b, c] = ids as [string, string, string];
+      const fail = (id: string, code: string, at: number) => advance(store, id, { type: 'stepFailed', stepId: 'reserve', attempt: 1, at, startedAt: at - 1, error: { code, message: 'down' } }, at);
+      await fail(a, 'UPSTREAM_UNAVAILABLE', T0 + 5_000);
+      await fail(b, 'CARD.DECLINED', T0 + 6_000);
+      const ids2 = async (query: Omit<CaseQuery, 'limit'>) => (await store.listCases({ limit: 10, ...query })).cases.map((item) => item.id);
+      expect(await ids2({ errorCode: 'UPSTREAM_UNAVAILABLE' })).toEqual([a]);
+      expect(await ids2({ errorCode: 'CARD.DECLINED' })).toEqual([b]);
+      // A regular expression's dot is taken as a dot.
+      expect(await ids2({ errorCode: 'CARDXDECLINED' })).toEqual([]);
+      expect(await ids2({ errorCode: 'STEP_FAILED' })).toEqual([b, a]);
+      expect(await ids2({ updatedAfter: T0 + 5_500 })).toEqual([b]);
+      expect(await ids2({ updatedBefore: T0 + 5_500 })).toEqual([c, a]);
+      expect(await store.countCases({}, 10)).toEqual({ total: 3, byStatus: { failed: 2, running: 1 } });
+      // Bounded: the newest two only.
+      expect(await store.countCases({}, 2)).toEqual({ total: 2, byStatus: { failed: 1, running: 1 } });
+      expect(await store.countCases({ workflow: 'order', errorCode: 'STEP_FAILED' }, 10)).toEqual({ total: 2, byStatus: { failed: 2 } });
+    });
+
+    it('stores each page of a bulk operation once, and a stop outlives what its runner writes next', async () => {
+      const store = await makeStore();
+      const operation = {
+        id: '01a00000-0000-7000-8000-000000000450',
+        params: { action: 'signal' as const, name: 'go', payload: { 'a.b': 1, $c: 2 } },
+        filter: { status: 'waiting' as const, businessKey: { name: 'batch', value: 'x' } },
+        limit: 10,
+        status: 'running' as const,
+        total: 3,
+        done: 0,
+        counts: { ok: 0, skipped: 0, error: 0 },
+        pages: 0,
+        createdAt: T0,
+        updatedAt: T0,
+        createdBy: 'key-a',
+      };
+      await store.insertBulkOperation(operation);
+      expect(await store.getBulkOperation(operation.id)).toEqual(operation);
+      const page = { ...operation, pages: 1, done: 1, counts: { ok: 1, skipped: 0, error: 0 }, cursor: 'abc', updatedAt: T0 + 1 };
+      const results = [{ caseId: 'c1', outcome: 'ok' as const, status: 'running' as const }];
+      expect(await store.saveBulkPage(page, results)).toBe('saved');
+      expect(await store.saveBulkPage({ ...page, updatedAt: T0 + 2 }, [])).toBe('taken');
+      expect(await store.readBulkResults(operation.id, 0)).toEqual(results);
+      expect(await store.readBulkResults(operation.id, 1)).toBeUndefined();
+      expect(await store.findStalledBulkOperations(T0 + 2, 10)).toEqual([page]);
+      expect(await store.stopBulkOperation(operation.id, T0 + 3)).toMatchObject({ status: 'stopped', finishedAt: T0 + 3 });
+      await store.saveBulkPage({ ...page, pages: 2, done: 2, updatedAt: T0 + 4 }, []);
+      expect(await store.getBulkOperation(operation.id)).toMatchObject({ status: 'stopped', done: 2, finishedAt: T0 + 3 });
+      expect(await store.findStalledBulkOperations(T0 + 10, 10)).toEqual([]);
+      expect(await store.stopBulkOperation('01a00000-0000-7000-8000-000000000451', T0)).toBeUndefined();
+    });
+
     it('finds the children a case started', async () => {
       const store = await makeStore();
       const parent = newCase('01a00000-0000-7000-8000-000000000420');

@@ -12,6 +12,7 @@ let servers: TestServers;
 let fleet: Fleet;
 const keyOf = {} as Record<Role, string>;
 let foreignCase = '';
+let bulkOperation = '';
 
 async function call(method: string, path: string, key: string, body?: unknown): Promise<number> {
   const response = await fetch(`${fleet.apiUrl}${path}`, {
@@ -42,6 +43,13 @@ beforeAll(async () => {
     body: JSON.stringify({ workflow: 'w' }),
   });
   foreignCase = ((await started.json()) as { id: string }).id;
+  // A bulk operation that matches nothing: it is done at once, and every role's read meets it.
+  const bulk = await fetch(`${fleet.apiUrl}/v1/cases/bulk/retry`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${keyOf.admin}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ filter: { workflow: 'nothing-here' } }),
+  });
+  bulkOperation = ((await bulk.json()) as { id: string }).id;
 }, 120_000);
 
 afterAll(async () => {
@@ -63,6 +71,13 @@ describe('the auth matrix', () => {
       ['GET', `/v1/cases/${foreignCase}/trace`, undefined, { admin: 200, operator: 200, producer: 404, viewer: 200 }],
       ['POST', `/v1/cases/${foreignCase}/signals/go`, {}, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
       ['POST', `/v1/cases/${foreignCase}/retry`, undefined, { admin: 409, operator: 409, producer: 403, viewer: 403 }],
+      ['POST', '/v1/cases/bulk/retry', { filter: { workflow: 'w' }, dryRun: true }, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
+      ['POST', '/v1/cases/bulk/retry', { filter: { workflow: 'nothing-here' } }, { admin: 202, operator: 202, producer: 403, viewer: 403 }],
+      ['POST', '/v1/cases/bulk/cancel', { filter: { workflow: 'w' }, dryRun: true }, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
+      ['POST', '/v1/cases/bulk/signal', { filter: { workflow: 'w' }, dryRun: true, signal: { name: 'go' } }, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
+      ['GET', `/v1/bulk/${bulkOperation}`, undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
+      ['GET', `/v1/bulk/${bulkOperation}/results`, undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
+      ['POST', `/v1/bulk/${bulkOperation}/stop`, undefined, { admin: 200, operator: 200, producer: 403, viewer: 403 }],
       ['GET', '/v1/schedules', undefined, { admin: 200, operator: 200, producer: 403, viewer: 200 }],
       ['POST', '/v1/schedules', { id: 's', workflow: 'w', every: '1h' }, { admin: 201, operator: 403, producer: 403, viewer: 403 }],
       ['DELETE', '/v1/schedules/s', undefined, { admin: 204, operator: 403, producer: 403, viewer: 403 }],
@@ -102,7 +117,7 @@ describe('the auth matrix', () => {
   });
 
   it('refuses every route but /health and /ready without a key', async () => {
-    for (const path of ['/v1/workflows', '/v1/cases', '/v1/status', '/v1/keys', '/metrics', '/admin/queues', '/docs', '/docs/json']) {
+    for (const path of ['/v1/workflows', '/v1/cases', `/v1/bulk/${bulkOperation}`, '/v1/status', '/v1/keys', '/metrics', '/admin/queues', '/docs', '/docs/json']) {
       const response = await fetch(`${fleet.apiUrl}${path}`);
       expect([path, response.status]).toEqual([path, 401]);
     }

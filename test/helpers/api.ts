@@ -42,6 +42,7 @@ export async function startApi(servers: TestServers, env: Record<string, string>
     metrics,
     clock: engine.clock,
     cases: engine.cases,
+    bulk: engine.bulk,
     workflows: engine.workflows,
     store: engine.store,
     keys,

@@ -183,6 +183,30 @@ describe('WorkfleetClient against the real API', () => {
     expect((again as ConflictError).status).toBe(409);
   });
 
+  it('previews, runs and follows a bulk signal; each answer as openapi.json documents it', async () => {
+    const admin = client(keys.admin);
+    const operator = client(keys.operator);
+    const ids: string[] = [];
+    for (const approver of ['dee', 'eve']) ids.push((await admin.start({ workflow: 'approval', input: { approver, amount: 5 }, businessKeys: { batch: 'sdk' } })).id);
+    await waitFor('the cases to wait for their signal', async () => ((await Promise.all(ids.map(async (id) => (await admin.get(id)).status))).every((status) => status === 'waiting') ? true : undefined));
+    const request = { filter: { key: 'batch=sdk', createdAfter: new Date(Date.now() - 3_600_000) }, signal: { name: 'approve', payload: { by: 'ops' } } };
+    const preview = await operator.previewBulk('signal', request);
+    expect(preview).toMatchObject({ dryRun: true, matched: 2, eligible: 2, wouldAct: 2, byStatus: { waiting: 2 } });
+    expect(await client(keys.producer).startBulk('signal', request).catch((error: unknown) => error)).toBeInstanceOf(ForbiddenError);
+    const started = await operator.startBulk('signal', { ...request, limit: 10 });
+    expect(started).toMatchObject({ action: 'signal', status: 'running', total: 2, limit: 10 });
+    const seen: number[] = [];
+    const done = await operator.waitForBulk(started.id, { timeoutMs: 30_000, pollIntervalMs: 50, onProgress: (operation) => seen.push(operation.done) });
+    expect(done).toMatchObject({ status: 'completed', done: 2, counts: { ok: 2, skipped: 0, error: 0 } });
+    expect(seen.at(-1)).toBe(2);
+    const { results, nextCursor } = await operator.bulkResults(started.id, { outcome: 'ok' });
+    expect([results.map((result) => result.caseId).sort(), nextCursor]).toEqual([[...ids].sort(), null]);
+    expect((await operator.stopBulk(started.id)).status).toBe('completed');
+    for (const id of ids) expect((await admin.waitForResult(id, { timeoutMs: 30_000 })).status).toBe('completed');
+    const missing = await operator.getBulk('01a00000-0000-7000-8000-000000000000').catch((error: unknown) => error);
+    expect([missing instanceof NotFoundError, (missing as NotFoundError).code]).toEqual([true, 'BULK_OPERATION_NOT_FOUND']);
+  });
+
   it('stops waiting when the caller aborts', async () => {
     const admin = client(keys.admin);
     const { id } = await admin.start({ workflow: 'approval', input: { approver: 'cy', amount: 5 } });

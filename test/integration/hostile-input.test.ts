@@ -43,6 +43,9 @@ const bodies: Array<[method: 'POST', url: string]> = [
   ['POST', '/v1/workflows'],
   ['POST', `/v1/cases/${CASE}/cancel`],
   ['POST', `/v1/cases/${CASE}/signals/go`],
+  ['POST', '/v1/cases/bulk/retry'],
+  ['POST', '/v1/cases/bulk/cancel'],
+  ['POST', '/v1/cases/bulk/signal'],
   ['POST', '/v1/schedules'],
   ['POST', '/v1/keys'],
 ];

@@ -1,4 +1,5 @@
 import { api, describeError } from './api.js';
+import { bulkActions } from './bulk-actions.js';
 import { pageOfId } from './case-search.js';
 import { fill, h } from './dom.js';
 import { formatDuration, formatTime, localInputToIso } from './format.js';
@@ -117,6 +118,7 @@ export function casesPage(context: PageContext): () => void {
     root,
     h('h2', {}, 'Cases'),
     form,
+    bulkActions(context, filters, () => void load()),
     counts,
     error,
     h('div', { class: 'table-scroll' }, table),

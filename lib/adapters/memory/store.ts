@@ -1,3 +1,4 @@
+import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
@@ -12,10 +13,27 @@ import type {
   WorkflowSummary,
 } from '../../ports/store.js';
 import { CaseTable, type CaseEntry } from './case-table.js';
+import { MemoryBulkOperations } from './bulk-operations.js';
 import { decodeCursor, encodeCursor } from '../case-cursor.js';
 
 /** The fields of a CaseRecord that say how the case was started; a transition never changes them. */
 const START_FIELDS = ['startedBy', 'businessKeys', 'idempotencyKey', 'requestHash'] as const satisfies ReadonlyArray<keyof CaseRecord>;
+
+/** Whether a case matches a filter, as the MongoDB adapter's query decides it. */
+function matchesFilter(record: CaseRecord, query: CaseFilter): boolean {
+  const cause = (record.error?.details as { cause?: { code?: unknown } } | undefined)?.cause?.code;
+  return (
+    (query.status === undefined || record.status === query.status) &&
+    (query.workflow === undefined || record.workflow === query.workflow) &&
+    (query.businessKey === undefined ||
+      (record.businessKeys !== undefined && Object.hasOwn(record.businessKeys, query.businessKey.name) && record.businessKeys[query.businessKey.name] === query.businessKey.value)) &&
+    (query.createdAfter === undefined || record.createdAt >= query.createdAfter) &&
+    (query.createdBefore === undefined || record.createdAt < query.createdBefore) &&
+    (query.updatedAfter === undefined || record.updatedAt >= query.updatedAfter) &&
+    (query.updatedBefore === undefined || record.updatedAt < query.updatedBefore) &&
+    (query.errorCode === undefined || record.error?.code === query.errorCode || cause === query.errorCode)
+  );
+}
 
 const byId = (a: CaseEntry, b: CaseEntry): number => (a.record.id < b.record.id ? -1 : a.record.id > b.record.id ? 1 : 0);
 
@@ -38,6 +56,7 @@ export class MemoryStore implements Store {
   /** Each name's versions, version 1 first. */
   private readonly workflows = new Map<string, StoredWorkflow[]>();
   private readonly keys = new Map<string, StoredKey>();
+  private readonly bulk = new MemoryBulkOperations();
 
   async init(): Promise<void> {}
 
@@ -119,14 +138,7 @@ export class MemoryStore implements Store {
   }
 
   async listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }> {
-    const matches = (record: CaseRecord): boolean =>
-      (query.status === undefined || record.status === query.status) &&
-      (query.workflow === undefined || record.workflow === query.workflow) &&
-      (query.startedBy === undefined || record.startedBy === query.startedBy) &&
-      (query.businessKey === undefined ||
-        (record.businessKeys !== undefined && Object.hasOwn(record.businessKeys, query.businessKey.name) && record.businessKeys[query.businessKey.name] === query.businessKey.value)) &&
-      (query.createdAfter === undefined || record.createdAt >= query.createdAfter) &&
-      (query.createdBefore === undefined || record.createdAt < query.createdBefore);
+    const matches = (record: CaseRecord): boolean => matchesFilter(record, query) && (query.startedBy === undefined || record.startedBy === query.startedBy);
     const page: CaseRecord[] = [];
     let more = false;
     for (const { record } of this.cases.newestFirst(query.cursor === undefined ? undefined : decodeCursor(query.cursor))) {
@@ -182,6 +194,44 @@ export class MemoryStore implements Store {
 
   async countByStatus(): Promise<Partial<Record<CaseStatus, number>>> {
     return this.cases.countByStatus();
+  }
+
+  async countCases(filter: CaseFilter, max: number): Promise<{ total: number; byStatus: Partial<Record<CaseStatus, number>> }> {
+    const byStatus: Partial<Record<CaseStatus, number>> = {};
+    let total = 0;
+    for (const { record } of this.cases.newestFirst()) {
+      if (total >= max) break;
+      if (!matchesFilter(record, filter)) continue;
+      byStatus[record.status] = (byStatus[record.status] ?? 0) + 1;
+      total += 1;
+    }
+    return { total, byStatus };
+  }
+
+  // --- bulk operations ---
+
+  insertBulkOperation(operation: BulkOperation): Promise<void> {
+    return this.bulk.insert(operation);
+  }
+
+  getBulkOperation(id: string): Promise<BulkOperation | undefined> {
+    return this.bulk.get(id);
+  }
+
+  saveBulkPage(operation: BulkOperation, results: readonly BulkCaseResult[]): Promise<'saved' | 'taken'> {
+    return this.bulk.savePage(operation, results);
+  }
+
+  stopBulkOperation(id: string, at: number): Promise<BulkOperation | undefined> {
+    return this.bulk.stop(id, at);
+  }
+
+  readBulkResults(id: string, page: number): Promise<BulkCaseResult[] | undefined> {
+    return this.bulk.readResults(id, page);
+  }
+
+  findStalledBulkOperations(before: number, limit: number): Promise<BulkOperation[]> {
+    return this.bulk.findStalled(before, limit);
   }
 
   async findStuckCases(limit: number): Promise<{ count: number; cases: CaseRecord[] }> {

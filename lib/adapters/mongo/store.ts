@@ -1,5 +1,6 @@
 import { MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions } from 'mongodb';
 import { GroupCommit } from '../../runtime/group-commit.js';
+import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
@@ -30,6 +31,7 @@ import {
 import { DUPLICATE_KEY, writeErrorsByIndex } from './bulk.js';
 import { QueriedOpenCases, RegisteredOpenCases, type OpenCaseDocument, type OpenCases } from './open-cases.js';
 import { CaseListing } from './case-listing.js';
+import { MongoBulkOperations, type BulkOperationDocument, type BulkResultsDocument } from './bulk-operations.js';
 import { MongoKeys } from './keys.js';
 import { Retention } from './retention.js';
 import { probeServerFeatures, type ServerFeatures } from './server-features.js';
@@ -80,6 +82,7 @@ export class MongoStore implements Store {
   private openCases: OpenCases;
   private readonly retention: Retention;
   private readonly listing: CaseListing;
+  private readonly bulk: MongoBulkOperations;
   private readonly commits: GroupCommit<Commit, 'committed' | 'conflict'>;
   private readonly inserts: GroupCommit<CaseDocument, 'created' | 'duplicate'>;
 
@@ -97,6 +100,7 @@ export class MongoStore implements Store {
     this.openCaseRegistry = this.db.collection('open_cases');
     this.openCases = new QueriedOpenCases(this.cases);
     this.listing = new CaseListing(this.cases);
+    this.bulk = new MongoBulkOperations(this.db.collection<BulkOperationDocument>('bulk_operations'), this.db.collection<BulkResultsDocument>('bulk_results'));
     this.retention = new Retention(this.cases, this.history, this.db.collection('retention'));
     const inFlight = { maxInFlight: options.commitsInFlight ?? 2 };
     this.commits = new GroupCommit((batch) => this.writeCommits(batch), inFlight);
@@ -386,6 +390,36 @@ export class MongoStore implements Store {
 
   deleteFinishedCases(before: number, limit: number): Promise<number> {
     return this.retention.deleteFinishedBefore(before, limit);
+  }
+
+  countCases(filter: CaseFilter, max: number): Promise<{ total: number; byStatus: Partial<Record<CaseStatus, number>> }> {
+    return this.listing.countCases(filter, max);
+  }
+
+  // --- bulk operations: their own collections, their own class ---
+
+  insertBulkOperation(operation: BulkOperation): Promise<void> {
+    return this.bulk.insert(operation);
+  }
+
+  getBulkOperation(id: string): Promise<BulkOperation | undefined> {
+    return this.bulk.get(id);
+  }
+
+  saveBulkPage(operation: BulkOperation, results: readonly BulkCaseResult[]): Promise<'saved' | 'taken'> {
+    return this.bulk.savePage(operation, results);
+  }
+
+  stopBulkOperation(id: string, at: number): Promise<BulkOperation | undefined> {
+    return this.bulk.stop(id, at);
+  }
+
+  readBulkResults(id: string, page: number): Promise<BulkCaseResult[] | undefined> {
+    return this.bulk.readResults(id, page);
+  }
+
+  findStalledBulkOperations(before: number, limit: number): Promise<BulkOperation[]> {
+    return this.bulk.findStalled(before, limit);
   }
 
   async countByStatus(): Promise<Partial<Record<CaseStatus, number>>> {
