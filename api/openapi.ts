@@ -24,6 +24,7 @@ export const OPENAPI_DOCUMENT: Pick<FastifyDynamicSwaggerOptions, 'openapi'> = {
       { name: 'keys', description: 'API keys (admin only); a secret is shown once, when its key is created.' },
       { name: 'operations', description: 'The fleet at a glance: queues, processes, cases by status, stuck cases.' },
       { name: 'explorer', description: 'What the case explorer (/ui) reads besides the case routes.' },
+      { name: 'bulk', description: 'Retry, cancel or signal every case a filter matches: a dry run counts them, a real run is an operation with progress and a result per case.' },
     ],
     components: {
       securitySchemes: {

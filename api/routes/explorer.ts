@@ -256,6 +256,7 @@ export function explorerRoutes(
       config: { permission: 'cases:read-own' },
       schema: {
         tags,
+        operationId: 'listStepItems',
         summary: 'A page of the items of a forEach step: state, attempts, times and error of each',
         params: StepParams,
         querystring: ItemsQuery,
