@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { buildGantt, timeTicks, type TraceEventLike } from '../../ui/src/timeline.js';
+import { buildGantt, monotonicOffsets, timeTicks, type TraceEventLike } from '../../ui/src/timeline.js';
 
 const T0 = Date.parse('2030-01-01T00:00:00.000Z');
 let seq = 0;
@@ -109,5 +109,24 @@ describe('Gantt rows from a trace', () => {
     expect(timeTicks(0, 1_000, 8)).toEqual([0, 200, 400, 600, 800, 1_000]);
     expect(timeTicks(0, 90_000, 8)).toEqual([0, 15_000, 30_000, 45_000, 60_000, 75_000, 90_000]);
     expect(timeTicks(0, 1, 8)).toEqual([0, 1]);
+  });
+});
+
+describe('trace offsets', () => {
+  it('never go backwards in the order the case changed in, and say how much earlier an event was stamped', () => {
+    const events: TraceEventLike[] = [
+      { seq: 1, type: 'case.created', at: at(0), data: {} },
+      { seq: 2, type: 'step.completed', stepId: 'a', at: at(85), data: {} },
+      // A report applied after a later event: stamped earlier than the line above.
+      { seq: 3, type: 'step.completed', stepId: 'b', at: at(42), data: {} },
+      { seq: 4, type: 'case.completed', at: at(120), data: {} },
+    ];
+    const offsets = monotonicOffsets([...events].reverse());
+    expect([1, 2, 3, 4].map((seq) => offsets.get(seq))).toEqual([
+      { offsetMs: 0, skewMs: 0 },
+      { offsetMs: 85, skewMs: 0 },
+      { offsetMs: 85, skewMs: 43 },
+      { offsetMs: 120, skewMs: 0 },
+    ]);
   });
 });

@@ -270,3 +270,25 @@ export function timeTicks(start: number, end: number, count: number): number[] {
   for (let offset = 0; offset <= span; offset += step) ticks.push(offset);
   return ticks;
 }
+
+/**
+ * Each event's offset from the case's start, in the order the case changed in (seq), never going
+ * backwards: every event is stamped by the process that saw it, so one applied after a later
+ * event (a report that lost the race for a revision, a start reported with its end) or from a
+ * clock behind can carry an earlier time. Such an event is shown at the offset before it, and
+ * `skewMs` says how much earlier it was stamped.
+ */
+export function monotonicOffsets(events: readonly TraceEventLike[]): Map<number, { offsetMs: number; skewMs: number }> {
+  const ordered = [...events].sort((a, b) => a.seq - b.seq);
+  const first = ordered.find((event) => event.type === 'case.created') ?? ordered[0];
+  const start = first ? Date.parse(first.at) : 0;
+  const offsets = new Map<number, { offsetMs: number; skewMs: number }>();
+  let last = 0;
+  for (const event of ordered) {
+    const stamped = Date.parse(event.at) - start;
+    const offsetMs = Number.isFinite(stamped) ? Math.max(last, stamped) : last;
+    offsets.set(event.seq, { offsetMs, skewMs: Number.isFinite(stamped) ? offsetMs - stamped : 0 });
+    last = offsetMs;
+  }
+  return offsets;
+}

@@ -1,6 +1,6 @@
 import { fill, h } from './dom.js';
 import { compactJson, formatDuration, formatTime } from './format.js';
-import type { TraceEventLike } from './timeline.js';
+import { monotonicOffsets, type TraceEventLike } from './timeline.js';
 import { rowWindow } from './virtual.js';
 
 const ROW_HEIGHT = 26;
@@ -16,7 +16,7 @@ export class TraceView {
   private readonly count = h('span', { class: 'muted', id: 'trace-count' });
   private events: readonly TraceEventLike[] = [];
   private shown: readonly TraceEventLike[] = [];
-  private start = 0;
+  private offsets = new Map<number, { offsetMs: number; skewMs: number }>();
   private frame = 0;
 
   constructor() {
@@ -41,7 +41,7 @@ export class TraceView {
 
   update(events: readonly TraceEventLike[]): void {
     this.events = events;
-    this.start = events.length > 0 ? Date.parse(events[0]?.at ?? '') : 0;
+    this.offsets = monotonicOffsets(events);
     this.apply();
   }
 
@@ -70,13 +70,14 @@ export class TraceView {
       const event = this.shown[i];
       if (!event) continue;
       const data = compactJson(event.data);
+      const offset = this.offsets.get(event.seq) ?? { offsetMs: 0, skewMs: 0 };
       rows.push(
         h(
           'div',
           { class: `trace-row type-${event.type.replace('.', '-')}`, role: 'row', 'data-seq': event.seq, 'data-type': event.type },
           h('span', {}, event.seq),
           h('span', { title: event.at }, formatTime(event.at)),
-          h('span', {}, formatDuration(Date.parse(event.at) - this.start)),
+          h('span', offset.skewMs > 0 ? { title: `stamped ${formatDuration(offset.skewMs)} earlier by the process that saw it` } : {}, formatDuration(offset.offsetMs)),
           h('span', { class: 'mono', title: event.type }, event.type),
           h('span', { class: 'mono', title: event.stepId ?? '' }, event.stepId ?? ''),
           h('span', { class: 'mono data', title: data }, data),
