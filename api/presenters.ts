@@ -1,7 +1,7 @@
 import type { StepState, TraceEvent, UnitState } from '../lib/core/state.js';
 import type { CaseRecord, CaseSummary } from '../lib/ports/store.js';
 
-/** How cases look on the wire (SPEC "Reading cases"): times as ISO 8601, absent values as null. */
+/** How cases look on the wire (README, "HTTP API"): times as ISO 8601, absent values as null. */
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 

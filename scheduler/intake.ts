@@ -6,7 +6,7 @@ import type { Clock } from '../lib/ports/clock.js';
 import type { Processor } from '../lib/ports/queues.js';
 import { outcomeOfError } from './outcomes.js';
 
-/** The job name producers use on the intake queue (SPEC). */
+/** The job name producers use on the intake queue (docs/PRODUCERS.md). */
 export const START_JOB = 'start';
 
 /**

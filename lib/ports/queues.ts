@@ -7,7 +7,7 @@ export type { StepReport } from '../core/state.js';
  * scheduler/ and workers/ return an Outcome and never touch BullMQ's error classes themselves.
  */
 
-/** The queue producers add `start` jobs to (SPEC: intake queue). */
+/** The queue producers add `start` jobs to (docs/PRODUCERS.md, "The intake queue contract"). */
 export const INTAKE_QUEUE = 'cases';
 /** Where workers report what happened to steps; the scheduler applies the reports. */
 export const RESULTS_QUEUE = 'results';
