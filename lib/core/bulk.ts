@@ -92,7 +92,8 @@ export function eligibleStatuses(action: BulkAction): readonly CaseStatus[] {
 }
 
 /** Codes of a per-case refusal that mean "its state does not allow this", not a fault. */
-const SKIP_CODES = new Set(['CASE_STATE_CONFLICT', 'CASE_NOT_FOUND']);
+// A signal no step of the case waits for is its state's refusal too, not a failure of the operation.
+const SKIP_CODES = new Set(['CASE_STATE_CONFLICT', 'CASE_NOT_FOUND', 'SIGNAL_NOT_ACCEPTED']);
 
 /** Judges one case's answer: a refusal for its state (or the case gone) is skipped, anything else an error. */
 export function outcomeOf(code: string): BulkOutcome {

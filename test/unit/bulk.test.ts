@@ -32,6 +32,7 @@ describe('bulk operations, pure', () => {
 
   it('judges a refusal for the case state as skipped and anything else as an error', () => {
     expect([outcomeOf('CASE_STATE_CONFLICT'), outcomeOf('CASE_NOT_FOUND'), outcomeOf('REVISION_CONFLICT'), outcomeOf('BULK_ACTION_FAILED')]).toEqual(['skipped', 'skipped', 'error', 'error']);
+    expect(outcomeOf('SIGNAL_NOT_ACCEPTED')).toBe('skipped');
     const counts = { failed: 3, running: 2, waiting: 1, completed: 4 };
     expect([eligibleCount('retry', counts), eligibleCount('cancel', counts), eligibleCount('signal', counts)]).toEqual([3, 3, 3]);
   });
