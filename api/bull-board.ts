@@ -6,9 +6,8 @@ import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
 import { ANONYMOUS, can, type Principal } from '../lib/core/auth.js';
-import type { KeyService } from '../lib/engine/keys.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
-import { challenge, presentedKey } from './auth.js';
+import { authenticate, type Authenticator } from './auth.js';
 import { boardAction, caseOfJob, refusal } from './board-actions.js';
 import { errorBody } from './errors.js';
 
@@ -26,7 +25,7 @@ const REFRESH_MS = 2_000;
  */
 export async function mountBullBoard(
   app: FastifyInstance,
-  deps: { queues: BullQueues; monitor: FleetMonitor; keys: KeyService; authEnabled: boolean },
+  deps: { queues: BullQueues; monitor: FleetMonitor; auth: Authenticator; authEnabled: boolean },
 ): Promise<void> {
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BOARD_PATH);
@@ -63,13 +62,10 @@ export async function mountBullBoard(
 
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (request, reply) => {
-      const principal: Principal | undefined = deps.authEnabled ? await deps.keys.verify(presentedKey(request)) : ANONYMOUS;
-      if (!principal) {
-        return reply
-          .status(401)
-          .header('www-authenticate', challenge(request.url))
-          .send(errorBody('UNAUTHENTICATED', 'sign in with an API key as the password'));
-      }
+      const principal: Principal | undefined = deps.authEnabled
+        ? await authenticate(request, reply, deps.auth, { unauthenticatedMessage: 'sign in with an API key as the password' })
+        : ANONYMOUS;
+      if (!principal) return reply;
       const admin = can(principal.roles, 'keys:manage');
       if (!admin && !can(principal.roles, 'cases:operate')) {
         return reply.status(403).send(errorBody('FORBIDDEN', 'the queue board is for admins and operators'));

@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
+import { RequestErrorCode, WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
 import { pointerToPath } from '../lib/core/validate.js';
 
 /** HTTP status of each workfleet error code; codes not listed are server faults (500). */
@@ -14,7 +16,16 @@ const STATUS_BY_CODE: Record<string, number> = {
   SIGNAL_NOT_ACCEPTED: 409,
   SCHEDULE_NOT_FOUND: 404,
   BULK_OPERATION_NOT_FOUND: 404,
+  [RequestErrorCode.unauthenticated]: 401,
+  [RequestErrorCode.forbidden]: 403,
+  [RequestErrorCode.rateLimited]: 429,
+  [RequestErrorCode.headersTooLarge]: 431,
+  [RequestErrorCode.requestTimeout]: 408,
+  [RequestErrorCode.badRequest]: 400,
 };
+
+/** The HTTP status of an error code (500 for codes that are server faults). */
+export const statusOf = (code: string): number => STATUS_BY_CODE[code] ?? 500;
 
 /** Fastify's own errors that are the client's doing, with the code we answer with. */
 const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string }> = {
@@ -88,6 +99,36 @@ export function frameworkErrors(error: FastifyError, _request: FastifyRequest, r
     return;
   }
   void reply.code(400).send(errorBody('INPUT_INVALID', 'the request URL could not be decoded'));
+}
+
+/**
+ * Node's HTTP parser refuses some requests before Fastify sees them (headers over
+ * `maxHeaderSize`, a malformed request line, a request that took too long to arrive); Fastify's
+ * default answer is in its own shape. This one answers in the API's, on the raw socket, and
+ * closes the connection, as Node itself does.
+ */
+export function clientErrorAnswer(maxHeaderBytes: number) {
+  return (error: Error & { code?: string }, socket: Socket): void => {
+    // A reset connection has nobody to answer.
+    if (error.code === 'ECONNRESET' || socket.destroyed) return;
+    const [code, message] =
+      error.code === 'HPE_HEADER_OVERFLOW'
+        ? [RequestErrorCode.headersTooLarge, `the request's headers exceed the ${maxHeaderBytes} bytes the API accepts`]
+        : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+          ? [RequestErrorCode.requestTimeout, 'the request did not arrive in time']
+          : [RequestErrorCode.badRequest, 'the request is not well-formed HTTP'];
+    const status = statusOf(code);
+    const json = JSON.stringify(errorBody(code, message));
+    // Not into the middle of an answer already under way on a keep-alive connection (Node's own
+    // rule; `_httpMessage` is where Node keeps the socket's current response).
+    const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (socket.writable && !current?.headersSent) {
+      socket.write(
+        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
+      );
+    }
+    socket.destroy();
+  };
 }
 
 export function installErrorHandling(app: FastifyInstance): void {

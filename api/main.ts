@@ -1,6 +1,7 @@
 import type { Config } from '../config/load.js';
 import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
 import { BullSchedules } from '../lib/adapters/bullmq/schedules.js';
+import { listenForRevocations, RedisRevocationNotices } from '../lib/adapters/redis/key-revocations.js';
 import { KeyService } from '../lib/engine/keys.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { Metrics } from '../lib/obs/metrics.js';
@@ -22,6 +23,9 @@ export async function runApi(config: Config): Promise<void> {
   const metrics = new Metrics('api');
   const engine = await createEngine(config, logger, metrics);
   const monitor = new BullFleetMonitor(engine.queues, config.redis.prefix);
+  // A key revoked through any API process (or the CLI) is forgotten by every one at once.
+  const keys = new KeyService(engine.store, engine.clock, new RedisRevocationNotices(engine.queues.connection, config.redis.prefix, logger));
+  const revocations = await listenForRevocations(engine.queues.connection, config.redis.prefix, keys, logger);
   let draining = false;
   const app = await buildServer({
     config, logger, metrics,
@@ -30,7 +34,7 @@ export async function runApi(config: Config): Promise<void> {
     bulk: engine.bulk,
     workflows: engine.workflows,
     store: engine.store,
-    keys: new KeyService(engine.store, engine.clock),
+    keys,
     schedules: new BullSchedules(engine.queues),
     fleet: { monitor, queues: engine.queues },
     redis: engine.queues.connection,
@@ -49,6 +53,7 @@ export async function runApi(config: Config): Promise<void> {
     { name: 'http', run: () => app.close() },
     { name: 'bulk', run: async () => { await resume.stop(); await engine.bulk.close(); } },
     { name: 'presence', run: () => presence.stop() },
+    { name: 'revocations', run: () => revocations.close() },
     { name: 'engine', run: () => engine.close() },
   ], 30_000);
   logger.info({ address }, 'api listening');

@@ -19,11 +19,12 @@ import type { Clock } from '../lib/ports/clock.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
 import type { Schedules } from '../lib/ports/schedules.js';
 import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
-import { installAuth } from './auth.js';
+import { installAuth, type Authenticator } from './auth.js';
+import { AuthFailureLimiter } from './auth-limiter.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
-import { errorBody, frameworkErrors, installErrorHandling } from './errors.js';
+import { clientErrorAnswer, errorBody, frameworkErrors, installErrorHandling } from './errors.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { caseRoutes } from './routes/cases.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
@@ -55,6 +56,19 @@ export interface ApiDeps {
   isDraining?: () => boolean;
 }
 
+/**
+ * Fastify's `trustProxy` from API_TRUST_PROXY: off when empty (X-Forwarded-For is then ignored,
+ * so a client cannot pick the address it is limited by), a number of hops, or addresses and ranges.
+ */
+function trustProxy(setting: string): false | string | ((address: string, hop: number) => boolean) {
+  if (setting.trim() === '') return false;
+  if (/^[0-9]+$/.test(setting.trim())) {
+    const hops = Number(setting.trim());
+    return (_address, hop) => hop < hops;
+  }
+  return setting;
+}
+
 /** The HTTP API without a socket: main.ts listens, tests call `inject()`, the generator reads its OpenAPI. */
 export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   const { config } = deps;
@@ -65,6 +79,9 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     // Per-request log lines would drown the logs under load; failures are logged by the error handler.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.api.bodyLimitBytes,
+    trustProxy: trustProxy(config.api.trustProxy),
+    http: { maxHeaderSize: config.api.maxHeaderBytes },
+    clientErrorHandler: clientErrorAnswer(config.api.maxHeaderBytes),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
     requestIdHeader: 'x-request-id',
@@ -76,8 +93,14 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   });
   installErrorHandling(app);
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
+  const auth: Authenticator = {
+    keys: deps.keys,
+    ...(config.api.authFailuresPerMinute > 0
+      ? { limiter: new AuthFailureLimiter({ budget: config.api.authFailuresPerMinute, clock: deps.clock, prefix: config.redis.prefix, ...(deps.redis ? { redis: deps.redis } : {}) }) }
+      : {}),
+  };
   // Before any plugin adds routes, so that its routes are guarded too (the docs page).
-  installAuth(app, { enabled: config.api.authEnabled, keys: deps.keys });
+  installAuth(app, { enabled: config.api.authEnabled, ...auth });
 
   await app.register(swagger, {
     ...OPENAPI_DOCUMENT,
@@ -137,7 +160,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   scheduleRoutes(app, { schedules: deps.schedules, workflows: deps.workflows });
   explorerRoutes(app, { authEnabled: config.api.authEnabled, cases: deps.cases, workflows: deps.workflows, store: deps.store, ...deps.fleet, clock: deps.clock });
   uiRoutes(app);
-  await mountBullBoard(app, { ...deps.fleet, keys: deps.keys, authEnabled: config.api.authEnabled });
+  await mountBullBoard(app, { ...deps.fleet, auth, authEnabled: config.api.authEnabled });
   app.get('/', { schema: { hide: true } }, async (_request, reply) =>
     reply.send({ name: 'workfleet', docs: '/docs', openapi: '/docs/json', queues: '/admin/queues', status: '/v1/status', explorer: '/ui' }),
   );

@@ -7,7 +7,17 @@ export interface Config {
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   redis: { url: string; prefix: string };
   mongo: { url: string };
-  api: { host: string; port: number; bodyLimitBytes: number; rateLimitPerMinute: number; corsOrigins: readonly string[]; authEnabled: boolean };
+  api: {
+    host: string;
+    port: number;
+    bodyLimitBytes: number;
+    rateLimitPerMinute: number;
+    authFailuresPerMinute: number;
+    trustProxy: string;
+    maxHeaderBytes: number;
+    corsOrigins: readonly string[];
+    authEnabled: boolean;
+  };
   metrics: { port: number };
   retention: { finishedCaseDays: number };
   worker: {

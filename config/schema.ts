@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import convict from 'convict';
 
 /**
@@ -87,6 +88,19 @@ convict.addFormats({
         .filter(Boolean);
     },
   },
+  'trust-proxy': {
+    validate(value: unknown) {
+      const text = String(value).trim();
+      if (text === '' || /^[0-9]+$/.test(text)) return;
+      for (const entry of text.split(',').map((part) => part.trim())) {
+        const [address = '', bits, ...rest] = entry.split('/');
+        const version = isIP(address);
+        const width = version === 4 ? 32 : 128;
+        const ok = version !== 0 && rest.length === 0 && (bits === undefined || (/^[0-9]{1,3}$/.test(bits) && Number(bits) <= width));
+        if (!ok) fail(`"${entry}" is not an address or CIDR range like 10.0.0.0/8; use addresses, ranges, or a number of proxy hops`);
+      }
+    },
+  },
   prefix: {
     validate(value: unknown) {
       if (typeof value !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(value)) fail('must be 1-64 letters, digits, _ or -');
@@ -158,6 +172,24 @@ export const configSchema = {
       format: 'non-negative-int',
       default: 1_200,
       env: 'API_RATE_LIMIT_PER_MINUTE',
+    },
+    authFailuresPerMinute: {
+      doc: 'Failed authentications (missing, unknown, wrong, revoked or expired key) one client address may make per minute, across all API replicas; past it every request from the address that needs a key gets 429 with Retry-After, before its key is looked at. 0: no limit.',
+      format: 'non-negative-int',
+      default: 60,
+      env: 'API_AUTH_FAILURES_PER_MINUTE',
+    },
+    trustProxy: {
+      doc: 'Proxies whose X-Forwarded-For names the client address (for rate limits): comma-separated addresses or CIDR ranges (e.g. 10.0.0.0/8), or a number of proxy hops in front of the API. Empty: the connecting address is the client, and X-Forwarded-For is ignored.',
+      format: 'trust-proxy',
+      default: '',
+      env: 'API_TRUST_PROXY',
+    },
+    maxHeaderBytes: {
+      doc: 'Largest request head (request line and headers) accepted; larger ones get 431 HEADERS_TOO_LARGE.',
+      format: 'positive-int',
+      default: 16_384,
+      env: 'API_MAX_HEADER_BYTES',
     },
     corsOrigins: {
       doc: 'Comma-separated origins allowed to call the API from browsers. Empty: CORS off.',

@@ -35,10 +35,12 @@ const NoContent = Type.Null({ description: 'Done; no body.' });
 
 export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
   const config = { permission: 'keys:manage' as const };
+  // Minting and revoking read the presenting key from the store, not the cache (api/auth.ts).
+  const writeConfig = { ...config, freshKey: true };
   const tags = ['keys'];
 
   app.post<{ Body: Static<typeof CreateKey> }>('/v1/keys', {
-      config,
+      config: writeConfig,
       schema: { tags, operationId: 'createKey', description: 'The answer holds the key (wfk_<id>_<secret>) this one time; only a hash of its secret is kept.', summary: 'Create a key; the answer is the only time its secret is shown', body: CreateKey, response: { 201: CreatedKey, ...errorResponses(400, 401, 403, 429) } },
     }, async (request, reply) => {
     const { name, roles, expiresIn } = request.body;
@@ -52,7 +54,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
     keys: (await keys.list()).map((key) => ({ ...key, createdAt: iso(key.createdAt), expiresAt: iso(key.expiresAt), revokedAt: iso(key.revokedAt) })),
   }));
 
-  app.delete<{ Params: Static<typeof KeyParams> }>('/v1/keys/:id', { config, schema: { tags, operationId: 'revokeKey', description: 'API processes stop accepting the key within 10 s.', summary: 'Revoke a key', params: KeyParams, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 429) } } }, async (request, reply) => {
+  app.delete<{ Params: Static<typeof KeyParams> }>('/v1/keys/:id', { config: writeConfig, schema: { tags, operationId: 'revokeKey', description: 'Every API process stops accepting the key at once (within 10 s when Redis cannot carry the notice).', summary: 'Revoke a key', params: KeyParams, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 429) } } }, async (request, reply) => {
     if (!(await keys.revoke(request.params.id))) return reply.status(404).send(errorBody('KEY_NOT_FOUND', `no key ${request.params.id}`));
     return reply.status(204).send();
   });

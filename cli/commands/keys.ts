@@ -62,10 +62,14 @@ export function keyCommands(program: Command): void {
 
   keys
     .command('revoke')
-    .description('revoke a key; API processes stop accepting it within 10 s')
+    .description('revoke a key; every API process stops accepting it at once (within 10 s if Redis is away)')
     .argument('<id>')
     .action(async (id: string) => {
       if (!(await withKeys((service) => service.revoke(id)))) throw new ApiError(404, 'KEY_NOT_FOUND', `no key ${id}`);
-      console.log(`key ${id} revoked`);
+      // The API processes cache keys for 10 s; the notice on Redis makes each forget this one now.
+      const { announceRevocation } = await import('../../lib/adapters/redis/key-revocations.js');
+      const { redis } = fleetConfig();
+      if (await announceRevocation(redis.url, redis.prefix, id)) console.log(`key ${id} revoked; every API process refuses it now`);
+      else console.log(`key ${id} revoked; Redis did not take the notice, so API processes refuse it within 10 s`);
     });
 }

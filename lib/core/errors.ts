@@ -121,3 +121,16 @@ export const BulkErrorCode = {
   /** The action failed for a reason that is no refusal of the case (the store or Redis away, a bug): the case may be acted on again. */
   actionFailed: 'BULK_ACTION_FAILED',
 } as const;
+
+/**
+ * Codes of requests the API refuses before any route runs: authentication, rate limits, and
+ * what Node's HTTP parser refuses before Fastify sees a request.
+ */
+export const RequestErrorCode = {
+  unauthenticated: 'UNAUTHENTICATED',
+  forbidden: 'FORBIDDEN',
+  rateLimited: 'RATE_LIMITED',
+  headersTooLarge: 'HEADERS_TOO_LARGE',
+  requestTimeout: 'REQUEST_TIMEOUT',
+  badRequest: 'BAD_REQUEST',
+} as const;

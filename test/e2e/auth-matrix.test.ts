@@ -1,10 +1,13 @@
+import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, type Role } from '../../lib/core/auth.js';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import { KeyService } from '../../lib/engine/keys.js';
 import { systemClock } from '../../lib/ports/clock.js';
+import { freePort } from '../../lib/runtime/free-port.js';
 import { Fleet } from '../helpers/fleet.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** Every role against every route, over HTTP, against the real API process with AUTH_ENABLED=true. */
 
@@ -121,5 +124,46 @@ describe('the auth matrix', () => {
       const response = await fetch(`${fleet.apiUrl}${path}`);
       expect([path, response.status]).toEqual([path, 401]);
     }
+  });
+
+  it('refuses a key revoked through one API process on another at once; takes the scheme in any case', async () => {
+    const port = await freePort();
+    await fleet.spawn('api-2', 'api', { API_PORT: String(port) });
+    const other = `http://127.0.0.1:${port}`;
+    const created = await fetch(`${fleet.apiUrl}/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keyOf.admin}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'to revoke', roles: ['admin'] }),
+    });
+    const { id, key } = (await created.json()) as { id: string; key: string };
+    const onOther = async (authorization: string) => (await fetch(`${other}/v1/workflows`, { headers: { authorization } })).status;
+    // The second process verifies the key (lowercase scheme and all) and caches it.
+    expect([await onOther(`bearer ${key}`), await onOther(`BEARER ${key}`)]).toEqual([200, 200]);
+    expect(await call('DELETE', `/v1/keys/${id}`, keyOf.admin)).toBe(204);
+    const revokedAt = Date.now();
+    await waitFor('the other API process to refuse the revoked key', async () => ((await onOther(`Bearer ${key}`)) === 401 ? true : undefined), { timeoutMs: 1_000, intervalMs: 5 });
+    console.log(`refused by the other API process ${Date.now() - revokedAt} ms after the revocation`);
+    const minted = await fetch(`${other}/v1/keys`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'backdoor', roles: ['admin'] }),
+    });
+    expect(minted.status).toBe(401);
+  });
+
+  it("answers headers too large with 431 in the API's error shape", async () => {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const url = new URL(`${fleet.apiUrl}/v1/workflows`);
+      const sent = httpRequest({ host: url.hostname, port: url.port, path: url.pathname, headers: { authorization: `Bearer ${keyOf.viewer}`, 'x-padding': 'a'.repeat(40_000) } }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+      });
+      sent.on('error', reject);
+      sent.end();
+    });
+    expect(answer.status).toBe(431);
+    expect(JSON.parse(answer.body)).toEqual({ error: { code: 'HEADERS_TOO_LARGE', message: expect.any(String) } });
   });
 });

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROLES, type Role } from '../../lib/core/auth.js';
 import type { KeyService } from '../../lib/engine/keys.js';
@@ -87,5 +89,39 @@ describe('API keys', () => {
     expect((await call('GET', '/v1/workflows', String(created.body.key))).status).toBe(200);
     expect((await call('DELETE', `/v1/keys/${String(created.body.id)}`, keyOf.admin)).status).toBe(204);
     expect((await call('GET', '/v1/workflows', String(created.body.key))).status).toBe(401);
+  });
+
+  it('takes the auth scheme in any case (RFC 9110): bearer, BEARER, basic', async () => {
+    for (const authorization of [`bearer ${keyOf.viewer}`, `BEARER ${keyOf.viewer}`, `Basic ${Buffer.from(`me:${keyOf.viewer}`).toString('base64')}`, `basic ${Buffer.from(`me:${keyOf.viewer}`).toString('base64')}`]) {
+      const response = await api.call('GET', '/v1/workflows', { headers: { authorization } });
+      expect([authorization.split(' ')[0], response.status]).toEqual([authorization.split(' ')[0], 200]);
+    }
+  });
+});
+
+describe('headers too large', () => {
+  /** Node's HTTP parser refuses them before Fastify sees the request, so this needs a socket. */
+  async function overSocket(port: number, headers: Record<string, string>): Promise<{ status: number; type: string; body: string }> {
+    return new Promise((resolve, reject) => {
+      const sent = httpRequest({ host: '127.0.0.1', port, path: '/v1/workflows', headers }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, type: String(response.headers['content-type']), body }));
+      });
+      sent.on('error', reject);
+      sent.end();
+    });
+  }
+
+  it("answers 431 in the API's error shape", async () => {
+    await api.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = api.app.server.address() as AddressInfo;
+    const answer = await overSocket(port, { authorization: `Bearer ${keyOf.viewer}`, 'x-padding': 'a'.repeat(40_000) });
+    expect(answer.status).toBe(431);
+    expect(answer.type).toMatch(/^application\/json/);
+    expect(JSON.parse(answer.body)).toEqual({ error: { code: 'HEADERS_TOO_LARGE', message: expect.stringContaining('header') } });
+    // The connection is closed after it; a normal request on a new one is served.
+    expect((await overSocket(port, { authorization: `Bearer ${keyOf.viewer}` })).status).toBe(200);
   });
 });

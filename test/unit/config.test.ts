@@ -58,6 +58,15 @@ describe('loadConfig', () => {
     expect(problems({ NODE_ENV: 'production', AUTH_ENABLED: 'true', REDIS_URL: 'redis://r:6379', MONGO_URL: 'mongodb://m:27017/wf' })).toEqual([]);
   });
 
+  it('takes API_TRUST_PROXY as addresses, CIDR ranges or a number of hops, and nothing else', () => {
+    expect(loadConfig({}).api.trustProxy).toBe('');
+    expect(loadConfig({ API_TRUST_PROXY: '10.0.0.0/8, 192.168.1.4, fd00::/8' }).api.trustProxy).toBe('10.0.0.0/8, 192.168.1.4, fd00::/8');
+    expect(loadConfig({ API_TRUST_PROXY: '2' }).api.trustProxy).toBe('2');
+    for (const bad of ['true', '10.0.0.0/33', 'proxy.internal', '10.0.0.1/8/2']) {
+      expect([bad, problems({ API_TRUST_PROXY: bad }).map((line) => line.split(':')[0])]).toEqual([bad, ['API_TRUST_PROXY']]);
+    }
+  });
+
   it('treats an empty variable as unset', () => {
     expect(loadConfig({ API_PORT: '' }).api.port).toBe(8080);
   });
