@@ -98,6 +98,19 @@ describe('key-less intake jobs', () => {
     expect(await casesOf('claimed')).toBe(4);
   });
 
+  it('fails a job whose key or business key has a lone surrogate, once, naming the path', async () => {
+    await api.engine.workflows.apply({ name: 'surrogate', steps: [{ id: 'a', task: 'demo.echo' }] });
+    const jobs = await addAndSettle([
+      { workflow: 'surrogate', idempotencyKey: 'k-\ud800' },
+      { workflow: 'surrogate', businessKeys: { orderId: '\udc00' } },
+    ]);
+    expect(jobs.map((job) => [job.state, job.failedReason])).toEqual([
+      ['failed', expect.stringMatching(/^INPUT_INVALID: .*idempotencyKey: is not well-formed UTF-16/)],
+      ['failed', expect.stringMatching(/^INPUT_INVALID: .*businessKeys\.orderId: is not well-formed UTF-16/)],
+    ]);
+    expect(await casesOf('surrogate')).toBe(0);
+  });
+
   it('finds its own case when the same job is delivered again', async () => {
     await api.engine.workflows.apply({ name: 'redelivered', steps: [{ id: 'a', task: 'demo.echo' }] });
     const [job] = await addAndSettle([{ workflow: 'redelivered', input: {} }]);
