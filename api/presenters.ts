@@ -1,3 +1,4 @@
+import { DERIVED_SCOPE } from '../lib/core/idempotency.js';
 import type { StepState, TraceEvent, UnitState } from '../lib/core/state.js';
 import type { CaseRecord, CaseSummary } from '../lib/ports/store.js';
 
@@ -90,7 +91,10 @@ export function presentCase(record: CaseRecord) {
       .map(([stepId, step]) => ({ stepId, signals: step.waitingFor?.signals ?? [], until: iso(step.waitingFor?.until) })),
     ...(record.parent ? { parent: { caseId: record.parent.caseId, stepId: record.parent.stepId } } : {}),
     ...(record.stuck ? { stuck: { reason: record.stuck.reason, since: iso(record.stuck.since) } } : {}),
-    ...(record.idempotencyKey === undefined || record.idempotencyKey.startsWith('intake:') ? {} : { idempotencyKey: record.idempotencyKey }),
+    // Only a key a producer sent: a derived one (a key-less intake job's, a sub-workflow's) is the engine's.
+    ...(record.idempotencyKey === undefined || record.idempotencyScope === DERIVED_SCOPE || (record.idempotencyScope === undefined && record.idempotencyKey.startsWith('intake:'))
+      ? {}
+      : { idempotencyKey: record.idempotencyKey }),
   };
 }
 

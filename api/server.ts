@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
 import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
+import { acceptedRequestId } from '../lib/core/text.js';
 import type { BulkService } from '../lib/engine/bulk.js';
 import type { CaseService } from '../lib/engine/cases.js';
 import type { KeyService } from '../lib/engine/keys.js';
@@ -84,8 +85,10 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     clientErrorHandler: clientErrorAnswer(config.api.maxHeaderBytes),
     onProtoPoisoning: 'error',
     onConstructorPoisoning: 'error',
-    requestIdHeader: 'x-request-id',
-    genReqId: () => randomUUID(),
+    // A client's X-Request-Id is kept only when it is short and plain: it is logged, stored on the
+    // case and carried by every step job, so an 8 KB one would be copied everywhere.
+    requestIdHeader: false,
+    genReqId: (request) => acceptedRequestId(request.headers['x-request-id']) ?? randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors,
     // Unknown fields are refused, not silently dropped; types are not coerced in bodies.

@@ -1,6 +1,7 @@
 import type { Db } from 'mongodb';
 import { caseChanges, encodeCase, encodeTrace, type CaseDocument, type HistoryDocument } from '../lib/adapters/mongo/documents.js';
 import type { CompiledWorkflow } from '../lib/core/definition.js';
+import { DERIVED_SCOPE } from '../lib/core/idempotency.js';
 import { createCase, transition } from '../lib/core/transition.js';
 import type { CaseRecord } from '../lib/ports/store.js';
 import { uuidv7 } from '../lib/runtime/ids.js';
@@ -19,7 +20,7 @@ function finishedCase(workflow: CompiledWorkflow, n: number, at: number): { doc:
   const id = uuidv7(at);
   const key = `intake:preload-${n}`;
   const started = createCase(workflow, { id, input: { n }, now: at, requestId: key });
-  const record: CaseRecord = { ...started.state, idempotencyKey: key, requestHash: 'preload', startedBy: 'intake' };
+  const record: CaseRecord = { ...started.state, idempotencyKey: key, idempotencyScope: DERIVED_SCOPE, requestHash: 'preload', startedBy: 'intake' };
   const history: HistoryDocument[] = [];
   let state = started.state;
   // The worker reports each step once, started and completed together (a fast handler).

@@ -1,4 +1,7 @@
+import { createHash } from 'node:crypto';
 import { WorkfleetError } from '../lib/core/errors.js';
+import { INTAKE_STARTER } from '../lib/core/idempotency.js';
+import { acceptedRequestId } from '../lib/core/text.js';
 import type { CaseService } from '../lib/engine/cases.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
@@ -9,10 +12,38 @@ import { outcomeOfError } from './outcomes.js';
 /** The job name producers use on the intake queue (docs/PRODUCERS.md). */
 export const START_JOB = 'start';
 
+const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
+
+/** Job ids longer than this are hashed into the derived key, which stays short for the unique index. */
+const MAX_JOB_ID_IN_KEY = 200;
+
+/**
+ * The idempotency key of a key-less job: its job id and the time it was added. BullMQ numbers
+ * jobs from 1 in each Redis, so after a wipe, a restore or an AOF rollback a job id comes again;
+ * the time it was added does not (the later job was added after the Redis that forgot the earlier
+ * one), so the pair names one job for ever, and it is the same on every redelivery, retry or
+ * deferral of that job (BullMQ never changes a job's timestamp). It costs nothing: no Redis round
+ * trip per job, unlike a random id written into the job on first processing, which an AOF rollback
+ * could also lose after the case was made (a second case on the next run). Two jobs collide only
+ * with the same id added in the same millisecond, which one clock cannot produce; producers whose
+ * clocks disagree would need an exact millisecond match. The key is in the derived scope, which
+ * no producer can send to.
+ */
+export function intakeJobKey(jobId: string, enqueuedAt: number): string {
+  const id = jobId.length <= MAX_JOB_ID_IN_KEY ? jobId : `sha256:${sha256(jobId)}`;
+  return `intake-job:${enqueuedAt}:${id}`;
+}
+
+/** The request id of an intake job's case: `intake:<job id>`, or a digest of a job id too long or odd for a request id. */
+export function intakeRequestId(jobId: string): string {
+  return acceptedRequestId(`intake:${jobId}`) ?? `intake:sha256:${sha256(jobId).slice(0, 32)}`;
+}
+
 /**
  * Turns `start` jobs from the intake queue into cases. A malformed job fails once, unrecoverably,
  * with the validation message as its failed reason; a job without an idempotency key is keyed by
- * its job id, so a redelivery after a crash finds the case it already made.
+ * its job id and the time it was added, so a redelivery after a crash finds the case it already
+ * made, and a job with a recycled id (a wiped Redis) makes its own.
  */
 export function intakeProcessor(deps: { cases: CaseService; clock: Clock; logger: Logger; metrics: Metrics }): Processor<unknown> {
   return async (delivery) => {
@@ -21,7 +52,11 @@ export function intakeProcessor(deps: { cases: CaseService; clock: Clock; logger
       return { kind: 'fail', reason: `UNKNOWN_JOB_NAME: the cases queue takes "${START_JOB}" jobs, not "${delivery.name}"` };
     }
     try {
-      const { record, created } = await deps.cases.start(delivery.data, { fallbackIdempotencyKey: `intake:${delivery.id}`, startedBy: 'intake', requestId: `intake:${delivery.id}` });
+      const { record, created } = await deps.cases.start(delivery.data, {
+        fallbackIdempotencyKey: intakeJobKey(delivery.id, delivery.enqueuedAt),
+        startedBy: INTAKE_STARTER,
+        requestId: intakeRequestId(delivery.id),
+      });
       deps.logger.debug({ caseId: record.id, jobId: delivery.id, created }, 'case started from intake');
       return { kind: 'complete' };
     } catch (error) {

@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { WORKFLOW_NAME_PATTERN } from './definition.js';
 import { InputInvalidError, type ValidationIssue } from './errors.js';
+import { segmentsToPath } from './paths.js';
+import { ILL_FORMED_MESSAGE, isWellFormed } from './text.js';
 import { schemaIssues } from './validate.js';
 
 /** Limits on what one case may carry; they keep a hostile request from exhausting memory. */
@@ -25,14 +27,15 @@ export const StartCaseRequestSchema = Type.Object(
     businessKeys: Type.Optional(
       Type.Record(Type.String({ pattern: BUSINESS_KEY_NAME }), Type.String({ minLength: 1, maxLength: 200 }), {
         maxProperties: 10,
-        description: 'Up to 10 names and values (e.g. {"orderId": "A-17"}) to find the case by: GET /v1/cases?key=orderId=A-17.',
+        description: 'Up to 10 names and values (e.g. {"orderId": "A-17"}) to find the case by: GET /v1/cases?key=orderId=A-17. Values are well-formed UTF-16.',
       }),
     ),
     idempotencyKey: Type.Optional(
       Type.String({
         minLength: 1,
         maxLength: 200,
-        description: 'A second start with the same key returns the first case instead of making another.',
+        description:
+          "A second start with the same key from the same producer (API key; the intake queue's, or with auth off every caller's, are one) returns the first case instead of making another. Another producer's same key is another key. Well-formed UTF-16 only.",
       }),
     ),
   },
@@ -61,11 +64,21 @@ export function payloadIssues(value: unknown, path: string, maxBytes: number): V
   return [];
 }
 
+/** The strings that become stored keys, each with a lone surrogate named by its path (lib/core/text.ts). */
+function storedKeyIssues(request: StartCaseRequest): ValidationIssue[] {
+  const strings: Array<[string, string]> = [];
+  if (request.idempotencyKey !== undefined) strings.push(['idempotencyKey', request.idempotencyKey]);
+  for (const [name, value] of Object.entries(request.businessKeys ?? {})) strings.push([segmentsToPath(['businessKeys', name]), value]);
+  return strings.filter(([, text]) => !isWellFormed(text)).map(([path]) => ({ path, message: ILL_FORMED_MESSAGE }));
+}
+
 /** Validates a start request from any door; throws InputInvalidError naming each problem. */
 export function parseStartRequest(data: unknown): StartCaseRequest {
   const issues = schemaIssues(StartCaseRequestSchema, data);
   if (issues.length > 0) throw new InputInvalidError(issues, 'start request');
   const request = data as StartCaseRequest;
+  const stored = storedKeyIssues(request);
+  if (stored.length > 0) throw new InputInvalidError(stored, 'start request');
   const payload = payloadIssues(request.input ?? {}, 'input', PAYLOAD_LIMITS.maxInputBytes);
   if (payload.length > 0) throw new InputInvalidError(payload, 'start request');
   return request;

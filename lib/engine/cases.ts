@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { CaseNotFoundError, IdempotencyConflictError, SignalNotAcceptedError, WorkfleetError } from '../core/errors.js';
+import { DERIVED_SCOPE, producerScope } from '../core/idempotency.js';
 import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
 import { canonicalJson, parseStartRequest } from '../core/requests.js';
@@ -26,8 +27,8 @@ export interface StartResult {
 
 /**
  * Starting and reading cases, the same for every door (HTTP, intake queue, CLI through HTTP).
- * One idempotency key makes one case, whichever door it came through: the unique index on the
- * key decides, and a replay gets the case the first request made.
+ * One idempotency key makes one case per scope (its producer's, lib/core/idempotency.ts): the
+ * store's unique index on scope and key decides, and a replay gets the case the first request made.
  */
 export class CaseService {
   constructor(
@@ -43,8 +44,9 @@ export class CaseService {
 
   /**
    * Validates and starts a case. `fallbackIdempotencyKey` is used when the request has none
-   * (the intake queue passes its job id, so a redelivered job cannot start a second case);
-   * `startedBy` names the API key (or door) it came through.
+   * (the intake queue passes one derived from its job, so a redelivered job cannot start a
+   * second case); it is in the derived scope, which no request can reach. `startedBy` names the
+   * API key (or door) it came through, and so the scope of a key the request carries.
    */
   async start(
     body: unknown,
@@ -57,6 +59,7 @@ export class CaseService {
     // Checked here, at every door, so that a case never starts with an input its handlers cannot use.
     assertCaseInput(workflow, request.input ?? {});
     const idempotencyKey = request.idempotencyKey ?? fallbackIdempotencyKey;
+    const idempotencyScope = request.idempotencyKey !== undefined ? producerScope(startedBy) : DERIVED_SCOPE;
     const requestHash = createHash('sha256')
       .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {}, businessKeys: request.businessKeys ?? {} }))
       .digest('hex');
@@ -71,7 +74,7 @@ export class CaseService {
     });
     const record: CaseRecord = {
       ...started.state,
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey, requestHash }),
+      ...(idempotencyKey === undefined ? {} : { idempotencyKey, idempotencyScope, requestHash }),
       ...(startedBy === undefined ? {} : { startedBy }),
       ...(request.businessKeys === undefined ? {} : { businessKeys: request.businessKeys }),
     };
@@ -79,6 +82,7 @@ export class CaseService {
     const created = await store.createCase(record, started.events);
     if (!created.created) {
       const { existing } = created;
+      // The existing case is in the same scope, so naming it tells its own producer only.
       if (existing.requestHash !== requestHash) throw new IdempotencyConflictError(idempotencyKey ?? '', existing.id);
       // The first request may have died between storing the case and enqueueing its steps.
       const existingWorkflow = await workflows.compiled(existing.workflow, existing.version);

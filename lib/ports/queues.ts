@@ -76,6 +76,11 @@ export interface Delivery<T> {
   id: string;
   name: string;
   data: T;
+  /**
+   * When the job was added (ms, the adding client's clock), never changed by retries. Ids start
+   * again at 1 on a new Redis; with this the job is named for ever.
+   */
+  enqueuedAt: number;
   /** 1 for the first attempt; a retry after a failure counts up, a deferral does not. */
   attempt: number;
   maxAttempts: number;

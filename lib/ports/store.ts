@@ -44,7 +44,13 @@ export interface CaseRecord extends CaseState {
   startedBy?: string;
   /** Names and values given at start to find the case by. */
   businessKeys?: Record<string, string>;
+  /** The key as its producer sent it, or as the engine derived it. */
   idempotencyKey?: string;
+  /**
+   * Whose the key is (lib/core/idempotency.ts): a key is unique within its scope only. Set with
+   * every key; missing only on a case stored before keys had scopes, until the store's upgrade.
+   */
+  idempotencyScope?: string;
   /** Hash of the start request, to tell a replay from a conflicting reuse of the key. */
   requestHash?: string;
 }
@@ -83,7 +89,11 @@ export type CreateResult = { created: true } | { created: false; existing: CaseR
  * every committed revision.
  */
 export interface CaseStore {
-  /** Inserts a new case (its creation and first transition, one write); with a used idempotency key, returns the case it made. */
+  /**
+   * Inserts a new case (its creation and first transition, one write); with an idempotency key
+   * already used in the same scope, returns the case it made instead. The same key in another
+   * scope is another key.
+   */
   createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult>;
   /** The case at its latest committed revision. */
   getCase(id: string): Promise<CaseRecord | undefined>;

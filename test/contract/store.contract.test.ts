@@ -96,6 +96,19 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(await store.getCase(second.state.id)).toBeUndefined();
     });
 
+    it('keeps a key unique within its scope only: another scope’s same key makes another case', async () => {
+      const store = await makeStore();
+      const made = ['01a00000-0000-7000-8000-000000000020', '01a00000-0000-7000-8000-000000000021', '01a00000-0000-7000-8000-000000000022'].map((id) => newCase(id));
+      const [a, b, again] = made;
+      if (!a || !b || !again) throw new Error('three cases expected');
+      const keyed = (state: CaseState, scope: string): CaseRecord => ({ ...state, idempotencyKey: 'shared', idempotencyScope: scope, requestHash: 'h' });
+      expect(await store.createCase(keyed(a.state, 'key:producerA'), a.events)).toEqual({ created: true });
+      expect(await store.createCase(keyed(b.state, 'key:producerB'), b.events)).toEqual({ created: true });
+      const replay = await store.createCase(keyed(again.state, 'key:producerB'), again.events);
+      expect(replay).toEqual({ created: false, existing: expect.objectContaining({ id: b.state.id, idempotencyKey: 'shared', idempotencyScope: 'key:producerB' }) });
+      expect(await store.getCase(a.state.id)).toMatchObject({ idempotencyKey: 'shared', idempotencyScope: 'key:producerA' });
+    });
+
     it('answers a replayed idempotency key with the case at its latest revision', async () => {
       const store = await makeStore();
       const first = newCase('01a00000-0000-7000-8000-00000000000a');

@@ -149,6 +149,7 @@ describe('the intake queue', () => {
     id: `hostile-${Math.random().toString(36).slice(2)}`,
     name,
     data,
+    enqueuedAt: Date.now(),
     attempt: 1,
     maxAttempts: 1,
     signal: new AbortController().signal,

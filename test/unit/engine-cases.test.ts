@@ -58,6 +58,22 @@ describe('CaseService.start', () => {
     expect((await store.listCases({ limit: 10 })).cases).toHaveLength(2);
   });
 
+  it('scopes keys: one per API key, one shared by the intake queue and anonymous callers, one the engine derives in', async () => {
+    const { cases } = await orderEngine();
+    const a = await cases.start(body({ idempotencyKey: 'k-1' }), { startedBy: 'keyA00000001' });
+    const b = await cases.start(body({ idempotencyKey: 'k-1' }), { startedBy: 'keyB00000002' });
+    expect(b.created).toBe(true);
+    expect(b.record.id).not.toBe(a.record.id);
+    // Another producer's different request under the same key is no conflict, and names nothing.
+    expect((await cases.start(body({ idempotencyKey: 'k-1', input: { sku: 'pen', amount: 1 } }), { startedBy: 'keyC00000003' })).created).toBe(true);
+    const open = await cases.start(body({ idempotencyKey: 'k-2' }), { startedBy: 'anonymous' });
+    expect((await cases.start(body({ idempotencyKey: 'k-2' }), { startedBy: 'intake' })).record.id).toBe(open.record.id);
+    // A derived key is not the same key as a producer's that spells it alike.
+    const derived = await cases.start(body(), { fallbackIdempotencyKey: 'k-2', startedBy: 'intake' });
+    expect(derived.created).toBe(true);
+    expect(derived.record).toMatchObject({ idempotencyKey: 'k-2', idempotencyScope: 'engine' });
+  });
+
   it('enqueues on a replay the steps a first start stored but could not enqueue', async () => {
     const { cases, store, queues } = await orderEngine();
     queues.failNextEnqueue(new Error('redis unreachable'));

@@ -215,6 +215,7 @@ function toDelivery<T>(job: Job<T>, signal: AbortSignal): Delivery<T> {
     id: job.id ?? '',
     name: job.name,
     data: job.data,
+    enqueuedAt: job.timestamp,
     attempt: job.attemptsMade + 1,
     maxAttempts: job.opts.attempts ?? 1,
     signal,

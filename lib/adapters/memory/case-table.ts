@@ -1,5 +1,9 @@
 import { isTerminalCase, type CaseStatus, type TraceEvent } from '../../core/state.js';
+import { scopedKey } from '../../core/idempotency.js';
 import type { CaseRecord } from '../../ports/store.js';
+
+/** The unique idempotency key of a record, as the MongoDB adapter's index has it: scope and key. */
+const keyOf = (record: CaseRecord): string | undefined => (record.idempotencyKey === undefined ? undefined : scopedKey(record.idempotencyScope, record.idempotencyKey));
 
 /** One stored case: its latest state, the trace of its creation, and its committed history. */
 export interface CaseEntry {
@@ -12,7 +16,7 @@ export interface CaseEntry {
 /**
  * The cases of a MemoryStore and the indexes its queries use, kept in step on every write:
  * open cases apart from finished ones (the periodic queries look at open cases only), ids in
- * ascending order (listing, newest first), idempotency keys, children by parent, and counts by
+ * ascending order (listing, newest first), idempotency keys by scope, children by parent, and counts by
  * status. It holds what it is given; copying at the boundary is the store's job.
  */
 export class CaseTable {
@@ -29,14 +33,17 @@ export class CaseTable {
     return this.entries.get(id);
   }
 
-  byIdempotencyKey(key: string): CaseEntry | undefined {
-    return this.keys.get(key);
+  /** The case `record`'s idempotency key (in its scope) already made. */
+  byIdempotencyKey(record: CaseRecord): CaseEntry | undefined {
+    const key = keyOf(record);
+    return key === undefined ? undefined : this.keys.get(key);
   }
 
   insert(entry: CaseEntry): void {
     const { record } = entry;
     this.entries.set(record.id, entry);
-    if (record.idempotencyKey !== undefined) this.keys.set(record.idempotencyKey, entry);
+    const key = keyOf(record);
+    if (key !== undefined) this.keys.set(key, entry);
     if (record.parent) {
       const siblings = this.children.get(record.parent.caseId) ?? new Set<string>();
       siblings.add(record.id);
@@ -63,7 +70,8 @@ export class CaseTable {
       this.entries.delete(record.id);
       this.open.delete(record.id);
       this.finished.delete(record.id);
-      if (record.idempotencyKey !== undefined && this.keys.get(record.idempotencyKey) === entry) this.keys.delete(record.idempotencyKey);
+      const key = keyOf(record);
+      if (key !== undefined && this.keys.get(key) === entry) this.keys.delete(key);
       if (record.parent) {
         const siblings = this.children.get(record.parent.caseId);
         siblings?.delete(record.id);

@@ -17,7 +17,7 @@ import { MemoryBulkOperations } from './bulk-operations.js';
 import { decodeCursor, encodeCursor } from '../case-cursor.js';
 
 /** The fields of a CaseRecord that say how the case was started; a transition never changes them. */
-const START_FIELDS = ['startedBy', 'businessKeys', 'idempotencyKey', 'requestHash'] as const satisfies ReadonlyArray<keyof CaseRecord>;
+const START_FIELDS = ['startedBy', 'businessKeys', 'idempotencyKey', 'idempotencyScope', 'requestHash'] as const satisfies ReadonlyArray<keyof CaseRecord>;
 
 /** Whether a case matches a filter, as the MongoDB adapter's query decides it. */
 function matchesFilter(record: CaseRecord, query: CaseFilter): boolean {
@@ -100,7 +100,7 @@ export class MemoryStore implements Store {
   // --- cases ---
 
   async createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult> {
-    const existing = record.idempotencyKey === undefined ? undefined : this.cases.byIdempotencyKey(record.idempotencyKey);
+    const existing = this.cases.byIdempotencyKey(record);
     if (existing) return { created: false, existing: structuredClone(existing.record) };
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
     if (this.cases.get(record.id)) throw new WorkfleetError('CASE_ID_TAKEN', `case id ${record.id} is already taken`, { retryable: true });

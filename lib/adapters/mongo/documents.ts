@@ -1,5 +1,6 @@
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type StepState, type TraceEvent, type TraceType, type UnitState } from '../../core/state.js';
+import { scopedKey, scopeOf } from '../../core/idempotency.js';
 import type { CaseRecord, StoredKey, StoredWorkflow } from '../../ports/store.js';
 
 /**
@@ -103,7 +104,13 @@ export interface CaseDocument {
   stuck?: { reason: string; since: number };
   /** The trace events of the case's creation (revision 0); later ones are in its history. */
   createdTrace: TraceDocument[];
+  /** The key as sent or derived; shown, searched, not unique (another scope may use it too). */
   idempotencyKey?: string;
+  /**
+   * `<scope>|<key>` (lib/core/idempotency.ts): the unique one. Missing on cases stored before keys
+   * had scopes until the store's upgrade gives them one (idempotency-upgrade.ts).
+   */
+  scopedIdempotencyKey?: string;
   requestHash?: string;
   startedBy?: string;
   /** `name=value` strings, one per business key, indexed for search. */
@@ -379,7 +386,7 @@ function changesDeferrals(previous: CaseState, next: CaseState): boolean {
 }
 
 /** The document fields that mirror CaseState, for inserts and for `$set` diffs. */
-export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'requestHash' | 'startedBy' | 'businessKeys'> {
+export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'scopedIdempotencyKey' | 'requestHash' | 'startedBy' | 'businessKeys'> {
   const steps: Record<string, StepDocument> = {};
   for (const [id, step] of Object.entries(state.steps)) steps[id] = encodeStep(step);
   return compact({
@@ -416,6 +423,7 @@ export function encodeCase(record: CaseRecord, createdTrace: readonly TraceEvent
     ...encodeCaseFields(record),
     createdTrace: createdTrace.map(encodeTrace),
     idempotencyKey: record.idempotencyKey,
+    scopedIdempotencyKey: record.idempotencyKey === undefined ? undefined : scopedKey(record.idempotencyScope, record.idempotencyKey),
     requestHash: record.requestHash,
     startedBy: record.startedBy,
     businessKeys: record.businessKeys && Object.entries(record.businessKeys).map(([name, value]) => businessKeyTerm(name, value)),
@@ -452,6 +460,7 @@ export function decodeCase(doc: CaseDocument): CaseRecord {
     compensating: doc.compensating && { status: doc.compensating.status, error: decodeError(doc.compensating.error) },
     stuck: doc.stuck,
     idempotencyKey: doc.idempotencyKey,
+    idempotencyScope: doc.scopedIdempotencyKey === undefined ? undefined : scopeOf(doc.scopedIdempotencyKey),
     requestHash: doc.requestHash,
     startedBy: doc.startedBy,
     businessKeys:

@@ -36,6 +36,8 @@ import { MongoKeys } from './keys.js';
 import { Retention } from './retention.js';
 import { probeServerFeatures, type ServerFeatures } from './server-features.js';
 import { MongoWorkflows } from './workflows.js';
+import { upgradeIdempotencyKeys } from './idempotency-upgrade.js';
+import { scopedKey } from '../../core/idempotency.js';
 
 /**
  * Case documents one commit batch updates at once (so at most twice this many per process,
@@ -113,10 +115,12 @@ export class MongoStore implements Store {
     await Promise.all([
       this.workflows.createIndex({ name: 1, version: -1 }, { unique: true, name: 'name_version' }),
       this.workflows.createIndex({ name: 1, hash: 1 }, { unique: true, name: 'name_hash' }),
-      this.cases.createIndex({ idempotencyKey: 1 }, { unique: true, sparse: true, name: 'idempotency_key' }),
+      // Unique per scope: the same key from two producers is two keys (lib/core/idempotency.ts).
+      this.cases.createIndex({ scopedIdempotencyKey: 1 }, { unique: true, sparse: true, name: 'scoped_idempotency_key' }),
       // `_id` (case:revision) is what makes commits unique; this index serves reading a trace.
       this.history.createIndex({ caseId: 1, revision: 1 }, { unique: true, name: 'case_revision' }),
     ]);
+    await upgradeIdempotencyKeys(this.db, this.cases);
     this.features = await probeServerFeatures(this.db, 'cases');
     // FerretDB v1 never reads its backend through these (it filters with `@>` on PostgreSQL, by
     // `_id` alone on SQLite, and sorts by itself): there they would only slow every write down.
@@ -211,7 +215,7 @@ export class MongoStore implements Store {
   async createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult> {
     const result = await this.inserts.submit(encodeCase(record, events));
     if (result === 'created') return { created: true };
-    const existing = record.idempotencyKey === undefined ? null : await this.cases.findOne({ idempotencyKey: record.idempotencyKey });
+    const existing = record.idempotencyKey === undefined ? null : await this.cases.findOne({ scopedIdempotencyKey: scopedKey(record.idempotencyScope, record.idempotencyKey) });
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
     if (!existing) throw new WorkfleetError('CASE_ID_TAKEN', `case id ${record.id} is already taken`, { retryable: true });
     // At its latest revision: the replay carries out the work the case still has under way.
