@@ -6,9 +6,9 @@ export interface Config {
   env: 'development' | 'test' | 'production';
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   redis: { url: string; prefix: string };
-  mongo: { url: string };
-  api: { host: string; port: number; bodyLimitBytes: number; rateLimitPerMinute: number; corsOrigins: readonly string[]; authEnabled: boolean };
-  metrics: { port: number };
+  mongo: { url: string; operationTimeoutMs: number };
+  api: { host: string; port: number; requestTimeoutMs: number; bodyLimitBytes: number; rateLimitPerMinute: number; corsOrigins: readonly string[]; authEnabled: boolean };
+  metrics: { host: string; port: number };
   retention: { finishedCaseDays: number };
   worker: {
     queues: readonly string[];
