@@ -1,7 +1,9 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { RequestErrorCode, WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
+import { isInfrastructureUnavailable, infrastructureReason } from '../lib/adapters/unavailable.js';
+import { RequestErrorCode, StartIncompleteError, WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
+import type { EpisodeLog } from '../lib/obs/episode-log.js';
 import { pointerToPath } from '../lib/core/validate.js';
 
 /** HTTP status of each workfleet error code; codes not listed are server faults (500). */
@@ -37,14 +39,8 @@ const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string }> = 
   FST_ERR_CTP_INVALID_TYPE: { status: 400, code: 'INPUT_INVALID' },
 };
 
-/** Errors of the infrastructure (database or Redis away): the client may retry, so 503. */
-function isUnavailable(error: { name?: string; code?: unknown }): boolean {
-  return (
-    /^Mongo(ServerSelection|Network|NotConnected|Topology)/.test(error.name ?? '') ||
-    error.code === 'ECONNREFUSED' ||
-    error.name === 'MaxRetriesPerRequestError'
-  );
-}
+/** Seconds a client is told to wait before retrying after a 503. */
+const RETRY_AFTER_SECONDS = 5;
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -85,10 +81,6 @@ function validationIssues(error: FastifyError): ValidationIssue[] {
   return issues;
 }
 
-/**
- * One place turns errors into responses: `{"error": {"code", "message"}}` with the right status.
- * Clients never see a stack trace; a 500 is logged with its stack and answered plainly.
- */
 /**
  * Fastify's router answers some malformed URLs before any hook runs (an undecodable path, a
  * parameter over the length limit); this gives them the API's error shape too.
@@ -131,8 +123,29 @@ export function clientErrorAnswer(maxHeaderBytes: number) {
   };
 }
 
-export function installErrorHandling(app: FastifyInstance): void {
+/**
+ * 503 SERVICE_UNAVAILABLE with Retry-After: a server behind the API is away, full or too slow,
+ * and the same request may succeed shortly. Logged once per episode (`episodes`), not per request.
+ */
+function unavailable(reply: FastifyReply, episodes: EpisodeLog, error: unknown, message: string, details?: unknown): FastifyReply {
+  episodes.failure(`unavailable:${infrastructureReason(error) ?? 'timeout'}`, error, 'requests answered 503: a backing service is unavailable');
+  return reply.status(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(errorBody('SERVICE_UNAVAILABLE', message, details));
+}
+
+const UNAVAILABLE_MESSAGE = 'a backing service (MongoDB or Redis) is unavailable or out of memory; retry shortly';
+
+/**
+ * One place turns errors into responses: `{"error": {"code", "message"}}` with the right status.
+ * Clients never see a stack trace; a 500 is logged with its stack and answered plainly.
+ */
+export function installErrorHandling(app: FastifyInstance, episodes: EpisodeLog): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof StartIncompleteError) {
+      // The case may be in the store already: say which, and how to finish the start without making a second one.
+      if (isInfrastructureUnavailable(error.cause)) return unavailable(reply, episodes, error.cause, error.message, error.details);
+      request.log.error({ err: error }, 'request failed');
+      return reply.status(500).send(errorBody('INTERNAL', error.message, error.details));
+    }
     if (error instanceof WorkfleetError) {
       const status = STATUS_BY_CODE[error.code] ?? 500;
       if (status >= 500) request.log.error({ err: error }, 'request failed');
@@ -145,15 +158,15 @@ export function installErrorHandling(app: FastifyInstance): void {
     }
     const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
     if (known) return reply.status(known.status).send(errorBody(known.code, error.message));
+    if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
+      return unavailable(reply, episodes, error, `no answer within ${Math.round(Number(request.routeOptions.handlerTimeout ?? 0) / 1000)} s: MongoDB or Redis is slow or paused; retry shortly (a start may have made its case: retry it with the same idempotency key)`);
+    }
     if (error.statusCode === 429) return reply.status(429).send(errorBody('RATE_LIMITED', error.message));
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       // Other client errors from Fastify's parsers (e.g. prototype poisoning): keep their status.
       return reply.status(error.statusCode).send(errorBody('BAD_REQUEST', error.message));
     }
-    if (isUnavailable(error)) {
-      request.log.warn({ err: error }, 'dependency unavailable');
-      return reply.status(503).header('retry-after', '5').send(errorBody('SERVICE_UNAVAILABLE', 'a backing service (MongoDB or Redis) is not reachable; retry shortly'));
-    }
+    if (isInfrastructureUnavailable(error)) return unavailable(reply, episodes, error, UNAVAILABLE_MESSAGE);
     request.log.error({ err: error }, 'request failed');
     return reply.status(500).send(errorBody('INTERNAL', 'internal error; the server log has the details'));
   });

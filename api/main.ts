@@ -10,7 +10,7 @@ import { exitOnFatalErrors, shutdownOnSignals } from '../lib/runtime/lifecycle.j
 import { BULK_LIMITS } from '../lib/core/bulk.js';
 import { every } from '../lib/runtime/periodic.js';
 import { announce } from '../lib/runtime/presence.js';
-import { redisPolicyCheck } from './routes/health.js';
+import { fleetReadinessChecks } from '../lib/runtime/readiness.js';
 import { buildServer } from './server.js';
 
 /** How long /ready reports "draining" before the server stops accepting, so balancers notice. */
@@ -39,10 +39,7 @@ export async function runApi(config: Config): Promise<void> {
     fleet: { monitor, queues: engine.queues },
     redis: engine.queues.connection,
     isDraining: () => draining,
-    checks: [
-      { name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) },
-      { name: 'redis', check: redisPolicyCheck(() => monitor.redisHealth()) },
-    ],
+    checks: fleetReadinessChecks({ store: engine.store, redisHealth: () => monitor.redisHealth() }),
   });
   const address = await app.listen({ host: config.api.host, port: config.api.port });
   const presence = announce(monitor, { role: 'api', queues: [], concurrency: 0 }, engine.clock, logger);

@@ -14,6 +14,7 @@ import type { BulkService } from '../lib/engine/bulk.js';
 import type { CaseService } from '../lib/engine/cases.js';
 import type { KeyService } from '../lib/engine/keys.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
+import { EpisodeLog } from '../lib/obs/episode-log.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { Clock } from '../lib/ports/clock.js';
@@ -26,6 +27,7 @@ import { OPENAPI_DOCUMENT } from './openapi.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
 import { clientErrorAnswer, errorBody, frameworkErrors, installErrorHandling } from './errors.js';
+import { failOpenRedisStore } from './rate-limit-store.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { caseRoutes } from './routes/cases.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
@@ -91,10 +93,15 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     genReqId: (request) => acceptedRequestId(request.headers['x-request-id']) ?? randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors,
+    // A request the servers behind it do not answer in time gets 503 rather than hanging with them (errors.ts).
+    ...(config.api.requestTimeoutMs > 0 ? { handlerTimeout: config.api.requestTimeoutMs } : {}),
     // Unknown fields are refused, not silently dropped; types are not coerced in bodies.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
   });
-  installErrorHandling(app);
+  // Trouble every request meets (a server away) is logged once per episode, not once per request.
+  const episodes = new EpisodeLog(deps.logger);
+  app.addHook('onClose', async () => episodes.close());
+  installErrorHandling(app, episodes);
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   const auth: Authenticator = {
     keys: deps.keys,
@@ -126,7 +133,10 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       hook: 'preHandler',
       keyGenerator: (request) => (request.principal && request.principal.id !== 'anonymous' ? `key:${request.principal.id}` : `ip:${request.ip}`),
       nameSpace: `${config.redis.prefix}:api:rate:`,
-      ...(deps.redis ? { redis: deps.redis } : {}),
+      // Counted in Redis across replicas; when Redis cannot count (out of memory, away), requests go through uncounted.
+      ...(deps.redis
+        ? { store: failOpenRedisStore(deps.redis, `${config.redis.prefix}:api:rate:`, (error) => void episodes.failure('rate-limit', error, 'rate limit not counted (Redis refused); requests go through uncounted')) }
+        : {}),
       errorResponseBuilder: (_request, context) =>
         Object.assign(new Error(`rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`), {
           statusCode: 429,

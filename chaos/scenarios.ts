@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster } from './cluster.js';
 import { readCase, type Accepted, type CheckResult, type TraceEvent } from './invariants.js';
 import { IDEMPOTENCY_SCENARIOS } from './scenarios-idempotency.js';
+import { INFRASTRUCTURE_SCENARIOS } from './scenarios-infrastructure.js';
 
 export interface ScenarioRun {
   accepted: Accepted[];
@@ -414,4 +415,5 @@ export const SCENARIOS: Scenario[] = [
     },
   },
   ...IDEMPOTENCY_SCENARIOS,
+  ...INFRASTRUCTURE_SCENARIOS,
 ];

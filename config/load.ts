@@ -6,10 +6,11 @@ export interface Config {
   env: 'development' | 'test' | 'production';
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
   redis: { url: string; prefix: string };
-  mongo: { url: string };
+  mongo: { url: string; operationTimeoutMs: number };
   api: {
     host: string;
     port: number;
+    requestTimeoutMs: number;
     bodyLimitBytes: number;
     rateLimitPerMinute: number;
     authFailuresPerMinute: number;
@@ -18,7 +19,7 @@ export interface Config {
     corsOrigins: readonly string[];
     authEnabled: boolean;
   };
-  metrics: { port: number };
+  metrics: { host: string; port: number };
   retention: { finishedCaseDays: number };
   worker: {
     queues: readonly string[];

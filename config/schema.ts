@@ -146,6 +146,12 @@ export const configSchema = {
       env: 'MONGO_URL',
       sensitive: true,
     },
+    operationTimeoutMs: {
+      doc: 'How long one store operation may wait for an answer before it fails (the driver\'s socketTimeoutMS: the connection is closed), so that a paused MongoDB fails requests (503) and consumer jobs (retried) instead of holding them. Keep it above your slowest query. 0: no limit.',
+      format: 'non-negative-int',
+      default: 30_000,
+      env: 'MONGO_OPERATION_TIMEOUT_MS',
+    },
   },
   api: {
     host: {
@@ -160,6 +166,12 @@ export const configSchema = {
       default: 8080,
       env: 'API_PORT',
       arg: 'port',
+    },
+    requestTimeoutMs: {
+      doc: 'A request not answered within this time gets 503 SERVICE_UNAVAILABLE with Retry-After (a server that hangs rather than fails, e.g. a paused MongoDB or Redis). A start answered so may have made its case: retry with the same idempotency key. 0: no limit.',
+      format: 'non-negative-int',
+      default: 15_000,
+      env: 'API_REQUEST_TIMEOUT_MS',
     },
     bodyLimitBytes: {
       doc: 'Largest request body accepted; larger ones get 413.',
@@ -205,6 +217,12 @@ export const configSchema = {
     },
   },
   metrics: {
+    host: {
+      doc: 'Address where a scheduler or worker serves /metrics, /health and /ready; 0.0.0.0 in containers (as API_HOST).',
+      format: String,
+      default: '127.0.0.1',
+      env: 'METRICS_HOST',
+    },
     port: {
       doc: 'Port where a scheduler or worker serves /metrics, /health and /ready (the API serves them on API_PORT). 0: off.',
       format: 'port',

@@ -1,6 +1,8 @@
 import type { Config } from '../config/load.js';
 import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
 import { BullConsumers } from '../lib/adapters/bullmq/queues.js';
+import { infrastructureReason } from '../lib/adapters/unavailable.js';
+import { EpisodeLog } from '../lib/obs/episode-log.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
@@ -11,6 +13,7 @@ import { Lease } from '../lib/runtime/leadership.js';
 import { exitOnFatalErrors, runShutdownSteps, shutdownOnSignals, type RunningRole, type ShutdownStep } from '../lib/runtime/lifecycle.js';
 import { every } from '../lib/runtime/periodic.js';
 import { announce } from '../lib/runtime/presence.js';
+import { fleetReadinessChecks } from '../lib/runtime/readiness.js';
 import { enforceDeadlines } from './deadlines.js';
 import { intakeProcessor } from './intake.js';
 import { Reconciler } from './reconciler.js';
@@ -36,7 +39,11 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
   const engine = await createEngine(config, logger, metrics, injected ? { store: injected } : {});
   const { cases, advancer, store, queues, workflows, clock } = engine;
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
-  const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
+  // Logged once per episode: Redis out of memory fails every fetch, and each failure used to be a line.
+  const episodes = new EpisodeLog(logger);
+  const consumers = new BullConsumers(bull, {
+    onError: (err, queue) => episodes.failure(`consumer:${queue}:${infrastructureReason(err) ?? err.name}`, err, `queue consumer error on ${queue}`, { queue }),
+  });
   // Reports and starts take milliseconds and applying one twice is harmless: a short lock and
   // frequent stall checks get a dead scheduler's jobs to a living one quickly, and a job may be
   // orphaned several times before it is given up on.
@@ -72,7 +79,7 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
       if (lease.isHeld) await retention.runIfDue();
     }),
   ];
-  const probes = await startMetricsServer(config.metrics.port, metrics, [{ name: 'mongodb', check: () => store.ping(2_000) }]);
+  const probes = await startMetricsServer(config.metrics, metrics, fleetReadinessChecks({ store, redisHealth: () => monitor.redisHealth() }));
   const steps: ShutdownStep[] = [
     { name: 'intake', run: () => intake.close(10_000) },
     { name: 'results', run: () => results.close(10_000) },
@@ -81,6 +88,7 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
     { name: 'fleet', run: () => Promise.all([presence.stop(), lease.stop()]) },
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'engine', run: () => engine.close() },
+    { name: 'episodes', run: async () => episodes.close() },
   ];
   if (ownsProcess) shutdownOnSignals(logger, steps, 60_000);
   logger.info({ queues: [INTAKE_QUEUE, RESULTS_QUEUE, TIMERS_QUEUE], concurrency: options.concurrency, metricsPort: config.metrics.port || null }, 'scheduler started');

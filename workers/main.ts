@@ -2,6 +2,8 @@ import type { Config } from '../config/load.js';
 import { BullFleetMonitor } from '../lib/adapters/bullmq/fleet.js';
 import { BullConsumers } from '../lib/adapters/bullmq/queues.js';
 import { AdvancingReports } from '../lib/engine/advancing-reports.js';
+import { infrastructureReason } from '../lib/adapters/unavailable.js';
+import { EpisodeLog } from '../lib/obs/episode-log.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { startMetricsServer } from '../lib/obs/metrics-server.js';
 import { Metrics } from '../lib/obs/metrics.js';
@@ -10,6 +12,7 @@ import type { Store } from '../lib/ports/store.js';
 import { createEngine } from '../lib/runtime/engine.js';
 import { exitOnFatalErrors, runShutdownSteps, shutdownOnSignals, type RunningRole, type ShutdownStep } from '../lib/runtime/lifecycle.js';
 import { announce, processId } from '../lib/runtime/presence.js';
+import { fleetReadinessChecks } from '../lib/runtime/readiness.js';
 import { Breakers } from './breakers.js';
 import { loadHandlers } from './handlers.js';
 import { taskProcessor } from './run-task.js';
@@ -63,7 +66,11 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
       startReportDelayMs: config.worker.startReportDelayMs,
     }),
   );
-  const consumers = new BullConsumers(bull, { onError: (err, queue) => logger.warn({ err, queue }, 'queue consumer error') });
+  // Logged once per episode: Redis out of memory fails every fetch, and each failure used to be a line.
+  const episodes = new EpisodeLog(logger);
+  const consumers = new BullConsumers(bull, {
+    onError: (err, queue) => episodes.failure(`consumer:${queue}:${infrastructureReason(err) ?? err.name}`, err, `queue consumer error on ${queue}`, { queue }),
+  });
   const running = config.worker.queues.map((queue) =>
     consumers.consume(queue, processor, {
       concurrency: config.worker.concurrency,
@@ -72,16 +79,14 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
       stalledCheckIntervalMs: config.worker.stalledCheckIntervalMs,
     }),
   );
+  const monitor = new BullFleetMonitor(queues, config.redis.prefix);
   const presence = announce(
-    new BullFleetMonitor(queues, config.redis.prefix),
+    monitor,
     { role: 'worker', queues: [...config.worker.queues], concurrency: config.worker.concurrency },
     systemClock,
     logger,
   );
-  const probes = await startMetricsServer(config.metrics.port, metrics, [
-    { name: 'redis', check: async () => void (await queues.connection.ping()) },
-    { name: 'mongodb', check: () => engine.store.ping(2_000) },
-  ]);
+  const probes = await startMetricsServer(config.metrics, metrics, fleetReadinessChecks({ store: engine.store, redisHealth: () => monitor.redisHealth() }));
   const grace = config.worker.shutdownGraceMs;
   const steps: ShutdownStep[] = [
     { name: 'presence', run: () => presence.stop() },
@@ -89,6 +94,7 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'breakers', run: async () => breakers.shutdown() },
     { name: 'engine', run: () => engine.close() },
+    { name: 'episodes', run: async () => episodes.close() },
   ];
   if (ownsProcess) shutdownOnSignals(logger, steps, grace + 15_000);
   logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, advancesCases: config.worker.advancesCases, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null }, 'worker started');

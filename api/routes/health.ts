@@ -1,47 +1,20 @@
 import type { FastifyInstance } from 'fastify';
-import { formatDuration } from '../../lib/core/format.js';
 import type { Metrics } from '../../lib/obs/metrics.js';
+import { runReadinessChecks, type ReadinessCheck } from '../../lib/obs/readiness.js';
+import { redisReadiness } from '../../lib/runtime/readiness.js';
 
-export interface ReadinessCheck {
-  name: string;
-  check: (timeoutMs: number) => Promise<void>;
-}
+export type { ReadinessCheck } from '../../lib/obs/readiness.js';
 
-/** How long a dependency may take to answer a readiness probe. */
-const READY_TIMEOUT_MS = 2_000;
-
-function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${formatDuration(ms)}`)), ms);
-    promise.then(resolve, reject).finally(() => clearTimeout(timer));
-  });
-}
-
-/** BullMQ loses jobs if Redis evicts keys: any other policy makes the API not ready, on purpose. */
-export function redisPolicyCheck(health: () => Promise<{ maxmemoryPolicy: string }>): ReadinessCheck['check'] {
-  return async () => {
-    const { maxmemoryPolicy } = await health();
-    if (maxmemoryPolicy !== 'noeviction') throw new Error(`maxmemory-policy is ${maxmemoryPolicy || 'unknown'}; BullMQ needs noeviction`);
-  };
-}
+/** Redis's readiness (answers, noeviction, room to write): the same check every process makes. */
+export const redisPolicyCheck = redisReadiness;
 
 export function healthRoutes(app: FastifyInstance, deps: { checks: readonly ReadinessCheck[]; metrics: Metrics; isDraining: () => boolean }): void {
   const hidden = { schema: { hide: true } };
   app.get('/health', { ...hidden, config: { rateLimit: false } }, async () => ({ status: 'ok' }));
 
   app.get('/ready', { ...hidden, config: { rateLimit: false } }, async (_request, reply) => {
-    const results = await Promise.all(
-      deps.checks.map(async ({ name, check }) => {
-        try {
-          await withTimeout(check(READY_TIMEOUT_MS), READY_TIMEOUT_MS);
-          return [name, 'ok'] as const;
-        } catch (error) {
-          return [name, (error as Error).message || 'failed'] as const;
-        }
-      }),
-    );
-    const checks = Object.fromEntries(results);
-    const ready = !deps.isDraining() && results.every(([, result]) => result === 'ok');
+    const { ready: checked, checks } = await runReadinessChecks(deps.checks);
+    const ready = !deps.isDraining() && checked;
     return reply.status(ready ? 200 : 503).send({ status: ready ? 'ready' : deps.isDraining() ? 'draining' : 'not ready', checks });
   });
 

@@ -88,6 +88,24 @@ export class BulkOperationNotFoundError extends WorkfleetError {
   }
 }
 
+/**
+ * A start whose case may already be stored (its insert was sent) but which did not finish: the
+ * insert's answer or the enqueue of its first steps failed. A retry with the same idempotency key
+ * finds the case and enqueues what it lacks; without a key, `details.caseId` names the case that
+ * may exist (the reconciler enqueues its steps if it does).
+ */
+export class StartIncompleteError extends WorkfleetError {
+  constructor(caseId: string, idempotencyKey: string | undefined, cause: unknown) {
+    const retry = idempotencyKey === undefined ? `look for case ${caseId} before starting again (send an idempotencyKey to make retries safe)` : `retry with the same idempotency key`;
+    super('START_INCOMPLETE', `the start of case ${caseId} did not finish (it may have been made); ${retry}`, {
+      retryable: true,
+      cause,
+      details: { caseId, ...(idempotencyKey === undefined ? {} : { idempotencyKey }) },
+    });
+    this.name = 'StartIncompleteError';
+  }
+}
+
 /** Raised when a conditional write lost a race; the caller re-reads and tries again. */
 export class RevisionConflictError extends WorkfleetError {
   constructor(caseId: string) {

@@ -32,3 +32,15 @@ export function formatDuration(ms: number): string {
   const hours = Math.round(ms / 3_600_000);
   return pair(Math.floor(hours / 24), 'd', hours % 24, 'h');
 }
+
+/** A size in bytes as people read it: `512 B`, `3.1 MiB`. */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit] ?? ''}`;
+}

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CaseNotFoundError, IdempotencyConflictError, SignalNotAcceptedError, WorkfleetError } from '../core/errors.js';
+import { CaseNotFoundError, IdempotencyConflictError, SignalNotAcceptedError, StartIncompleteError, WorkfleetError } from '../core/errors.js';
 import { DERIVED_SCOPE, producerScope } from '../core/idempotency.js';
 import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
@@ -79,20 +79,32 @@ export class CaseService {
       ...(request.businessKeys === undefined ? {} : { businessKeys: request.businessKeys }),
     };
 
-    const created = await store.createCase(record, started.events);
+    // From the insert on, a failure may leave the case made: the error says so (StartIncompleteError).
+    const created = await this.incomplete(record, () => store.createCase(record, started.events));
     if (!created.created) {
       const { existing } = created;
       // The existing case is in the same scope, so naming it tells its own producer only.
       if (existing.requestHash !== requestHash) throw new IdempotencyConflictError(idempotencyKey ?? '', existing.id);
-      // The first request may have died between storing the case and enqueueing its steps.
+      // The first request may have died (or failed, answered 503) between storing the case and enqueueing its steps.
       const existingWorkflow = await workflows.compiled(existing.workflow, existing.version);
-      await this.deps.advancer.carryOut(outstandingWork(existingWorkflow, existing));
+      await this.incomplete(existing, () => this.deps.advancer.carryOut(outstandingWork(existingWorkflow, existing)));
       return { record: existing, created: false };
     }
     this.deps.advancer.remember(record);
-    await this.deps.advancer.carryOut(started.commands);
+    await this.incomplete(record, () => this.deps.advancer.carryOut(started.commands));
     this.deps.onStarted?.(record);
     return { record, created: true };
+  }
+
+  /** Runs a step of a start after its insert was sent; an unexpected failure becomes a StartIncompleteError naming the case. */
+  private async incomplete<T>(record: CaseRecord, step: () => Promise<T>): Promise<T> {
+    try {
+      return await step();
+    } catch (error) {
+      // A refusal on purpose (a workflow gone, a conflict) is what it is; anything else may have left the case made.
+      if (error instanceof WorkfleetError && !error.retryable) throw error;
+      throw new StartIncompleteError(record.id, record.idempotencyKey, error);
+    }
   }
 
   /** The child case of a sub-workflow step; it inherits who started the parent. */

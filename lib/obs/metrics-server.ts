@@ -1,17 +1,15 @@
 import { createServer, type Server } from 'node:http';
 import type { Metrics } from './metrics.js';
-
-export interface ProbeCheck {
-  name: string;
-  check: () => Promise<void>;
-}
+import { runReadinessChecks, type ReadinessCheck } from './readiness.js';
 
 /**
  * The small HTTP server of schedulers and workers: /metrics for Prometheus, /health for
- * liveness, /ready for readiness (every check answers). The API serves these on its own port.
+ * liveness, /ready for readiness (every check answers, each within the probe's time). The API
+ * serves these on its own port. It listens on `host` only (METRICS_HOST): loopback unless the
+ * operator opens it, as the API's API_HOST.
  */
-export async function startMetricsServer(port: number, metrics: Metrics, checks: readonly ProbeCheck[]): Promise<Server | undefined> {
-  if (port === 0) return undefined;
+export async function startMetricsServer(address: { host: string; port: number }, metrics: Metrics, checks: readonly ReadinessCheck[]): Promise<Server | undefined> {
+  if (address.port === 0) return undefined;
   const server = createServer((request, response) => {
     const send = (status: number, type: string, body: string) => {
       response.writeHead(status, { 'content-type': type });
@@ -25,26 +23,16 @@ export async function startMetricsServer(port: number, metrics: Metrics, checks:
       return;
     }
     if (path === '/ready') {
-      void Promise.all(
-        checks.map(async ({ name, check }) => {
-          try {
-            await check();
-            return [name, 'ok'] as const;
-          } catch (error) {
-            return [name, (error as Error).message || 'failed'] as const;
-          }
-        }),
-      ).then((results) => {
-        const ready = results.every(([, result]) => result === 'ok');
-        send(ready ? 200 : 503, 'application/json', JSON.stringify({ status: ready ? 'ready' : 'not ready', checks: Object.fromEntries(results) }));
-      });
+      void runReadinessChecks(checks).then(({ ready, checks: results }) =>
+        send(ready ? 200 : 503, 'application/json', JSON.stringify({ status: ready ? 'ready' : 'not ready', checks: results })),
+      );
       return;
     }
     send(404, 'application/json', '{"error":{"code":"ROUTE_NOT_FOUND","message":"try /metrics, /health or /ready"}}');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(port, '0.0.0.0', resolve);
+    server.listen(address.port, address.host, resolve);
   });
   return server;
 }

@@ -25,6 +25,8 @@ export interface FleetMember {
 export interface RedisHealth {
   maxmemoryPolicy: string;
   usedMemoryBytes: number;
+  /** Redis's `maxmemory`; 0 when unlimited. */
+  maxmemoryBytes: number;
 }
 
 export interface FleetMonitor {

@@ -26,7 +26,12 @@ export interface EngineOptions {
 
 export async function createEngine(config: Config, logger: Logger, metrics: Metrics, options: EngineOptions = {}) {
   const owned = options.store === undefined;
-  const store: Store = options.store ?? new MongoStore({ url: config.mongo.url });
+  // Every store operation is bounded: a connection that hears nothing for this long is closed and
+  // its operation fails (the driver's socketTimeoutMS; its timeoutMS has no effect since driver 7),
+  // so a paused MongoDB fails requests and consumer jobs in time, to be retried, instead of holding them.
+  const ms = config.mongo.operationTimeoutMs;
+  const timeout = ms > 0 ? { socketTimeoutMS: ms, connectTimeoutMS: Math.min(ms, 10_000) } : {};
+  const store: Store = options.store ?? new MongoStore({ url: config.mongo.url, client: timeout });
   // Said first, so that a process on the wrong servers is visible before anything else happens.
   logger.info({ redis: maskUrl(config.redis.url), mongodb: owned ? maskUrl(config.mongo.url) : 'the store given by the host' }, 'using Redis and MongoDB');
   const queues = new BullQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs });

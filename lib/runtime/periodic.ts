@@ -1,3 +1,4 @@
+import { EpisodeLog } from '../obs/episode-log.js';
 import type { Logger } from '../obs/logger.js';
 
 export interface Periodic {
@@ -7,15 +8,17 @@ export interface Periodic {
 
 /**
  * Runs `task` every `intervalMs`, never two runs at once (the next run is timed from the end of
- * the previous one). A failing run is logged and the loop goes on.
+ * the previous one). A failing run is logged (once per episode of failures: a server away
+ * fails every run) and the loop goes on.
  */
 export function every(intervalMs: number, name: string, logger: Logger, task: () => Promise<void>): Periodic {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
+  const episodes = new EpisodeLog(logger);
   const tick = () => {
     running = task()
-      .catch((error: unknown) => logger.warn({ err: error, task: name }, 'periodic task failed'))
+      .catch((error: unknown) => void episodes.failure(name, error, `periodic task ${name} failed`, { task: name }))
       .finally(() => {
         running = undefined;
         if (!stopped) timer = setTimeout(tick, intervalMs);
@@ -27,6 +30,7 @@ export function every(intervalMs: number, name: string, logger: Logger, task: ()
       stopped = true;
       clearTimeout(timer);
       await running;
+      episodes.close();
     },
   };
 }

@@ -16,6 +16,8 @@ export interface TestServers {
   redis: RedisServer;
   /** mongodb://host:port/ without a database. */
   mongoBase: string;
+  /** The pid of this suite's FerretDB (to pause it); undefined with an external MONGO_URL. */
+  storePid: number | undefined;
   /** A fresh database URL and BullMQ prefix. */
   namespace(): { mongoUrl: string; prefix: string; database: string };
   stop(): Promise<void>;
@@ -47,6 +49,7 @@ export async function startServers(): Promise<TestServers> {
   return {
     redis,
     mongoBase,
+    storePid: ferret?.child.process.pid,
     namespace() {
       const id = randomBytes(5).toString('hex');
       const database = `wf_test_${id}`;

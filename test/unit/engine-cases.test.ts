@@ -77,8 +77,11 @@ describe('CaseService.start', () => {
   it('enqueues on a replay the steps a first start stored but could not enqueue', async () => {
     const { cases, store, queues } = await orderEngine();
     queues.failNextEnqueue(new Error('redis unreachable'));
-    await expect(cases.start(body({ idempotencyKey: 'k' }))).rejects.toThrow('redis unreachable');
+    // The failure says the case may exist, and which (the API answers 503 with it when the cause is a server away).
+    const failure = cases.start(body({ idempotencyKey: 'k' }));
+    await expect(failure).rejects.toMatchObject({ code: 'START_INCOMPLETE', retryable: true, cause: expect.objectContaining({ message: 'redis unreachable' }) });
     const [stored] = (await store.listCases({ limit: 10 })).cases;
+    await expect(failure).rejects.toMatchObject({ details: { caseId: stored?.id, idempotencyKey: 'k' } });
     expect(stored?.status).toBe('running');
     expect(queues.jobIds()).toEqual([]);
     const replay = await cases.start(body({ idempotencyKey: 'k' }));

@@ -61,6 +61,6 @@ export class BullFleetMonitor implements FleetMonitor {
     // INFO, not CONFIG GET: managed Redis services often disable CONFIG.
     const info = await this.queues.connection.info('memory');
     const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
-    return { maxmemoryPolicy: field('maxmemory_policy'), usedMemoryBytes: Number(field('used_memory')) || 0 };
+    return { maxmemoryPolicy: field('maxmemory_policy'), usedMemoryBytes: Number(field('used_memory')) || 0, maxmemoryBytes: Number(field('maxmemory')) || 0 };
   }
 }

@@ -1,6 +1,7 @@
 import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
 import { GroupCommit } from '../../runtime/group-commit.js';
+import { ConsumerBackoff } from './consumer-backoff.js';
 import type { StepJob } from '../../core/state.js';
 import { toStepPayload } from '../../core/step-payload.js';
 import {
@@ -283,10 +284,15 @@ export class BullConsumers implements QueueConsumers {
         },
       },
     );
-    worker.on('error', (error) => this.events.onError?.(error, queue));
+    const backoff = new ConsumerBackoff(worker);
+    worker.on('error', (error) => {
+      this.events.onError?.(error, queue);
+      backoff.onError();
+    });
 
     return {
       close: async (graceMs: number) => {
+        backoff.close();
         const closing = worker.close();
         let timer: NodeJS.Timeout | undefined;
         const graceOver = new Promise<'grace'>((resolve) => {
