@@ -96,6 +96,8 @@ export function planMetering(node: unknown): void {
 class Meter {
   spent = 0;
   private error: BudgetExceeded | undefined;
+  /** Sizes of the containers seen, so that a list compared in every iteration is measured once. */
+  private readonly sizes = new WeakMap<object, number>();
 
   /** `limit`: the steps this evaluation may take; `why`: what running out of them means. */
   constructor(
@@ -107,8 +109,6 @@ class Meter {
   overspent(): never {
     return this.exceed(this.exceeded ?? this.why);
   }
-  /** Sizes of the containers seen, so that a list compared in every iteration is measured once. */
-  private readonly sizes = new WeakMap<object, number>();
 
   spend(units: number): void {
     this.spent += units;
