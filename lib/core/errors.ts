@@ -126,6 +126,10 @@ export const StepErrorCode = {
   workerLost: 'WORKER_LOST',
   /** A job on a step queue that no workfleet scheduler or worker made (its id or payload does not fit a workflow). */
   jobInvalid: 'STEP_JOB_INVALID',
+  /** A `when` or `repeat.while` condition could not be evaluated (a missing field, a type mismatch, not a boolean). */
+  conditionFailed: 'CONDITION_FAILED',
+  /** A condition ran out of its evaluation budget (steps, or the size of a value it builds): not retryable, the same data costs the same again. */
+  conditionBudgetExceeded: 'CONDITION_BUDGET_EXCEEDED',
 } as const;
 
 /** Error codes a case can end with. */

@@ -1,4 +1,6 @@
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
+import { BudgetExceeded, CONDITION_BUDGET, ConditionSession, installMeter, planMetering, withinBudget } from './condition-budget.js';
+import { StepErrorCode, WorkfleetError } from './errors.js';
 
 /**
  * Conditions (`when`, `repeat.while`) are CEL expressions (Common Expression Language, the
@@ -57,6 +59,16 @@ const VARIABLES = ['input', 'steps', 'case', 'output', 'iteration', 'item', 'ind
 /** Expressions larger than this are refused: conditions are short. */
 export const MAX_EXPRESSION_LENGTH = 2_000;
 
+/**
+ * Comprehensions nested deeper than this are refused when a definition is applied: each level
+ * multiplies the work by the length of a list (the budget stops it at run time anyway, but a
+ * definition that cannot work is better refused before any case runs it). Three levels reach
+ * data nested three deep (orders, their lines, their tags).
+ */
+export const MAX_COMPREHENSION_NESTING = 3;
+
+const COMPREHENSIONS = new Set(['exists', 'all', 'exists_one', 'filter', 'map']);
+
 const environment = new Environment({
   unlistedVariablesAreDyn: false,
   enableOptionalTypes: true,
@@ -64,6 +76,7 @@ const environment = new Environment({
   limits: { maxAstNodes: 500, maxDepth: 40, maxListElements: 100, maxMapEntries: 100, maxCallArguments: 8 },
 });
 for (const name of VARIABLES) environment.registerVariable(name, 'dyn');
+installMeter(environment);
 
 const cache = new Map<string, ParseResult>();
 
@@ -75,6 +88,8 @@ interface AstNode {
   op: string;
   args: unknown;
 }
+
+const isNode = (node: unknown): node is AstNode => node !== null && typeof node === 'object' && 'op' in node;
 
 /** The functions an expression calls, found by walking its syntax tree. */
 function calledFunctions(node: unknown, found: Set<string> = new Set()): Set<string> {
@@ -92,10 +107,22 @@ function compile(expression: string): ParseResult {
   let parsed = cache.get(expression);
   if (!parsed) {
     parsed = environment.parse(expression);
+    planMetering(parsed.ast);
     if (cache.size > 5_000) cache.clear();
     cache.set(expression, parsed);
   }
   return parsed;
+}
+
+/** How deep comprehensions nest in a syntax tree: in the body of another, not chained after it. */
+function comprehensionNesting(node: unknown): number {
+  if (Array.isArray(node)) return node.reduce((deepest: number, item) => Math.max(deepest, comprehensionNesting(item)), 0);
+  if (!isNode(node)) return 0;
+  const args = node.args;
+  if (node.op === 'rcall' && Array.isArray(args) && typeof args[0] === 'string' && COMPREHENSIONS.has(args[0])) {
+    return Math.max(comprehensionNesting(args[1]), 1 + comprehensionNesting(args[2]));
+  }
+  return comprehensionNesting(args);
 }
 
 /** Why an expression cannot be used, or undefined when it can. */
@@ -109,26 +136,21 @@ export function expressionProblem(expression: string): string | undefined {
   }
   const refused = [...calledFunctions(parsed.ast)].filter((name) => !FUNCTIONS.has(name));
   if (refused.length > 0) return `calls ${refused.map((name) => `${name}()`).join(', ')}, which conditions may not use`;
+  const nesting = comprehensionNesting(parsed.ast);
+  if (nesting > MAX_COMPREHENSION_NESTING) {
+    return `nests comprehensions (exists, all, exists_one, filter, map) ${nesting} deep; at most ${MAX_COMPREHENSION_NESTING} may be nested`;
+  }
   const checked = parsed.check();
   if (!checked.valid) return `is not a valid CEL expression: ${firstLine(checked.error?.message ?? 'type error')}`;
   if (checked.type !== 'bool' && checked.type !== 'dyn') return `must be true or false, but gives ${checked.type ?? 'a value'}`;
   return undefined;
 }
 
-const isNode = (node: unknown): node is AstNode => node !== null && typeof node === 'object' && 'op' in node;
-
-/**
- * The steps whose outputs an expression reads: `steps.x…`, `steps.?x…` and `steps["x"]…`.
- * A computed key (`steps[input.which]`) names no step and is not counted.
- */
-export function stepsReadBy(expression: string): string[] {
-  let parsed: ParseResult;
-  try {
-    parsed = compile(expression);
-  } catch {
-    return [];
-  }
-  const found = new Set<string>();
+/** How an expression reads `steps`: by the names it writes, and whether it also reads it otherwise. */
+function stepReads(parsed: ParseResult): { named: Set<string>; whole: boolean } {
+  const named = new Set<string>();
+  let whole = false;
+  const isSteps = (node: unknown) => isNode(node) && node.op === 'id' && node.args === 'steps';
   const walk = (node: unknown): void => {
     if (Array.isArray(node)) {
       for (const item of node) walk(item);
@@ -136,47 +158,135 @@ export function stepsReadBy(expression: string): string[] {
     }
     if (!isNode(node)) return;
     const args = node.args;
-    if (Array.isArray(args) && isNode(args[0]) && args[0].op === 'id' && args[0].args === 'steps') {
+    if (isSteps(node)) whole = true;
+    if (Array.isArray(args) && isSteps(args[0])) {
       const key: unknown = args[1];
-      if ((node.op === '.' || node.op === '.?') && typeof key === 'string') found.add(key);
-      if ((node.op === '[]' || node.op === '[?]') && isNode(key) && key.op === 'value' && typeof key.args === 'string') found.add(key.args);
+      const name =
+        (node.op === '.' || node.op === '.?') && typeof key === 'string'
+          ? key
+          : (node.op === '[]' || node.op === '[?]') && isNode(key) && key.op === 'value' && typeof key.args === 'string'
+            ? key.args
+            : undefined;
+      if (name !== undefined) {
+        named.add(name);
+        walk(args.slice(1));
+        return;
+      }
     }
     walk(args);
   };
   walk(parsed.ast);
-  return [...found];
+  return { named, whole };
 }
 
-/** JSON values as CEL sees them: whole numbers become integers (BigInt). */
-function toCel(value: unknown): unknown {
-  if (typeof value === 'number') return Number.isSafeInteger(value) ? BigInt(value) : value;
-  if (Array.isArray(value)) return value.map(toCel);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const [key, item] of Object.entries(value)) Object.defineProperty(out, key, { value: toCel(item), enumerable: true, writable: true, configurable: true });
-    return out;
+/**
+ * The steps whose outputs an expression reads: `steps.x…`, `steps.?x…` and `steps["x"]…`.
+ * A computed key (`steps[input.which]`) names no step and is not counted.
+ */
+export function stepsReadBy(expression: string): string[] {
+  try {
+    return [...stepReads(compile(expression)).named];
+  } catch {
+    return [];
   }
-  return value;
 }
 
-export class ConditionError extends Error {
-  readonly code = 'CONDITION_FAILED';
-  constructor(expression: string, reason: string) {
-    super(`condition "${expression}" could not be evaluated: ${reason}`);
+const needed = new Map<string, readonly string[] | undefined>();
+
+/**
+ * The steps a condition needs in its `steps` variable: those it names, or undefined when it
+ * reads `steps` otherwise too (a computed key, `size(steps)`, a loop variable of that name) and
+ * needs them all. Conditions are given only what they read, so that evaluating the `when` of each
+ * of 500 steps does not convert the state of 500 steps each time.
+ */
+export function stepsNeededBy(expression: string): readonly string[] | undefined {
+  if (needed.has(expression)) return needed.get(expression);
+  let result: readonly string[] | undefined;
+  try {
+    const reads = stepReads(compile(expression));
+    result = reads.whole ? undefined : [...reads.named];
+  } catch {
+    result = undefined;
+  }
+  if (needed.size > 5_000) needed.clear();
+  needed.set(expression, result);
+  return result;
+}
+
+/**
+ * JSON values as CEL sees them: whole numbers become integers (BigInt). `memo` keeps what was
+ * converted for the conditions of one transition (case data does not change while it runs, and
+ * CEL never modifies its variables).
+ */
+function toCel(value: unknown, memo: WeakMap<object, unknown>): unknown {
+  if (typeof value === 'number') return Number.isSafeInteger(value) ? BigInt(value) : value;
+  if (value === null || typeof value !== 'object') return value;
+  const known = memo.get(value);
+  if (known !== undefined) return known;
+  let out: unknown;
+  if (Array.isArray(value)) out = value.map((item) => toCel(item, memo));
+  else {
+    const object: Record<string, unknown> = {};
+    for (const [key, item] of Object.entries(value)) {
+      // `__proto__` alone would set the prototype when assigned; defining every key is 10 times slower.
+      if (key === '__proto__') Object.defineProperty(object, key, { value: toCel(item, memo), enumerable: true, writable: true, configurable: true });
+      else object[key] = toCel(item, memo);
+    }
+    out = object;
+  }
+  memo.set(value, out);
+  return out;
+}
+
+/** Where a condition sits in its definition, for messages: `when` of step "ship". */
+export interface ConditionSite {
+  stepId: string;
+  field: 'when' | 'repeat.while';
+}
+
+const siteOf = (site: ConditionSite | undefined) => (site ? `${site.field} of step "${site.stepId}": ` : '');
+const shortened = (expression: string) => (expression.length > 200 ? `${expression.slice(0, 200)}…` : expression);
+
+/** A condition that cannot be evaluated (a missing field, a type mismatch, not a boolean). */
+export class ConditionError extends WorkfleetError {
+  constructor(expression: string, reason: string, site?: ConditionSite) {
+    super(StepErrorCode.conditionFailed, `${siteOf(site)}condition "${shortened(expression)}" could not be evaluated: ${reason}`, { details: site });
     this.name = 'ConditionError';
   }
 }
 
-/** Evaluates a condition that passed `expressionProblem`; throws ConditionError if it does not give a boolean. */
-export function evaluateCondition(expression: string, variables: Readonly<Partial<Record<(typeof VARIABLES)[number], unknown>>>): boolean {
+/** A condition that ran out of its evaluation budget (CONDITION_BUDGET): it fails its step, and trying again cannot help. */
+export class ConditionBudgetError extends WorkfleetError {
+  constructor(expression: string, reason: string, site?: ConditionSite) {
+    const budget = `${CONDITION_BUDGET.steps} steps, strings of ${CONDITION_BUDGET.stringLength} characters, lists of ${CONDITION_BUDGET.listLength} elements`;
+    super(StepErrorCode.conditionBudgetExceeded, `${siteOf(site)}condition "${shortened(expression)}" exceeds its evaluation budget (${budget}): ${reason}`, {
+      details: { ...site, reason, budget: CONDITION_BUDGET },
+    });
+    this.name = 'ConditionBudgetError';
+  }
+}
+
+/**
+ * Evaluates a condition that passed `expressionProblem`, within CONDITION_BUDGET (and what is
+ * left of `session`'s, the conditions of one transition); throws ConditionError if it does not
+ * give a boolean, ConditionBudgetError if it costs too much.
+ */
+export function evaluateCondition(
+  expression: string,
+  variables: Readonly<Partial<Record<(typeof VARIABLES)[number], unknown>>>,
+  site?: ConditionSite,
+  session: ConditionSession = new ConditionSession(),
+): boolean {
   const context: Record<string, unknown> = {};
-  for (const name of VARIABLES) context[name] = toCel(variables[name] ?? null);
+  for (const name of VARIABLES) context[name] = toCel(variables[name] ?? null, session.memo);
   let result: unknown;
   try {
-    result = compile(expression)(context);
+    const parsed = compile(expression);
+    result = withinBudget((): unknown => parsed(context), session);
   } catch (error) {
-    throw new ConditionError(expression, firstLine((error as Error).message));
+    if (error instanceof BudgetExceeded) throw new ConditionBudgetError(expression, error.reason, site);
+    throw new ConditionError(expression, firstLine((error as Error).message), site);
   }
-  if (typeof result !== 'boolean') throw new ConditionError(expression, `it gave ${typeof result}, not true or false`);
+  if (typeof result !== 'boolean') throw new ConditionError(expression, `it gave ${typeof result}, not true or false`, site);
   return result;
 }

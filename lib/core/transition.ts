@@ -1,7 +1,8 @@
 import { LIMITS, type CompiledStep, type CompiledWorkflow, type TaskSettings } from './definition.js';
-import { CaseErrorCode } from './errors.js';
+import { CaseErrorCode, StepErrorCode } from './errors.js';
 import { plural } from './format.js';
-import { ConditionError, evaluateCondition } from './expressions.js';
+import { ConditionSession } from './condition-budget.js';
+import { ConditionBudgetError, ConditionError, evaluateCondition, stepsNeededBy } from './expressions.js';
 import {
   isTerminalCase,
   isTerminalStep,
@@ -39,6 +40,9 @@ class Draft {
   state: CaseState;
   readonly events: TraceEvent[] = [];
   readonly commands: Command[] = [];
+  /** The conditions this transition evaluates share a budget (and the case data converted for them). */
+  readonly conditions = new ConditionSession();
+  readonly conditionViews = new WeakMap<StepState, { output: unknown; status: string }>();
 
   constructor(
     readonly workflow: CompiledWorkflow,
@@ -123,10 +127,34 @@ function scope(state: CaseState, extra: Partial<TemplateScope> = {}): TemplateSc
   return { input: state.input, stepOutputs, case: { id: state.id, workflow: state.workflow, version: state.version }, ...extra };
 }
 
-function conditionVariables(state: CaseState, extra: Record<string, unknown> = {}) {
+/**
+ * The variables of `expression`: its `steps` holds only the steps it reads (all when it reads them
+ * by computed keys). What it sees of a step is kept per step state for the transition, so that the
+ * CEL values made of it are made once (`ConditionSession.memo`).
+ */
+function conditionVariables(draft: Draft, expression: string, extra: Record<string, unknown> = {}) {
+  const state = draft.state;
   const steps: Record<string, { output: unknown; status: string }> = {};
-  for (const [id, step] of Object.entries(state.steps)) steps[id] = { output: step.output ?? null, status: step.status };
+  const names = stepsNeededBy(expression);
+  const read = names === undefined ? Object.entries(state.steps) : names.flatMap((name) => (Object.hasOwn(state.steps, name) ? [[name, state.steps[name]] as const] : []));
+  for (const [id, step] of read) {
+    if (!step) continue;
+    let view = draft.conditionViews.get(step);
+    if (!view) draft.conditionViews.set(step, (view = { output: step.output ?? null, status: step.status }));
+    steps[id] = view;
+  }
   return { input: state.input, steps, case: { id: state.id, workflow: state.workflow, version: state.version }, ...extra };
+}
+
+/** The step error of a condition that failed or ran out of budget: neither is retried (the same data gives the same answer). */
+function conditionErrorInfo(error: unknown): ErrorInfo {
+  const known = error instanceof ConditionError || error instanceof ConditionBudgetError;
+  return {
+    code: known ? error.code : StepErrorCode.conditionFailed,
+    message: (error as Error).message,
+    retryable: false,
+    ...(known && error.details !== undefined ? { details: error.details } : {}),
+  };
 }
 
 /** The job that runs one unit of `step` for the case in `state`, its input rendered from the state's data. */
@@ -512,11 +540,12 @@ function settleInstances(draft: Draft, step: CompiledStep): void {
 function afterIteration(draft: Draft, step: CompiledStep, output: unknown, at: number): void {
   const state = draft.step(step.id) as StepState;
   const iteration = state.iteration ?? 1;
+  const condition = step.repeat?.while ?? 'false';
   let again = false;
   try {
-    again = evaluateCondition(step.repeat?.while ?? 'false', conditionVariables(draft.state, { output, iteration }));
+    again = evaluateCondition(condition, conditionVariables(draft, condition, { output, iteration }), { stepId: step.id, field: 'repeat.while' }, draft.conditions);
   } catch (error) {
-    failStep(draft, step.id, { code: 'CONDITION_FAILED', message: (error as Error).message }, at);
+    failStep(draft, step.id, conditionErrorInfo(error), at);
     return;
   }
   if (again && iteration < (step.repeat?.maxIterations ?? 1)) {
@@ -580,10 +609,10 @@ function settle(draft: Draft): void {
       if (step.when !== undefined) {
         let holds: boolean;
         try {
-          holds = evaluateCondition(step.when, conditionVariables(draft.state));
+          holds = evaluateCondition(step.when, conditionVariables(draft, step.when), { stepId: id, field: 'when' }, draft.conditions);
         } catch (error) {
           draft.setStep(id, { ...(draft.step(id) as StepState), status: 'running' });
-          failStep(draft, id, { code: (error as ConditionError).code ?? 'CONDITION_FAILED', message: (error as Error).message, retryable: false }, draft.now);
+          failStep(draft, id, conditionErrorInfo(error), draft.now);
           continue;
         }
         if (!holds) {
