@@ -9,6 +9,7 @@ export interface Config {
   mongo: { url: string };
   api: { host: string; port: number; bodyLimitBytes: number; rateLimitPerMinute: number; corsOrigins: readonly string[]; authEnabled: boolean };
   metrics: { port: number };
+  cases: { maxBytes: number };
   retention: { finishedCaseDays: number };
   worker: {
     queues: readonly string[];
