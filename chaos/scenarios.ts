@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Cluster } from './cluster.js';
 import { readCase, type Accepted, type CheckResult, type TraceEvent } from './invariants.js';
+import { SIZE_SCENARIOS } from './scenarios-size.js';
 
 export interface ScenarioRun {
   accepted: Accepted[];
@@ -412,4 +413,5 @@ export const SCENARIOS: Scenario[] = [
       return [check('one case', problems.length === 0, problems.length === 0 ? '20 starts, 1 case' : problems.join('; '))];
     },
   },
+  ...SIZE_SCENARIOS,
 ];

@@ -1,6 +1,8 @@
 import { BSON, MongoClient } from 'mongodb';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CaseEvent } from '../../lib/core/state.js';
+import { CaseNotCommittableError } from '../../lib/core/errors.js';
+import type { CaseEvent, CaseState, TraceEvent } from '../../lib/core/state.js';
+import { transition } from '../../lib/core/transition.js';
 import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 
@@ -145,5 +147,59 @@ describe('a forEach whose items return large outputs', () => {
     expect(cancel.status).toBe(200);
     expect(cancel.body.status).toBe('cancelled');
     expect(await documentSize(id)).toBeLessThan(4.5 * 1024 * 1024);
+  });
+});
+
+describe('a case whose next transition the store refuses', () => {
+  const solo = { name: 'solo', steps: [{ id: 'only', task: 'work' }, { id: 'next', task: 'work', after: ['only'] }] };
+  const done = (output: unknown): CaseEvent => ({ type: 'stepCompleted', stepId: 'only', attempt: 1, at: Date.now(), startedAt: Date.now() - 5, output });
+
+  it('refuses an entry over the document limit alone, with a code; the other commits of its batch go in', async () => {
+    const [a, b] = [await start(solo), await start(solo)];
+    const { store, workflows } = api.engine;
+    const [first, second] = [(await store.getCase(a)) as CaseState, (await store.getCase(b)) as CaseState];
+    const workflow = await workflows.compiled('solo', 1);
+    // Past any budget (as a case from before budgets, or one whose budget was set too high, could be).
+    const big = transition(workflow, first, [done(text(17 * 1024 * 1024))], Date.now(), { maxCaseBytes: 64 * 1024 * 1024 });
+    const small = transition(workflow, second, [done('fine')], Date.now());
+    const [refused, committed] = await Promise.allSettled([store.commitTransition(first, big.state, big.events), store.commitTransition(second, small.state, small.events)]);
+    expect(refused.status).toBe('rejected');
+    expect((refused as PromiseRejectedResult).reason).toMatchObject({ code: 'CASE_NOT_COMMITTABLE' });
+    expect(committed).toEqual({ status: 'fulfilled', value: 'committed' });
+    expect((await store.getCase(a))?.revision).toBe(first.revision);
+    expect((await store.getCase(b))?.steps.only?.status).toBe('completed');
+  });
+
+  it('is marked stuck with the reason, and a cancel answers 503 with a code while it cannot commit, 200 once it can', async () => {
+    const id = await start(solo);
+    const store = api.engine.store;
+    const commit = store.commitTransition.bind(store);
+    let refusing = true;
+    // The store refuses every transition of this case but a stuck mark (as it refuses one too large to store).
+    store.commitTransition = (previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void) =>
+      refusing && next.id === id && !events.every((event) => event.type === 'case.stuck')
+        ? Promise.reject(new CaseNotCommittableError(id, 'the store refused its next history entry: document too large'))
+        : commit(previous, next, events, onCommitted);
+    try {
+      await expect(api.engine.advancer.apply(id, done('x'))).rejects.toMatchObject({ code: 'CASE_NOT_COMMITTABLE' });
+      const stuck = await api.call('GET', `/v1/cases/${id}`);
+      expect(stuck.body.status).toBe('running');
+      expect(stuck.body.stuck.reason).toBe('its next transition cannot be committed: the store refused its next history entry: document too large');
+      // Applied again (the report's retry): the same reason, no second mark.
+      await expect(api.engine.advancer.apply(id, done('x'))).rejects.toMatchObject({ code: 'CASE_NOT_COMMITTABLE' });
+      const marks = ((await api.call('GET', `/v1/cases/${id}/trace`)).body.events as Array<{ type: string }>).filter((event) => event.type === 'case.stuck');
+      expect(marks).toHaveLength(1);
+      const refusedCancel = await api.call('POST', `/v1/cases/${id}/cancel`, { payload: {} });
+      expect(refusedCancel.status).toBe(503);
+      expect(refusedCancel.headers['retry-after']).toBe('30');
+      expect(refusedCancel.body.error.code).toBe('CASE_NOT_COMMITTABLE');
+      refusing = false;
+      const cancelled = await api.call('POST', `/v1/cases/${id}/cancel`, { payload: {} });
+      expect(cancelled.status).toBe(200);
+      expect(cancelled.body.status).toBe('cancelled');
+      expect(cancelled.body.stuck ?? null).toBeNull();
+    } finally {
+      store.commitTransition = commit;
+    }
   });
 });
