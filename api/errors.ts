@@ -16,6 +16,10 @@ const STATUS_BY_CODE: Record<string, number> = {
   KEY_NOT_FOUND: 404,
   CASE_STATE_CONFLICT: 409,
   SIGNAL_NOT_ACCEPTED: 409,
+  SIGNAL_BUFFER_FULL: 409,
+  CASE_TOO_LARGE: 413,
+  // The store refuses the case's next transition; the case is marked stuck. Not the client's doing, and not a bug to hide behind a 500.
+  CASE_NOT_COMMITTABLE: 503,
   SCHEDULE_NOT_FOUND: 404,
   BULK_OPERATION_NOT_FOUND: 404,
   [RequestErrorCode.unauthenticated]: 401,
@@ -149,6 +153,7 @@ export function installErrorHandling(app: FastifyInstance, episodes: EpisodeLog)
     if (error instanceof WorkfleetError) {
       const status = STATUS_BY_CODE[error.code] ?? 500;
       if (status >= 500) request.log.error({ err: error }, 'request failed');
+      if (status === 503) void reply.header('retry-after', '30');
       return reply.status(status).send(errorBody(error.code, error.message, error.details));
     }
     if (error.validation) {

@@ -59,6 +59,9 @@ export default defineHandlers({
   /** Never answers and ignores its signal: only the step timeout ends it. */
   'chaos.hang': async () => new Promise(() => undefined),
 
+  /** Returns an output of `bytes` characters (up to the 1 MiB output limit): a case that grows. */
+  'chaos.large': async (input: { bytes?: number }) => ({ blob: 'x'.repeat(Math.min(input.bytes ?? 100_000, 1_000_000)) }),
+
   /** Fails while the dependency is down (a flag in Redis), like a partner API that is unreachable. */
   'chaos.dependency': async () => {
     if ((await redis.get(`${prefix}:dependency-down`)) === '1') throw new TaskError('DEPENDENCY_DOWN', 'the dependency answered 503');

@@ -3,6 +3,7 @@ import type { Cluster } from './cluster.js';
 import { readCase, type Accepted, type CheckResult, type TraceEvent } from './invariants.js';
 import { IDEMPOTENCY_SCENARIOS } from './scenarios-idempotency.js';
 import { INFRASTRUCTURE_SCENARIOS } from './scenarios-infrastructure.js';
+import { SIZE_SCENARIOS } from './scenarios-size.js';
 
 export interface ScenarioRun {
   accepted: Accepted[];
@@ -416,4 +417,5 @@ export const SCENARIOS: Scenario[] = [
   },
   ...IDEMPOTENCY_SCENARIOS,
   ...INFRASTRUCTURE_SCENARIOS,
+  ...SIZE_SCENARIOS,
 ];

@@ -20,6 +20,7 @@ export interface Config {
     authEnabled: boolean;
   };
   metrics: { host: string; port: number };
+  cases: { maxBytes: number };
   retention: { finishedCaseDays: number };
   worker: {
     queues: readonly string[];

@@ -29,6 +29,8 @@ convict.addFormats({
   'positive-int': strictInt(1, 2_147_483_647),
   'non-negative-int': strictInt(0, 2_147_483_647),
   percent: strictInt(1, 100),
+  // The bounds of CASE_BUDGET_LIMITS (lib/core/case-size.ts): a 1 MiB output must fit, and a history entry that repeats the case's outputs must stay under 16 MiB.
+  'case-bytes': strictInt(2 * 1024 * 1024, 8 * 1024 * 1024),
   boolean: {
     validate(value: unknown) {
       if (typeof value !== 'boolean') fail('must be true or false');
@@ -228,6 +230,14 @@ export const configSchema = {
       format: 'port',
       default: 9464,
       env: 'METRICS_PORT',
+    },
+  },
+  cases: {
+    maxBytes: {
+      doc: 'How large one case may grow (input, step outputs, buffered signals, as JSON), 2 to 8 MiB. A step output that would take a case past it fails the step with CASE_TOO_LARGE; a signal that would is refused (413). Keeps every case well under MongoDB\'s 16 MiB document limit.',
+      format: 'case-bytes',
+      default: 4 * 1024 * 1024,
+      env: 'CASE_MAX_BYTES',
     },
   },
   retention: {

@@ -92,10 +92,12 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
 
   const operate = { permission: 'cases:operate' as const };
   const answer = { 200: CaseViewSchema, ...errorResponses(400, 401, 403, 404, 409, 429) };
+  // 503 CASE_NOT_COMMITTABLE: the store refuses the case's next transition (the case is marked stuck).
+  const changeAnswer = { ...answer, ...errorResponses(503) };
 
   app.post<{ Params: Static<typeof CaseParams>; Body: Static<typeof CancelBody> | undefined }>(
     '/v1/cases/:id/cancel',
-    { config: operate, schema: { tags, operationId: 'cancelCase', description: "Stops the case's running jobs and cancels its sub-workflow cases; with `compensate` (default: the workflow's onCancel) the compensations of completed steps run first, latest first. 409 when the case has finished.", summary: 'Cancel a case: stop its jobs and children, compensate if asked', params: CaseParams, body: Type.Optional(CancelBody), response: answer } },
+    { config: operate, schema: { tags, operationId: 'cancelCase', description: "Stops the case's running jobs and cancels its sub-workflow cases; with `compensate` (default: the workflow's onCancel) the compensations of completed steps run first, latest first. 409 when the case has finished; 503 CASE_NOT_COMMITTABLE (with Retry-After) when the store refuses the case's next transition.", summary: 'Cancel a case: stop its jobs and children, compensate if asked', params: CaseParams, body: Type.Optional(CancelBody), response: changeAnswer } },
     async (request) => {
       const body = request.body ?? {};
       return presentCase(
@@ -115,10 +117,10 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
         tags,
         operationId: 'signalCase',
         description:
-          'A step waiting for the signal goes on; a signal no step waits for yet is kept until one does. 409 when the case has finished.',
+          'A step waiting for the signal goes on; a signal no step waits for yet is kept until one does. 409 when the case has finished, or SIGNAL_BUFFER_FULL when it already keeps 100 signals (or 1 MiB of them) for steps not yet waiting; 413 CASE_TOO_LARGE when the payload would take the case past its budget (CASE_MAX_BYTES).',
         summary: 'Send a signal (the body is its payload, any JSON); a step waiting for it goes on, or it is kept until one does',
         params: SignalParams,
-        response: answer,
+        response: { ...changeAnswer, ...errorResponses(413) },
       },
     },
     async (request) => {

@@ -1,3 +1,5 @@
+import type { ErrorInfo } from './state.js';
+
 /**
  * Every error workfleet raises on purpose carries a stable `code` and says whether trying again
  * can help. Edges translate them: the API to an HTTP status, the workers to BullMQ's
@@ -136,7 +138,37 @@ export const StepErrorCode = {
 export const CaseErrorCode = {
   stepFailed: 'STEP_FAILED',
   deadlineExceeded: 'DEADLINE_EXCEEDED',
+  /** A step's result (or a signal) would have grown the case past its budget (CASE_MAX_BYTES); also a signal's refusal. */
+  tooLarge: 'CASE_TOO_LARGE',
 } as const;
+
+/** Codes of a signal refused when it arrives (beside CASE_TOO_LARGE and SIGNAL_NOT_ACCEPTED). */
+export const SignalErrorCode = {
+  /** The signals kept for steps not yet waiting are at their count or size bound. */
+  bufferFull: 'SIGNAL_BUFFER_FULL',
+} as const;
+
+/** An event the core refused (a signal that does not fit), as the door that sent it answers it. */
+export class EventRefusedError extends WorkfleetError {
+  constructor(error: ErrorInfo) {
+    super(error.code, error.message, error.details === undefined ? {} : { details: error.details });
+    this.name = 'EventRefusedError';
+  }
+}
+
+/**
+ * The store refuses to commit a case's next transition, and would refuse it again (its history
+ * entry is over the document limit, or the server rejects the document): retrying cannot help
+ * until the case changes. The case is marked stuck with this reason.
+ */
+export class CaseNotCommittableError extends WorkfleetError {
+  readonly why: string;
+  constructor(caseId: string, why: string, details: Record<string, unknown> = {}, cause?: unknown) {
+    super('CASE_NOT_COMMITTABLE', `case ${caseId} cannot be committed: ${why}`, { details: { why, ...details }, ...(cause === undefined ? {} : { cause }) });
+    this.why = why;
+    this.name = 'CaseNotCommittableError';
+  }
+}
 
 /** Codes of a bulk operation's per-case results, beside the single-case routes' own (CASE_STATE_CONFLICT, CASE_NOT_FOUND). */
 export const BulkErrorCode = {

@@ -227,4 +227,6 @@ export interface Transition {
   state: CaseState;
   events: TraceEvent[];
   commands: Command[];
+  /** Events refused rather than applied (a signal that does not fit the case), each with why. */
+  refused?: Array<{ event: CaseEvent; error: ErrorInfo }>;
 }

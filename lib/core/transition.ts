@@ -1,4 +1,5 @@
 import { LIMITS, type CompiledStep, type CompiledWorkflow, type TaskSettings } from './definition.js';
+import { caseBytes, DEFAULT_CASE_BUDGET, mayExceedBudget, tooLargeError, tooLargeSubstitute, type CaseBudget } from './case-size.js';
 import { CaseErrorCode, StepErrorCode } from './errors.js';
 import { plural } from './format.js';
 import { ConditionSession } from './condition-budget.js';
@@ -18,6 +19,7 @@ import {
   type UnitAddress,
   type UnitState,
 } from './state.js';
+import { signalBufferRefusal } from './signals.js';
 import { renderTemplate, type TemplateScope } from './template.js';
 
 /**
@@ -43,6 +45,8 @@ class Draft {
   /** The conditions this transition evaluates share a budget (and the case data converted for them). */
   readonly conditions = new ConditionSession();
   readonly conditionViews = new WeakMap<StepState, { output: unknown; status: string }>();
+  /** Events refused (a signal that does not fit), each with why: the door that sent one answers with it. */
+  readonly refused: Array<{ event: CaseEvent; error: ErrorInfo }> = [];
 
   constructor(
     readonly workflow: CompiledWorkflow,
@@ -70,11 +74,24 @@ class Draft {
     this.state = { ...this.state, ...patch };
   }
 
+  /** Where to come back to when what follows must be undone (it would take the case past its budget). */
+  checkpoint(): { state: CaseState; events: number; commands: number; refused: number } {
+    return { state: this.state, events: this.events.length, commands: this.commands.length, refused: this.refused.length };
+  }
+
+  restore(point: ReturnType<Draft['checkpoint']>): void {
+    this.state = point.state;
+    this.events.length = point.events;
+    this.commands.length = point.commands;
+    this.refused.length = point.refused;
+  }
+
   /** `progressed` false: only a remark about the case (stuck), so its last progress time stands. */
   finish(progressed = true): Transition {
     if (this.events.length === 0) return { state: this.state, events: [], commands: [] };
     const updatedAt = progressed ? this.now : this.state.updatedAt;
-    return { state: { ...this.state, revision: this.state.revision + 1, updatedAt }, events: this.events, commands: this.commands };
+    const refused = this.refused.length > 0 ? { refused: this.refused } : {};
+    return { state: { ...this.state, revision: this.state.revision + 1, updatedAt }, events: this.events, commands: this.commands, ...refused };
   }
 }
 
@@ -760,12 +777,12 @@ function apply(draft: Draft, event: CaseEvent): void {
 
     case 'signal': {
       if (!isOpen(draft)) return;
+      const taken = draft.workflow.order.some((id) => draft.step(id)?.status === 'waiting' && draft.step(id)?.waitingFor?.signals?.includes(event.name));
+      const refusal = taken ? undefined : signalBufferRefusal(draft.state, event.payload);
+      if (refusal) return refuseSignal(draft, event, refusal);
       draft.emit('signal.received', event.at, { name: event.name });
-      if (!deliverSignal(draft, event.name, event.payload, event.at)) {
-        // Kept for a step that has not started waiting yet; the oldest go when the buffer is full.
-        const buffered = [...(draft.state.signals ?? []), { name: event.name, payload: event.payload, at: event.at }];
-        draft.patchCase({ signals: buffered.slice(-LIMITS.maxBufferedSignals) });
-      }
+      // Kept for a step that has not started waiting yet (appended: the store writes only the newcomer).
+      if (!deliverSignal(draft, event.name, event.payload, event.at)) draft.patchCase({ signals: [...(draft.state.signals ?? []), { name: event.name, payload: event.payload, at: event.at }] });
       return;
     }
 
@@ -835,6 +852,52 @@ function apply(draft: Draft, event: CaseEvent): void {
   }
 }
 
+/** A signal the case cannot keep: recorded in the trace, and answered to its sender as refused. */
+function refuseSignal(draft: Draft, event: CaseEvent & { type: 'signal' }, error: ErrorInfo): void {
+  draft.emit('signal.received', event.at, { name: event.name, refused: { code: error.code, message: error.message } });
+  draft.refused.push({ event, error });
+}
+
+function growthOf(event: CaseEvent): string {
+  const unit = (stepId: string, address: UnitAddress) => `step "${stepId}"${address.instance === undefined ? '' : ` item ${address.instance}`}`;
+  if (event.type === 'stepCompleted') return `the output of ${unit(event.stepId, event)}`;
+  if (event.type === 'signal') return `signal "${event.name}"`;
+  if (event.type === 'childFinished') return `the output of sub-workflow case ${event.childId}`;
+  return `what follows ${event.type}${'stepId' in event ? ` of step "${event.stepId}"` : ''}`;
+}
+
+/**
+ * Applies one event unless that takes the case past its budget. Then the event is undone and,
+ * in its place, a step's result fails the step with CASE_TOO_LARGE (its failure policy applies),
+ * a signal is refused, and anything else (or a failure whose aftermath still does not fit)
+ * fails the case. Events that only stop or remark (mayExceedBudget) always apply, so a case over
+ * its budget can still be cancelled, fail or be marked stuck.
+ */
+function applyWithinBudget(draft: Draft, event: CaseEvent, budget: CaseBudget): void {
+  const start = draft.checkpoint();
+  apply(draft, event);
+  settle(draft);
+  if (mayExceedBudget(event) || draft.events.length === start.events) return;
+  const bytes = caseBytes(draft.state, start.state);
+  if (bytes <= budget.maxCaseBytes) return;
+  draft.restore(start);
+  const error = tooLargeError(bytes, budget, growthOf(event));
+  if (event.type === 'signal') return refuseSignal(draft, event, error);
+  const substitute = tooLargeSubstitute(event, error);
+  if (substitute) {
+    apply(draft, substitute);
+    settle(draft);
+    // While compensations run, the case cannot be failed over again: the failure stands as it is.
+    if (caseBytes(draft.state, start.state) <= budget.maxCaseBytes || draft.state.compensating) return;
+    draft.restore(start);
+  }
+  if (isOpen(draft) && !draft.state.compensating) stopCase(draft, 'failed', error, false);
+  else {
+    apply(draft, event);
+    settle(draft);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Entry points
 
@@ -880,14 +943,14 @@ export function createCase(
  * Applies events in order to a case. Returns the state unchanged, with no events, when none of
  * them changes anything (duplicates, reports about attempts already accounted for).
  */
-export function transition(workflow: CompiledWorkflow, state: CaseState, events: readonly CaseEvent[], now: number): Transition {
+export function transition(workflow: CompiledWorkflow, state: CaseState, events: readonly CaseEvent[], now: number, budget: CaseBudget = DEFAULT_CASE_BUDGET): Transition {
   const draft = new Draft(workflow, state, now);
   let progressed = false;
   for (const event of events) {
     const before = draft.events.length;
-    apply(draft, event);
-    settle(draft);
-    if (event.type === 'stuck' || draft.events.length === before) continue;
+    const refusals = draft.refused.length;
+    applyWithinBudget(draft, event, budget);
+    if (event.type === 'stuck' || draft.events.length === before || draft.refused.length > refusals) continue;
     progressed = true;
     // Any progress clears the stuck mark: the case moved after all.
     if (draft.state.stuck) draft.patchCase({ stuck: undefined });

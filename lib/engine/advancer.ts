@@ -1,5 +1,7 @@
-import { RevisionConflictError, WorkfleetError } from '../core/errors.js';
-import { isTerminalCase, type CaseEvent, type CaseState, type Command, type StepReport, type TraceEvent } from '../core/state.js';
+import { DEFAULT_CASE_BUDGET, type CaseBudget } from '../core/case-size.js';
+import type { CompiledWorkflow } from '../core/definition.js';
+import { CaseNotCommittableError, EventRefusedError, RevisionConflictError, WorkfleetError } from '../core/errors.js';
+import { isTerminalCase, type CaseEvent, type CaseState, type Command, type ErrorInfo, type StepReport, type TraceEvent } from '../core/state.js';
 import { outstandingWork, transition } from '../core/transition.js';
 import type { Logger } from '../obs/logger.js';
 import type { Clock } from '../ports/clock.js';
@@ -56,8 +58,15 @@ export class CaseAdvancer {
       clock: Clock;
       logger: Logger;
       hooks?: AdvancerHooks;
+      /** How large a case may grow (CASE_MAX_BYTES); the default budget when unset. */
+      budget?: CaseBudget;
     },
   ) {}
+
+  /** The case budget every transition of this advancer keeps to (the API checks signals against it too). */
+  get budget(): CaseBudget {
+    return this.deps.budget ?? DEFAULT_CASE_BUDGET;
+  }
 
   /** Set once the CaseService exists (it needs this advancer too). */
   useChildStarter(starter: ChildStarter): void {
@@ -94,27 +103,33 @@ export class CaseAdvancer {
       }
       this.mailboxes.set(caseId, []);
       try {
-        const result = await this.applyBatch(
+        const { result, refused } = await this.applyBatch(
           caseId,
           waiters.map((waiter) => waiter.event),
         );
-        for (const waiter of waiters) waiter.resolve(result);
+        for (const waiter of waiters) {
+          // A refused event (a signal that does not fit) is answered as refused to whoever sent it.
+          const refusal = refused.get(waiter.event);
+          if (refusal) waiter.reject(new EventRefusedError(refusal));
+          else waiter.resolve(result);
+        }
       } catch (error) {
         for (const waiter of waiters) waiter.reject(error);
       }
     }
   }
 
-  private async applyBatch(caseId: string, events: readonly CaseEvent[]): Promise<ApplyResult> {
+  private async applyBatch(caseId: string, events: readonly CaseEvent[]): Promise<{ result: ApplyResult; refused: Map<CaseEvent, ErrorInfo> }> {
     const { store, workflows, clock } = this.deps;
+    const none = new Map<CaseEvent, ErrorInfo>();
     for (let round = 0; round < MAX_CONFLICTS; round++) {
       const known = this.known.get(caseId);
       // Forgotten until committed: if anything below fails, the next try reads the case afresh.
       this.known.delete(caseId);
       const record = known ?? (await store.getCase(caseId));
-      if (!record) return 'unknown-case';
+      if (!record) return { result: 'unknown-case', refused: none };
       const workflow = await workflows.compiled(record.workflow, record.version);
-      const result = transition(workflow, record, events, clock.now());
+      const result = transition(workflow, record, events, clock.now(), this.budget);
       if (result.events.length === 0) {
         if (known) {
           // Perhaps applied by another process after the state remembered: ask the store.
@@ -126,16 +141,22 @@ export class CaseAdvancer {
         // is the moment to make good (re-adding existing job ids is a no-op).
         const current = (await store.catchUp(caseId)) ?? record;
         await this.carryOut(outstandingWork(workflow, current));
-        return 'duplicate';
+        return { result: 'duplicate', refused: none };
       }
       // The next steps' jobs go out as soon as the revision is ours (its history entry is in),
       // while the store may still be writing the case document's projection.
       let carried: Promise<void> | undefined;
-      const outcome = await store.commitTransition(record, result.state, result.events, () => {
-        carried = this.carryOut(result.commands);
-        // Awaited below; if the document update fails first, the job's retry carries it out again.
-        carried.catch(() => undefined);
-      });
+      let outcome: 'committed' | 'conflict';
+      try {
+        outcome = await store.commitTransition(record, result.state, result.events, () => {
+          carried = this.carryOut(result.commands);
+          // Awaited below; if the document update fails first, the job's retry carries it out again.
+          carried.catch(() => undefined);
+        });
+      } catch (error) {
+        if (error instanceof CaseNotCommittableError) await this.markNotCommittable(workflow, record, error);
+        throw error;
+      }
       if (outcome === 'conflict') {
         // Another process committed this revision: read the case as it is now and decide again.
         this.deps.hooks?.onConflict?.();
@@ -144,9 +165,29 @@ export class CaseAdvancer {
       this.remember(result.state);
       this.deps.hooks?.onApplied?.(record, result.state, result.events);
       await (carried ?? this.carryOut(result.commands));
-      return 'applied';
+      return { result: 'applied', refused: new Map((result.refused ?? []).map((refusal) => [refusal.event, refusal.error])) };
     }
     throw new RevisionConflictError(caseId);
+  }
+
+  /**
+   * The store refuses the case's next transition and would refuse it again (retrying cannot
+   * help): the case is marked stuck with that reason, a small transition that the store takes,
+   * so that it shows in the API, the trace and the stuck metric instead of being retried
+   * silently for ever. A cancel (which only shrinks a case) can still end it.
+   */
+  private async markNotCommittable(workflow: CompiledWorkflow, record: CaseState, error: CaseNotCommittableError): Promise<void> {
+    const reason = `its next transition cannot be committed: ${error.why}`;
+    this.deps.logger.error({ caseId: record.id, revision: record.revision + 1, err: error }, 'the store refuses a transition of the case');
+    if (record.stuck?.reason === reason) return;
+    const now = this.deps.clock.now();
+    const marked = transition(workflow, record, [{ type: 'stuck', reason, at: now }], now, this.budget);
+    if (marked.events.length === 0) return;
+    try {
+      if ((await this.deps.store.commitTransition(record, marked.state, marked.events)) === 'committed') this.remember(marked.state);
+    } catch (markError) {
+      this.deps.logger.error({ caseId: record.id, err: markError }, 'could not mark the case stuck either');
+    }
   }
 
   /**

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
-import { CaseNotFoundError, IdempotencyConflictError, SignalNotAcceptedError, StartIncompleteError, WorkfleetError } from '../core/errors.js';
+import { CaseNotFoundError, EventRefusedError, IdempotencyConflictError, SignalNotAcceptedError, StartIncompleteError, WorkfleetError } from '../core/errors.js';
 import { DERIVED_SCOPE, producerScope } from '../core/idempotency.js';
 import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
 import { canonicalJson, parseStartRequest } from '../core/requests.js';
 import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
-import { createCase, outstandingWork } from '../core/transition.js';
+import { createCase, outstandingWork, transition } from '../core/transition.js';
 import type { Clock, IdGenerator } from '../ports/clock.js';
 import type { CaseQuery, CaseRecord, CaseStore, CaseSummary } from '../ports/store.js';
 import type { CaseAdvancer } from './advancer.js';
@@ -131,12 +131,21 @@ export class CaseService {
     return this.get(record.id);
   }
 
-  /** Sends a signal to a case: a step waiting for it takes it, or it waits for one that will. */
+  /**
+   * Sends a signal to a case: a step waiting for it takes it, or it waits for one that will. One
+   * that would not fit (the case budget, the buffer's bounds) is refused here, before anything is
+   * written, by the same pure rule the transition applies; one that raced another past the bound
+   * is refused by the transition itself, and the advancer rejects it just the same.
+   */
   async signal(id: string, name: string, payload: unknown): Promise<CaseRecord> {
     const record = await this.open(id);
-    const accepted = acceptedSignals(await this.deps.workflows.compiled(record.workflow, record.version), record.steps);
+    const workflow = await this.deps.workflows.compiled(record.workflow, record.version);
+    const accepted = acceptedSignals(workflow, record.steps);
     if (!accepted.includes(name)) throw new SignalNotAcceptedError(id, name, accepted);
-    await this.deps.advancer.apply(id, { type: 'signal', name, payload: payload ?? null, at: this.deps.clock.now() });
+    const event = { type: 'signal' as const, name, payload: payload ?? null, at: this.deps.clock.now() };
+    const refusal = transition(workflow, record, [event], event.at, this.deps.advancer.budget).refused?.[0];
+    if (refusal) throw new EventRefusedError(refusal.error);
+    await this.deps.advancer.apply(id, event);
     return this.get(id);
   }
 

@@ -50,6 +50,7 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
     queues,
     clock,
     logger,
+    budget: { maxCaseBytes: config.cases.maxBytes },
     hooks: {
       onConflict: () => metrics.transitions.inc({ outcome: 'conflict' }),
       onApplied: (before, after, events) => {

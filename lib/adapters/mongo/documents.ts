@@ -64,6 +64,19 @@ export interface TraceDocument {
 }
 
 /**
+ * One change of a history entry: a value set or unset at a path, or, for an array (the buffered
+ * signals), the entries removed by their index in the array before (`pull`) and those appended
+ * (`push`), so that an entry carries what changed rather than the whole array again.
+ */
+export interface HistoryChange {
+  path: string;
+  value?: unknown;
+  unset?: true;
+  pull?: number[];
+  push?: unknown[];
+}
+
+/**
  * One committed transition of a case. Its `_id` is `<caseId>:<revision>`: inserting it is the
  * commit, and the unique `_id` lets exactly one writer commit each revision. `changes` are the
  * `$set`/`$unset` that bring the case document from the previous revision to this one, kept as
@@ -75,7 +88,7 @@ export interface HistoryDocument {
   revision: number;
   at: Date;
   events: TraceDocument[];
-  changes: Array<{ path: string; value?: unknown; unset?: true }>;
+  changes: HistoryChange[];
 }
 
 export interface CaseDocument {
@@ -254,8 +267,8 @@ export function decodeTrace(doc: TraceDocument): TraceEvent {
  * The changes that turn the stored document of `previous` into that of `next`. Steps the
  * transition did not touch keep their object identity, so only changed steps are written.
  */
-export function caseChanges(previous: CaseState, next: CaseState): HistoryDocument['changes'] {
-  const changes: HistoryDocument['changes'] = [];
+export function caseChanges(previous: CaseState, next: CaseState): HistoryChange[] {
+  const changes: HistoryChange[] = [];
   const fields: Array<[string, unknown, unknown, (value: never) => unknown]> = [
     ['status', previous.status, next.status, (value: string) => value],
     ['output', previous.output, next.output, (value: unknown) => toJson(value)],
@@ -263,7 +276,6 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryDocume
     ['finishedAt', previous.finishedAt, next.finishedAt, (value: number) => new Date(value)],
     ['finishedDay', previous.finishedAt, next.finishedAt, finishedDay],
     ['deadlineAt', previous.deadlineAt, next.deadlineAt, (value: number) => new Date(value)],
-    ['signals', previous.signals, next.signals, (value: NonNullable<CaseState['signals']>) => value.map(encodeSignal)],
     ['compensating', previous.compensating, next.compensating, (value: NonNullable<CaseState['compensating']>) => ({ status: value.status, error: encodeError(value.error) })],
     ['stuck', previous.stuck, next.stuck, (value: NonNullable<CaseState['stuck']>) => value],
   ];
@@ -271,11 +283,14 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryDocume
     if (before === after) continue;
     changes.push(after === undefined ? { path, unset: true } : { path, value: encode(after as never) });
   }
+  changes.push(...signalChanges(previous.signals, next.signals));
   for (const [id, step] of Object.entries(next.steps)) {
     const before = previous.steps[id];
     if (before === step) continue;
-    if (before?.instances && step.instances && before.status === step.status) {
-      // A forEach step changes one item at a time: write that item, not all of them.
+    // Within a run a forEach step's items are all made when it starts and none goes away.
+    if (before?.instances && step.instances && before.run === step.run && before.itemCount === step.itemCount) {
+      // A forEach step changes one item at a time: write that item, not all of them (also when
+      // the step ends: its output repeats every item's already, the items need not come again).
       const beforeDoc = encodeStep({ ...before, instances: {} });
       const afterDoc = encodeStep({ ...step, instances: {} });
       for (const key of new Set([...Object.keys(beforeDoc), ...Object.keys(afterDoc)])) {
@@ -292,6 +307,30 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryDocume
     changes.push({ path: `steps.${id}`, value: encodeStep(step) });
   }
   changes.push({ path: 'updatedAt', value: new Date(next.updatedAt) }, { path: 'revision', value: next.revision }, { path: 'seq', value: next.seq });
+  return changes;
+}
+
+/**
+ * The buffered signals' changes: a signal kept is appended, one taken by a step is removed, and
+ * the entry says only that. Writing the whole buffer for each signal made history grow with the
+ * square of the signals kept (15.8 MB of payloads became 309 MB of history).
+ */
+function signalChanges(previous: CaseState['signals'], next: CaseState['signals']): HistoryChange[] {
+  if (previous === next) return [];
+  if (next === undefined) return [{ path: 'signals', unset: true }];
+  const before = previous ?? [];
+  // The transition keeps the entries it does not remove (same objects) and appends new ones.
+  const pull: number[] = [];
+  let kept = 0;
+  before.forEach((signal, index) => {
+    if (next[kept] === signal) kept += 1;
+    else pull.push(index);
+  });
+  const push = next.slice(kept);
+  if (push.some((signal) => before.includes(signal))) return [{ path: 'signals', value: next.map(encodeSignal) }];
+  const changes: HistoryChange[] = [];
+  if (pull.length > 0) changes.push({ path: 'signals', pull });
+  if (push.length > 0) changes.push({ path: 'signals', push: push.map(encodeSignal) });
   return changes;
 }
 
@@ -323,7 +362,11 @@ export function applyChanges(doc: CaseDocument, changes: HistoryDocument['change
       target = target[part] as Record<string, unknown>;
     }
     if (change.unset) delete target[last];
-    else target[last] = change.value;
+    else if (change.pull || change.push) {
+      const current = Array.isArray(target[last]) ? (target[last] as unknown[]) : [];
+      const removed = new Set(change.pull ?? []);
+      target[last] = [...current.filter((_, index) => !removed.has(index)), ...(change.push ?? [])];
+    } else target[last] = change.value;
   }
   return doc;
 }

@@ -1,8 +1,8 @@
-import { MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions } from 'mongodb';
+import { BSON, MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions } from 'mongodb';
 import { GroupCommit } from '../../runtime/group-commit.js';
 import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
-import { WorkfleetError } from '../../core/errors.js';
+import { CaseNotCommittableError, WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
 import type {
   CaseQuery,
@@ -46,6 +46,12 @@ import { scopedKey } from '../../core/idempotency.js';
  * for another), and a pool of 12 is what the tests give it.
  */
 const UPDATES_AT_ONCE = 2;
+
+/**
+ * The largest document MongoDB (and FerretDB) stores. A history entry over it is refused before
+ * it is sent: the driver would otherwise fail the whole batch it is in, other cases' commits too.
+ */
+const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
 
 /** History entries looked up by `_id` at once where the server answers nothing else from an index. */
 const HISTORY_LOOKUPS_AT_ONCE = 8;
@@ -283,13 +289,22 @@ export class MongoStore implements Store {
       return entry;
     });
     const results: Array<'committed' | 'conflict' | Error> = batch.map(() => 'committed');
+    // Indexes (in the batch) of the entries sent: those the store can take.
+    const sent: number[] = [];
+    entries.forEach((entry, index) => {
+      const bytes = BSON.calculateObjectSize(entry);
+      if (bytes <= MAX_DOCUMENT_BYTES) sent.push(index);
+      else results[index] = new CaseNotCommittableError(entry.caseId, `its next history entry is larger than the store's document limit of 16 MiB`, { bytes });
+    });
     try {
-      await this.history.insertMany(entries, { ordered: false });
+      if (sent.length > 0) await this.history.insertMany(sent.map((index) => entries[index] as HistoryDocument), { ordered: false });
     } catch (error) {
       const failed = writeErrorsByIndex(error);
       if (!failed) throw error;
-      for (const [index, problem] of failed) {
-        results[index] = problem.code === DUPLICATE_KEY ? 'conflict' : new MongoServerError({ message: problem.message, errmsg: problem.message, code: problem.code });
+      for (const [at, problem] of failed) {
+        const index = sent[at] ?? at;
+        // A document the server refuses (other than for its `_id`) it would refuse again: say so, with the server's words.
+        results[index] = problem.code === DUPLICATE_KEY ? 'conflict' : new CaseNotCommittableError(batch[index]?.next.id ?? '?', `the store refused its next history entry: ${problem.message}`, { code: problem.code }, new MongoServerError({ message: problem.message, errmsg: problem.message, code: problem.code }));
       }
     }
     const committed = batch.filter((_, index) => results[index] === 'committed');
