@@ -189,7 +189,8 @@ describe('bulk operations run in pages', () => {
     for (const id of ids) await end(id, { failWith: 'UPSTREAM_UNAVAILABLE' });
     const logger = createLogger({ level: 'silent', name: 'bulk-test' });
     const service = new BulkService({ store: api.engine.store, cases: api.engine.cases, clock: api.engine.clock, newId: () => uuidv7(), logger, pageSize: 2, staleAfterMs: 1_000 });
-    // An operation whose runner died before its first page: its progress is a minute old.
+    // An operation whose runner died before its first page: its progress is 5 s old, stale for
+    // this service (1 s) but not for the API process's own resumer (60 s), which must not race it.
     const now = Date.now();
     const stalled: BulkOperation = {
       id: uuidv7(now - 60_000),
@@ -201,8 +202,8 @@ describe('bulk operations run in pages', () => {
       done: 0,
       counts: { ok: 0, skipped: 0, error: 0 },
       pages: 0,
-      createdAt: now - 60_000,
-      updatedAt: now - 60_000,
+      createdAt: now - 5_000,
+      updatedAt: now - 5_000,
       createdBy: 'test',
     };
     await api.engine.store.insertBulkOperation(stalled);
