@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { isInfrastructureUnavailable } from '../adapters/unavailable.js';
 import type { Store } from '../ports/store.js';
 
 /** How long a starting process tries to reach Redis or the store before it gives up and says why. */
@@ -33,6 +34,8 @@ export async function reachStore(store: Store, url: string): Promise<void> {
   try {
     await store.init();
   } catch (error) {
+    // Only a server that cannot be reached is "unreachable"; any other failure of init says itself.
+    if (!isInfrastructureUnavailable(error)) throw error;
     throw new UnreachableError(`cannot reach MongoDB at ${maskUrl(url)} (MONGO_URL): ${reason(error)}; ${HINT}`, { cause: error });
   }
 }

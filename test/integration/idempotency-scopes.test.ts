@@ -142,3 +142,16 @@ describe('cases stored before keys had scopes', () => {
     expect(indexes).not.toContain('idempotency_key');
   });
 });
+
+describe('the upgrade when the fleet starts together', () => {
+  it('lets every process open a new database at once (the ones that lose the race find it done)', async () => {
+    const { MongoStore } = await import('../../lib/adapters/mongo/store.js');
+    for (let round = 0; round < 3; round++) {
+      const { mongoUrl } = servers.namespace();
+      const stores = Array.from({ length: 4 }, () => new MongoStore({ url: mongoUrl }));
+      const opened = await Promise.allSettled(stores.map((store) => store.init()));
+      await Promise.all(stores.map((store) => store.close()));
+      expect(opened.filter((result) => result.status === 'rejected')).toEqual([]);
+    }
+  });
+});

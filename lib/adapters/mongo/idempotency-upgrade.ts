@@ -54,7 +54,19 @@ export async function upgradeIdempotencyKeys(db: Db, cases: Collection<CaseDocum
     if (batch.length >= BATCH) await flush();
   }
   await flush();
-  if (await cases.indexExists(LEGACY_INDEX)) await cases.dropIndex(LEGACY_INDEX);
-  await upgrades.updateOne({ _id: UPGRADE_ID }, { $setOnInsert: { at: new Date(), scoped, unscoped } }, { upsert: true });
+  // The fleet's processes start together and may all run this at once: the one that drops the
+  // index or records the upgrade second finds it done, which is what it wanted.
+  if (await cases.indexExists(LEGACY_INDEX)) await cases.dropIndex(LEGACY_INDEX).catch(unlessCode(INDEX_NOT_FOUND));
+  await upgrades.updateOne({ _id: UPGRADE_ID }, { $setOnInsert: { at: new Date(), scoped, unscoped } }, { upsert: true }).catch(unlessCode(DUPLICATE_KEY));
   return { scoped, unscoped };
+}
+
+/** MongoDB's codes for a concurrent upsert that lost the race, and for dropping an index already gone. */
+const DUPLICATE_KEY = 11000;
+const INDEX_NOT_FOUND = 27;
+
+function unlessCode(code: number): (error: unknown) => void {
+  return (error) => {
+    if ((error as { code?: unknown }).code !== code) throw error;
+  };
 }
