@@ -135,7 +135,9 @@ function answerChecks(traffic: Traffic, boundMs?: number): CheckResult[] {
   ];
   if (boundMs !== undefined) {
     const slowest = Math.max(0, ...answers.map((answer) => answer.ms));
-    checks.push(check('bounded', slowest <= boundMs, `slowest answer ${slowest} ms, slowest 503 ${slowest503} ms (bound ${boundMs} ms)`));
+    const first = Math.min(...answers.map((answer) => answer.at));
+    const worst = [...answers].sort((a, b) => b.ms - a.ms).slice(0, 5).map((answer) => `${answer.kind} ${answer.status} ${answer.ms} ms at +${((answer.at - first) / 1000).toFixed(1)} s`);
+    checks.push(check('bounded', slowest <= boundMs, `slowest answer ${slowest} ms, slowest 503 ${slowest503} ms (bound ${boundMs} ms); slowest: ${worst.join(', ')}`));
   }
   return checks;
 }
