@@ -1,4 +1,5 @@
-import { execFileSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import type { Cluster } from './cluster.js';
 import type { Accepted, CheckResult } from './invariants.js';
@@ -149,8 +150,12 @@ function storePort(cluster: Cluster): number {
 }
 
 /** Cuts every open TCP connection to the store (both ends see ECONNABORTED); needs CAP_NET_ADMIN. */
-function cutStoreConnections(cluster: Cluster): void {
-  execFileSync('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', `:${storePort(cluster)}`], { stdio: 'ignore' });
+/**
+ * Kills every connection to the store. Asynchronously: a synchronous `ss` would stall this
+ * process's event loop, and with it the clock of every answer in flight that the bound checks.
+ */
+async function cutStoreConnections(cluster: Cluster): Promise<void> {
+  await promisify(execFile)('ss', ['-K', 'dst', '127.0.0.1', 'dport', '=', `:${storePort(cluster)}`]);
 }
 
 interface Findings {
@@ -226,7 +231,7 @@ export const INFRASTRUCTURE_SCENARIOS: Scenario[] = [
       for (let round = 0; round < 5; round++) {
         await pause(500);
         try {
-          cutStoreConnections(cluster);
+          await cutStoreConnections(cluster);
           cuts += 1;
         } catch (error) {
           cutError = (error as Error).message;
