@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { isInfrastructureUnavailable, infrastructureReason } from '../lib/adapters/unavailable.js';
 import { RequestErrorCode, StartIncompleteError, WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
 import type { EpisodeLog } from '../lib/obs/episode-log.js';
+import { formatDuration } from '../lib/core/format.js';
 import { pointerToPath } from '../lib/core/validate.js';
 
 /** HTTP status of each workfleet error code; codes not listed are server faults (500). */
@@ -164,7 +165,7 @@ export function installErrorHandling(app: FastifyInstance, episodes: EpisodeLog)
     const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
     if (known) return reply.status(known.status).send(errorBody(known.code, error.message));
     if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
-      return unavailable(reply, episodes, error, `no answer within ${Math.round(Number(request.routeOptions.handlerTimeout ?? 0) / 1000)} s: MongoDB or Redis is slow or paused; retry shortly (a start may have made its case: retry it with the same idempotency key)`);
+      return unavailable(reply, episodes, error, `no answer within ${formatDuration(Number((error as { timeoutMs?: number }).timeoutMs ?? 0))}: MongoDB or Redis is slow or paused; retry shortly (a start may have made its case: retry it with the same idempotency key)`);
     }
     if (error.statusCode === 429) return reply.status(429).send(errorBody('RATE_LIMITED', error.message));
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {

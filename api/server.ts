@@ -28,6 +28,7 @@ import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
 import { clientErrorAnswer, errorBody, frameworkErrors, installErrorHandling } from './errors.js';
 import { failOpenRedisStore } from './rate-limit-store.js';
+import { installRequestDeadline } from './request-deadline.js';
 import { bulkRoutes } from './routes/bulk.js';
 import { caseRoutes } from './routes/cases.js';
 import { healthRoutes, type ReadinessCheck } from './routes/health.js';
@@ -93,8 +94,6 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     genReqId: (request) => acceptedRequestId(request.headers['x-request-id']) ?? randomUUID(),
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
     frameworkErrors,
-    // A request the servers behind it do not answer in time gets 503 rather than hanging with them (errors.ts).
-    ...(config.api.requestTimeoutMs > 0 ? { handlerTimeout: config.api.requestTimeoutMs } : {}),
     // Unknown fields are refused, not silently dropped; types are not coerced in bodies.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: true } },
   });
@@ -102,6 +101,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   const episodes = new EpisodeLog(deps.logger);
   app.addHook('onClose', async () => episodes.close());
   installErrorHandling(app, episodes);
+  // A request the servers behind it do not answer in time gets 503 rather than hanging with them.
+  if (config.api.requestTimeoutMs > 0) installRequestDeadline(app, config.api.requestTimeoutMs);
   for (const schema of SHARED_SCHEMAS) app.addSchema(schema);
   const auth: Authenticator = {
     keys: deps.keys,
