@@ -10,17 +10,6 @@ const REDIS_TIMEOUT_MS = 250;
 /** Addresses remembered at most; the oldest goes first, so that a spread-out flood stays bounded. */
 const ADDRESSES = 50_000;
 
-/** Counts a failure and starts its window with the first; answers the count and the window's time left. */
-const COUNT_FAILURE = `
-local count = redis.call('INCR', KEYS[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-  ttl = tonumber(ARGV[1])
-end
-return {count, ttl}
-`;
-
 /**
  * Failed authentications per client address, checked before a request is authenticated: once
  * an address has spent its budget in the window, its requests are refused without a look at
@@ -65,7 +54,14 @@ export class AuthFailureLimiter {
     let timer: NodeJS.Timeout | undefined;
     try {
       const answer = await Promise.race([
-        redis.eval(COUNT_FAILURE, 1, `${prefix}:api:auth-failures:${address}`, WINDOW_MS),
+        // One transaction: the count, the window set only by the first failure (NX), what is left of it.
+        redis
+          .multi()
+          .incr(`${prefix}:api:auth-failures:${address}`)
+          .pexpire(`${prefix}:api:auth-failures:${address}`, WINDOW_MS, 'NX')
+          .pttl(`${prefix}:api:auth-failures:${address}`)
+          .exec()
+          .then((results) => (results ? [results[0]?.[1], results[2]?.[1]] : undefined)),
         new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), REDIS_TIMEOUT_MS))),
       ]);
       if (!Array.isArray(answer)) return undefined;
