@@ -3,6 +3,10 @@ import { builtinModules } from 'node:module';
 import tseslint from 'typescript-eslint';
 
 const nodeBuiltins = builtinModules.filter((name) => !name.startsWith('_'));
+const noInfrastructure = {
+  group: ['node:*', ...nodeBuiltins, 'bullmq', 'mongodb', 'ioredis', 'pino', 'pino-*', 'opossum', 'fastify', 'prom-client', 'convict'],
+  message: 'lib/core is pure: no I/O or infrastructure imports (pure core, thin shell).',
+};
 
 export default tseslint.config(
   { ignores: ['dist/', 'node_modules/', 'coverage/', '.workfleet/', 'test-artifacts/', 'tools/'] },
@@ -35,10 +39,7 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            {
-              group: ['node:*', ...nodeBuiltins, 'bullmq', 'mongodb', 'ioredis', 'pino', 'pino-*', 'opossum', 'fastify', 'prom-client', 'convict'],
-              message: 'lib/core is pure: no I/O or infrastructure imports (pure core, thin shell).',
-            },
+            noInfrastructure,
             { group: ['../*', '!../core/*'], message: 'lib/core depends on nothing outside it.' },
           ],
         },
@@ -51,6 +52,21 @@ export default tseslint.config(
         { selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']", message: 'The core takes randomness as an argument.' },
         { selector: "CallExpression[callee.name='eval']", message: 'Never evaluate code; definitions are data.' },
         { selector: "NewExpression[callee.name='Function']", message: 'Never build functions from text; definitions are data.' },
+      ],
+    },
+  },
+  {
+    // Files in lib/core's folders (machine/, steps/) reach the rest of the core one level up.
+    files: ['lib/core/*/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            noInfrastructure,
+            { group: ['../../*', '!../../core/*'], message: 'lib/core depends on nothing outside it.' },
+          ],
+        },
       ],
     },
   },

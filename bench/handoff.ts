@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { stepJobId } from '../lib/core/transition.js';
+import { unitJobId } from '../lib/core/machine/jobs.js';
 import { percentile } from './stats.js';
 
 /**
@@ -73,7 +73,7 @@ export async function handoffSplit(redis: Redis, prefix: string, steps: readonly
   const reportPickedUp = new Map<string, number>();
   for (const [name, { at }] of results) {
     const [caseId = '', stepId = '', type = ''] = name.slice('active '.length).split('.');
-    if (type === 'stepCompleted') reportPickedUp.set(stepJobId(caseId, stepId), at);
+    if (type === 'stepCompleted') reportPickedUp.set(unitJobId(caseId, stepId), at);
   }
   const total: number[] = [];
   const reportHop: number[] = [];
@@ -86,7 +86,7 @@ export async function handoffSplit(redis: Redis, prefix: string, steps: readonly
     const next = steps[steps.indexOf(stepId) + 1];
     const finished = finishedAt(event);
     if (next === undefined || !steps.includes(stepId) || finished === undefined || !(finished >= since)) continue;
-    const nextJob = stepJobId(caseId, next);
+    const nextJob = unitJobId(caseId, next);
     const added = tasks.get(`added ${nextJob}`)?.at;
     const started = tasks.get(`active ${nextJob}`)?.at;
     if (added === undefined || started === undefined) continue;

@@ -2,7 +2,8 @@ import { StepErrorCode } from '../lib/core/errors.js';
 import { formatDuration, plural } from '../lib/core/format.js';
 import { PAYLOAD_LIMITS, payloadIssues } from '../lib/core/requests.js';
 import { hasAttemptsLeft, retryDelayMs } from '../lib/core/retry.js';
-import type { CaseEvent, ErrorInfo, StepJob, StepReport, UnitAddress } from '../lib/core/state.js';
+import { unitAddressOf } from '../lib/core/machine/jobs.js';
+import type { CaseEvent, ErrorInfo, StepJob, StepReport } from '../lib/core/state.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { Clock } from '../lib/ports/clock.js';
@@ -77,12 +78,7 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
     const { attempt } = delivery;
     const { stepId } = job;
     // Which unit of the step this job is (an item, an iteration, a compensation); reports say so too.
-    const address: UnitAddress = {
-      ...(job.run ? { run: job.run } : {}),
-      ...(job.instance === undefined ? {} : { instance: job.instance }),
-      ...(job.iteration === undefined ? {} : { iteration: job.iteration }),
-      ...(job.compensation ? { compensation: true } : {}),
-    };
+    const address = unitAddressOf(job);
     const log = deps.logger.child({ caseId: job.caseId, stepId, task: job.task, attempt, ...address, ...(job.requestId ? { requestId: job.requestId } : {}) });
     const reports: CaseEvent[] = [];
     const send = async (): Promise<StepReport[]> => {

@@ -5,7 +5,7 @@ import type { BullQueues } from '../../lib/adapters/bullmq/queues.js';
 import { can, mayReadCase, PERMISSIONS } from '../../lib/core/auth.js';
 import { STEP_ID_PATTERN } from '../../lib/core/definition.js';
 import { CaseNotFoundError } from '../../lib/core/errors.js';
-import { unitJobId } from '../../lib/core/transition.js';
+import { unitJobId } from '../../lib/core/machine/jobs.js';
 import type { CaseService } from '../../lib/engine/cases.js';
 import type { WorkflowRegistry } from '../../lib/engine/workflows.js';
 import type { Clock } from '../../lib/ports/clock.js';

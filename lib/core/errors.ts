@@ -132,6 +132,17 @@ export const StepErrorCode = {
   conditionFailed: 'CONDITION_FAILED',
   /** A condition ran out of its evaluation budget (steps, or the size of a value it builds): not retryable, the same data costs the same again. */
   conditionBudgetExceeded: 'CONDITION_BUDGET_EXCEEDED',
+  /** A forEach step's items are not a list, or too long a one. */
+  itemsInvalid: 'ITEMS_INVALID',
+  /** A forEach step with `failure: failFast` ended at an item that failed for good. */
+  itemFailed: 'ITEM_FAILED',
+  /** A sleep step's `until` did not render to a time. */
+  sleepUntilInvalid: 'SLEEP_UNTIL_INVALID',
+  /** A sub-workflow step would nest cases deeper than allowed. */
+  nestingTooDeep: 'NESTING_TOO_DEEP',
+  /** A sub-workflow step's child case failed, or was cancelled. */
+  childFailed: 'CHILD_FAILED',
+  childCancelled: 'CHILD_CANCELLED',
 } as const;
 
 /** Error codes a case can end with. */
@@ -140,6 +151,8 @@ export const CaseErrorCode = {
   deadlineExceeded: 'DEADLINE_EXCEEDED',
   /** A step's result (or a signal) would have grown the case past its budget (CASE_MAX_BYTES); also a signal's refusal. */
   tooLarge: 'CASE_TOO_LARGE',
+  /** Cancelled by request (or by its parent). */
+  cancelled: 'CANCELLED',
 } as const;
 
 /** Codes of a signal refused when it arrives (beside CASE_TOO_LARGE and SIGNAL_NOT_ACCEPTED). */

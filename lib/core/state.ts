@@ -33,13 +33,9 @@ export interface ErrorInfo {
   details?: unknown;
 }
 
-/**
- * One runnable unit of work and its attempts: a task step, one item of a forEach step, one
- * iteration of a repeat step (the step itself, reset per iteration), or a compensation.
- */
-export interface UnitState {
-  status: 'pending' | 'scheduled' | 'running' | 'completed' | 'failed' | 'cancelled';
-  /** Highest attempt number started or finished. */
+/** The attempt bookkeeping every runnable unit has: a step that is its own unit carries it too. */
+export interface UnitFields {
+  /** Highest attempt number started or finished (of the current iteration, for a repeat step). */
   attempts: number;
   /** Attempts that have ended (failed and retried, or finished). */
   attemptsDone: number;
@@ -55,23 +51,24 @@ export interface UnitState {
   deferredBy?: string;
 }
 
-export interface StepState {
+export const UNIT_STATUSES = ['pending', 'scheduled', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type UnitStatus = (typeof UNIT_STATUSES)[number];
+
+/**
+ * One runnable unit of work and its attempts: a task step, one item of a forEach step, one
+ * iteration of a repeat step (the step itself, reset per iteration), or a compensation.
+ */
+export interface UnitState extends UnitFields {
+  status: UnitStatus;
+}
+
+/**
+ * A step: its status and its own unit's fields (a task or repeat step is its own unit; the
+ * other kinds use the fields they need), plus what its kind keeps.
+ */
+export interface StepState extends UnitFields {
   status: StepStatus;
-  /** Highest attempt number started or finished (of the current iteration, for a repeat step). */
-  attempts: number;
-  /** Attempts that have ended. */
-  attemptsDone: number;
   scheduledAt?: number;
-  /** Start of the first attempt. */
-  startedAt?: number;
-  finishedAt?: number;
-  output?: unknown;
-  /** The last error, also while a retry is pending. */
-  error?: ErrorInfo;
-  /** When the next attempt may start (after a retry backoff or a breaker deferral). */
-  nextAttemptAt?: number;
-  /** The breaker that deferred the next attempt, while it is deferred. */
-  deferredBy?: string;
   /** Bumped when a failed case is retried: a new run gets new job ids, keeps idempotency keys. */
   run?: number;
   /** repeat: the iteration running or last run, from 1. */
@@ -104,7 +101,10 @@ export interface CaseState {
   updatedAt: number;
   deadlineAt: number;
   finishedAt?: number;
-  /** Bumped by every applied transition; writes are conditional on it. */
+  /**
+   * Bumped by every applied transition. The store commits revision n by inserting the case's
+   * history entry n (unique per case and revision), so of two writers of one revision one wins.
+   */
   revision: number;
   /** Sequence number of the last trace event. */
   seq: number;

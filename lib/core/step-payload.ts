@@ -1,6 +1,6 @@
 import type { CompiledWorkflow } from './definition.js';
 import type { StepJob, UnitAddress } from './state.js';
-import { unitIdempotencyKey, unitJobId } from './transition.js';
+import { unitIdempotencyKey, unitJobId } from './machine/jobs.js';
 
 /**
  * What a step job carries in its queue: only what the definition and the job id cannot give.

@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { CaseState, StepJob, UnitAddress } from '../../lib/core/state.js';
 import { isStepPayload, isWholeStepJob, parseUnitJobId, stepJobFromPayload, toStepPayload } from '../../lib/core/step-payload.js';
-import { buildUnitJob, createCase } from '../../lib/core/transition.js';
+import { buildUnitJob } from '../../lib/core/machine/jobs.js';
+import { createCase } from '../../lib/core/transition.js';
 import { compileWorkflow } from '../../lib/core/validate.js';
 import { T0 } from './fixtures.js';
 
