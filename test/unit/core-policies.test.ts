@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { retryRefusal } from '../../lib/core/machine/case-events.js';
 import { childFinishedEvent, unitAddressOf, unitJobId } from '../../lib/core/machine/jobs.js';
+import { repairOf, workerLostEvent } from '../../lib/core/repairs.js';
+import type { StepJob } from '../../lib/core/state.js';
 import { kindOf } from '../../lib/core/steps/index.js';
 import { transition } from '../../lib/core/transition.js';
 import { compileWorkflow } from '../../lib/core/validate.js';
@@ -58,5 +60,21 @@ describe('the core policies the shell shares', () => {
     );
     const kinds = [...workflow.steps.values()].map((step) => kindOf(step));
     expect(new Set(kinds).size).toBe(6);
+  });
+
+  it('the reconciler repairs a stale job by what its queue says of it', () => {
+    const now = T0 + 600_000;
+    const stale = 60_000;
+    expect(repairOf({ state: 'missing', stalls: 0, attemptsMade: 0 }, now, stale)).toEqual({ kind: 'restore' });
+    expect(repairOf({ state: 'failed', stalls: 2, attemptsMade: 1 }, now, stale)).toEqual({ kind: 'failLost', attempt: 2, stalls: 2 });
+    expect(repairOf({ state: 'active', stalls: 1, attemptsMade: 0 }, now, stale)).toEqual({ kind: 'none' });
+    // Just finished: its report is most likely still queued behind others.
+    expect(repairOf({ state: 'completed', stalls: 0, attemptsMade: 0, finishedAt: now - 1_000 }, now, stale)).toEqual({ kind: 'none' });
+    expect(repairOf({ state: 'completed', stalls: 0, attemptsMade: 0, finishedAt: now - 120_000 }, now, stale)).toEqual({ kind: 'replace' });
+    const kept = { caseId: 'c', event: { type: 'stepCompleted', stepId: 's', attempt: 1, at: now, startedAt: now, output: 1 } };
+    const result = { reports: [kept, { caseId: 3 }, null] };
+    expect(repairOf({ state: 'completed', stalls: 0, attemptsMade: 0, finishedAt: now - 120_000, result }, now, stale)).toEqual({ kind: 'resend', reports: [kept] });
+    const job = { caseId: 'c', stepId: 's', run: 1, instance: 4 } as StepJob;
+    expect(workerLostEvent(job, 3, 2, now)).toMatchObject({ type: 'stepFailed', stepId: 's', attempt: 3, run: 1, instance: 4, error: { code: 'WORKER_LOST', retryable: false } });
   });
 });
