@@ -1,9 +1,9 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ANONYMOUS, can, type Permission, type Principal } from '../lib/core/auth.js';
-import { RequestErrorCode } from '../lib/core/errors.js';
+import { ErrorCode, httpStatusOf } from '../lib/core/error-codes.js';
 import type { KeyService } from '../lib/engine/keys.js';
 import type { AuthFailureLimiter } from './auth-limiter.js';
-import { errorBody, statusOf } from './errors.js';
+import { errorBody } from './errors.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -53,9 +53,9 @@ export interface Authenticator {
 
 function refuseLimited(reply: FastifyReply, retryAfterSeconds: number): FastifyReply {
   return reply
-    .status(statusOf(RequestErrorCode.rateLimited))
+    .status(httpStatusOf(ErrorCode.rateLimited))
     .header('retry-after', String(retryAfterSeconds))
-    .send(errorBody(RequestErrorCode.rateLimited, `too many failed authentications from this address; retry in ${retryAfterSeconds} s`));
+    .send(errorBody(ErrorCode.rateLimited, `too many failed authentications from this address; retry in ${retryAfterSeconds} s`));
 }
 
 /**
@@ -80,9 +80,9 @@ export async function authenticate(
   if (over !== undefined) await refuseLimited(reply, over);
   else {
     await reply
-      .status(statusOf(RequestErrorCode.unauthenticated))
+      .status(httpStatusOf(ErrorCode.unauthenticated))
       .header('www-authenticate', challenge(request.url))
-      .send(errorBody(RequestErrorCode.unauthenticated, options.unauthenticatedMessage ?? UNAUTHENTICATED_MESSAGE));
+      .send(errorBody(ErrorCode.unauthenticated, options.unauthenticatedMessage ?? UNAUTHENTICATED_MESSAGE));
   }
   return undefined;
 }
@@ -109,8 +109,8 @@ export function installAuth(app: FastifyInstance, deps: { enabled: boolean } & A
     if (!principal) return reply;
     if (!can(principal.roles, permission)) {
       return reply
-        .status(statusOf(RequestErrorCode.forbidden))
-        .send(errorBody(RequestErrorCode.forbidden, `a key with roles ${principal.roles.join(', ')} may not ${permission.replace(':', ' ')}`));
+        .status(httpStatusOf(ErrorCode.forbidden))
+        .send(errorBody(ErrorCode.forbidden, `a key with roles ${principal.roles.join(', ')} may not ${permission.replace(':', ' ')}`));
     }
     request.principal = principal;
   });

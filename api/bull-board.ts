@@ -9,7 +9,8 @@ import { ANONYMOUS, can, type Principal } from '../lib/core/auth.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
 import { authenticate, type Authenticator } from './auth.js';
 import { boardAction, caseOfJob, refusal } from './board-actions.js';
-import { errorBody } from './errors.js';
+import { ErrorCode, httpStatusOf } from '../lib/core/error-codes.js';
+import { sendError } from './errors.js';
 
 export const BOARD_PATH = '/admin/queues';
 
@@ -68,16 +69,16 @@ export async function mountBullBoard(
       if (!principal) return reply;
       const admin = can(principal.roles, 'keys:manage');
       if (!admin && !can(principal.roles, 'cases:operate')) {
-        return reply.status(403).send(errorBody('FORBIDDEN', 'the queue board is for admins and operators'));
+        return sendError(reply, ErrorCode.forbidden, 'the queue board is for admins and operators');
       }
       if (!admin && request.method !== 'GET' && request.method !== 'HEAD') {
-        return reply.status(403).send(errorBody('FORBIDDEN', 'operators see the queue board read-only'));
+        return sendError(reply, ErrorCode.forbidden, 'operators see the queue board read-only');
       }
       request.principal = principal;
       const refused = await refusedAction(request.method, request.url.split('?')[0]?.slice(BOARD_PATH.length) ?? '');
       if (refused) {
         // In the board's own error shape, so that its UI shows the message (`error` is the toast's title).
-        return reply.status(409).send({ error: 'Use workfleet for this', message: refused, code: 'BOARD_ACTION_REFUSED' });
+        return reply.status(httpStatusOf(ErrorCode.boardActionRefused)).send({ error: 'Use workfleet for this', message: refused, code: ErrorCode.boardActionRefused });
       }
       // The queue list is read when the board asks for it, so new queues show up at once.
       if (request.url.split('?')[0]?.endsWith('/api/queues')) await refresh().catch(() => undefined);

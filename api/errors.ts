@@ -2,57 +2,35 @@ import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isInfrastructureUnavailable, infrastructureReason } from '../lib/adapters/unavailable.js';
-import { RequestErrorCode, StartIncompleteError, WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
+import { ErrorCode, errorCodeEntry, httpStatusOf } from '../lib/core/error-codes.js';
+import { WorkfleetError, type ValidationIssue } from '../lib/core/errors.js';
 import type { EpisodeLog } from '../lib/obs/episode-log.js';
 import { formatDuration } from '../lib/core/format.js';
 import { pointerToPath } from '../lib/core/validate.js';
 
-/** HTTP status of each workfleet error code; codes not listed are server faults (500). */
-const STATUS_BY_CODE: Record<string, number> = {
-  INPUT_INVALID: 400,
-  DEFINITION_INVALID: 400,
-  WORKFLOW_NOT_FOUND: 404,
-  CASE_NOT_FOUND: 404,
-  IDEMPOTENCY_CONFLICT: 409,
-  KEY_NOT_FOUND: 404,
-  CASE_STATE_CONFLICT: 409,
-  SIGNAL_NOT_ACCEPTED: 409,
-  SIGNAL_BUFFER_FULL: 409,
-  CASE_TOO_LARGE: 413,
-  // The store refuses the case's next transition; the case is marked stuck. Not the client's doing, and not a bug to hide behind a 500.
-  CASE_NOT_COMMITTABLE: 503,
-  SCHEDULE_NOT_FOUND: 404,
-  BULK_OPERATION_NOT_FOUND: 404,
-  [RequestErrorCode.unauthenticated]: 401,
-  [RequestErrorCode.forbidden]: 403,
-  [RequestErrorCode.rateLimited]: 429,
-  [RequestErrorCode.headersTooLarge]: 431,
-  [RequestErrorCode.requestTimeout]: 408,
-  [RequestErrorCode.badRequest]: 400,
-};
-
-/** The HTTP status of an error code (500 for codes that are server faults). */
-export const statusOf = (code: string): number => STATUS_BY_CODE[code] ?? 500;
-
 /** Fastify's own errors that are the client's doing, with the code we answer with. */
-const FASTIFY_CLIENT_ERRORS: Record<string, { status: number; code: string }> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: { status: 413, code: 'BODY_TOO_LARGE' },
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: { status: 415, code: 'UNSUPPORTED_MEDIA_TYPE' },
-  FST_ERR_CTP_EMPTY_JSON_BODY: { status: 400, code: 'INPUT_INVALID' },
-  FST_ERR_CTP_INVALID_JSON_BODY: { status: 400, code: 'INPUT_INVALID' },
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { status: 400, code: 'INPUT_INVALID' },
-  FST_ERR_CTP_INVALID_TYPE: { status: 400, code: 'INPUT_INVALID' },
+const FASTIFY_CLIENT_ERRORS: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: ErrorCode.bodyTooLarge,
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: ErrorCode.unsupportedMediaType,
+  FST_ERR_CTP_EMPTY_JSON_BODY: ErrorCode.inputInvalid,
+  FST_ERR_CTP_INVALID_JSON_BODY: ErrorCode.inputInvalid,
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: ErrorCode.inputInvalid,
+  FST_ERR_CTP_INVALID_TYPE: ErrorCode.inputInvalid,
 };
-
-/** Seconds a client is told to wait before retrying after a 503. */
-const RETRY_AFTER_SECONDS = 5;
 
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
 }
 
-export function errorBody(code: string, message: string, details?: unknown): ErrorBody {
+export function errorBody(code: ErrorCode, message: string, details?: unknown): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
+}
+
+/** Answers with an error: the status, and the Retry-After if any, are the table's for its code. */
+export function sendError(reply: FastifyReply, code: ErrorCode, message: string, details?: unknown): FastifyReply {
+  const { retryAfterSeconds } = errorCodeEntry(code);
+  if (retryAfterSeconds !== undefined) void reply.header('retry-after', String(retryAfterSeconds));
+  return reply.status(httpStatusOf(code)).send(errorBody(code, message, details));
 }
 
 function validationIssues(error: FastifyError): ValidationIssue[] {
@@ -92,10 +70,10 @@ function validationIssues(error: FastifyError): ValidationIssue[] {
  */
 export function frameworkErrors(error: FastifyError, _request: FastifyRequest, reply: FastifyReply): void {
   if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') {
-    void reply.code(414).send(errorBody('URI_TOO_LONG', 'a path parameter is longer than the API accepts'));
+    void sendError(reply, ErrorCode.uriTooLong, 'a path parameter is longer than the API accepts');
     return;
   }
-  void reply.code(400).send(errorBody('INPUT_INVALID', 'the request URL could not be decoded'));
+  void sendError(reply, ErrorCode.inputInvalid, 'the request URL could not be decoded');
 }
 
 /**
@@ -110,11 +88,11 @@ export function clientErrorAnswer(maxHeaderBytes: number) {
     if (error.code === 'ECONNRESET' || socket.destroyed) return;
     const [code, message] =
       error.code === 'HPE_HEADER_OVERFLOW'
-        ? [RequestErrorCode.headersTooLarge, `the request's headers exceed the ${maxHeaderBytes} bytes the API accepts`]
+        ? [ErrorCode.headersTooLarge, `the request's headers exceed the ${maxHeaderBytes} bytes the API accepts`]
         : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-          ? [RequestErrorCode.requestTimeout, 'the request did not arrive in time']
-          : [RequestErrorCode.badRequest, 'the request is not well-formed HTTP'];
-    const status = statusOf(code);
+          ? [ErrorCode.requestTimeout, 'the request did not arrive in time']
+          : [ErrorCode.badRequest, 'the request is not well-formed HTTP'];
+    const status = httpStatusOf(code);
     const json = JSON.stringify(errorBody(code, message));
     // Not into the middle of an answer already under way on a keep-alive connection (Node's own
     // rule; `_httpMessage` is where Node keeps the socket's current response).
@@ -129,12 +107,12 @@ export function clientErrorAnswer(maxHeaderBytes: number) {
 }
 
 /**
- * 503 SERVICE_UNAVAILABLE with Retry-After: a server behind the API is away, full or too slow,
+ * SERVICE_UNAVAILABLE (503 with Retry-After): a server behind the API is away, full or too slow,
  * and the same request may succeed shortly. Logged once per episode (`episodes`), not per request.
  */
 function unavailable(reply: FastifyReply, episodes: EpisodeLog, error: unknown, message: string, details?: unknown): FastifyReply {
   episodes.failure(`unavailable:${infrastructureReason(error) ?? 'timeout'}`, error, 'requests answered 503: a backing service is unavailable');
-  return reply.status(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send(errorBody('SERVICE_UNAVAILABLE', message, details));
+  return sendError(reply, ErrorCode.serviceUnavailable, message, details);
 }
 
 const UNAVAILABLE_MESSAGE = 'a backing service (MongoDB or Redis) is unavailable or out of memory; retry shortly';
@@ -145,39 +123,37 @@ const UNAVAILABLE_MESSAGE = 'a backing service (MongoDB or Redis) is unavailable
  */
 export function installErrorHandling(app: FastifyInstance, episodes: EpisodeLog): void {
   app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    if (error instanceof StartIncompleteError) {
+    if (error instanceof WorkfleetError && error.code === ErrorCode.startIncomplete) {
       // The case may be in the store already: say which, and how to finish the start without making a second one.
       if (isInfrastructureUnavailable(error.cause)) return unavailable(reply, episodes, error.cause, error.message, error.details);
       request.log.error({ err: error }, 'request failed');
-      return reply.status(500).send(errorBody('INTERNAL', error.message, error.details));
+      return sendError(reply, ErrorCode.internal, error.message, error.details);
     }
     if (error instanceof WorkfleetError) {
-      const status = STATUS_BY_CODE[error.code] ?? 500;
-      if (status >= 500) request.log.error({ err: error }, 'request failed');
-      if (status === 503) void reply.header('retry-after', '30');
-      return reply.status(status).send(errorBody(error.code, error.message, error.details));
+      if (httpStatusOf(error.code) >= 500) request.log.error({ err: error }, 'request failed');
+      return sendError(reply, error.code, error.message, error.details);
     }
     if (error.validation) {
       const issues = validationIssues(error);
       const message = issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join('; ');
-      return reply.status(400).send(errorBody('INPUT_INVALID', message, { issues }));
+      return sendError(reply, ErrorCode.inputInvalid, message, { issues });
     }
     const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
-    if (known) return reply.status(known.status).send(errorBody(known.code, error.message));
+    if (known) return sendError(reply, known, error.message);
     if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
       return unavailable(reply, episodes, error, `no answer within ${formatDuration(Number((error as { timeoutMs?: number }).timeoutMs ?? 0))}: MongoDB or Redis is slow or paused; retry shortly (a start may have made its case: retry it with the same idempotency key)`);
     }
-    if (error.statusCode === 429) return reply.status(429).send(errorBody('RATE_LIMITED', error.message));
+    if (error.statusCode === 429) return sendError(reply, ErrorCode.rateLimited, error.message);
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
       // Other client errors from Fastify's parsers (e.g. prototype poisoning): keep their status.
-      return reply.status(error.statusCode).send(errorBody('BAD_REQUEST', error.message));
+      return reply.status(error.statusCode).send(errorBody(ErrorCode.badRequest, error.message));
     }
     if (isInfrastructureUnavailable(error)) return unavailable(reply, episodes, error, UNAVAILABLE_MESSAGE);
     request.log.error({ err: error }, 'request failed');
-    return reply.status(500).send(errorBody('INTERNAL', 'internal error; the server log has the details'));
+    return sendError(reply, ErrorCode.internal, 'internal error; the server log has the details');
   });
 
   app.setNotFoundHandler((request, reply) =>
-    reply.status(404).send(errorBody('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0] ?? ''}`)),
+    sendError(reply, ErrorCode.routeNotFound, `no route ${request.method} ${request.url.split('?')[0] ?? ''}`),
   );
 }

@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
 import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
+import { ErrorCode, httpStatusOf } from '../lib/core/error-codes.js';
 import { acceptedRequestId } from '../lib/core/text.js';
 import type { BulkService } from '../lib/engine/bulk.js';
 import type { CaseService } from '../lib/engine/cases.js';
@@ -140,8 +141,8 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
         : {}),
       errorResponseBuilder: (_request, context) =>
         Object.assign(new Error(`rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`), {
-          statusCode: 429,
-          code: 'RATE_LIMITED',
+          statusCode: httpStatusOf(ErrorCode.rateLimited),
+          code: ErrorCode.rateLimited,
         }),
     });
   }

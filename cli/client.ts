@@ -1,3 +1,5 @@
+import { ErrorCode } from '../lib/core/error-codes.js';
+
 /** A small HTTP client for the workfleet API, used by the CLI's client commands. */
 
 export class ApiError extends Error {
@@ -37,7 +39,7 @@ export class WorkfleetClient {
       });
     } catch (error) {
       const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
-      throw new ApiError(0, 'UNREACHABLE', `cannot reach the workfleet API at ${this.options.baseUrl} (${cause}); is it running? (npm start, or set WORKFLEET_API_URL)`);
+      throw new ApiError(0, ErrorCode.unreachable, `cannot reach the workfleet API at ${this.options.baseUrl} (${cause}); is it running? (npm start, or set WORKFLEET_API_URL)`);
     }
     const text = await response.text();
     let parsed: unknown = undefined;

@@ -1,4 +1,5 @@
 import convict from 'convict';
+import { ErrorCode } from '../lib/core/error-codes.js';
 import { configSchema } from './schema.js';
 
 /** The validated settings of a workfleet process; deep-frozen, passed down from the entry point. */
@@ -40,7 +41,7 @@ export interface Config {
 }
 
 export class ConfigError extends Error {
-  readonly code = 'CONFIG_INVALID';
+  readonly code = ErrorCode.configInvalid;
   readonly problems: readonly string[];
   constructor(problems: readonly string[]) {
     super(`invalid configuration:\n${problems.map((problem) => `  - ${problem}`).join('\n')}`);

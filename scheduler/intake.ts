@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { ErrorCode } from '../lib/core/error-codes.js';
 import { WorkfleetError } from '../lib/core/errors.js';
 import { INTAKE_STARTER } from '../lib/core/idempotency.js';
 import { acceptedRequestId } from '../lib/core/text.js';
@@ -48,8 +49,8 @@ export function intakeRequestId(jobId: string): string {
 export function intakeProcessor(deps: { cases: CaseService; clock: Clock; logger: Logger; metrics: Metrics }): Processor<unknown> {
   return async (delivery) => {
     if (delivery.name !== START_JOB) {
-      deps.metrics.intakeRejected.inc({ code: 'UNKNOWN_JOB_NAME' });
-      return { kind: 'fail', reason: `UNKNOWN_JOB_NAME: the cases queue takes "${START_JOB}" jobs, not "${delivery.name}"` };
+      deps.metrics.intakeRejected.inc({ code: ErrorCode.unknownJobName });
+      return { kind: 'fail', reason: `${ErrorCode.unknownJobName}: the cases queue takes "${START_JOB}" jobs, not "${delivery.name}"` };
     }
     try {
       const { record, created } = await deps.cases.start(delivery.data, {
@@ -62,7 +63,7 @@ export function intakeProcessor(deps: { cases: CaseService; clock: Clock; logger
     } catch (error) {
       const outcome = outcomeOfError(error, deps.clock.now());
       if (outcome.kind === 'fail') {
-        deps.metrics.intakeRejected.inc({ code: error instanceof WorkfleetError ? error.code : 'UNKNOWN' });
+        deps.metrics.intakeRejected.inc({ code: error instanceof WorkfleetError ? error.code : ErrorCode.internal });
         deps.logger.warn({ jobId: delivery.id, reason: outcome.reason }, 'intake job rejected');
       } else {
         deps.logger.warn({ jobId: delivery.id, err: error }, 'intake job deferred');

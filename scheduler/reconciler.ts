@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { StepErrorCode } from '../lib/core/errors.js';
+import { ErrorCode } from '../lib/core/error-codes.js';
 import { isTerminalCase, type Command, type StepReport } from '../lib/core/state.js';
 import { stuckReason, type ObservedJob } from '../lib/core/stuck.js';
 import { outstandingWork } from '../lib/core/transition.js';
@@ -206,7 +206,7 @@ export class Reconciler {
       ...(job.iteration === undefined ? {} : { iteration: job.iteration }),
       ...(job.compensation ? { compensation: true } : {}),
       error: {
-        code: StepErrorCode.workerLost,
+        code: ErrorCode.workerLost,
         message: `the worker running this step was lost ${stalls} time(s) (killed, crashed or its event loop blocked past the job lock); not run again`,
         retryable: false,
       },

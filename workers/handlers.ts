@@ -1,10 +1,11 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { ErrorCode } from '../lib/core/error-codes.js';
 import type { Handler, Handlers } from '../lib/sdk/index.js';
 
 export class HandlersModuleError extends Error {
-  readonly code = 'HANDLERS_MODULE_INVALID';
+  readonly code = ErrorCode.handlersModuleInvalid;
   constructor(message: string) {
     super(message);
     this.name = 'HandlersModuleError';

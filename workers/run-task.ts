@@ -1,4 +1,4 @@
-import { StepErrorCode } from '../lib/core/errors.js';
+import { ErrorCode } from '../lib/core/error-codes.js';
 import { formatDuration, plural } from '../lib/core/format.js';
 import { PAYLOAD_LIMITS, payloadIssues } from '../lib/core/requests.js';
 import { hasAttemptsLeft, retryDelayMs } from '../lib/core/retry.js';
@@ -27,7 +27,7 @@ export interface TaskRunnerDeps {
 }
 
 class StepTimeoutError extends Error {
-  readonly code = StepErrorCode.timeout;
+  readonly code = ErrorCode.stepTimeout;
   constructor(timeoutMs: number) {
     super(`attempt took longer than its timeout of ${formatDuration(timeoutMs)} and was aborted`);
     this.name = 'StepTimeoutError';
@@ -46,8 +46,8 @@ export function describeError(error: unknown): ErrorInfo {
     typeof raw.code === 'string' && ERROR_CODE.test(raw.code)
       ? raw.code
       : retryable
-        ? StepErrorCode.handlerFailed
-        : StepErrorCode.nonRetryable;
+        ? ErrorCode.handlerFailed
+        : ErrorCode.nonRetryable;
   const message = (typeof raw.message === 'string' && raw.message ? raw.message : String(error)).slice(0, MAX_MESSAGE);
   const info: ErrorInfo = { code, message, retryable };
   if (raw.details !== undefined && payloadIssues(raw.details, 'details', MAX_DETAILS).length === 0) {
@@ -127,7 +127,7 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
       const handler = deps.handlers.get(job.task);
       if (!handler) {
         throw Object.assign(new Error(`no handler for task "${job.task}" in this worker's handlers module`), {
-          code: StepErrorCode.handlerMissing,
+          code: ErrorCode.handlerNotFound,
         });
       }
       const work = deps.breakers.fire(job.breaker, () => untilAborted(Promise.resolve().then(() => handler(job.input, ctx)), controller.signal));
@@ -135,7 +135,7 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
       const problems = payloadIssues(output, 'output', PAYLOAD_LIMITS.maxOutputBytes);
       if (problems.length > 0) {
         throw Object.assign(new Error(`handler returned an unusable output: ${problems.map((p) => p.message).join('; ')}`), {
-          code: StepErrorCode.outputInvalid,
+          code: ErrorCode.outputInvalid,
           nonRetryable: true,
         });
       }
@@ -171,7 +171,7 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
       if (delivery.signal.aborted && delivery.signal.reason === CANCEL_REASON) {
         // The case already knows: it was cancelled, which is why this attempt stopped.
         log.info('case cancelled; attempt aborted');
-        return { kind: 'fail', reason: 'STEP_CANCELLED: the case was cancelled' };
+        return { kind: 'fail', reason: `${ErrorCode.stepCancelled}: the case was cancelled` };
       }
       if ((error as { code?: unknown }).code === 'EOPENBREAKER') {
         // Another task is probing the half-open breaker; come back once it has answered.

@@ -1,4 +1,5 @@
-import { StepErrorCode, WorkfleetError } from '../lib/core/errors.js';
+import { ErrorCode } from '../lib/core/error-codes.js';
+import { WorkfleetError } from '../lib/core/errors.js';
 import type { CaseEvent, StepJob } from '../lib/core/state.js';
 import { isStepPayload, isWholeStepJob, parseUnitJobId, stepJobFromPayload } from '../lib/core/step-payload.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
@@ -31,12 +32,12 @@ export function expandingStepJobs(
   const invalid = async (delivery: Delivery<unknown>, why: string): Promise<Outcome> => {
     const unit = parseUnitJobId(delivery.id);
     if (unit) {
-      const error = { code: StepErrorCode.jobInvalid, message: why, retryable: false };
+      const error = { code: ErrorCode.stepJobInvalid, message: why, retryable: false };
       const event: CaseEvent = { type: 'stepFailed', stepId: unit.stepId, attempt: delivery.attempt, at: deps.clock.now(), error, ...unit.address };
       await deps.reports.report([{ caseId: unit.caseId, event }]);
     }
     deps.logger.warn({ jobId: delivery.id, why }, 'step job fits no workflow; failed');
-    return { kind: 'fail', reason: `${StepErrorCode.jobInvalid}: ${why}` };
+    return { kind: 'fail', reason: `${ErrorCode.stepJobInvalid}: ${why}` };
   };
   return async (delivery) => {
     const { data } = delivery;

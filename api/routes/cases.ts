@@ -4,10 +4,11 @@ import { InputInvalidError } from '../../lib/core/errors.js';
 import { PAYLOAD_LIMITS, payloadIssues, StartCaseRequestSchema } from '../../lib/core/requests.js';
 import { SIGNAL_NAME_PATTERN } from '../../lib/core/definition.js';
 import { can, mayReadCase } from '../../lib/core/auth.js';
-import { CaseNotFoundError } from '../../lib/core/errors.js';
+import { caseNotFoundError } from '../../lib/core/errors.js';
 import type { CaseService } from '../../lib/engine/cases.js';
 import { CASE_FILTER_FIELDS, parseCaseFilter } from '../case-filter.js';
-import { errorBody } from '../errors.js';
+import { ErrorCode } from '../../lib/core/error-codes.js';
+import { sendError } from '../errors.js';
 import { presentCase, presentSummary, presentTrace } from '../presenters.js';
 import { CaseListSchema, CaseViewSchema, errorResponses, StartedCaseSchema, TraceSchema } from '../schemas.js';
 
@@ -41,7 +42,7 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
       preValidation: async (request, reply) => {
         const body = request.body as Record<string, unknown> | null;
         if (body && typeof body === 'object' && ('role' in body || 'roles' in body)) {
-          return reply.status(403).send(errorBody('FORBIDDEN', 'roles come from the API key, never from a request body'));
+          return sendError(reply, ErrorCode.forbidden, 'roles come from the API key, never from a request body');
         }
       },
       schema: {
@@ -66,7 +67,7 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
   // A key that may read only its own cases sees only those; someone else's case is "not found".
   const readable = async (id: string, principal: Parameters<typeof mayReadCase>[0]) => {
     const record = await cases.get(id);
-    if (!mayReadCase(principal, record.startedBy)) throw new CaseNotFoundError(id);
+    if (!mayReadCase(principal, record.startedBy)) throw caseNotFoundError(id);
     return record;
   };
 

@@ -4,7 +4,8 @@ import type { FastifyInstance } from 'fastify';
 import type { BullQueues } from '../../lib/adapters/bullmq/queues.js';
 import { can, mayReadCase, PERMISSIONS } from '../../lib/core/auth.js';
 import { STEP_ID_PATTERN } from '../../lib/core/definition.js';
-import { CaseNotFoundError } from '../../lib/core/errors.js';
+import { ErrorCode } from '../../lib/core/error-codes.js';
+import { caseNotFoundError } from '../../lib/core/errors.js';
 import { unitJobId } from '../../lib/core/machine/jobs.js';
 import type { CaseService } from '../../lib/engine/cases.js';
 import type { WorkflowRegistry } from '../../lib/engine/workflows.js';
@@ -12,6 +13,7 @@ import type { Clock } from '../../lib/ports/clock.js';
 import type { FleetMonitor } from '../../lib/ports/fleet.js';
 import type { CaseStore } from '../../lib/ports/store.js';
 import { BOARD_PATH } from '../bull-board.js';
+import { sendError } from '../errors.js';
 import { presentItems } from '../presenters.js';
 import { errorResponses, ErrorInfoSchema } from '../schemas.js';
 
@@ -214,11 +216,11 @@ export function explorerRoutes(
     async (request, reply) => {
       const { id, stepId } = request.params;
       const record = await deps.cases.get(id);
-      if (!mayReadCase(request.principal, record.startedBy)) throw new CaseNotFoundError(id);
+      if (!mayReadCase(request.principal, record.startedBy)) throw caseNotFoundError(id);
       const workflow = await deps.workflows.compiled(record.workflow, record.version);
       const step = workflow.steps.get(stepId);
       const state = record.steps[stepId];
-      if (!step || !state) return reply.status(404).send({ error: { code: 'STEP_NOT_FOUND', message: `case ${id} has no step "${stepId}"` } });
+      if (!step || !state) return sendError(reply, ErrorCode.stepNotFound, `case ${id} has no step "${stepId}"`);
       const compensation = request.query.compensation === 'true';
       const address = {
         run: state.run ?? 0,
@@ -266,10 +268,10 @@ export function explorerRoutes(
     async (request, reply) => {
       const { id, stepId } = request.params;
       const record = await deps.cases.get(id);
-      if (!mayReadCase(request.principal, record.startedBy)) throw new CaseNotFoundError(id);
+      if (!mayReadCase(request.principal, record.startedBy)) throw caseNotFoundError(id);
       const workflow = await deps.workflows.compiled(record.workflow, record.version);
       const state = record.steps[stepId];
-      if (!workflow.steps.get(stepId)?.forEach || !state) return reply.status(404).send({ error: { code: 'STEP_NOT_FOUND', message: `case ${id} has no forEach step "${stepId}"` } });
+      if (!workflow.steps.get(stepId)?.forEach || !state) return sendError(reply, ErrorCode.stepNotFound, `case ${id} has no forEach step "${stepId}"`);
       const { offset, limit, status } = request.query;
       return presentItems(state, { offset: Number(offset ?? 0), limit: Number(limit ?? 100), ...(status === undefined ? {} : { status }) });
     },

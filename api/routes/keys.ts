@@ -3,7 +3,8 @@ import type { FastifyInstance } from 'fastify';
 import { ROLES } from '../../lib/core/auth.js';
 import { DURATION_PATTERN, parseDuration } from '../../lib/core/duration.js';
 import type { KeyService } from '../../lib/engine/keys.js';
-import { errorBody } from '../errors.js';
+import { ErrorCode } from '../../lib/core/error-codes.js';
+import { sendError } from '../errors.js';
 import { errorResponses } from '../schemas.js';
 
 const CreateKey = Type.Object(
@@ -55,7 +56,7 @@ export function keyRoutes(app: FastifyInstance, keys: KeyService): void {
   }));
 
   app.delete<{ Params: Static<typeof KeyParams> }>('/v1/keys/:id', { config: writeConfig, schema: { tags, operationId: 'revokeKey', description: 'Every API process stops accepting the key at once (within 10 s when Redis cannot carry the notice).', summary: 'Revoke a key', params: KeyParams, response: { 204: NoContent, ...errorResponses(400, 401, 403, 404, 429) } } }, async (request, reply) => {
-    if (!(await keys.revoke(request.params.id))) return reply.status(404).send(errorBody('KEY_NOT_FOUND', `no key ${request.params.id}`));
+    if (!(await keys.revoke(request.params.id))) return sendError(reply, ErrorCode.keyNotFound, `no key ${request.params.id}`);
     return reply.status(204).send();
   });
 }

@@ -4,7 +4,8 @@ import { assertCaseInput } from '../../lib/core/input-schema.js';
 import { parseScheduleRequest, ScheduleRequestSchema } from '../../lib/core/schedules.js';
 import type { WorkflowRegistry } from '../../lib/engine/workflows.js';
 import type { ScheduleInfo, Schedules } from '../../lib/ports/schedules.js';
-import { errorBody } from '../errors.js';
+import { ErrorCode } from '../../lib/core/error-codes.js';
+import { sendError } from '../errors.js';
 import { errorResponses } from '../schemas.js';
 
 const ScheduleParams = Type.Object({ id: Type.String({ pattern: '^[A-Za-z][A-Za-z0-9_.-]{0,99}$' }) });
@@ -76,7 +77,7 @@ export function scheduleRoutes(app: FastifyInstance, deps: { schedules: Schedule
       schema: { tags, operationId: 'deleteSchedule', description: 'Cases it has started go on.', summary: 'Delete a schedule', params: ScheduleParams, response: { 204: Type.Null({ description: 'Deleted; no body.' }), ...errorResponses(400, 401, 403, 404, 429) } },
     },
     async (request, reply) => {
-      if (!(await deps.schedules.remove(request.params.id))) return reply.status(404).send(errorBody('SCHEDULE_NOT_FOUND', `no schedule ${request.params.id}`));
+      if (!(await deps.schedules.remove(request.params.id))) return sendError(reply, ErrorCode.scheduleNotFound, `no schedule ${request.params.id}`);
       return reply.status(204).send();
     },
   );

@@ -3,7 +3,8 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { packageRoot } from '../../lib/runtime/package-root.js';
-import { errorBody } from '../errors.js';
+import { ErrorCode } from '../../lib/core/error-codes.js';
+import { sendError } from '../errors.js';
 
 export const UI_PATH = '/ui';
 
@@ -76,8 +77,8 @@ export function uiRoutes(app: FastifyInstance, options: { dir?: string } = {}): 
     const send = (path: string, etag: string | undefined, reply: import('fastify').FastifyReply) => {
       const asset = assets.get(path);
       if (!asset) {
-        if (assets.size === 0) return reply.status(503).send(errorBody('UI_NOT_BUILT', 'the explorer is not built: run npm run build'));
-        return reply.status(404).send(errorBody('ROUTE_NOT_FOUND', `no such file: ${UI_PATH}/${path}`));
+        if (assets.size === 0) return sendError(reply, ErrorCode.uiNotBuilt, 'the explorer is not built: run npm run build');
+        return sendError(reply, ErrorCode.routeNotFound, `no such file: ${UI_PATH}/${path}`);
       }
       // HTML is revalidated every time so that a new build's scripts are picked up at once.
       reply.header('cache-control', path.endsWith('.html') ? 'no-cache' : 'public, max-age=300');

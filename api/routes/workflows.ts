@@ -1,7 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { WORKFLOW_NAME_PATTERN, WorkflowDefinitionSchema } from '../../lib/core/definition.js';
-import { WorkflowNotFoundError } from '../../lib/core/errors.js';
+import { ErrorCode } from '../../lib/core/error-codes.js';
+import { workflowNotFoundError } from '../../lib/core/errors.js';
 import type { WorkflowRegistry } from '../../lib/engine/workflows.js';
 import type { Clock } from '../../lib/ports/clock.js';
 import type { FleetMonitor } from '../../lib/ports/fleet.js';
@@ -26,7 +27,7 @@ const AppliedWorkflow = Type.Object(
     created: Type.Boolean(),
     createdAt: Time,
     warnings: Type.Array(
-      Type.Object({ code: Type.String({ description: 'NO_LIVE_WORKER' }), queue: Type.String(), steps: Type.Array(Type.String()), message: Type.String() }),
+      Type.Object({ code: Type.String({ description: ErrorCode.noLiveWorker }), queue: Type.String(), steps: Type.Array(Type.String()), message: Type.String() }),
       { description: 'Task queues of the workflow that no live worker serves: their steps would wait until one does.' },
     ),
   },
@@ -70,7 +71,7 @@ async function noWorkerWarnings(deps: WorkflowRouteDeps, name: string, version: 
   if (!members) return [];
   const served = new Set(members.filter((member) => member.role === 'worker').flatMap((member) => member.queues));
   return unservedQueues(await deps.workflows.compiled(name, version), served).map(({ queue, steps }) => ({
-    code: 'NO_LIVE_WORKER',
+    code: ErrorCode.noLiveWorker,
     queue,
     steps,
     message: `no live worker serves queue "${queue}" (step${steps.length === 1 ? '' : 's'} ${steps.join(', ')}): its tasks wait until one does; start one with: workfleet worker --queues ${queue}`,
@@ -120,7 +121,7 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
     schema: { tags, operationId: 'getWorkflow', description: "The definition of the workflow's latest version, with every version (number, hash, time), newest first.", summary: 'The latest definition and the list of versions', params: NameParams, response: { 200: WorkflowView, ...errorResponses(400, 401, 403, 404, 429) } },
   }, async (request) => {
     const latest = await deps.store.getWorkflow(request.params.name);
-    if (!latest) throw new WorkflowNotFoundError(request.params.name);
+    if (!latest) throw workflowNotFoundError(request.params.name);
     const versions = await deps.store.listVersions(request.params.name);
     return {
       name: latest.name,
@@ -137,7 +138,7 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
       const name = request.params.name;
       const version = Number(request.params.version);
       const stored = await deps.store.getWorkflow(name, version);
-      if (!stored) throw new WorkflowNotFoundError(name, version);
+      if (!stored) throw workflowNotFoundError(name, version);
       return { name, version, hash: stored.hash, createdAt: iso(stored.createdAt), definition: stored.definition };
     },
   );

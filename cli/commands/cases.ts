@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { type Command, InvalidArgumentError } from 'commander';
+import { ErrorCode } from '../../lib/core/error-codes.js';
 import { formatDuration } from '../../lib/core/format.js';
 import { ApiError, type WorkfleetClient } from '../client.js';
 import { client, clientOptions, positiveInt } from '../context.js';
@@ -63,7 +64,7 @@ async function follow(api: WorkfleetClient, id: string, timeoutMs: number): Prom
     }
     const { body: record } = await api.request<WireCase>('GET', `/v1/cases/${id}`);
     if (TERMINAL.has(record.status) && trace.events.some((event) => event.type.startsWith('case.') && event.type !== 'case.created')) return record;
-    if (Date.now() > deadline) throw new ApiError(0, 'WAIT_TIMEOUT', `case ${id} is still ${record.status} after ${formatDuration(timeoutMs)}`);
+    if (Date.now() > deadline) throw new ApiError(0, ErrorCode.waitTimeout, `case ${id} is still ${record.status} after ${formatDuration(timeoutMs)}`);
     await sleep(250);
   }
 }

@@ -1,4 +1,5 @@
 import { type Command, InvalidArgumentError } from 'commander';
+import { ErrorCode, httpStatusOf } from '../../lib/core/error-codes.js';
 import { ApiError } from '../client.js';
 import { fleetConfig } from '../context.js';
 import { color } from '../render.js';
@@ -65,7 +66,7 @@ export function keyCommands(program: Command): void {
     .description('revoke a key; every API process stops accepting it at once (within 10 s if Redis is away)')
     .argument('<id>')
     .action(async (id: string) => {
-      if (!(await withKeys((service) => service.revoke(id)))) throw new ApiError(404, 'KEY_NOT_FOUND', `no key ${id}`);
+      if (!(await withKeys((service) => service.revoke(id)))) throw new ApiError(httpStatusOf(ErrorCode.keyNotFound), ErrorCode.keyNotFound, `no key ${id}`);
       // The API processes cache keys for 10 s; the notice on Redis makes each forget this one now.
       const { announceRevocation } = await import('../../lib/adapters/redis/key-revocations.js');
       const { redis } = fleetConfig();

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { ErrorCode } from '../../lib/core/error-codes.js';
 import { plural } from '../../lib/core/format.js';
 import { ApiError } from '../client.js';
 import { client, clientOptions, positiveInt } from '../context.js';
@@ -30,7 +31,7 @@ export function workflowCommands(program: Command): void {
       for (const file of files) {
         const read = readDefinitionFile(file);
         if (!read.ok) {
-          printProblems(file, 'DEFINITION_INVALID', read.problems);
+          printProblems(file, ErrorCode.definitionInvalid, read.problems);
           process.exitCode = 1;
           continue;
         }

@@ -1,23 +1,29 @@
+import { ErrorCode } from '../core/error-codes.js';
 import type { CaseView } from './types.js';
 
 /**
  * Codes the client itself gives, beside the API's own (`INPUT_INVALID`, `CASE_NOT_FOUND`,
- * `RATE_LIMITED`, …, passed through unchanged in `WorkfleetApiError.code`).
+ * `RATE_LIMITED`, …, passed through unchanged in `WorkfleetApiError.code`). All are entries of
+ * workfleet's one table of error codes, which this package exports as `ErrorCode`.
  */
 export const CLIENT_ERROR_CODES = {
   /** No answer: refused connection, DNS failure, reset. */
-  unreachable: 'UNREACHABLE',
+  unreachable: ErrorCode.unreachable,
   /** No answer within `timeoutMs`. */
-  requestTimeout: 'REQUEST_TIMEOUT',
+  requestTimeout: ErrorCode.requestTimeout,
   /** The caller's AbortSignal fired. */
-  aborted: 'ABORTED',
+  aborted: ErrorCode.aborted,
   /** `waitForResult` gave up before the case finished. */
-  waitTimeout: 'WAIT_TIMEOUT',
+  waitTimeout: ErrorCode.waitTimeout,
   /** The API answered something that is not the JSON it documents. */
-  invalidResponse: 'INVALID_RESPONSE',
+  invalidResponse: ErrorCode.invalidResponse,
 } as const;
 
-/** Base of every error the client throws; `code` is stable and meant for programs. */
+/**
+ * Base of every error the client throws; `code` is stable and meant for programs: compare it with
+ * `ErrorCode` (`error.code === ErrorCode.caseNotFound`). It is a string, not only an `ErrorCode`:
+ * an API newer than this client may answer with a code the client does not know yet.
+ */
 export class WorkfleetError extends Error {
   readonly code: string;
   constructor(code: string, message: string, options?: { cause?: unknown }) {

@@ -21,4 +21,5 @@ export {
   InvalidResponseError,
   WaitTimeoutError,
 } from './errors.js';
+export { ErrorCode } from '../core/error-codes.js';
 export * from './types.js';

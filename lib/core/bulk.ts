@@ -1,3 +1,4 @@
+import { ErrorCode } from './error-codes.js';
 import type { CaseStatus } from './state.js';
 
 /**
@@ -93,7 +94,7 @@ export function eligibleStatuses(action: BulkAction): readonly CaseStatus[] {
 
 /** Codes of a per-case refusal that mean "its state does not allow this", not a fault. */
 // A signal no step of the case waits for is its state's refusal too, not a failure of the operation.
-const SKIP_CODES = new Set(['CASE_STATE_CONFLICT', 'CASE_NOT_FOUND', 'SIGNAL_NOT_ACCEPTED']);
+const SKIP_CODES = new Set<string>([ErrorCode.caseStateConflict, ErrorCode.caseNotFound, ErrorCode.signalNotAccepted]);
 
 /** Judges one case's answer: a refusal for its state (or the case gone) is skipped, anything else an error. */
 export function outcomeOf(code: string): BulkOutcome {

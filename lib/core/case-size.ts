@@ -1,4 +1,4 @@
-import { CaseErrorCode } from './errors.js';
+import { ErrorCode } from './error-codes.js';
 import type { CaseEvent, CaseState, ErrorInfo, StepState, UnitState } from './state.js';
 
 /**
@@ -120,7 +120,7 @@ const mib = (bytes: number) => `${(bytes / 1024 / 1024).toFixed(2)} MiB`;
 /** The error of a change that would grow a case past its budget. */
 export function tooLargeError(bytes: number, budget: CaseBudget, what: string): ErrorInfo {
   return {
-    code: CaseErrorCode.tooLarge,
+    code: ErrorCode.caseTooLarge,
     message: `${what} would grow the case to ${mib(bytes)}, past its budget of ${mib(budget.maxCaseBytes)} (CASE_MAX_BYTES)`,
     retryable: false,
     details: { bytes, maxCaseBytes: budget.maxCaseBytes },

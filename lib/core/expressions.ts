@@ -1,6 +1,7 @@
 import { Environment, type ParseResult } from '@marcbachmann/cel-js';
 import { BudgetExceeded, CONDITION_BUDGET, ConditionSession, installMeter, planMetering, withinBudget } from './condition-budget.js';
-import { StepErrorCode, WorkfleetError } from './errors.js';
+import { ErrorCode } from './error-codes.js';
+import { WorkfleetError } from './errors.js';
 
 /**
  * Conditions (`when`, `repeat.while`) are CEL expressions (Common Expression Language, the
@@ -250,7 +251,7 @@ const shortened = (expression: string) => (expression.length > 200 ? `${expressi
 /** A condition that cannot be evaluated (a missing field, a type mismatch, not a boolean). */
 export class ConditionError extends WorkfleetError {
   constructor(expression: string, reason: string, site?: ConditionSite) {
-    super(StepErrorCode.conditionFailed, `${siteOf(site)}condition "${shortened(expression)}" could not be evaluated: ${reason}`, { details: site });
+    super(ErrorCode.conditionFailed, `${siteOf(site)}condition "${shortened(expression)}" could not be evaluated: ${reason}`, { details: site });
     this.name = 'ConditionError';
   }
 }
@@ -259,7 +260,7 @@ export class ConditionError extends WorkfleetError {
 export class ConditionBudgetError extends WorkfleetError {
   constructor(expression: string, reason: string, site?: ConditionSite) {
     const budget = `${CONDITION_BUDGET.steps} steps, strings of ${CONDITION_BUDGET.stringLength} characters, lists of ${CONDITION_BUDGET.listLength} elements`;
-    super(StepErrorCode.conditionBudgetExceeded, `${siteOf(site)}condition "${shortened(expression)}" exceeds its evaluation budget (${budget}): ${reason}`, {
+    super(ErrorCode.conditionBudgetExceeded, `${siteOf(site)}condition "${shortened(expression)}" exceeds its evaluation budget (${budget}): ${reason}`, {
       details: { ...site, reason, budget: CONDITION_BUDGET },
     });
     this.name = 'ConditionBudgetError';

@@ -1,4 +1,4 @@
-import { StepErrorCode } from './errors.js';
+import { ErrorCode } from './error-codes.js';
 import { unitAddressOf } from './machine/jobs.js';
 import type { CaseEvent, StepJob, StepReport } from './state.js';
 import type { ObservedJob } from './stuck.js';
@@ -55,7 +55,7 @@ export function workerLostEvent(job: StepJob, attempt: number, stalls: number, a
     at,
     ...unitAddressOf(job),
     error: {
-      code: StepErrorCode.workerLost,
+      code: ErrorCode.workerLost,
       message: `the worker running this step was lost ${stalls} time(s) (killed, crashed or its event loop blocked past the job lock); not run again`,
       retryable: false,
     },

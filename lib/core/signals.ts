@@ -1,6 +1,6 @@
 import { bufferedSignalBytes, CASE_BUDGET_LIMITS, jsonBytes } from './case-size.js';
 import { LIMITS, type CompiledWorkflow } from './definition.js';
-import { SignalErrorCode } from './errors.js';
+import { ErrorCode } from './error-codes.js';
 import { isTerminalStep, type CaseState, type ErrorInfo, type StepState } from './state.js';
 
 /**
@@ -26,12 +26,12 @@ export function acceptedSignals(workflow: CompiledWorkflow, steps: Readonly<Reco
 export function signalBufferRefusal(state: Pick<CaseState, 'signals'>, payload: unknown): ErrorInfo | undefined {
   const count = state.signals?.length ?? 0;
   if (count >= LIMITS.maxBufferedSignals) {
-    return { code: SignalErrorCode.bufferFull, message: `the case already keeps ${count} signals for steps not yet waiting (at most ${LIMITS.maxBufferedSignals})`, retryable: false };
+    return { code: ErrorCode.signalBufferFull, message: `the case already keeps ${count} signals for steps not yet waiting (at most ${LIMITS.maxBufferedSignals})`, retryable: false };
   }
   const bytes = bufferedSignalBytes(state) + jsonBytes(payload);
   if (bytes > CASE_BUDGET_LIMITS.maxBufferedSignalBytes) {
     return {
-      code: SignalErrorCode.bufferFull,
+      code: ErrorCode.signalBufferFull,
       message: `keeping this signal would take the signals kept for steps not yet waiting to ${bytes} bytes (at most ${CASE_BUDGET_LIMITS.maxBufferedSignalBytes})`,
       retryable: false,
       details: { bytes, maxBufferedSignalBytes: CASE_BUDGET_LIMITS.maxBufferedSignalBytes },

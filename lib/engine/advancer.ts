@@ -1,6 +1,6 @@
 import { DEFAULT_CASE_BUDGET, type CaseBudget } from '../core/case-size.js';
 import type { CompiledWorkflow } from '../core/definition.js';
-import { CaseNotCommittableError, EventRefusedError, RevisionConflictError, WorkfleetError } from '../core/errors.js';
+import { CaseNotCommittableError, eventRefusedError, revisionConflictError, WorkfleetError } from '../core/errors.js';
 import { isTerminalCase, type CaseEvent, type CaseState, type Command, type ErrorInfo, type StepReport, type TraceEvent } from '../core/state.js';
 import { outstandingWork, transition } from '../core/transition.js';
 import type { Logger } from '../obs/logger.js';
@@ -110,7 +110,7 @@ export class CaseAdvancer {
         for (const waiter of waiters) {
           // A refused event (a signal that does not fit) is answered as refused to whoever sent it.
           const refusal = refused.get(waiter.event);
-          if (refusal) waiter.reject(new EventRefusedError(refusal));
+          if (refusal) waiter.reject(eventRefusedError(refusal));
           else waiter.resolve(result);
         }
       } catch (error) {
@@ -167,7 +167,7 @@ export class CaseAdvancer {
       await (carried ?? this.carryOut(result.commands));
       return { result: 'applied', refused: new Map((result.refused ?? []).map((refusal) => [refusal.event, refusal.error])) };
     }
-    throw new RevisionConflictError(caseId);
+    throw revisionConflictError(caseId);
   }
 
   /**

@@ -8,7 +8,8 @@ import {
   type BulkParams,
   type CaseFilter,
 } from '../core/bulk.js';
-import { BulkErrorCode, BulkOperationNotFoundError, WorkfleetError } from '../core/errors.js';
+import { ErrorCode } from '../core/error-codes.js';
+import { bulkOperationNotFoundError, WorkfleetError } from '../core/errors.js';
 import type { CaseStatus } from '../core/state.js';
 import type { Logger } from '../obs/logger.js';
 import type { Clock, IdGenerator } from '../ports/clock.js';
@@ -122,14 +123,14 @@ export class BulkService {
 
   async get(id: string): Promise<BulkOperation> {
     const operation = await this.deps.store.getBulkOperation(id);
-    if (!operation) throw new BulkOperationNotFoundError(id);
+    if (!operation) throw bulkOperationNotFoundError(id);
     return operation;
   }
 
   /** Stops an operation before its next page (the page under way finishes); a finished one is returned as it is. */
   async stop(id: string): Promise<BulkOperation> {
     const operation = await this.deps.store.stopBulkOperation(id, this.deps.clock.now());
-    if (!operation) throw new BulkOperationNotFoundError(id);
+    if (!operation) throw bulkOperationNotFoundError(id);
     return operation;
   }
 
@@ -208,7 +209,7 @@ export class BulkService {
         return { caseId, outcome: outcomeOf(error.code), code: error.code, message: error.message, ...(status === undefined ? {} : { status }) };
       }
       this.deps.logger.warn({ err: error, caseId }, 'bulk action failed');
-      return { caseId, outcome: 'error', code: BulkErrorCode.actionFailed, message: error instanceof Error ? error.message : String(error) };
+      return { caseId, outcome: 'error', code: ErrorCode.bulkActionFailed, message: error instanceof Error ? error.message : String(error) };
     }
   }
 }

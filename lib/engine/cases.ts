@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { CaseNotFoundError, EventRefusedError, IdempotencyConflictError, SignalNotAcceptedError, StartIncompleteError, WorkfleetError } from '../core/errors.js';
+import { caseNotFoundError, caseStateConflictError, eventRefusedError, idempotencyConflictError, signalNotAcceptedError, startIncompleteError, WorkfleetError } from '../core/errors.js';
 import { DERIVED_SCOPE, producerScope } from '../core/idempotency.js';
 import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
@@ -10,14 +10,6 @@ import type { Clock, IdGenerator } from '../ports/clock.js';
 import type { CaseQuery, CaseRecord, CaseStore, CaseSummary } from '../ports/store.js';
 import type { CaseAdvancer } from './advancer.js';
 import type { WorkflowRegistry } from './workflows.js';
-
-/** An operation that the case's status does not allow (signal a finished case, retry a running one). */
-export class CaseStateError extends WorkfleetError {
-  constructor(id: string, status: string, why: string) {
-    super('CASE_STATE_CONFLICT', `case ${id} is ${status}: ${why}`, { details: { status } });
-    this.name = 'CaseStateError';
-  }
-}
 
 export interface StartResult {
   record: CaseRecord;
@@ -79,12 +71,12 @@ export class CaseService {
       ...(request.businessKeys === undefined ? {} : { businessKeys: request.businessKeys }),
     };
 
-    // From the insert on, a failure may leave the case made: the error says so (StartIncompleteError).
+    // From the insert on, a failure may leave the case made: the error says so (START_INCOMPLETE).
     const created = await this.incomplete(record, () => store.createCase(record, started.events));
     if (!created.created) {
       const { existing } = created;
       // The existing case is in the same scope, so naming it tells its own producer only.
-      if (existing.requestHash !== requestHash) throw new IdempotencyConflictError(idempotencyKey ?? '', existing.id);
+      if (existing.requestHash !== requestHash) throw idempotencyConflictError(idempotencyKey ?? '', existing.id);
       // The first request may have died (or failed, answered 503) between storing the case and enqueueing its steps.
       const existingWorkflow = await workflows.compiled(existing.workflow, existing.version);
       await this.incomplete(existing, () => this.deps.advancer.carryOut(outstandingWork(existingWorkflow, existing)));
@@ -96,14 +88,14 @@ export class CaseService {
     return { record, created: true };
   }
 
-  /** Runs a step of a start after its insert was sent; an unexpected failure becomes a StartIncompleteError naming the case. */
+  /** Runs a step of a start after its insert was sent; an unexpected failure becomes a START_INCOMPLETE error naming the case. */
   private async incomplete<T>(record: CaseRecord, step: () => Promise<T>): Promise<T> {
     try {
       return await step();
     } catch (error) {
       // A refusal on purpose (a workflow gone, a conflict) is what it is; anything else may have left the case made.
       if (error instanceof WorkfleetError && !error.retryable) throw error;
-      throw new StartIncompleteError(record.id, record.idempotencyKey, error);
+      throw startIncompleteError(record.id, record.idempotencyKey, error);
     }
   }
 
@@ -141,10 +133,10 @@ export class CaseService {
     const record = await this.open(id);
     const workflow = await this.deps.workflows.compiled(record.workflow, record.version);
     const accepted = acceptedSignals(workflow, record.steps);
-    if (!accepted.includes(name)) throw new SignalNotAcceptedError(id, name, accepted);
+    if (!accepted.includes(name)) throw signalNotAcceptedError(id, name, accepted);
     const event = { type: 'signal' as const, name, payload: payload ?? null, at: this.deps.clock.now() };
     const refusal = transition(workflow, record, [event], event.at, this.deps.advancer.budget).refused?.[0];
-    if (refusal) throw new EventRefusedError(refusal.error);
+    if (refusal) throw eventRefusedError(refusal.error);
     await this.deps.advancer.apply(id, event);
     return this.get(id);
   }
@@ -152,9 +144,9 @@ export class CaseService {
   /** Resumes a failed case from its failed steps, with new jobs and the same idempotency keys. */
   async retry(id: string): Promise<CaseRecord> {
     const record = await this.get(id);
-    if (record.status !== 'failed') throw new CaseStateError(id, record.status, 'only a failed case can be retried');
+    if (record.status !== 'failed') throw caseStateConflictError(id, record.status, 'only a failed case can be retried');
     if (Object.values(record.steps).some((step) => step.compensation)) {
-      throw new CaseStateError(id, record.status, 'its completed steps were compensated; start a new case instead');
+      throw caseStateConflictError(id, record.status, 'its completed steps were compensated; start a new case instead');
     }
     await this.deps.advancer.apply(id, { type: 'retry', at: this.deps.clock.now() });
     return this.get(id);
@@ -162,13 +154,13 @@ export class CaseService {
 
   private async open(id: string): Promise<CaseRecord> {
     const record = await this.get(id);
-    if (isTerminalCase(record.status)) throw new CaseStateError(id, record.status, 'it has finished');
+    if (isTerminalCase(record.status)) throw caseStateConflictError(id, record.status, 'it has finished');
     return record;
   }
 
   async get(id: string): Promise<CaseRecord> {
     const record = await this.deps.store.getCase(id);
-    if (!record) throw new CaseNotFoundError(id);
+    if (!record) throw caseNotFoundError(id);
     return record;
   }
 
@@ -178,7 +170,7 @@ export class CaseService {
 
   async trace(id: string): Promise<TraceEvent[]> {
     const events = await this.deps.store.readTrace(id);
-    if (events.length === 0 && !(await this.deps.store.getCase(id))) throw new CaseNotFoundError(id);
+    if (events.length === 0 && !(await this.deps.store.getCase(id))) throw caseNotFoundError(id);
     return events;
   }
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { CompiledWorkflow } from '../core/definition.js';
 import { closeNames } from '../core/suggest.js';
-import { WorkflowNotFoundError } from '../core/errors.js';
+import { workflowNotFoundError } from '../core/errors.js';
 import { canonicalJson } from '../core/requests.js';
 import { compileWorkflow, validateDefinition } from '../core/validate.js';
 import type { Clock } from '../ports/clock.js';
@@ -51,7 +51,7 @@ export class WorkflowRegistry {
     return this.names.names;
   }
 
-  /** The compiled definition of a version (the latest when omitted); throws WorkflowNotFoundError. */
+  /** The compiled definition of a version (the latest when omitted); throws WORKFLOW_NOT_FOUND. */
   async compiled(name: string, version?: number): Promise<CompiledWorkflow> {
     if (version !== undefined) {
       const cached = this.cache.get(`${name}@${version}`);
@@ -59,8 +59,8 @@ export class WorkflowRegistry {
     }
     const stored = version === undefined ? await this.latest.submit(name) : await this.store.getWorkflow(name, version);
     if (!stored) {
-      if (version !== undefined) throw new WorkflowNotFoundError(name, version);
-      throw new WorkflowNotFoundError(name, undefined, closeNames(name, await this.knownNames()));
+      if (version !== undefined) throw workflowNotFoundError(name, version);
+      throw workflowNotFoundError(name, undefined, closeNames(name, await this.knownNames()));
     }
     const key = `${name}@${stored.version}`;
     const cached = this.cache.get(key);

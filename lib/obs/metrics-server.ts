@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { ErrorCode, httpStatusOf } from '../core/error-codes.js';
 import type { Metrics } from './metrics.js';
 import { runReadinessChecks, type ReadinessCheck } from './readiness.js';
 
@@ -15,8 +16,9 @@ export async function startMetricsServer(address: { host: string; port: number }
       response.writeHead(status, { 'content-type': type });
       response.end(body);
     };
+    const sendError = (code: ErrorCode, message: string) => send(httpStatusOf(code), 'application/json', JSON.stringify({ error: { code, message } }));
     const path = (request.url ?? '/').split('?')[0];
-    if (request.method !== 'GET') return send(405, 'application/json', '{"error":{"code":"METHOD_NOT_ALLOWED","message":"GET only"}}');
+    if (request.method !== 'GET') return sendError(ErrorCode.methodNotAllowed, 'GET only');
     if (path === '/health') return send(200, 'application/json', '{"status":"ok"}');
     if (path === '/metrics') {
       void metrics.registry.metrics().then((text) => send(200, metrics.registry.contentType, text), () => send(500, 'text/plain', 'metrics unavailable'));
@@ -28,7 +30,7 @@ export async function startMetricsServer(address: { host: string; port: number }
       );
       return;
     }
-    send(404, 'application/json', '{"error":{"code":"ROUTE_NOT_FOUND","message":"try /metrics, /health or /ready"}}');
+    sendError(ErrorCode.routeNotFound, 'try /metrics, /health or /ready');
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { isInfrastructureUnavailable } from '../adapters/unavailable.js';
+import { ErrorCode } from '../core/error-codes.js';
 import type { Store } from '../ports/store.js';
 
 /** How long a starting process tries to reach Redis or the store before it gives up and says why. */
@@ -18,7 +19,7 @@ export function maskUrl(url: string): string {
 
 /** Thrown when a starting process cannot reach a server it needs; its message says which and what to do. */
 export class UnreachableError extends Error {
-  readonly code = 'UNREACHABLE';
+  readonly code = ErrorCode.unreachable;
 }
 
 const HINT = 'start it, or set the variable (a running `workfleet dev` fleet is found through .workfleet/dev.json)';

@@ -12,6 +12,7 @@
  * });
  * ```
  */
+import { ErrorCode } from '../core/error-codes.js';
 
 /** A pino-compatible logger, bound to the case and step. */
 export interface TaskLogger {
@@ -73,7 +74,7 @@ export class NonRetryableError extends Error {
   constructor(message: string, options: { code?: string; details?: unknown; cause?: unknown } = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'NonRetryableError';
-    this.code = options.code ?? 'NON_RETRYABLE';
+    this.code = options.code ?? ErrorCode.nonRetryable;
     this.details = options.details;
   }
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { WorkflowNotFoundError, WorkfleetError } from '../../lib/core/errors.js';
+import { ErrorCode } from '../../lib/core/error-codes.js';
+import { workflowNotFoundError, WorkfleetError } from '../../lib/core/errors.js';
 import type { StepJob, StepReport } from '../../lib/core/state.js';
 import { toStepPayload } from '../../lib/core/step-payload.js';
 import { buildUnitJob } from '../../lib/core/machine/jobs.js';
@@ -34,7 +35,7 @@ function expand(compiled: (name: string, version?: number) => Promise<typeof wor
 
 describe('expanding step jobs', () => {
   it('runs the job the core built, from its id and payload', async () => {
-    const { ran, processor } = expand(async (name, version) => (name === 'w' && version === 2 ? workflow : Promise.reject(new WorkflowNotFoundError(name, version))));
+    const { ran, processor } = expand(async (name, version) => (name === 'w' && version === 2 ? workflow : Promise.reject(workflowNotFoundError(name, version))));
     expect(await processor(delivery(JSON.parse(JSON.stringify(toStepPayload(built.job)))))).toEqual({ kind: 'complete' });
     expect(ran).toEqual([built.job]);
   });
@@ -46,9 +47,9 @@ describe('expanding step jobs', () => {
   });
 
   it('defers without an attempt while the workflow cannot be read, and fails what fits no workflow', async () => {
-    const away = expand(async () => Promise.reject(new WorkfleetError('STORE_UNAVAILABLE', 'down', { retryable: true })));
+    const away = expand(async () => Promise.reject(new WorkfleetError(ErrorCode.serviceUnavailable, 'down')));
     expect(await away.processor(delivery({ w: 'w', v: 2 }))).toMatchObject({ kind: 'defer', until: T0 + 1_000 });
-    const gone = expand(async (name, version) => Promise.reject(new WorkflowNotFoundError(name, version)));
+    const gone = expand(async (name, version) => Promise.reject(workflowNotFoundError(name, version)));
     expect(await gone.processor(delivery({ w: 'w', v: 9 }))).toEqual({ kind: 'fail', reason: 'STEP_JOB_INVALID: workflow "w" has no version 9' });
     const known = expand(async () => workflow);
     expect(await known.processor(delivery({ w: 'w', v: 2 }, `${state.id}.zz`))).toEqual({ kind: 'fail', reason: 'STEP_JOB_INVALID: workflow w v2 has no step "zz"' });

@@ -63,7 +63,7 @@ export async function api<T>(method: 'GET' | 'POST', path: string, body?: unknow
     });
   } catch (error) {
     if ((error as Error).name === 'AbortError') throw error;
-    throw new ApiError(0, 'NETWORK', `the API did not answer: ${(error as Error).message}`);
+    throw new ApiError(0, 'UNREACHABLE', `the API did not answer: ${(error as Error).message}`);
   }
   const text = await response.text();
   let parsed: unknown = undefined;

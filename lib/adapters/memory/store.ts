@@ -1,5 +1,6 @@
 import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
+import { ErrorCode } from '../../core/error-codes.js';
 import { WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
 import type {
@@ -103,7 +104,7 @@ export class MemoryStore implements Store {
     const existing = this.cases.byIdempotencyKey(record);
     if (existing) return { created: false, existing: structuredClone(existing.record) };
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
-    if (this.cases.get(record.id)) throw new WorkfleetError('CASE_ID_TAKEN', `case id ${record.id} is already taken`, { retryable: true });
+    if (this.cases.get(record.id)) throw new WorkfleetError(ErrorCode.caseIdTaken, `case id ${record.id} is already taken`);
     this.cases.insert({ record: structuredClone(record), createdTrace: structuredClone(events), history: [] });
     return { created: true };
   }

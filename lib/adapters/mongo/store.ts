@@ -2,6 +2,7 @@ import { BSON, MongoClient, MongoServerError, type Collection, type Db, type Mon
 import { GroupCommit } from '../../runtime/group-commit.js';
 import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
+import { ErrorCode } from '../../core/error-codes.js';
 import { CaseNotCommittableError, WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
 import type {
@@ -223,7 +224,7 @@ export class MongoStore implements Store {
     if (result === 'created') return { created: true };
     const existing = record.idempotencyKey === undefined ? null : await this.cases.findOne({ scopedIdempotencyKey: scopedKey(record.idempotencyScope, record.idempotencyKey) });
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
-    if (!existing) throw new WorkfleetError('CASE_ID_TAKEN', `case id ${record.id} is already taken`, { retryable: true });
+    if (!existing) throw new WorkfleetError(ErrorCode.caseIdTaken, `case id ${record.id} is already taken`);
     // At its latest revision: the replay carries out the work the case still has under way.
     await this.foldHistory(existing);
     return { created: false, existing: decodeCase(existing) };

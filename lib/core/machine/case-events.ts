@@ -1,4 +1,4 @@
-import { CaseErrorCode } from '../errors.js';
+import { ErrorCode } from '../error-codes.js';
 import { signalBufferRefusal } from '../signals.js';
 import type { CaseEvent, ErrorInfo, StepState } from '../state.js';
 import { deliverSignal, waitsFor } from '../steps/wait-for.js';
@@ -17,7 +17,7 @@ export function applyCaseEvent(draft: Draft, event: CaseLevelEvent): void {
     case 'deadlineExceeded': {
       if (!draft.isOpen || draft.state.compensating) return;
       const message = `case did not finish by its deadline ${new Date(draft.state.deadlineAt).toISOString()}`;
-      return stopCase(draft, 'failed', { code: CaseErrorCode.deadlineExceeded, message }, false);
+      return stopCase(draft, 'failed', { code: ErrorCode.deadlineExceeded, message }, false);
     }
     case 'signal': {
       if (!draft.isOpen) return;
@@ -31,7 +31,7 @@ export function applyCaseEvent(draft: Draft, event: CaseLevelEvent): void {
     }
     case 'cancel':
       if (!draft.isOpen || draft.state.compensating) return;
-      return stopCase(draft, 'cancelled', { code: CaseErrorCode.cancelled, message: event.reason }, event.compensate ?? draft.workflow.compensateOnCancel);
+      return stopCase(draft, 'cancelled', { code: ErrorCode.cancelled, message: event.reason }, event.compensate ?? draft.workflow.compensateOnCancel);
     case 'stuck':
       if (!draft.isOpen || draft.state.stuck?.reason === event.reason) return;
       draft.patchCase({ stuck: { reason: event.reason, since: draft.state.stuck?.since ?? event.at } });

@@ -1,5 +1,5 @@
 import type { CompiledStep } from '../definition.js';
-import { StepErrorCode } from '../errors.js';
+import { ErrorCode } from '../error-codes.js';
 import { ConditionBudgetError, ConditionError, evaluateCondition, stepsNeededBy } from '../expressions.js';
 import type { CaseState, ErrorInfo } from '../state.js';
 import type { TemplateScope } from '../template.js';
@@ -37,7 +37,7 @@ function conditionVariables(draft: Draft, expression: string, extra: Record<stri
 function conditionErrorInfo(error: unknown): ErrorInfo {
   const known = error instanceof ConditionError || error instanceof ConditionBudgetError;
   return {
-    code: known ? error.code : StepErrorCode.conditionFailed,
+    code: known ? error.code : ErrorCode.conditionFailed,
     message: (error as Error).message,
     retryable: false,
     ...(known && error.details !== undefined ? { details: error.details } : {}),

@@ -1,4 +1,4 @@
-import { CaseErrorCode } from '../errors.js';
+import { ErrorCode } from '../error-codes.js';
 import { plural } from '../format.js';
 import type { ErrorInfo } from '../state.js';
 import { without, type Draft } from './draft.js';
@@ -26,7 +26,7 @@ export function failStep(draft: Draft, stepId: string, error: ErrorInfo, at: num
   if (!draft.isOpen || draft.state.compensating || step.onFailure === 'continue') return;
   const attempts = typeof error.attempt === 'number' ? ` after ${plural(error.attempt, 'attempt')}` : '';
   const caseError: ErrorInfo = {
-    code: CaseErrorCode.stepFailed,
+    code: ErrorCode.stepFailed,
     message: `step "${stepId}" failed${attempts}: ${error.message}`,
     stepId,
     ...(typeof error.attempt === 'number' ? { attempt: error.attempt } : {}),

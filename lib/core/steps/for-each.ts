@@ -1,5 +1,5 @@
 import { LIMITS, type CompiledStep } from '../definition.js';
-import { StepErrorCode } from '../errors.js';
+import { ErrorCode } from '../error-codes.js';
 import { scope } from '../machine/data.js';
 import { runOf, type Draft } from '../machine/draft.js';
 import { buildUnitJob, unitJobId } from '../machine/jobs.js';
@@ -21,10 +21,10 @@ export const forEachStep: StepRules = {
     const items = renderTemplate(step.forEach?.items ?? null, scope(draft.state));
     draft.setStep(step.id, { ...fresh, status: 'running' });
     if (!Array.isArray(items)) {
-      return failStep(draft, step.id, { code: StepErrorCode.itemsInvalid, message: `forEach items ${step.forEach?.items} is not an array` }, draft.now);
+      return failStep(draft, step.id, { code: ErrorCode.itemsInvalid, message: `forEach items ${step.forEach?.items} is not an array` }, draft.now);
     }
     if (items.length > LIMITS.maxForEachItems) {
-      return failStep(draft, step.id, { code: StepErrorCode.itemsInvalid, message: `forEach has ${items.length} items; at most ${LIMITS.maxForEachItems}` }, draft.now);
+      return failStep(draft, step.id, { code: ErrorCode.itemsInvalid, message: `forEach has ${items.length} items; at most ${LIMITS.maxForEachItems}` }, draft.now);
     }
     const instances: Record<string, UnitState> = {};
     items.forEach((_item, index) => (instances[String(index)] = { status: 'pending', attempts: 0, attemptsDone: 0 }));
@@ -84,7 +84,7 @@ function settleInstances(draft: Draft, step: CompiledStep): void {
   if (step.forEach?.failure === 'failFast' && firstFailed) {
     const [index, unit] = firstFailed;
     const error: ErrorInfo = {
-      code: StepErrorCode.itemFailed,
+      code: ErrorCode.itemFailed,
       message: `item ${index} failed: ${unit.error?.message ?? 'unknown error'}`,
       details: { index: Number(index), cause: unit.error ?? null },
     };

@@ -1,4 +1,4 @@
-import { StepErrorCode } from '../errors.js';
+import { ErrorCode } from '../error-codes.js';
 import { scope } from '../machine/data.js';
 import { timerCommand } from '../machine/jobs.js';
 import { completeStep, failStep } from '../machine/step-ends.js';
@@ -12,7 +12,7 @@ export const sleepStep: StepRules = {
     const until = step.sleep?.forMs !== undefined ? draft.now + step.sleep.forMs : Date.parse(String(renderTemplate(step.sleep?.until ?? '', scope(draft.state))));
     draft.setStep(step.id, fresh);
     if (Number.isNaN(until)) {
-      return failStep(draft, step.id, { code: StepErrorCode.sleepUntilInvalid, message: `sleep until ${step.sleep?.until ?? ''} is not a time` }, draft.now);
+      return failStep(draft, step.id, { code: ErrorCode.sleepUntilInvalid, message: `sleep until ${step.sleep?.until ?? ''} is not a time` }, draft.now);
     }
     if (until <= draft.now) return completeStep(draft, step.id, { sleptUntil: new Date(until).toISOString() }, draft.now);
     draft.setStep(step.id, { ...fresh, status: 'waiting', waitingFor: { until } });

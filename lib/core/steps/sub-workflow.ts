@@ -1,5 +1,5 @@
 import { LIMITS } from '../definition.js';
-import { StepErrorCode } from '../errors.js';
+import { ErrorCode } from '../error-codes.js';
 import { runOf } from '../machine/draft.js';
 import { childCommand } from '../machine/jobs.js';
 import { completeStep, failStep } from '../machine/step-ends.js';
@@ -15,7 +15,7 @@ export const subWorkflowStep: StepRules = {
     draft.setStep(step.id, { ...draft.freshStep(step.id), status: 'running', startedAt: draft.now });
     draft.emit('step.started', draft.now, { workflow: step.workflow?.name }, step.id);
     if (depth > LIMITS.maxNesting) {
-      return failStep(draft, step.id, { code: StepErrorCode.nestingTooDeep, message: `sub-workflows nest at most ${LIMITS.maxNesting} deep` }, draft.now);
+      return failStep(draft, step.id, { code: ErrorCode.nestingTooDeep, message: `sub-workflows nest at most ${LIMITS.maxNesting} deep` }, draft.now);
     }
     draft.commands.push(childCommand(draft.state, step));
   },
@@ -32,7 +32,7 @@ export const subWorkflowStep: StepRules = {
     draft.setStep(step.id, { ...state, childCaseId: event.childId });
     if (event.status === 'completed') return completeStep(draft, step.id, event.output ?? null, event.at, { childId: event.childId });
     const error = {
-      code: event.status === 'cancelled' ? StepErrorCode.childCancelled : StepErrorCode.childFailed,
+      code: event.status === 'cancelled' ? ErrorCode.childCancelled : ErrorCode.childFailed,
       message: `sub-workflow case ${event.childId} ${event.status}${event.error ? `: ${event.error.message}` : ''}`,
       details: { childId: event.childId, cause: event.error ?? null },
     };
