@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { errorBody } from '../errors.js';
+import { errorResponses } from '../schemas.js';
 
 export const UI_PATH = '/ui';
 
@@ -86,8 +88,16 @@ export function uiRoutes(app: FastifyInstance, options: { dir?: string } = {}): 
       return reply.type(asset.type).send(asset.body);
     };
 
-    scope.get(UI_PATH, { schema: { hide: true } }, async (request, reply) => send('index.html', request.headers['if-none-match'], reply));
-    scope.get<{ Params: { '*': string } }>(`${UI_PATH}/*`, { schema: { hide: true } }, async (request, reply) =>
+    // The files hold no data (see UI_CSP): anyone may load them, and the page asks for a key.
+    const options = {
+      config: { permission: 'public' as const },
+      schema: {
+        hide: true,
+        response: { 200: Type.String({ description: 'A file of the explorer: HTML, script, style or image.' }), 304: Type.Null({ description: 'Not modified since the ETag sent.' }), ...errorResponses(404, 503) },
+      },
+    };
+    scope.get(UI_PATH, options, async (request, reply) => send('index.html', request.headers['if-none-match'], reply));
+    scope.get<{ Params: { '*': string } }>(`${UI_PATH}/*`, options, async (request, reply) =>
       send(request.params['*'] || 'index.html', request.headers['if-none-match'], reply),
     );
   });
