@@ -5,7 +5,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { errorBody } from '../errors.js';
-import { errorResponses } from '../schemas.js';
+import { errorResponses, ErrorResponseSchema } from '../schemas.js';
 
 export const UI_PATH = '/ui';
 
@@ -70,6 +70,8 @@ export function uiRoutes(app: FastifyInstance, options: { dir?: string } = {}): 
   const assets = existsSync(join(dir, 'index.html')) ? loadAssets(dir) : new Map<string, Asset>();
 
   app.register(async (scope) => {
+    // Mounted on a server of their own too (test/e2e/explorer-scale.test.ts), without the API's shared schemas.
+    if (!scope.getSchema('ErrorResponse')) scope.addSchema(ErrorResponseSchema);
     scope.addHook('onSend', async (_request, reply, payload) => {
       reply.header('content-security-policy', UI_CSP);
       return payload;
