@@ -1,14 +1,24 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { ANONYMOUS, can, type Permission, type Principal } from '../lib/core/auth.js';
 import { ErrorCode, httpStatusOf } from '../lib/core/error-codes.js';
 import type { KeyService } from '../lib/engine/keys.js';
 import type { AuthFailureLimiter } from './auth-limiter.js';
-import { errorBody } from './errors.js';
+import { errorBody, sendError } from './errors.js';
+
+/**
+ * Who may call a route: a permission the request's key must grant; `public` for routes anyone
+ * may call (health, readiness, the explorer's static files); or `queue-board` for Bull Board's
+ * routes, whose scope checks the key itself (api/bull-board.ts).
+ */
+export type RouteAccess = Permission | 'public' | 'queue-board';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
-    /** What the route requires; routes without one (health, readiness) are open. */
-    permission?: Permission;
+    /**
+     * Who may call the route. Every route declares it: the server refuses to start with a route
+     * that does not (installAuth), and a request to such a route would be refused with 403.
+     */
+    permission?: RouteAccess;
     /**
      * Read the key from the store, not the cache: for routes that manage keys, so that a
      * revoked admin key whose revocation has not reached this process cannot mint or revoke.
@@ -87,20 +97,72 @@ export async function authenticate(
   return undefined;
 }
 
+/** A route of the server as registered: what it answers, who may call it, what it answers with. */
+export interface DeclaredRoute {
+  method: string;
+  url: string;
+  /** Undefined only for a route that forgot to declare it, which stops the server from starting. */
+  permission: RouteAccess | undefined;
+  /** The statuses its response schema declares (none for a route without one). */
+  responses: string[];
+}
+
+const declaredRoutes = new WeakMap<FastifyInstance, DeclaredRoute[]>();
+
+/** Every route of a server built with installAuth, as registered (HEAD routes included). */
+export function routesOf(app: FastifyInstance): readonly DeclaredRoute[] {
+  return declaredRoutes.get(app) ?? [];
+}
+
 /**
- * Checks the API key of every request to a route that declares a permission, before its body
+ * Declares the access of every route a plugin registers in `scope`, for plugins whose routes
+ * cannot carry a config of their own (the docs page, Bull Board), or only those `only` picks. A
+ * route that declares its own keeps it.
+ */
+export function declareAccess(scope: FastifyInstance, permission: RouteAccess, only: (route: RouteOptions) => boolean = () => true): void {
+  scope.addHook('onRoute', (route) => {
+    if (!only(route)) return;
+    route.config = { ...route.config, permission: route.config?.permission ?? permission };
+  });
+}
+
+/**
+ * Checks the API key of every request to a route that requires a permission, before its body
  * is read. With auth disabled (development only; production refuses it) every request acts as
- * an anonymous administrator.
+ * an anonymous administrator. Authorization fails closed: every route must declare who may call
+ * it (`config.permission`), the server does not start with one that does not, and a request that
+ * reaches such a route anyway is refused.
  */
 export function installAuth(app: FastifyInstance, deps: { enabled: boolean } & Authenticator): void {
   app.decorateRequest('principal', null as unknown as Principal);
-  // The docs page and its OpenAPI document come from a plugin; they need a key like every route.
+  // Routes are collected as they are registered and checked once all are: a plugin's scope
+  // declares its routes (declareAccess) in an onRoute hook that runs after this one.
+  const routes: Array<{ method: string; url: string; options: { config?: { permission?: RouteAccess }; schema?: { response?: unknown } } }> = [];
   app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...route.config, permission: 'workflows:read' };
+    for (const method of [route.method].flat()) routes.push({ method, url: route.url, options: route });
+  });
+  declaredRoutes.set(app, []);
+  app.addHook('onReady', async () => {
+    const table = routes.map(({ method, url, options }) => ({
+      method,
+      url,
+      permission: options.config?.permission,
+      responses: Object.keys((options.schema?.response as Record<string, unknown> | undefined) ?? {}),
+    }));
+    declaredRoutes.set(app, table);
+    const undeclared = table.filter((route) => route.permission === undefined).map((route) => `${route.method} ${route.url}`);
+    if (undeclared.length > 0) {
+      throw new Error(`routes that do not declare who may call them (config.permission: a permission, 'public' or 'queue-board'): ${undeclared.join(', ')}`);
+    }
   });
   app.addHook('onRequest', async (request, reply) => {
+    // The not-found handler answers 404 to anyone: it says only that no route matched.
+    if (request.is404) return;
     const permission = request.routeOptions.config?.permission;
-    if (!permission) return;
+    if (permission === 'public' || permission === 'queue-board') return;
+    if (permission === undefined) {
+      return sendError(reply, ErrorCode.forbidden, 'this route declares no permission, so nobody may call it');
+    }
     if (!deps.enabled) {
       request.principal = ANONYMOUS;
       return;

@@ -5,9 +5,9 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { FastifyAdapter } from '@bull-board/fastify';
 import type { FastifyInstance } from 'fastify';
 import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
-import { ANONYMOUS, can, type Principal } from '../lib/core/auth.js';
+import { ANONYMOUS, can, type Principal, type Role } from '../lib/core/auth.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
-import { authenticate, type Authenticator } from './auth.js';
+import { authenticate, declareAccess, type Authenticator } from './auth.js';
 import { boardAction, caseOfJob, refusal } from './board-actions.js';
 import { ErrorCode, httpStatusOf } from '../lib/core/error-codes.js';
 import { sendError } from './errors.js';
@@ -16,6 +16,14 @@ export const BOARD_PATH = '/admin/queues';
 
 /** The board looks for queues that appeared since (a new step queue, say) at most this often. */
 const REFRESH_MS = 2_000;
+
+/** Why a key with `roles` may not make a `method` request to the board (403), or undefined when it may. */
+export function boardRefusal(roles: readonly Role[], method: string): string | undefined {
+  const admin = can(roles, 'keys:manage');
+  if (!admin && !can(roles, 'cases:operate')) return 'the queue board is for admins and operators';
+  if (!admin && method !== 'GET' && method !== 'HEAD') return 'operators see the queue board read-only';
+  return undefined;
+}
 
 /**
  * Bull Board under /admin/queues, showing every queue under the workfleet prefix. Admins get
@@ -62,18 +70,15 @@ export async function mountBullBoard(
   };
 
   await app.register(async (scope) => {
+    // The board's routes are the plugin's; this scope's hook below checks the key of each request.
+    declareAccess(scope, 'queue-board');
     scope.addHook('onRequest', async (request, reply) => {
       const principal: Principal | undefined = deps.authEnabled
         ? await authenticate(request, reply, deps.auth, { unauthenticatedMessage: 'sign in with an API key as the password' })
         : ANONYMOUS;
       if (!principal) return reply;
-      const admin = can(principal.roles, 'keys:manage');
-      if (!admin && !can(principal.roles, 'cases:operate')) {
-        return sendError(reply, ErrorCode.forbidden, 'the queue board is for admins and operators');
-      }
-      if (!admin && request.method !== 'GET' && request.method !== 'HEAD') {
-        return sendError(reply, ErrorCode.forbidden, 'operators see the queue board read-only');
-      }
+      const forbidden = boardRefusal(principal.roles, request.method);
+      if (forbidden) return sendError(reply, ErrorCode.forbidden, forbidden);
       request.principal = principal;
       const refused = await refusedAction(request.method, request.url.split('?')[0]?.slice(BOARD_PATH.length) ?? '');
       if (refused) {

@@ -1,13 +1,14 @@
+import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/load.js';
 import { createLogger } from '../lib/obs/logger.js';
 import { Metrics } from '../lib/obs/metrics.js';
 import { systemClock } from '../lib/ports/clock.js';
 import { buildServer } from './server.js';
 
-/** The OpenAPI document of the routes, from a server that is built but never calls a service. */
-export async function generateOpenApi(config: Config): Promise<Record<string, unknown>> {
+/** A server that is built but never calls a service: for its OpenAPI document and its route table. */
+export async function buildOfflineServer(config: Config): Promise<FastifyInstance> {
   const unused = {} as never;
-  const app = await buildServer({
+  return buildServer({
     config,
     logger: createLogger({ level: 'silent', name: 'generate' }),
     metrics: new Metrics('generate'),
@@ -21,6 +22,11 @@ export async function generateOpenApi(config: Config): Promise<Record<string, un
     fleet: { monitor: { queueNames: async () => [] } as never, queues: unused },
     checks: [],
   });
+}
+
+/** The OpenAPI document of the routes, from a server that is built but never calls a service. */
+export async function generateOpenApi(config: Config): Promise<Record<string, unknown>> {
+  const app = await buildOfflineServer(config);
   try {
     return app.swagger() as unknown as Record<string, unknown>;
   } finally {

@@ -1,3 +1,4 @@
+import type { CaseView, StepView } from '../lib/core/case-view.js';
 import { DERIVED_SCOPE } from '../lib/core/idempotency.js';
 import type { StepState, TraceEvent, UnitState } from '../lib/core/state.js';
 import type { CaseRecord, CaseSummary } from '../lib/ports/store.js';
@@ -17,7 +18,7 @@ function presentUnit(unit: UnitState) {
   };
 }
 
-function presentStep(step: StepState) {
+function presentStep(step: StepState): StepView {
   const instances = Object.values(step.instances ?? {});
   const count = (status: UnitState['status']) => instances.filter((unit) => unit.status === status).length;
   return {
@@ -28,7 +29,7 @@ function presentStep(step: StepState) {
     ...(step.deferredBy === undefined ? {} : { deferredBy: step.deferredBy }),
     ...(step.waitingFor === undefined
       ? {}
-      : { waitingFor: { signals: step.waitingFor.signals ?? [], until: iso(step.waitingFor.until) } }),
+      : { waitingFor: { signals: [...(step.waitingFor.signals ?? [])], until: iso(step.waitingFor.until) } }),
     ...(step.iteration === undefined ? {} : { iteration: step.iteration }),
     ...(step.itemCount === undefined
       ? {}
@@ -67,8 +68,8 @@ export function presentItems(step: StepState, page: { offset: number; limit: num
   };
 }
 
-export function presentCase(record: CaseRecord) {
-  const steps: Record<string, ReturnType<typeof presentStep>> = {};
+export function presentCase(record: CaseRecord): CaseView {
+  const steps: Record<string, StepView> = {};
   for (const [id, step] of Object.entries(record.steps)) steps[id] = presentStep(step);
   return {
     id: record.id,
@@ -88,7 +89,7 @@ export function presentCase(record: CaseRecord) {
     // What a waiting case waits for: the steps and the signals that would move them.
     waitingFor: Object.entries(record.steps)
       .filter(([, step]) => step.status === 'waiting')
-      .map(([stepId, step]) => ({ stepId, signals: step.waitingFor?.signals ?? [], until: iso(step.waitingFor?.until) })),
+      .map(([stepId, step]) => ({ stepId, signals: [...(step.waitingFor?.signals ?? [])], until: iso(step.waitingFor?.until) })),
     ...(record.parent ? { parent: { caseId: record.parent.caseId, stepId: record.parent.stepId } } : {}),
     ...(record.stuck ? { stuck: { reason: record.stuck.reason, since: iso(record.stuck.since) } } : {}),
     // Only a key a producer sent: a derived one (a key-less intake job's, a sub-workflow's) is the engine's.

@@ -4,6 +4,7 @@ import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import { Type } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { parse as parseYaml } from 'yaml';
@@ -22,7 +23,7 @@ import type { Clock } from '../lib/ports/clock.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
 import type { Schedules } from '../lib/ports/schedules.js';
 import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
-import { installAuth, type Authenticator } from './auth.js';
+import { declareAccess, installAuth, type Authenticator } from './auth.js';
 import { AuthFailureLimiter } from './auth-limiter.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { SHARED_SCHEMAS } from './schemas.js';
@@ -119,14 +120,22 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     // Shared schemas appear under their own names (ErrorResponse, …) rather than def-0, def-1.
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => (typeof json.$id === 'string' ? json.$id : `def-${i}`) },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  // The docs page and its OpenAPI document need a key like every route; the plugin's routes cannot say so themselves.
+  await app.register(async (scope) => {
+    declareAccess(scope, 'workflows:read');
+    await scope.register(swaggerUi, { routePrefix: '/docs' });
+  });
   // Security headers; the CSP allows the inline bootstrap scripts of the docs page and Bull Board.
   await app.register(helmet, {
     contentSecurityPolicy: {
       directives: { 'script-src': ["'self'", "'unsafe-inline'"], 'img-src': ["'self'", 'data:'], 'style-src': ["'self'", "'unsafe-inline'"] },
     },
   });
-  if (config.api.corsOrigins.length > 0) await app.register(cors, { origin: [...config.api.corsOrigins], credentials: false });
+  if (config.api.corsOrigins.length > 0) {
+    // A browser sends a preflight (the plugin's OPTIONS * route) without credentials, before the request that carries the key.
+    declareAccess(app, 'public', (route) => route.method === 'OPTIONS' && route.url === '*');
+    await app.register(cors, { origin: [...config.api.corsOrigins], credentials: false });
+  }
   if (config.api.rateLimitPerMinute > 0) {
     await app.register(rateLimit, {
       max: config.api.rateLimitPerMinute,
@@ -176,7 +185,9 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   explorerRoutes(app, { authEnabled: config.api.authEnabled, cases: deps.cases, workflows: deps.workflows, store: deps.store, ...deps.fleet, clock: deps.clock });
   uiRoutes(app);
   await mountBullBoard(app, { ...deps.fleet, auth, authEnabled: config.api.authEnabled });
-  app.get('/', { schema: { hide: true } }, async (_request, reply) =>
+  const Links = Type.Object({ name: Type.String(), docs: Type.String(), openapi: Type.String(), queues: Type.String(), status: Type.String(), explorer: Type.String() });
+  // Where things are: nothing a key would protect.
+  app.get('/', { config: { permission: 'public' }, schema: { hide: true, response: { 200: Links } } }, async (_request, reply) =>
     reply.send({ name: 'workfleet', docs: '/docs', openapi: '/docs/json', queues: '/admin/queues', status: '/v1/status', explorer: '/ui' }),
   );
   await app.ready();

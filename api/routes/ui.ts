@@ -1,10 +1,12 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
+import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { ErrorCode } from '../../lib/core/error-codes.js';
 import { sendError } from '../errors.js';
+import { errorResponses, ErrorResponseSchema } from '../schemas.js';
 
 export const UI_PATH = '/ui';
 
@@ -69,6 +71,8 @@ export function uiRoutes(app: FastifyInstance, options: { dir?: string } = {}): 
   const assets = existsSync(join(dir, 'index.html')) ? loadAssets(dir) : new Map<string, Asset>();
 
   app.register(async (scope) => {
+    // Mounted on a server of their own too (test/e2e/explorer-scale.test.ts), without the API's shared schemas.
+    if (!scope.getSchema('ErrorResponse')) scope.addSchema(ErrorResponseSchema);
     scope.addHook('onSend', async (_request, reply, payload) => {
       reply.header('content-security-policy', UI_CSP);
       return payload;
@@ -87,8 +91,16 @@ export function uiRoutes(app: FastifyInstance, options: { dir?: string } = {}): 
       return reply.type(asset.type).send(asset.body);
     };
 
-    scope.get(UI_PATH, { schema: { hide: true } }, async (request, reply) => send('index.html', request.headers['if-none-match'], reply));
-    scope.get<{ Params: { '*': string } }>(`${UI_PATH}/*`, { schema: { hide: true } }, async (request, reply) =>
+    // The files hold no data (see UI_CSP): anyone may load them, and the page asks for a key.
+    const options = {
+      config: { permission: 'public' as const },
+      schema: {
+        hide: true,
+        response: { 200: Type.String({ description: 'A file of the explorer: HTML, script, style or image.' }), 304: Type.Null({ description: 'Not modified since the ETag sent.' }), ...errorResponses(404, 503) },
+      },
+    };
+    scope.get(UI_PATH, options, async (request, reply) => send('index.html', request.headers['if-none-match'], reply));
+    scope.get<{ Params: { '*': string } }>(`${UI_PATH}/*`, options, async (request, reply) =>
       send(request.params['*'] || 'index.html', request.headers['if-none-match'], reply),
     );
   });

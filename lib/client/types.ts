@@ -1,8 +1,11 @@
 /**
  * The shapes of the workfleet HTTP API as a producer sees them. Written by hand for readable
- * TSDoc, and held to `openapi.json` by test/contract/client-openapi.test.ts: every field named
- * here exists there, every field required there is required here, and the status lists match.
+ * TSDoc (but the case itself, which is the API's schema's type), and held to `openapi.json` by
+ * test/contract/client-openapi.test.ts: every field named here exists there, every field
+ * required there is required here, and the status lists match.
  */
+
+import type { CaseView, ErrorInfo } from '../core/case-view.js';
 
 /** Every status a case can have; the last three are final. */
 export const CASE_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'cancelled'] as const;
@@ -37,65 +40,13 @@ export interface StartedCase {
   version: number;
 }
 
-/** Why a case or step failed. `code` is stable: STEP_FAILED, STEP_TIMEOUT, DEADLINE_EXCEEDED, or a handler's code. */
-export interface ErrorInfo {
-  code: string;
-  message: string;
-  retryable?: boolean;
-  stepId?: string;
-  attempt?: number;
-  details?: unknown;
-}
-
-export interface StepView {
-  status: StepStatus;
-  attempts: number;
-  startedAt: string | null;
-  finishedAt: string | null;
-  output: unknown;
-  error: ErrorInfo | null;
-  scheduledAt: string | null;
-  nextAttemptAt?: string | null;
-  /** The breaker that deferred the next attempt. */
-  deferredBy?: string;
-  waitingFor?: { signals: string[]; until: string | null };
-  /** repeat: the current or last iteration. */
-  iteration?: number;
-  /** forEach: how its items stand. */
-  items?: { total: number; completed: number; failed: number; running: number; pending: number };
-  /** workflow steps: the child case. */
-  childCaseId?: string;
-  skipReason?: string;
-  compensation?: { status: string; attempts: number; startedAt: string | null; finishedAt: string | null; output: unknown; error: ErrorInfo | null };
-  /** How often the step was run again by retrying the case. */
-  run?: number;
-}
-
-/** A case as `GET /v1/cases/:id` shows it. */
-export interface CaseView {
-  id: string;
-  workflow: string;
-  version: number;
-  status: CaseStatus;
-  input: unknown;
-  /** The workflow's output once completed; null before. */
-  output: unknown;
-  error: ErrorInfo | null;
-  steps: Record<string, StepView>;
-  createdAt: string | null;
-  updatedAt: string | null;
-  deadlineAt: string | null;
-  finishedAt: string | null;
-  /** The id of the API key that started it (null without auth). */
-  startedBy: string | null;
-  businessKeys: Record<string, string>;
-  /** Steps waiting for a signal or a timer, and what would move them. */
-  waitingFor: Array<{ stepId: string; signals: string[]; until: string | null }>;
-  parent?: { caseId: string; stepId: string };
-  /** Set when the case made no progress for too long, with the reason the scheduler sees. */
-  stuck?: { reason: string; since: string | null };
-  idempotencyKey?: string;
-}
+/**
+ * A case as `GET /v1/cases/:id` shows it (`CaseView`), its steps (`StepView`) and why a case or
+ * step failed (`ErrorInfo`, whose `code` is stable: STEP_FAILED, STEP_TIMEOUT, DEADLINE_EXCEEDED,
+ * or a handler's code): the types of the API's own response schema (lib/core/case-view.ts),
+ * so that the client's idea of a case cannot drift from what the API sends.
+ */
+export type { CaseView, ErrorInfo, StepView } from '../core/case-view.js';
 
 /** A case that will not change again. */
 export type FinishedCase = CaseView & { status: FinishedCaseStatus };

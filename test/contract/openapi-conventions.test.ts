@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { generateOpenApi } from '../../api/generate-openapi.js';
+import { routesOf, type DeclaredRoute } from '../../api/auth.js';
+import { BOARD_PATH } from '../../api/bull-board.js';
+import { buildOfflineServer, generateOpenApi } from '../../api/generate-openapi.js';
 import { loadConfig } from '../../config/load.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 
@@ -34,9 +36,14 @@ interface Document {
 const METHODS = new Set(['get', 'put', 'post', 'delete', 'patch', 'head', 'options', 'trace']);
 let document: Document;
 let operations: Array<{ route: string; path: string; operation: Operation }>;
+/** Every route of the server, hidden ones included (the documented operations are a part of them). */
+let routes: readonly DeclaredRoute[];
 
 beforeAll(async () => {
   document = (await generateOpenApi(loadConfig({}))) as unknown as Document;
+  const app = await buildOfflineServer(loadConfig({}));
+  routes = routesOf(app);
+  await app.close();
   operations = Object.entries(document.paths).flatMap(([path, item]) =>
     Object.entries(item)
       .filter(([method]) => METHODS.has(method))
@@ -94,6 +101,17 @@ describe('openapi.json', () => {
       ];
     });
     expect(problems).toEqual([]);
+  });
+
+  it('gives every route of the server, hidden ones too, a success schema, and 401 and 403 answers to every route that needs a key', () => {
+    // The docs page's and Bull Board's routes are their plugins': HTML, static files and the board's own JSON.
+    const own = routes.filter((route) => !route.url.startsWith('/docs') && !route.url.startsWith(BOARD_PATH));
+    const problems = own.flatMap(({ method, url, permission, responses }) => [
+      ...(responses.some((status) => /^2\d\d$/.test(status)) ? [] : [`${method} ${url}: no 2xx response schema`]),
+      ...(permission === 'public' ? [] : ['401', '403'].filter((status) => !responses.includes(status)).map((status) => `${method} ${url}: no ${status} response schema`)),
+    ]);
+    expect(problems).toEqual([]);
+    expect(own.map((route) => `${route.method} ${route.url}`)).toEqual(expect.arrayContaining(['GET /health', 'GET /ready', 'GET /metrics', 'GET /ui/*', 'GET /']));
   });
 
   it('declares every path parameter of every route', () => {

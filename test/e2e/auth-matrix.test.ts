@@ -1,6 +1,10 @@
 import { request as httpRequest } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROLES, type Role } from '../../lib/core/auth.js';
+import { routesOf, type DeclaredRoute } from '../../api/auth.js';
+import { BOARD_PATH, boardRefusal } from '../../api/bull-board.js';
+import { buildOfflineServer } from '../../api/generate-openapi.js';
+import { loadConfig } from '../../config/load.js';
+import { can, ROLES, type Role } from '../../lib/core/auth.js';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import { KeyService } from '../../lib/engine/keys.js';
 import { systemClock } from '../../lib/ports/clock.js';
@@ -12,6 +16,8 @@ import { waitFor } from '../helpers/wait.js';
 /** Every role against every route, over HTTP, against the real API process with AUTH_ENABLED=true. */
 
 let servers: TestServers;
+/** Every route the server registers, with who may call it, read from a server built here as the API builds it. */
+let declared: readonly DeclaredRoute[] = [];
 let fleet: Fleet;
 const keyOf = {} as Record<Role, string>;
 let foreignCase = '';
@@ -35,7 +41,12 @@ beforeAll(async () => {
   const keys = new KeyService(store, systemClock);
   for (const role of ROLES) keyOf[role] = (await keys.create({ name: role, roles: [role] })).key;
   await store.close();
-  fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-auth', env: { AUTH_ENABLED: 'true' } });
+  const offline = await buildOfflineServer(loadConfig({}));
+  declared = routesOf(offline);
+  await offline.close();
+  // Every route is called without a key: far more failed authentications from one address than the
+  // default budget of 60 a minute, whose 429 would hide the 401 (the limiter: api-auth-flood.test.ts).
+  fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-auth', env: { AUTH_ENABLED: 'true', API_AUTH_FAILURES_PER_MINUTE: '0' } });
   // A case that waits forever: "go" is for a step it has not reached, so each role's "go" is kept
   // (accepted, not refused as a signal nothing may wait for) and every role meets the same case.
   const steps = [{ id: 'wait', waitFor: { signals: ['never'] } }, { id: 'later', after: ['wait'], waitFor: { signals: ['go'] } }];
@@ -105,6 +116,45 @@ describe('the auth matrix', () => {
       }
     }
     expect(seen).toEqual(expected);
+  });
+
+  it('gives each role exactly what every route of the server declares, and no key only the public routes', async () => {
+    // Path parameters name nothing that exists, and no body is sent: a role that may call a route
+    // meets a 400 or 404 (or the board's 409), never a change.
+    const sample: Record<string, string> = { name: 'no-such-name', version: '1', id: 'no-such-id', stepId: 'no-such-step', queueName: 'no-such-queue', jobId: 'no-such-job', queueStatus: 'failed', schedulerId: 'no-such-scheduler', '*': 'index.html' };
+    const pathOf = (url: string) =>
+      url.replace(/:(\w+)|\*/g, (match, name: string | undefined) => {
+        const value = sample[name ?? match];
+        if (value === undefined) throw new Error(`no sample value for ${match} in ${url}: add one`);
+        return encodeURIComponent(value);
+      });
+    const allowed = (route: DeclaredRoute, role: Role | 'no key'): boolean => {
+      const { permission } = route;
+      if (permission === undefined) throw new Error(`${route.method} ${route.url} declares no permission`);
+      if (permission === 'public') return true;
+      if (role === 'no key') return false;
+      if (permission === 'queue-board') return boardRefusal([role], route.method) === undefined;
+      return can([role], permission);
+    };
+    const answer = (allowedHere: boolean, role: Role | 'no key') => (allowedHere ? 'allowed' : role === 'no key' ? 401 : 403);
+    const seen: string[] = [];
+    const expected: string[] = [];
+    // A route that only the board declares yet lacks from the list would pass unseen: the list is the server's.
+    expect(declared.filter((route) => route.url.startsWith(BOARD_PATH)).length).toBeGreaterThan(10);
+    for (const route of declared) {
+      const path = pathOf(route.url);
+      for (const role of [...ROLES, 'no key'] as const) {
+        const response = await fetch(`${fleet.apiUrl}${path}`, { method: route.method, headers: role === 'no key' ? {} : { authorization: `Bearer ${keyOf[role]}` } });
+        await response.arrayBuffer();
+        const status = response.status === 401 || response.status === 403 ? response.status : 'allowed';
+        seen.push(`${role.padEnd(8)} ${route.method} ${route.url} → ${status}`);
+        expected.push(`${role.padEnd(8)} ${route.method} ${route.url} → ${answer(allowed(route, role), role)}`);
+      }
+    }
+    expect(seen).toEqual(expected);
+    // The board's "pause every queue" route has no queue to name: the admin's call above paused them all.
+    expect(await call('PUT', `${BOARD_PATH}/api/queues/resume`, keyOf.admin)).toBe(200);
+    console.log(`${declared.length} routes, each called by ${ROLES.length} roles and without a key`);
   });
 
   it('lets operators cancel but not producers or viewers', async () => {
