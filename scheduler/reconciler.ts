@@ -5,6 +5,7 @@ import { isTerminalCase, type Command, type StepReport } from '../lib/core/state
 import { stuckReason, type ObservedJob } from '../lib/core/stuck.js';
 import { outstandingWork } from '../lib/core/transition.js';
 import type { CaseAdvancer } from '../lib/engine/advancer.js';
+import type { CaseRepository } from '../lib/engine/case-repository.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Clock } from '../lib/ports/clock.js';
@@ -63,6 +64,7 @@ export class Reconciler {
       store: CaseStore;
       queues: TaskQueues;
       workflows: WorkflowRegistry;
+      repository: CaseRepository;
       advancer: CaseAdvancer;
       monitor: Pick<FleetMonitor, 'members'>;
       redis: Redis;
@@ -126,7 +128,7 @@ export class Reconciler {
       const page = await store.findStaleCases(now - staleAfterMs, PAGE, afterId);
       for (const stale of page) {
         report.casesChecked += 1;
-        const record = await store.catchUp(stale.id);
+        const record = await this.deps.repository.catchUp(stale.id);
         if (!record) continue;
         // Only its projection was stale (a case's document is not written between two steps): it is moving.
         if (record.updatedAt >= now - staleAfterMs) {
@@ -157,7 +159,7 @@ export class Reconciler {
           }
         }
         // Timers and child cases are re-issued as they are: both are idempotent by their ids.
-        await this.deps.advancer.carryOut(work.filter((command) => command.type === 'scheduleTimer' || command.type === 'startChild'));
+        await this.deps.repository.carryOut(work.filter((command) => command.type === 'scheduleTimer' || command.type === 'startChild'));
         await this.deliverFinishedChildren(record);
         if (missing.length > 0) await queues.enqueueSteps(missing);
         if (ended.length > 0) await queues.replaceSteps(ended);
