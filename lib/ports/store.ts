@@ -113,7 +113,8 @@ export interface CaseStore {
   /**
    * Appends `next` (revision `previous.revision + 1`) with its trace events to the case's
    * history: the commit. 'conflict' when another writer appended that revision first: read the
-   * case again and decide again. The case document is not written (see `writeProjection`).
+   * case again and decide again. Where the case document can lag its history, it is not
+   * written here (see `projects` and `writeProjection`).
    * Rejects with CaseNotCommittableError when the store would refuse the entry every time.
    */
   appendTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'>;
