@@ -1,13 +1,14 @@
 import type { CaseView, StepView } from '../lib/core/case-view.js';
 import { DERIVED_SCOPE } from '../lib/core/idempotency.js';
-import type { StepState, TraceEvent, UnitState } from '../lib/core/state.js';
+import type { StepState, TraceEvent, UnitFields, UnitState } from '../lib/core/state.js';
 import type { CaseRecord, CaseSummary } from '../lib/ports/store.js';
 
 /** How cases look on the wire (README, "HTTP API"): times as ISO 8601, absent values as null. */
 
 const iso = (ms: number | undefined): string | null => (ms === undefined ? null : new Date(ms).toISOString());
 
-function presentUnit(unit: UnitState) {
+/** A unit's fields as presented; a step that is its own unit presents them with its own status. */
+function presentUnit<S extends string>(unit: UnitFields & { status: S }) {
   return {
     status: unit.status,
     attempts: unit.attempts,
@@ -22,7 +23,7 @@ function presentStep(step: StepState): StepView {
   const instances = Object.values(step.instances ?? {});
   const count = (status: UnitState['status']) => instances.filter((unit) => unit.status === status).length;
   return {
-    ...presentUnit(step as unknown as UnitState),
+    ...presentUnit(step),
     status: step.status,
     scheduledAt: iso(step.scheduledAt),
     ...(step.nextAttemptAt === undefined ? {} : { nextAttemptAt: iso(step.nextAttemptAt) }),

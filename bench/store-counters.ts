@@ -55,6 +55,8 @@ export function countingStore(store: Store, counters: StoreCounters, documents: 
     get(target, property) {
       const value = Reflect.get(target, property, target) as unknown;
       if (typeof value !== 'function' || typeof property !== 'string') return value;
+      // A question the store answers from the states it is given, with no I/O: not a store operation.
+      if (property === 'projects') return (value as (...args: unknown[]) => unknown).bind(target);
       const method = value as (...args: unknown[]) => unknown;
       return (...args: unknown[]) => {
         bump(counters.portCalls, property);
@@ -68,7 +70,7 @@ export function countingStore(store: Store, counters: StoreCounters, documents: 
             counters.firstCreatedAt = Math.min(counters.firstCreatedAt ?? Infinity, record.createdAt);
             if (ownDocs) counters.storeDocs += 1;
           }, () => undefined);
-        } else if (property === 'commitTransition') {
+        } else if (property === 'appendTransition') {
           const [previous, next] = args as [CaseState, CaseState];
           void (result as Promise<'committed' | 'conflict'>).then((outcome) => {
             if (outcome === 'conflict') counters.conflicts += 1;

@@ -114,7 +114,7 @@ export async function measured(ctx: BenchContext, fleet: Fleet, workflow: Workfl
     storeOps: Object.values(ops).reduce((sum, value) => sum + value, 0),
     storeOpsByType: ops,
     storeDocs: (stats.storeDocs - first.stats.storeDocs) / done,
-    conflictRate: (stats.conflicts - first.stats.conflicts) / Math.max(1, (stats.portCalls.commitTransition ?? 0) - (first.stats.portCalls.commitTransition ?? 0)),
+    conflictRate: (stats.conflicts - first.stats.conflicts) / Math.max(1, (stats.portCalls.appendTransition ?? 0) - (first.stats.portCalls.appendTransition ?? 0)),
     cpuMs: costs.cpuMs,
   };
   return { rate, count, done, perCase, freshRedisBytes };

@@ -37,7 +37,7 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
   if (ownsProcess) exitOnFatalErrors(logger);
   const metrics = new Metrics('scheduler');
   const engine = await createEngine(config, logger, metrics, injected ? { store: injected } : {});
-  const { cases, advancer, store, queues, workflows, clock } = engine;
+  const { cases, repository, advancer, store, queues, workflows, clock } = engine;
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
   // Logged once per episode: Redis out of memory fails every fetch, and each failure used to be a line.
   const episodes = new EpisodeLog(logger);
@@ -64,7 +64,7 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
   metrics.watchQueues(async () => (lease.isHeld ? monitor.queueCounts(await monitor.queueNames()) : undefined));
   metrics.watchStuckCases(async () => (lease.isHeld ? (await store.findStuckCases(0)).count : undefined));
   const reconciler = new Reconciler({
-    store, queues, workflows, advancer, clock, logger, monitor,
+    store, queues, workflows, repository, advancer, clock, logger, monitor,
     redis: queues.connection,
     lockKey: `${config.redis.prefix}:scheduler:reconciler-lock`,
     staleAfterMs: config.scheduler.staleAfterMs,

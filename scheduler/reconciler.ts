@@ -1,10 +1,12 @@
 import type { Redis } from 'ioredis';
 import { randomUUID } from 'node:crypto';
-import { ErrorCode } from '../lib/core/error-codes.js';
+import { childFinishedEvent } from '../lib/core/machine/jobs.js';
+import { repairOf, workerLostEvent } from '../lib/core/repairs.js';
 import { isTerminalCase, type Command, type StepReport } from '../lib/core/state.js';
 import { stuckReason, type ObservedJob } from '../lib/core/stuck.js';
 import { outstandingWork } from '../lib/core/transition.js';
 import type { CaseAdvancer } from '../lib/engine/advancer.js';
+import type { CaseRepository } from '../lib/engine/case-repository.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Clock } from '../lib/ports/clock.js';
@@ -41,13 +43,6 @@ export interface ReconcileReport {
   reportsResent: number;
 }
 
-/** The reports a completed step job kept (see the worker's task processor), if it kept any. */
-function keptReports(result: unknown): StepReport[] | undefined {
-  const reports = (result as { reports?: unknown } | undefined)?.reports;
-  if (!Array.isArray(reports) || reports.length === 0) return undefined;
-  return reports.filter((report): report is StepReport => typeof (report as StepReport | undefined)?.caseId === 'string' && typeof (report as StepReport).event?.type === 'string');
-}
-
 /**
  * Makes good what a crash between two writes can leave behind, and writes the projections that
  * lag: a case document behind its committed history (it is not written between two steps, so
@@ -63,6 +58,7 @@ export class Reconciler {
       store: CaseStore;
       queues: TaskQueues;
       workflows: WorkflowRegistry;
+      repository: CaseRepository;
       advancer: CaseAdvancer;
       monitor: Pick<FleetMonitor, 'members'>;
       redis: Redis;
@@ -99,19 +95,7 @@ export class Reconciler {
       if (step.status !== 'running' || !step.childCaseId) continue;
       const child = await this.deps.store.getCase(step.childCaseId);
       if (!child || !isTerminalCase(child.status)) continue;
-      reports.push({
-        caseId: record.id,
-        event: {
-          type: 'childFinished',
-          stepId,
-          run: step.run ?? 0,
-          childId: child.id,
-          status: child.status as 'completed' | 'failed' | 'cancelled',
-          at: this.deps.clock.now(),
-          ...(child.output === undefined ? {} : { output: child.output }),
-          ...(child.error ? { error: child.error } : {}),
-        },
-      });
+      reports.push({ caseId: record.id, event: childFinishedEvent(child, { stepId, run: step.run ?? 0 }, this.deps.clock.now()) });
     }
     if (reports.length > 0) await this.deps.queues.report(reports);
   }
@@ -126,7 +110,7 @@ export class Reconciler {
       const page = await store.findStaleCases(now - staleAfterMs, PAGE, afterId);
       for (const stale of page) {
         report.casesChecked += 1;
-        const record = await store.catchUp(stale.id);
+        const record = await this.deps.repository.catchUp(stale.id);
         if (!record) continue;
         // Only its projection was stale (a case's document is not written between two steps): it is moving.
         if (record.updatedAt >= now - staleAfterMs) {
@@ -145,19 +129,14 @@ export class Reconciler {
           if (command.type !== 'enqueueStep') continue;
           const info = await queues.inspectStepJob(command.queue, command.jobId);
           observed.push({ queue: command.queue, job: command.job, ...info });
-          if (info.state === 'missing') missing.push(command);
-          // Stalls with no report: the workers died under it each time, so running it again would only kill more.
-          else if (info.state === 'failed' && info.stalls > 0) lost.push({ command, attempt: info.attemptsMade + 1, stalls: info.stalls });
-          else if (info.state === 'completed' || info.state === 'failed') {
-            // Just finished: its report is most likely still queued behind others.
-            if (info.finishedAt !== undefined && info.finishedAt > now - staleAfterMs) continue;
-            const kept = keptReports(info.result);
-            if (kept) resend.push(...kept);
-            else ended.push(command);
-          }
+          const repair = repairOf(info, now, staleAfterMs);
+          if (repair.kind === 'restore') missing.push(command);
+          else if (repair.kind === 'failLost') lost.push({ command, attempt: repair.attempt, stalls: repair.stalls });
+          else if (repair.kind === 'resend') resend.push(...repair.reports);
+          else if (repair.kind === 'replace') ended.push(command);
         }
         // Timers and child cases are re-issued as they are: both are idempotent by their ids.
-        await this.deps.advancer.carryOut(work.filter((command) => command.type === 'scheduleTimer' || command.type === 'startChild'));
+        await this.deps.repository.carryOut(work.filter((command) => command.type === 'scheduleTimer' || command.type === 'startChild'));
         await this.deliverFinishedChildren(record);
         if (missing.length > 0) await queues.enqueueSteps(missing);
         if (ended.length > 0) await queues.replaceSteps(ended);
@@ -194,22 +173,6 @@ export class Reconciler {
   }
 
   private async failLostStep(caseId: string, command: Command & { type: 'enqueueStep' }, attempt: number, stalls: number): Promise<void> {
-    const { job } = command;
-    const at = this.deps.clock.now();
-    await this.deps.advancer.apply(caseId, {
-      type: 'stepFailed',
-      stepId: job.stepId,
-      attempt,
-      at,
-      ...(job.run ? { run: job.run } : {}),
-      ...(job.instance === undefined ? {} : { instance: job.instance }),
-      ...(job.iteration === undefined ? {} : { iteration: job.iteration }),
-      ...(job.compensation ? { compensation: true } : {}),
-      error: {
-        code: ErrorCode.workerLost,
-        message: `the worker running this step was lost ${stalls} time(s) (killed, crashed or its event loop blocked past the job lock); not run again`,
-        retryable: false,
-      },
-    });
+    await this.deps.advancer.apply(caseId, workerLostEvent(command.job, attempt, stalls, this.deps.clock.now()));
   }
 }

@@ -1,21 +1,17 @@
 import { DEFAULT_CASE_BUDGET, type CaseBudget } from '../core/case-size.js';
 import type { CompiledWorkflow } from '../core/definition.js';
-import { CaseNotCommittableError, eventRefusedError, revisionConflictError, WorkfleetError } from '../core/errors.js';
-import { isTerminalCase, type CaseEvent, type CaseState, type Command, type ErrorInfo, type StepReport, type TraceEvent } from '../core/state.js';
-import { outstandingWork, transition } from '../core/transition.js';
+import { CaseNotCommittableError, eventRefusedError, revisionConflictError } from '../core/errors.js';
+import type { CaseEvent, CaseState, ErrorInfo, TraceEvent } from '../core/state.js';
+import { transition } from '../core/transition.js';
 import type { Logger } from '../obs/logger.js';
 import type { Clock } from '../ports/clock.js';
-import type { TaskQueues } from '../ports/queues.js';
-import type { CaseStore } from '../ports/store.js';
+import type { CaseRepository } from './case-repository.js';
 import type { WorkflowRegistry } from './workflows.js';
 
 export type ApplyResult = 'applied' | 'duplicate' | 'unknown-case';
 
-/** Conditional writes that lose a race are retried this often before giving up. */
+/** Commits that lose a race are retried this often before giving up. */
 const MAX_CONFLICTS = 50;
-
-/** Open cases whose latest committed state this process remembers. Default 10,000. */
-const KNOWN_CASES = 10_000;
 
 interface Waiter {
   event: CaseEvent;
@@ -23,38 +19,29 @@ interface Waiter {
   reject: (error: unknown) => void;
 }
 
-/** Starts the child case of a sub-workflow step (the CaseService); idempotent by the command's key. */
-export type ChildStarter = (command: Command & { type: 'startChild' }) => Promise<{ record: CaseState; created: boolean }>;
-
 export interface AdvancerHooks {
   onConflict?: () => void;
   onApplied?: (before: CaseState, after: CaseState, events: readonly TraceEvent[]) => void;
 }
 
 /**
- * Applies events to cases exactly once. Each application reads the case (the store folds every
- * committed revision into it), runs the pure transition, and commits the result as the next
- * revision, one history append; if another process committed that revision first, it reads the
- * case again and runs the transition on the newer state. Events for one case that arrive while an application is in
- * flight wait in a per-case mailbox and go in together as one transition: fewer writes, and no
- * conflicts between the processes' own concurrent jobs for the same case.
+ * Applies events to cases exactly once. Each application takes the case's latest state (the one
+ * this process last committed, or a read that folds every committed revision), runs the pure
+ * transition, and has the case repository commit the result as the next revision, one history
+ * append; if another process committed that revision first, it reads the case again and runs
+ * the transition on the newer state. An application that changes nothing is a duplicate (a
+ * report delivered again, or one already applied by another process), judged on a fresh read.
+ * Events for one case that arrive while an application is in flight wait in a per-case mailbox
+ * and go in together as one transition: fewer writes, and no conflicts between the process's
+ * own concurrent jobs for the same case.
  */
 export class CaseAdvancer {
   private readonly mailboxes = new Map<string, Waiter[]>();
-  /**
-   * The last state this process committed (or created) per open case, so the next event for it
-   * skips reading the case: the commit is decided by the history entry's unique `_id` alone, so
-   * a state that another process has since moved on from only costs a conflict and a re-read,
-   * never a second application. Insertion order doubles as least-recently-committed order.
-   */
-  private readonly known = new Map<string, CaseState>();
-  private startChild: ChildStarter | undefined;
 
   constructor(
     private readonly deps: {
-      store: CaseStore;
+      repository: CaseRepository;
       workflows: WorkflowRegistry;
-      queues: TaskQueues;
       clock: Clock;
       logger: Logger;
       hooks?: AdvancerHooks;
@@ -66,19 +53,6 @@ export class CaseAdvancer {
   /** The case budget every transition of this advancer keeps to (the API checks signals against it too). */
   get budget(): CaseBudget {
     return this.deps.budget ?? DEFAULT_CASE_BUDGET;
-  }
-
-  /** Set once the CaseService exists (it needs this advancer too). */
-  useChildStarter(starter: ChildStarter): void {
-    this.startChild = starter;
-  }
-
-  /** Notes a state just committed (a new case) so its first event need not read it back. */
-  remember(state: CaseState): void {
-    this.known.delete(state.id);
-    if (isTerminalCase(state.status)) return;
-    if (this.known.size >= KNOWN_CASES) this.known.delete(this.known.keys().next().value as string);
-    this.known.set(state.id, state);
   }
 
   apply(caseId: string, event: CaseEvent): Promise<ApplyResult> {
@@ -120,39 +94,25 @@ export class CaseAdvancer {
   }
 
   private async applyBatch(caseId: string, events: readonly CaseEvent[]): Promise<{ result: ApplyResult; refused: Map<CaseEvent, ErrorInfo> }> {
-    const { store, workflows, clock } = this.deps;
+    const { repository, workflows, clock } = this.deps;
     const none = new Map<CaseEvent, ErrorInfo>();
     for (let round = 0; round < MAX_CONFLICTS; round++) {
-      const known = this.known.get(caseId);
-      // Forgotten until committed: if anything below fails, the next try reads the case afresh.
-      this.known.delete(caseId);
-      const record = known ?? (await store.getCase(caseId));
+      const remembered = repository.recall(caseId);
+      const read = remembered ? undefined : await repository.read(caseId);
+      const record = remembered ?? read?.record;
       if (!record) return { result: 'unknown-case', refused: none };
       const workflow = await workflows.compiled(record.workflow, record.version);
       const result = transition(workflow, record, events, clock.now(), this.budget);
       if (result.events.length === 0) {
-        if (known) {
-          // Perhaps applied by another process after the state remembered: ask the store.
-          continue;
-        }
-        // The store's case folds every committed revision, so nothing new means applied already.
-        // A duplicate is what a crash (or a failed projection) leaves to repeat: catch the case
-        // document up, and if the first application died before enqueueing what it decided, this
-        // is the moment to make good (re-adding existing job ids is a no-op).
-        const current = (await store.catchUp(caseId)) ?? record;
-        await this.carryOut(outstandingWork(workflow, current));
+        // Perhaps applied by another process after the state remembered: read the case.
+        if (!read) continue;
+        // A read folds every committed revision, so nothing new means applied already.
+        await repository.repeat(workflow, read);
         return { result: 'duplicate', refused: none };
       }
-      // The next steps' jobs go out as soon as the revision is ours (its history entry is in),
-      // while the store may still be writing the case document's projection.
-      let carried: Promise<void> | undefined;
-      let outcome: 'committed' | 'conflict';
+      let outcome;
       try {
-        outcome = await store.commitTransition(record, result.state, result.events, () => {
-          carried = this.carryOut(result.commands);
-          // Awaited below; if the document update fails first, the job's retry carries it out again.
-          carried.catch(() => undefined);
-        });
+        outcome = await repository.commit(record, result);
       } catch (error) {
         if (error instanceof CaseNotCommittableError) await this.markNotCommittable(workflow, record, error);
         throw error;
@@ -162,9 +122,8 @@ export class CaseAdvancer {
         this.deps.hooks?.onConflict?.();
         continue;
       }
-      this.remember(result.state);
       this.deps.hooks?.onApplied?.(record, result.state, result.events);
-      await (carried ?? this.carryOut(result.commands));
+      await outcome.carriedOut;
       return { result: 'applied', refused: new Map((result.refused ?? []).map((refusal) => [refusal.event, refusal.error])) };
     }
     throw revisionConflictError(caseId);
@@ -184,65 +143,10 @@ export class CaseAdvancer {
     const marked = transition(workflow, record, [{ type: 'stuck', reason, at: now }], now, this.budget);
     if (marked.events.length === 0) return;
     try {
-      if ((await this.deps.store.commitTransition(record, marked.state, marked.events)) === 'committed') this.remember(marked.state);
+      const outcome = await this.deps.repository.commit(record, marked);
+      if (outcome !== 'conflict') await outcome.carriedOut;
     } catch (markError) {
       this.deps.logger.error({ caseId: record.id, err: markError }, 'could not mark the case stuck either');
-    }
-  }
-
-  /**
-   * Does what a committed transition asked for. Messages to other cases (a child finished,
-   * cancel the children, a child started) go through the results queue rather than being
-   * applied here: durable, and no case ever waits on another case's mailbox.
-   */
-  async carryOut(commands: readonly Command[]): Promise<void> {
-    const { queues, store, clock } = this.deps;
-    const of = <K extends Command['type']>(type: K) => commands.filter((command): command is Command & { type: K } => command.type === type);
-    const reports: StepReport[] = [];
-    const steps = of('enqueueStep');
-    if (steps.length > 0) await queues.enqueueSteps(steps);
-    const timers = of('scheduleTimer');
-    if (timers.length > 0) await queues.scheduleTimers(timers);
-    const cancels = of('cancelJobs').flatMap((command) => command.jobs);
-    if (cancels.length > 0) await queues.cancelJobs(cancels);
-    for (const command of of('notifyParent')) reports.push({ caseId: command.caseId, event: command.event });
-    for (const command of of('cancelChildren')) {
-      for (const child of await store.findChildren(command.caseId)) {
-        if (!isTerminalCase(child.status)) reports.push({ caseId: child.id, event: { type: 'cancel', reason: `parent cancelled: ${command.reason}`, at: clock.now() } });
-      }
-    }
-    for (const command of of('startChild')) reports.push(...(await this.startChildCase(command)));
-    if (reports.length > 0) await queues.report(reports);
-  }
-
-  private async startChildCase(command: Command & { type: 'startChild' }): Promise<StepReport[]> {
-    const { stepId, run, caseId } = command.parent;
-    const at = this.deps.clock.now();
-    if (!this.startChild) throw new Error('no child starter: the engine is not fully wired');
-    try {
-      const { record } = await this.startChild(command);
-      const reports: StepReport[] = [{ caseId, event: { type: 'childStarted', stepId, run, childId: record.id, at } }];
-      // A child that was already there and already done: its own notice may have been lost.
-      if (isTerminalCase(record.status)) {
-        reports.push({
-          caseId,
-          event: {
-            type: 'childFinished',
-            stepId,
-            run,
-            childId: record.id,
-            status: record.status as 'completed' | 'failed' | 'cancelled',
-            at,
-            ...(record.output === undefined ? {} : { output: record.output }),
-            ...(record.error ? { error: record.error } : {}),
-          },
-        });
-      }
-      return reports;
-    } catch (error) {
-      if (!(error instanceof WorkfleetError) || error.retryable) throw error;
-      // The child cannot start (no such workflow, bad input): the step fails with the reason.
-      return [{ caseId, event: { type: 'childFinished', stepId, run, childId: 'none', status: 'failed', error: { code: error.code, message: error.message }, at } }];
     }
   }
 }

@@ -1,14 +1,16 @@
 import { createHash } from 'node:crypto';
-import { caseNotFoundError, caseStateConflictError, eventRefusedError, idempotencyConflictError, signalNotAcceptedError, startIncompleteError, WorkfleetError } from '../core/errors.js';
+import { caseNotFoundError, caseStateConflictError, eventRefusedError, signalNotAcceptedError, startIncompleteError, WorkfleetError } from '../core/errors.js';
+import { retryRefusal } from '../core/machine/case-events.js';
 import { DERIVED_SCOPE, producerScope } from '../core/idempotency.js';
 import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
 import { canonicalJson, parseStartRequest } from '../core/requests.js';
 import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
-import { createCase, outstandingWork, transition } from '../core/transition.js';
+import { createCase, transition } from '../core/transition.js';
 import type { Clock, IdGenerator } from '../ports/clock.js';
 import type { CaseQuery, CaseRecord, CaseStore, CaseSummary } from '../ports/store.js';
 import type { CaseAdvancer } from './advancer.js';
+import type { CaseRepository, ChildCases, NewCase } from './case-repository.js';
 import type { WorkflowRegistry } from './workflows.js';
 
 export interface StartResult {
@@ -17,35 +19,40 @@ export interface StartResult {
   created: boolean;
 }
 
+/** Where a start came from: see `StartRequests.prepare`. */
+export interface StartOrigin {
+  fallbackIdempotencyKey?: string;
+  startedBy?: string;
+  requestId?: string;
+  parent?: CaseState['parent'];
+  depth?: number;
+}
+
 /**
- * Starting and reading cases, the same for every door (HTTP, intake queue, CLI through HTTP).
- * One idempotency key makes one case per scope (its producer's, lib/core/idempotency.ts): the
- * store's unique index on scope and key decides, and a replay gets the case the first request made.
+ * Turns start requests into new cases, not written yet: checked against their workflow, with
+ * their idempotency key, its scope and the request's hash. The child cases of sub-workflow
+ * steps are made here too, so the case repository that creates them needs no CaseService.
  */
-export class CaseService {
+export class StartRequests implements ChildCases {
   constructor(
     private readonly deps: {
-      store: CaseStore;
+      store: Pick<CaseStore, 'getCase'>;
       workflows: WorkflowRegistry;
-      advancer: CaseAdvancer;
       clock: Clock;
       newId: IdGenerator;
-      onStarted?: (record: CaseRecord) => void;
     },
   ) {}
 
   /**
-   * Validates and starts a case. `fallbackIdempotencyKey` is used when the request has none
-   * (the intake queue passes one derived from its job, so a redelivered job cannot start a
-   * second case); it is in the derived scope, which no request can reach. `startedBy` names the
-   * API key (or door) it came through, and so the scope of a key the request carries.
+   * Validates a start request and makes its case. `fallbackIdempotencyKey` is used when the
+   * request has none (the intake queue passes one derived from its job, so a redelivered job
+   * cannot start a second case); it is in the derived scope, which no request can reach.
+   * `startedBy` names the API key (or door) it came through, and so the scope of a key the
+   * request carries.
    */
-  async start(
-    body: unknown,
-    origin: { fallbackIdempotencyKey?: string; startedBy?: string; requestId?: string; parent?: CaseState['parent']; depth?: number } = {},
-  ): Promise<StartResult> {
+  async prepare(body: unknown, origin: StartOrigin = {}): Promise<NewCase> {
     const { fallbackIdempotencyKey, startedBy, requestId, parent, depth } = origin;
-    const { store, workflows, clock, newId } = this.deps;
+    const { workflows, clock, newId } = this.deps;
     const request = parseStartRequest(body);
     const workflow = await workflows.compiled(request.workflow, request.version);
     // Checked here, at every door, so that a case never starts with an input its handlers cannot use.
@@ -70,25 +77,47 @@ export class CaseService {
       ...(startedBy === undefined ? {} : { startedBy }),
       ...(request.businessKeys === undefined ? {} : { businessKeys: request.businessKeys }),
     };
-
-    // From the insert on, a failure may leave the case made: the error says so (START_INCOMPLETE).
-    const created = await this.incomplete(record, () => store.createCase(record, started.events));
-    if (!created.created) {
-      const { existing } = created;
-      // The existing case is in the same scope, so naming it tells its own producer only.
-      if (existing.requestHash !== requestHash) throw idempotencyConflictError(idempotencyKey ?? '', existing.id);
-      // The first request may have died (or failed, answered 503) between storing the case and enqueueing its steps.
-      const existingWorkflow = await workflows.compiled(existing.workflow, existing.version);
-      await this.incomplete(existing, () => this.deps.advancer.carryOut(outstandingWork(existingWorkflow, existing)));
-      return { record: existing, created: false };
-    }
-    this.deps.advancer.remember(record);
-    await this.incomplete(record, () => this.deps.advancer.carryOut(started.commands));
-    this.deps.onStarted?.(record);
-    return { record, created: true };
+    return { record, events: started.events, commands: started.commands };
   }
 
-  /** Runs a step of a start after its insert was sent; an unexpected failure becomes a START_INCOMPLETE error naming the case. */
+  /** The child case of a sub-workflow step; it inherits who started the parent. */
+  async prepareChild(command: Command & { type: 'startChild' }): Promise<NewCase> {
+    const parent = await this.deps.store.getCase(command.parent.caseId);
+    return this.prepare(command.request, {
+      fallbackIdempotencyKey: command.idempotencyKey,
+      parent: command.parent,
+      depth: command.depth,
+      ...(parent?.startedBy === undefined ? {} : { startedBy: parent.startedBy }),
+      ...(parent?.requestId === undefined ? {} : { requestId: parent.requestId }),
+    });
+  }
+}
+
+/**
+ * Starting and reading cases, the same for every door (HTTP, intake queue, CLI through HTTP).
+ * One idempotency key makes one case per scope (its producer's, lib/core/idempotency.ts): the
+ * store's unique index on scope and key decides, and a replay gets the case the first request made.
+ */
+export class CaseService {
+  constructor(
+    private readonly deps: {
+      store: CaseStore;
+      workflows: WorkflowRegistry;
+      starts: StartRequests;
+      repository: CaseRepository;
+      advancer: CaseAdvancer;
+      clock: Clock;
+    },
+  ) {}
+
+  /** Validates and starts a case (see `StartRequests.prepare` for `origin`). */
+  async start(body: unknown, origin: StartOrigin = {}): Promise<StartResult> {
+    const start = await this.deps.starts.prepare(body, origin);
+    // From the insert on, a failure may leave the case made: the error says so (StartIncompleteError).
+    return this.incomplete(start.record, () => this.deps.repository.create(start));
+  }
+
+  /** Runs a start from its insert on; an unexpected failure becomes a StartIncompleteError naming the case. */
   private async incomplete<T>(record: CaseRecord, step: () => Promise<T>): Promise<T> {
     try {
       return await step();
@@ -99,16 +128,10 @@ export class CaseService {
     }
   }
 
-  /** The child case of a sub-workflow step; it inherits who started the parent. */
+  /** The child case of a sub-workflow step, started as the case repository starts it when carrying out the parent's command. */
   async startChild(command: Command & { type: 'startChild' }): Promise<StartResult> {
-    const parent = await this.deps.store.getCase(command.parent.caseId);
-    return this.start(command.request, {
-      fallbackIdempotencyKey: command.idempotencyKey,
-      parent: command.parent,
-      depth: command.depth,
-      ...(parent?.startedBy === undefined ? {} : { startedBy: parent.startedBy }),
-      ...(parent?.requestId === undefined ? {} : { requestId: parent.requestId }),
-    });
+    const start = await this.deps.starts.prepareChild(command);
+    return this.incomplete(start.record, () => this.deps.repository.create(start));
   }
 
   /** Cancels an open case: its jobs stop, its children are cancelled, compensations run if asked. */
@@ -144,10 +167,8 @@ export class CaseService {
   /** Resumes a failed case from its failed steps, with new jobs and the same idempotency keys. */
   async retry(id: string): Promise<CaseRecord> {
     const record = await this.get(id);
-    if (record.status !== 'failed') throw caseStateConflictError(id, record.status, 'only a failed case can be retried');
-    if (Object.values(record.steps).some((step) => step.compensation)) {
-      throw caseStateConflictError(id, record.status, 'its completed steps were compensated; start a new case instead');
-    }
+    const refusal = retryRefusal(record);
+    if (refusal !== undefined) throw caseStateConflictError(id, record.status, refusal);
     await this.deps.advancer.apply(id, { type: 'retry', at: this.deps.clock.now() });
     return this.get(id);
   }

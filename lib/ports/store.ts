@@ -79,34 +79,57 @@ export interface CaseQuery extends CaseFilter {
 export type CreateResult = { created: true } | { created: false; existing: CaseRecord };
 
 /**
+ * A case as read from the store: its latest committed state, and the state its document (what
+ * the store's queries read) was last written at, which is older when the projection lags its
+ * history (the same object when it does not).
+ */
+export interface CaseRead {
+  record: CaseRecord;
+  projected: CaseState;
+}
+
+/**
  * Cases are kept as a history of transitions plus a document that projects it. A transition is
  * committed by appending its history entry under a key unique per case and revision: the
  * insert is the one write every MongoDB-compatible store makes atomic (FerretDB v1 does not make
  * a conditional update atomic), so of two writers racing for a revision exactly one wins, and
- * it is the transition's only durable write. The case document is written at creation and
- * when a transition changes what queries filter on (status, deadline, stuck mark; the adapter
- * may write it more often); reads of one case fold the entries it lacks, so they always see
- * every committed revision.
+ * it is the transition's only durable write. The case document is written at creation and,
+ * by the engine's case repository (lib/engine/case-repository.ts), after a transition the store
+ * says `projects` and when catching a lagging case up; reads of one case fold the entries it
+ * lacks, so they always see every committed revision. Every method is a plain read or write:
+ * what is enqueued after a commit, and when a projection is written, is the repository's.
  */
 export interface CaseStore {
   /**
    * Inserts a new case (its creation and first transition, one write); with an idempotency key
-   * already used in the same scope, returns the case it made instead. The same key in another
-   * scope is another key.
+   * already used in the same scope, returns the case it made instead, at its latest revision.
+   * The same key in another scope is another key.
    */
   createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult>;
   /** The case at its latest committed revision. */
   getCase(id: string): Promise<CaseRecord | undefined>;
+  /** The case at its latest committed revision, with the state its document holds (see CaseRead). */
+  readCase(id: string): Promise<CaseRead | undefined>;
   /**
-   * Commits `next` (revision `previous.revision + 1`) with its trace events. 'conflict' when
-   * another writer committed that revision first: read the case again and decide again.
-   * `onCommitted` is called once the revision is decided ours, before the case document's
-   * projection (if the transition needs one) is written, so the work the transition asks for
-   * can start meanwhile.
+   * Appends `next` (revision `previous.revision + 1`) with its trace events to the case's
+   * history: the commit. 'conflict' when another writer appended that revision first: read the
+   * case again and decide again. Where the case document can lag its history, it is not
+   * written here (see `projects` and `writeProjection`).
+   * Rejects with CaseNotCommittableError when the store would refuse the entry every time.
    */
-  commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'>;
-  /** The case as `getCase` reads it, after writing its document's projection if that was behind (the reconciler's lazy write). */
-  catchUp(id: string): Promise<CaseRecord | undefined>;
+  appendTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'>;
+  /**
+   * Whether the case document should be written after the committed transition `previous` →
+   * `next`: when it changes what the store's queries read (status, deadline, stuck mark; the
+   * adapter may ask for it more often). Never on a store whose document cannot lag its history.
+   */
+  projects(previous: CaseState, next: CaseState): boolean;
+  /**
+   * Writes the case document as the projection of the committed state `next`, unless the
+   * document is at `next`'s revision or later already (then false). `previous` is the state the
+   * document is known to hold, or the committed state before `next`.
+   */
+  writeProjection(previous: CaseState, next: CaseState): Promise<boolean>;
   /** Newest first. */
   listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }>;
   /** A case's trace in seq order. */

@@ -4,7 +4,8 @@ import { MongoStore } from '../adapters/mongo/store.js';
 import { isTerminalCase } from '../core/state.js';
 import { CaseAdvancer } from '../engine/advancer.js';
 import { BulkService } from '../engine/bulk.js';
-import { CaseService } from '../engine/cases.js';
+import { CaseRepository } from '../engine/case-repository.js';
+import { CaseService, StartRequests } from '../engine/cases.js';
 import { WorkflowRegistry } from '../engine/workflows.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -44,10 +45,21 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
   }
   const clock = systemClock;
   const workflows = new WorkflowRegistry(store, clock);
-  const advancer = new CaseAdvancer({
+  const newId = () => uuidv7(clock.now());
+  // Built in this order, nothing set afterwards: child cases are prepared by StartRequests (no
+  // CaseService needed) and created by the repository, which the advancer and the service use.
+  const starts = new StartRequests({ store, workflows, clock, newId });
+  const repository = new CaseRepository({
     store,
     workflows,
     queues,
+    clock,
+    children: starts,
+    onCreated: (record) => metrics.casesStarted.inc({ workflow: record.workflow }),
+  });
+  const advancer = new CaseAdvancer({
+    repository,
+    workflows,
     clock,
     logger,
     budget: { maxCaseBytes: config.cases.maxBytes },
@@ -62,21 +74,14 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
       },
     },
   });
-  const cases = new CaseService({
-    store,
-    workflows,
-    advancer,
-    clock,
-    newId: () => uuidv7(clock.now()),
-    onStarted: (record) => metrics.casesStarted.inc({ workflow: record.workflow }),
-  });
-  advancer.useChildStarter((command) => cases.startChild(command));
-  const bulk = new BulkService({ store, cases, clock, newId: () => uuidv7(clock.now()), logger });
+  const cases = new CaseService({ store, workflows, starts, repository, advancer, clock });
+  const bulk = new BulkService({ store, cases, clock, newId, logger });
   return {
     store,
     queues,
     clock,
     workflows,
+    repository,
     advancer,
     cases,
     bulk,

@@ -3,7 +3,7 @@ import { MemoryStore } from '../../lib/adapters/memory/store.js';
 import { MongoClient, type Collection } from 'mongodb';
 import { decodeCase, type CaseDocument } from '../../lib/adapters/mongo/documents.js';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
-import type { CaseEvent, CaseState } from '../../lib/core/state.js';
+import type { CaseEvent, CaseState, TraceEvent } from '../../lib/core/state.js';
 import { createCase, transition } from '../../lib/core/transition.js';
 import type { CaseQuery, CaseRecord, Store } from '../../lib/ports/store.js';
 import { order, orderDefinition, T0 } from '../unit/fixtures.js';
@@ -28,11 +28,25 @@ function newCase(id: string, now = T0, input: Record<string, unknown> = { sku: '
   return createCase(order, { id, input, now });
 }
 
+/** Appends a transition and, if the store wants one for it, writes the case document's projection: the writes of the engine's case repository. */
+async function commit(store: Store, previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'> {
+  const outcome = await store.appendTransition(previous, next, events);
+  if (outcome === 'committed' && store.projects(previous, next)) await store.writeProjection(previous, next);
+  return outcome;
+}
+
+/** Reads a case and writes its document's projection if that lags its history, as the case repository catches a case up. */
+async function catchUp(store: Store, id: string): Promise<CaseState | undefined> {
+  const read = await store.readCase(id);
+  if (read && read.projected.revision < read.record.revision) await store.writeProjection(read.projected, read.record);
+  return read?.record;
+}
+
 /** Applies one event to a stored case and commits it; the state committed. */
 async function advance(store: Store, id: string, event: CaseEvent, now: number): Promise<CaseState> {
   const current = (await store.getCase(id)) as CaseState;
   const next = transition(order, current, [event], now);
-  expect(await store.commitTransition(current, next.state, next.events)).toBe('committed');
+  expect(await commit(store, current, next.state, next.events)).toBe('committed');
   return next.state;
 }
 
@@ -133,7 +147,7 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       const started = newCase('01a00000-0000-7000-8000-000000000006');
       await store.createCase(started.state, started.events);
       const next = transition(order, started.state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { id: 'r' } }], T0 + 11);
-      expect(await store.commitTransition(started.state, next.state, next.events)).toBe('committed');
+      expect(await commit(store, started.state, next.state, next.events)).toBe('committed');
       expect(await store.getCase(started.state.id)).toEqual(next.state);
       expect((await store.readTrace(started.state.id)).map((event) => event.seq)).toEqual([1, 2, 3, 4, 5]);
     });
@@ -145,10 +159,10 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       const attempts = Array.from({ length: 12 }, (_, i) =>
         transition(order, started.state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + i, startedAt: T0, output: { writer: i } }], T0 + 100),
       );
-      const outcomes = await Promise.all(attempts.map((attempt) => store.commitTransition(started.state, attempt.state, attempt.events)));
+      const outcomes = await Promise.all(attempts.map((attempt) => commit(store, started.state, attempt.state, attempt.events)));
       expect(outcomes.filter((outcome) => outcome === 'committed')).toHaveLength(1);
       const winner = outcomes.indexOf('committed');
-      const stored = await store.catchUp(started.state.id);
+      const stored = await catchUp(store, started.state.id);
       expect(stored?.steps.reserve?.output).toEqual({ writer: winner });
       expect(stored?.revision).toBe(1);
       expect((await store.readTrace(started.state.id)).filter((event) => event.type === 'step.completed')).toHaveLength(1);
@@ -164,13 +178,9 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
         transition(order, state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { writer } }], T0 + 11);
       // Concurrent commits are written as one batch; the second writer of case 0 loses alone.
       const commits = [...started.map((one) => reserve(one.state, 1)), reserve(started[0]?.state as CaseState, 2)];
-      const told: number[] = [];
-      const outcomes = await Promise.all(
-        commits.map((next, i) => store.commitTransition((started[i] ?? started[0])?.state as CaseState, next.state, next.events, () => told.push(i))),
-      );
+      // Each append answers as soon as its history entry is in or refused, before any projection is written.
+      const outcomes = await Promise.all(commits.map((next, i) => store.appendTransition((started[i] ?? started[0])?.state as CaseState, next.state, next.events)));
       expect(outcomes).toEqual([...ids.map(() => 'committed'), 'conflict']);
-      // Told as soon as each revision was theirs; the loser never.
-      expect(told.sort((a, b) => a - b)).toEqual(ids.map((_, i) => i));
       for (const [i, id] of ids.entries()) {
         expect(await store.getCase(id)).toEqual(commits[i]?.state);
       }
@@ -196,12 +206,12 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       await store.createCase(started.state, started.events);
       const one = transition(order, started.state, [{ type: 'stepStarted', stepId: 'reserve', attempt: 1, at: T0 + 1 }], T0 + 2);
       const two = transition(order, one.state, [{ type: 'stepStarted', stepId: 'charge', attempt: 1, at: T0 + 3 }], T0 + 4);
-      expect(await store.commitTransition(started.state, one.state, one.events)).toBe('committed');
-      expect(await store.commitTransition(one.state, two.state, two.events)).toBe('committed');
+      expect(await commit(store, started.state, one.state, one.events)).toBe('committed');
+      expect(await commit(store, one.state, two.state, two.events)).toBe('committed');
       // A writer that read revision 0 and raced for revision 1 loses, then finds the case caught up.
-      expect(await store.commitTransition(started.state, one.state, one.events)).toBe('conflict');
-      expect(await store.catchUp(started.state.id)).toEqual(two.state);
-      expect(await store.catchUp('01a00000-0000-7000-8000-00000000ffff')).toBeUndefined();
+      expect(await commit(store, started.state, one.state, one.events)).toBe('conflict');
+      expect(await catchUp(store, started.state.id)).toEqual(two.state);
+      expect(await store.readCase('01a00000-0000-7000-8000-00000000ffff')).toBeUndefined();
     });
 
     it('reads a case at its latest revision after hand-offs, and a status change after them projects it whole', async () => {
@@ -213,10 +223,11 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       const handedOff = await advance(store, started.state.id, done('charge', T0 + 3), T0 + 4);
       expect(handedOff.steps.ship?.status).toBe('scheduled');
       expect(await store.getCase(started.state.id)).toEqual(handedOff);
+      expect((await store.readCase(started.state.id))?.record).toEqual(handedOff);
       const finished = await advance(store, started.state.id, done('ship', T0 + 5), T0 + 6);
       expect(finished.status).toBe('completed');
       expect(await store.getCase(started.state.id)).toEqual(finished);
-      expect(await store.catchUp(started.state.id)).toEqual(finished);
+      expect(await catchUp(store, started.state.id)).toEqual(finished);
       expect((await store.listCases({ limit: 5, status: 'completed' })).cases).toEqual([expect.objectContaining({ id: started.state.id, updatedAt: T0 + 6, finishedAt: finished.finishedAt })]);
       expect(finished.finishedAt).toBeTypeOf('number');
       expect((await store.readTrace(started.state.id)).map((event) => event.seq)).toEqual(Array.from({ length: finished.seq }, (_, i) => i + 1));
@@ -231,7 +242,7 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       }
       const failed = await store.getCase(ids[2] ?? '');
       const failing = transition(order, failed as CaseState, [{ type: 'deadlineExceeded', at: T0 + 5 }], T0 + 5);
-      await store.commitTransition(failed as CaseState, failing.state, failing.events);
+      await commit(store, failed as CaseState, failing.state, failing.events);
 
       const first = await store.listCases({ limit: 2 });
       expect(first.cases.map((item) => item.id)).toEqual([ids[4], ids[3]]);
@@ -285,7 +296,7 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
 
       const next = transition(order, original.state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { id: 'r' } }], T0 + 11);
       const committed = structuredClone(next);
-      await store.commitTransition(original.state, next.state, next.events);
+      await commit(store, original.state, next.state, next.events);
       (next.state.steps.reserve?.output as { id: string }).id = 'changed';
       (next.events[0] as { data: Record<string, unknown> }).data.changed = true;
       expect(await store.getCase(started.state.id)).toEqual(committed.state);
@@ -576,8 +587,12 @@ describe('MongoStore: the case document is a projection', () => {
       await store.createCase(started.state, started.events);
       const one = await advance(store, started.state.id, { type: 'stepStarted', stepId: 'reserve', attempt: 1, at: T0 + 1 }, T0 + 1);
       expect((await documents.findOne({ _id: started.state.id }))?.revision).toBe(0);
-      expect(await store.catchUp(started.state.id)).toEqual(one);
+      expect(await store.readCase(started.state.id)).toEqual({ record: one, projected: started.state });
+      expect(await catchUp(store, started.state.id)).toEqual(one);
       expect((await documents.findOne({ _id: started.state.id }))?.revision).toBe(one.revision);
+      expect(await store.readCase(started.state.id)).toEqual({ record: one, projected: one });
+      // Written over a document already there, a projection is refused.
+      expect(await store.writeProjection(started.state, one)).toBe(false);
     });
   });
 });

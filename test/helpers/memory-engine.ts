@@ -1,6 +1,7 @@
 import { MemoryStore } from '../../lib/adapters/memory/store.js';
 import { CaseAdvancer } from '../../lib/engine/advancer.js';
-import { CaseService } from '../../lib/engine/cases.js';
+import { CaseRepository } from '../../lib/engine/case-repository.js';
+import { CaseService, StartRequests } from '../../lib/engine/cases.js';
 import { WorkflowRegistry } from '../../lib/engine/workflows.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import type { Clock } from '../../lib/ports/clock.js';
@@ -25,11 +26,12 @@ export interface MemoryEngine {
   queues: RecordingQueues;
   clock: ManualClock;
   workflows: WorkflowRegistry;
+  repository: CaseRepository;
   advancer: CaseAdvancer;
   cases: CaseService;
   conflicts: () => number;
-  /** Another scheduler on the same store and queues: an advancer (and service) of its own. */
-  peer: () => { advancer: CaseAdvancer; cases: CaseService; conflicts: () => number };
+  /** Another scheduler on the same store and queues: a repository, advancer and service of its own. */
+  peer: () => { repository: CaseRepository; advancer: CaseAdvancer; cases: CaseService; conflicts: () => number };
 }
 
 /**
@@ -45,10 +47,11 @@ export function memoryEngine(options: { now: number; store?: MemoryStore }): Mem
   const newId = sequentialIds();
   const wire = () => {
     let conflicts = 0;
-    const advancer = new CaseAdvancer({ store, workflows, queues, clock, logger, hooks: { onConflict: () => void conflicts++ } });
-    const cases = new CaseService({ store, workflows, advancer, clock, newId });
-    advancer.useChildStarter((command) => cases.startChild(command));
-    return { advancer, cases, conflicts: () => conflicts };
+    const starts = new StartRequests({ store, workflows, clock, newId });
+    const repository = new CaseRepository({ store, workflows, queues, clock, children: starts });
+    const advancer = new CaseAdvancer({ repository, workflows, clock, logger, hooks: { onConflict: () => void conflicts++ } });
+    const cases = new CaseService({ store, workflows, starts, repository, advancer, clock });
+    return { repository, advancer, cases, conflicts: () => conflicts };
   };
   return { store, queues, clock, workflows, ...wire(), peer: wire };
 }

@@ -162,7 +162,7 @@ describe('a case whose next transition the store refuses', () => {
     // Past any budget (as a case from before budgets, or one whose budget was set too high, could be).
     const big = transition(workflow, first, [done(text(17 * 1024 * 1024))], Date.now(), { maxCaseBytes: 64 * 1024 * 1024 });
     const small = transition(workflow, second, [done('fine')], Date.now());
-    const [refused, committed] = await Promise.allSettled([store.commitTransition(first, big.state, big.events), store.commitTransition(second, small.state, small.events)]);
+    const [refused, committed] = await Promise.allSettled([store.appendTransition(first, big.state, big.events), store.appendTransition(second, small.state, small.events)]);
     expect(refused.status).toBe('rejected');
     expect((refused as PromiseRejectedResult).reason).toMatchObject({ code: 'CASE_NOT_COMMITTABLE' });
     expect(committed).toEqual({ status: 'fulfilled', value: 'committed' });
@@ -173,13 +173,13 @@ describe('a case whose next transition the store refuses', () => {
   it('is marked stuck with the reason, and a cancel answers 503 with a code while it cannot commit, 200 once it can', async () => {
     const id = await start(solo);
     const store = api.engine.store;
-    const commit = store.commitTransition.bind(store);
+    const append = store.appendTransition.bind(store);
     let refusing = true;
     // The store refuses every transition of this case but a stuck mark (as it refuses one too large to store).
-    store.commitTransition = (previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void) =>
+    store.appendTransition = (previous: CaseState, next: CaseState, events: readonly TraceEvent[]) =>
       refusing && next.id === id && !events.every((event) => event.type === 'case.stuck')
         ? Promise.reject(new CaseNotCommittableError(id, 'the store refused its next history entry: document too large'))
-        : commit(previous, next, events, onCommitted);
+        : append(previous, next, events);
     try {
       await expect(api.engine.advancer.apply(id, done('x'))).rejects.toMatchObject({ code: 'CASE_NOT_COMMITTABLE' });
       const stuck = await api.call('GET', `/v1/cases/${id}`);
@@ -199,7 +199,7 @@ describe('a case whose next transition the store refuses', () => {
       expect(cancelled.body.status).toBe('cancelled');
       expect(cancelled.body.stuck ?? null).toBeNull();
     } finally {
-      store.commitTransition = commit;
+      store.appendTransition = append;
     }
   });
 });

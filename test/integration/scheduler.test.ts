@@ -128,11 +128,13 @@ describe('intake', () => {
 
   it('defers a job, spending no attempt, while MongoDB cannot be reached', async () => {
     const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: 'mongodb://127.0.0.1:1/nowhere' });
-    const { CaseService } = await import('../../lib/engine/cases.js');
+    const { CaseService, StartRequests } = await import('../../lib/engine/cases.js');
     const { WorkflowRegistry } = await import('../../lib/engine/workflows.js');
     const { MongoStore } = await import('../../lib/adapters/mongo/store.js');
     const store = new MongoStore({ url: config.mongo.url, client: { serverSelectionTimeoutMS: 300 } });
-    const cases = new CaseService({ store, workflows: new WorkflowRegistry(store, systemClock), advancer: undefined as never, clock: systemClock, newId: () => 'x' });
+    const workflows = new WorkflowRegistry(store, systemClock);
+    const starts = new StartRequests({ store, workflows, clock: systemClock, newId: () => 'x' });
+    const cases = new CaseService({ store, workflows, starts, repository: undefined as never, advancer: undefined as never, clock: systemClock });
     const process = intakeProcessor({ cases, clock: systemClock, logger, metrics: new Metrics('scheduler') });
     expect(await process(intakeDelivery({ workflow: 'order' }, '1'))).toMatchObject({ kind: 'defer', until: expect.any(Number) });
     await store.close();
@@ -182,6 +184,7 @@ describe('reconciler', () => {
       store: engine.store,
       queues: engine.queues,
       workflows: engine.workflows,
+      repository: engine.repository,
       advancer: engine.advancer,
       monitor: new BullFleetMonitor(engine.queues, prefix),
       redis: engine.queues.connection,
@@ -206,6 +209,7 @@ describe('reconciler', () => {
       store: engine.store,
       queues: engine.queues,
       workflows: engine.workflows,
+      repository: engine.repository,
       advancer: engine.advancer,
       monitor: new BullFleetMonitor(engine.queues, prefix),
       redis: engine.queues.connection,

@@ -36,13 +36,13 @@ class RaceStore extends MemoryStore {
     super();
   }
 
-  override async commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'> {
+  override async appendTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'> {
     if (this.arrived < this.writers) {
       this.arrived += 1;
       if (this.arrived === this.writers) this.release();
       await this.gate;
     }
-    const outcome = await super.commitTransition(previous, next, events, onCommitted);
+    const outcome = await super.appendTransition(previous, next, events);
     this.commits.push({ revision: next.revision, outcome });
     return outcome;
   }
@@ -130,7 +130,7 @@ describe('CaseAdvancer', () => {
     const { advancer, peer, store, started, id } = await orderEngine();
     const other = peer();
     // The other scheduler last saw revision 0 (it started the case, say), then this one moved it on.
-    other.advancer.remember(started);
+    other.repository.remember(started);
     const reserve = completed('reserve', { id: 'r-1' });
     expect(await advancer.apply(id, reserve)).toBe('applied');
     // The same report redelivered to the other scheduler: decided on revision 0, refused, re-read.
@@ -138,7 +138,7 @@ describe('CaseAdvancer', () => {
     expect(other.conflicts()).toBe(1);
     expect((await store.getCase(id))?.revision).toBe(1);
     // A new report on a stale state: applied on top of revision 1, which keeps reserve's output.
-    other.advancer.remember(started);
+    other.repository.remember(started);
     expect(await other.advancer.apply(id, completed('charge', { receipt: 'c-9' }))).toBe('applied');
     expect(other.conflicts()).toBe(2);
     expect(await store.getCase(id)).toMatchObject({ revision: 2, steps: { reserve: { output: { id: 'r-1' } }, ship: { status: 'scheduled' } } });

@@ -5,6 +5,7 @@ import { WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
 import type {
   CaseQuery,
+  CaseRead,
   CaseRecord,
   CaseSummary,
   CreateResult,
@@ -114,9 +115,15 @@ export class MemoryStore implements Store {
     return entry && structuredClone(entry.record);
   }
 
-  async commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'> {
+  /** The document is never behind its history here (both are written in one step): the case as it is. */
+  async readCase(id: string): Promise<CaseRead | undefined> {
+    const record = await this.getCase(id);
+    return record && { record, projected: record };
+  }
+
+  async appendTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'> {
     const entry = this.cases.get(next.id);
-    // No case (never made, or deleted): whoever asks finds it gone when catching up.
+    // No case (never made, or deleted): whoever asks finds it gone when reading it again.
     if (!entry) return 'conflict';
     // History holds revisions 1..length: a revision already in it belongs to another writer.
     if (next.revision <= entry.history.length) return 'conflict';
@@ -129,13 +136,16 @@ export class MemoryStore implements Store {
     for (const field of START_FIELDS) if (entry.record[field] !== undefined) Object.assign(record, { [field]: entry.record[field] });
     entry.history.push(structuredClone(events));
     this.cases.update(entry, record);
-    onCommitted?.();
     return 'committed';
   }
 
-  /** The document is never behind its history here (both are written in one step): the case as it is. */
-  async catchUp(id: string): Promise<CaseRecord | undefined> {
-    return this.getCase(id);
+  /** The append wrote the state the queries read already: no projection to write, ever. */
+  projects(_previous: CaseState, _next: CaseState): boolean {
+    return false;
+  }
+
+  async writeProjection(_previous: CaseState, _next: CaseState): Promise<boolean> {
+    return false;
   }
 
   async listCases(query: CaseQuery): Promise<{ cases: CaseSummary[]; nextCursor?: string }> {

@@ -1,5 +1,5 @@
 import type { WorkflowDefinition } from '../../core/definition.js';
-import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type StepState, type TraceEvent, type TraceType, type UnitState } from '../../core/state.js';
+import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type StepState, type TraceEvent, type TraceType, type UnitFields, type UnitState } from '../../core/state.js';
 import { scopedKey, scopeOf } from '../../core/idempotency.js';
 import type { CaseRecord, StoredKey, StoredWorkflow } from '../../ports/store.js';
 
@@ -182,7 +182,8 @@ export function decodeError(doc: ErrorDocument): ErrorInfo {
   });
 }
 
-function encodeUnit(unit: UnitState): UnitDocument {
+/** A unit's fields as stored; a step that is its own unit stores them with its own status. */
+function encodeUnit<S extends StepState['status']>(unit: UnitFields & { status: S }): Omit<UnitDocument, 'status'> & { status: S } {
   return compact({
     status: unit.status,
     attempts: unit.attempts,
@@ -219,7 +220,7 @@ function mapValues<A, B>(record: Readonly<Record<string, A>> | undefined, map: (
 
 export function encodeStep(step: StepState): StepDocument {
   return compact({
-    ...encodeUnit(step as unknown as UnitState),
+    ...encodeUnit(step),
     status: step.status,
     scheduledAt: step.scheduledAt,
     run: step.run,

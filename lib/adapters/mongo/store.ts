@@ -7,6 +7,7 @@ import { CaseNotCommittableError, WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
 import type {
   CaseQuery,
+  CaseRead,
   CaseRecord,
   CaseSummary,
   CreateResult,
@@ -41,8 +42,8 @@ import { upgradeIdempotencyKeys } from './idempotency-upgrade.js';
 import { scopedKey } from '../../core/idempotency.js';
 
 /**
- * Case documents one commit batch updates at once (so at most twice this many per process,
- * with two batches in flight). Kept small on purpose: FerretDB v1 deadlocks when as many
+ * Case documents one batch of projections updates at once (so at most twice this many per
+ * process, with two batches in flight). Kept small on purpose: FerretDB v1 deadlocks when as many
  * updates run at once as it has PostgreSQL connections (an update holds one while it waits
  * for another), and a pool of 12 is what the tests give it.
  */
@@ -63,8 +64,9 @@ export interface MongoStoreOptions {
   /** Driver options, e.g. timeouts for tests. */
   client?: MongoClientOptions;
   /**
-   * Batches of commits (and of case inserts) written to the database at once, each batch one
-   * insertMany for all the cases in it. Default 2: one batch on the wire while the next fills.
+   * Batches of commits (and of case inserts, and of projections) written to the database at
+   * once, a batch of commits or inserts one insertMany for all the cases in it. Default 2: one
+   * batch on the wire while the next fills.
    */
   commitsInFlight?: number;
 }
@@ -73,7 +75,12 @@ interface Commit {
   previous: CaseState;
   next: CaseState;
   events: readonly TraceEvent[];
-  onCommitted?: (() => void) | undefined;
+}
+
+/** A case document to write as the projection of `next`; `previous` is what it held (for the open-case registry). */
+interface Projection {
+  previous: CaseState;
+  next: CaseState;
 }
 
 /** The Store port on MongoDB (or FerretDB): three collections, single-document atomic writes. */
@@ -94,6 +101,7 @@ export class MongoStore implements Store {
   private readonly bulk: MongoBulkOperations;
   private readonly commits: GroupCommit<Commit, 'committed' | 'conflict'>;
   private readonly inserts: GroupCommit<CaseDocument, 'created' | 'duplicate'>;
+  private readonly projections: GroupCommit<Projection, boolean>;
 
   constructor(options: MongoStoreOptions) {
     this.client = new MongoClient(options.url, {
@@ -114,6 +122,7 @@ export class MongoStore implements Store {
     const inFlight = { maxInFlight: options.commitsInFlight ?? 2 };
     this.commits = new GroupCommit((batch) => this.writeCommits(batch), inFlight);
     this.inserts = new GroupCommit((batch) => this.insertCases(batch), inFlight);
+    this.projections = new GroupCommit((batch) => this.writeProjections(batch), inFlight);
   }
 
   async init(): Promise<void> {
@@ -257,25 +266,35 @@ export class MongoStore implements Store {
     return decodeCase(doc);
   }
 
-  /** Applies to `doc`, in place, the history entries committed after its revision; how many there were. */
-  private async foldHistory(doc: CaseDocument): Promise<number> {
+  /** The case document as stored and the case as its history says (see CaseRead). */
+  async readCase(id: string): Promise<CaseRead | undefined> {
+    const doc = await this.cases.findOne({ _id: id });
+    if (!doc) return undefined;
     const entries = await this.historyAfter(doc._id, doc.revision, { field: 'changes' });
+    if (entries.length === 0) {
+      const record = decodeCase(doc);
+      return { record, projected: record };
+    }
+    // Decoded before folding: decoding copies every object a change can write into (the case, its steps, their items).
+    const projected = decodeCase(doc);
     for (const entry of entries) applyChanges(doc, entry.changes);
-    return entries.length;
+    return { record: decodeCase(doc), projected };
   }
 
-  commitTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[], onCommitted?: () => void): Promise<'committed' | 'conflict'> {
-    return this.commits.submit({ previous, next, events, onCommitted });
+  /** Applies to `doc`, in place, the history entries committed after its revision. */
+  private async foldHistory(doc: CaseDocument): Promise<void> {
+    const entries = await this.historyAfter(doc._id, doc.revision, { field: 'changes' });
+    for (const entry of entries) applyChanges(doc, entry.changes);
+  }
+
+  appendTransition(previous: CaseState, next: CaseState, events: readonly TraceEvent[]): Promise<'committed' | 'conflict'> {
+    return this.commits.submit({ previous, next, events });
   }
 
   /**
    * Group commit of transitions of many cases: one unordered insertMany of their history
    * entries. Each insert alone decides its case's revision (a duplicate `_id` is that case's
-   * conflict and nobody else's) and is the transition's one durable write. The case document is
-   * a projection, written only for transitions that change what queries filter on (status,
-   * deadline, stuck mark), of a finished case, or at every PROJECT_EVERY revisions
-   * (`changesProjection`): a step's end that schedules the next step costs its history entry
-   * alone, and readers fold what the document lacks.
+   * conflict and nobody else's) and is the transition's one durable write.
    */
   private async writeCommits(batch: readonly Commit[]): Promise<Array<'committed' | 'conflict' | Error>> {
     const entries = batch.map(({ previous, next, events }) => {
@@ -308,46 +327,52 @@ export class MongoStore implements Store {
         results[index] = problem.code === DUPLICATE_KEY ? 'conflict' : new CaseNotCommittableError(batch[index]?.next.id ?? '?', `the store refused its next history entry: ${problem.message}`, { code: problem.code }, new MongoServerError({ message: problem.message, errmsg: problem.message, code: problem.code }));
       }
     }
-    const committed = batch.filter((_, index) => results[index] === 'committed');
-    // The revisions are ours from here on: what they ask for may start while projections follow.
-    for (const commit of committed) commit.onCommitted?.();
-    // One updateOne each, a few at a time, rather than one bulkWrite: FerretDB v1 runs a bulk
-    // update's statements one after another (slower than separate calls, and it stalled at a
-    // few hundred), while separate calls spread over its connections. The cap keeps a large
-    // batch from taking every connection of FerretDB's backend pool (see UPDATES_AT_ONCE).
-    const pending = committed.filter(({ previous, next }) => changesProjection(previous, next));
-    const projected: Commit[] = [];
+    return results;
+  }
+
+  /**
+   * The case document is a projection, written only for transitions that change what queries
+   * filter on (status, deadline, stuck mark), of a finished case, or at every PROJECT_EVERY
+   * revisions (`changesProjection`): a step's end that schedules the next step costs its
+   * history entry alone, and readers fold what the document lacks.
+   */
+  projects(previous: CaseState, next: CaseState): boolean {
+    return changesProjection(previous, next);
+  }
+
+  writeProjection(previous: CaseState, next: CaseState): Promise<boolean> {
+    return this.projections.submit({ previous, next });
+  }
+
+  /**
+   * Projections of many cases. One updateOne each, a few at a time, rather than one bulkWrite:
+   * FerretDB v1 runs a bulk update's statements one after another (slower than separate calls,
+   * and it stalled at a few hundred), while separate calls spread over its connections. The cap
+   * keeps a large batch from taking every connection of FerretDB's backend pool (see
+   * UPDATES_AT_ONCE). A failed update fails its own projection only.
+   */
+  private async writeProjections(batch: readonly Projection[]): Promise<Array<boolean | Error>> {
+    const results: Array<boolean | Error> = batch.map(() => false);
+    const pending = [...batch.keys()];
+    const written: Projection[] = [];
     const projectNext = async (): Promise<void> => {
-      for (let commit = pending.shift(); commit !== undefined; commit = pending.shift()) {
+      for (let index = pending.shift(); index !== undefined; index = pending.shift()) {
+        const projection = batch[index] as Projection;
         try {
-          if (await this.project(commit.next)) projected.push(commit);
+          results[index] = await this.project(projection.next);
+          if (results[index] === true) written.push(projection);
         } catch (error) {
-          // Committed all the same, but the caller's job tries again: its repeat is a duplicate,
-          // whose application catches the document up (a case reopened by a retry, left
-          // "failed" in its document, would otherwise escape every query for open cases).
-          const index = batch.indexOf(commit);
           results[index] = error instanceof Error ? error : new Error(String(error));
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(UPDATES_AT_ONCE, pending.length) }, projectNext));
+    await Promise.all(Array.from({ length: Math.min(UPDATES_AT_ONCE, batch.length) }, projectNext));
     try {
-      await this.openCases.follow(projected);
+      await this.openCases.follow(written);
     } catch {
       // The registry lags; the periodic checks compare each entry with its case and mend it.
     }
     return results;
-  }
-
-  /** Folds the history the document lacks and, if it lacked any, writes the projection (the reconciler's lazy write). */
-  async catchUp(id: string): Promise<CaseRecord | undefined> {
-    const doc = await this.cases.findOne({ _id: id });
-    if (!doc) return undefined;
-    const before = decodeCase(structuredClone(doc));
-    if ((await this.foldHistory(doc)) === 0) return before;
-    const record = decodeCase(doc);
-    if (await this.project(record)) await this.openCases.follow([{ previous: before, next: record }]).catch(() => undefined);
-    return record;
   }
 
   async readTrace(caseId: string): Promise<TraceEvent[]> {
