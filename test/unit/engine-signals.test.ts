@@ -89,6 +89,29 @@ describe('CaseService.signal', () => {
   });
 });
 
+describe('a signal wait with a timeout', () => {
+  const timed = { name: 'timed', steps: [{ id: 'approve', waitFor: { signals: ['approve'], timeout: '1h' } }] };
+
+  it('schedules its timer at the start; the timer firing first completes the step timed out, and a late signal is refused', async () => {
+    const { cases, advancer, queues } = await engineWith(timed);
+    const { record } = await cases.start({ workflow: 'timed' });
+    const [timer] = [...queues.timers.values()];
+    expect(timer).toMatchObject({ caseId: record.id, at: T0 + 3_600_000, event: { type: 'timerFired', stepId: 'approve', kind: 'signalTimeout' } });
+    expect(await advancer.apply(record.id, timer?.event as CaseEvent)).toBe('applied');
+    expect(await cases.get(record.id)).toMatchObject({ status: 'completed', steps: { approve: { output: { signal: null, timedOut: true } } } });
+    await expect(cases.signal(record.id, 'approve', {})).rejects.toMatchObject({ code: 'CASE_STATE_CONFLICT' });
+  });
+
+  it('lets a timer that fires after the signal was taken change nothing', async () => {
+    const { cases, advancer, queues, store } = await engineWith(timed);
+    const { record } = await cases.start({ workflow: 'timed' });
+    await cases.signal(record.id, 'approve', { ok: true });
+    const [timer] = [...queues.timers.values()];
+    expect(await advancer.apply(record.id, timer?.event as CaseEvent)).toBe('duplicate');
+    expect(await store.getCase(record.id)).toMatchObject({ revision: 1, steps: { approve: { output: { signal: 'approve', payload: { ok: true } } } } });
+  });
+});
+
 describe('CaseService.cancel and retry with compensations', () => {
   const booking = {
     name: 'booking',
