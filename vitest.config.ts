@@ -9,8 +9,10 @@ export default defineConfig({
     hookTimeout: 180_000,
     reporters: process.env.CI ? ['default'] : ['default'],
     projects: [
-      // Unit tests start no server and need no FerretDB: `npx vitest run --project unit`.
-      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'] } },
+      // Unit tests start no server and need no FerretDB: `npx vitest run --project unit`. They
+      // change no global state (no module mocks, fake timers or environment stubs), so one worker
+      // loads the modules once for all its files instead of once per file: half the time.
+      { extends: true, test: { name: 'unit', include: ['test/unit/**/*.test.ts'], isolate: false } },
       {
         // Everything else talks to servers it starts (redis-server, FerretDB, the built fleet); the
         // global setup builds FerretDB once (cached in ~/.cache/workfleet) and picks its backend.
