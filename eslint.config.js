@@ -78,8 +78,20 @@ export default tseslint.config(
     },
   },
   {
+    // The servers the dev fleet, the tests, the benchmark and chaos start on this machine (redis-server,
+    // FerretDB, PostgreSQL databases) are not part of a production process: only `workfleet dev` starts them.
+    files: ['api/**/*.ts', 'scheduler/**/*.ts', 'workers/**/*.ts', 'config/**/*.ts', 'cli/**/*.ts', 'lib/**/*.ts'],
+    ignores: ['lib/core/**', 'lib/local-servers/**', 'cli/dev.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/local-servers/*'], message: 'lib/local-servers starts local servers for development and tests; production code does not use it.' }] },
+      ],
+    },
+  },
+  {
     // Child processes inherit the environment they are given; that is passing it on, not reading settings.
-    files: ['lib/runtime/ferretdb.ts'],
+    files: ['lib/local-servers/ferretdb.ts'],
     rules: { 'no-restricted-properties': 'off' },
   },
   {

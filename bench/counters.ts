@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { Redis } from 'ioredis';
-import { LOCAL_POSTGRES } from '../lib/runtime/postgres.js';
+import { LOCAL_POSTGRES } from '../lib/local-servers/postgres.js';
 
 /**
  * What a measurement window costs, read outside the processes measured: CPU per process from

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { spawnManaged, type ManagedChild } from '../lib/runtime/child.js';
+import { spawnManaged, type ManagedChild } from '../lib/local-servers/child.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 import type { FleetSpec } from './fleet-process.js';
 import type { BenchServers } from './harness.js';

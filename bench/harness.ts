@@ -2,11 +2,11 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/runtime/child.js';
-import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/runtime/ferretdb.js';
+import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/local-servers/child.js';
+import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/local-servers/ferretdb.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
-import { createDatabase, dropDatabase, postgresAnswers } from '../lib/runtime/postgres.js';
-import { startRedisServer, type RedisServer } from '../lib/runtime/redis-server.js';
+import { createDatabase, dropDatabase, postgresAnswers } from '../lib/local-servers/postgres.js';
+import { startRedisServer, type RedisServer } from '../lib/local-servers/redis-server.js';
 import { cpuMs, postgresCpuMs, postgresCpuSince } from './counters.js';
 
 /** Private servers for a benchmark run: a redis-server and FerretDB (on PostgreSQL when it answers). */
@@ -18,7 +18,7 @@ export interface BenchServers {
   ferretPid: number | undefined;
   /** FerretDB's PostgreSQL database, when on PostgreSQL: its backends' CPU time is the store's too. */
   postgresDb: string | undefined;
-  /** The backend indexes FerretDB needs (lib/runtime/ferretdb-indexes.ts), once the store's `init` made the database's collections. */
+  /** The backend indexes FerretDB needs (lib/local-servers/ferretdb-indexes.ts), once the store's `init` made the database's collections. */
   indexDatabase(database: string): Promise<void>;
   stop(): Promise<void>;
 }

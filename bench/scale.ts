@@ -6,7 +6,7 @@ import { MongoClient } from 'mongodb';
 import { MongoStore } from '../lib/adapters/mongo/store.js';
 import { WorkflowRegistry } from '../lib/engine/workflows.js';
 import { systemClock } from '../lib/ports/clock.js';
-import { ensureFerretDB, startFerretDB } from '../lib/runtime/ferretdb.js';
+import { ensureFerretDB, startFerretDB } from '../lib/local-servers/ferretdb.js';
 import { cpuMs, postgresCpuMs, postgresCpuSince } from './counters.js';
 import { waitQuiet } from './harness.js';
 import { preloadCases } from './preload.js';

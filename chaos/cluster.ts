@@ -4,11 +4,11 @@ import { join } from 'node:path';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
-import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/runtime/child.js';
-import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/runtime/ferretdb.js';
-import { freePort } from '../lib/runtime/free-port.js';
+import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/local-servers/child.js';
+import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/local-servers/ferretdb.js';
+import { freePort } from '../lib/local-servers/free-port.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
-import { startRedisServer, type RedisServer } from '../lib/runtime/redis-server.js';
+import { startRedisServer, type RedisServer } from '../lib/local-servers/redis-server.js';
 
 export type Role = 'api' | 'scheduler' | 'worker';
 

@@ -8,11 +8,11 @@ import { MongoStore } from '../lib/adapters/mongo/store.js';
 import { formatDuration } from '../lib/core/format.js';
 import { WorkflowRegistry } from '../lib/engine/workflows.js';
 import { systemClock } from '../lib/ports/clock.js';
-import { spawnManaged, type ManagedChild } from '../lib/runtime/child.js';
-import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/runtime/ferretdb.js';
-import { freePort, portInUse } from '../lib/runtime/free-port.js';
+import { spawnManaged, type ManagedChild } from '../lib/local-servers/child.js';
+import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/local-servers/ferretdb.js';
+import { freePort, portInUse } from '../lib/local-servers/free-port.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
-import { startRedisServer, type RedisServer } from '../lib/runtime/redis-server.js';
+import { startRedisServer, type RedisServer } from '../lib/local-servers/redis-server.js';
 import { color } from './render.js';
 
 const say = (message: string) => process.stdout.write(`${color.bold('[dev]')} ${message}\n`);

@@ -8,7 +8,7 @@ import { can, ROLES, type Role } from '../../lib/core/auth.js';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import { KeyService } from '../../lib/engine/keys.js';
 import { systemClock } from '../../lib/ports/clock.js';
-import { freePort } from '../../lib/runtime/free-port.js';
+import { freePort } from '../../lib/local-servers/free-port.js';
 import { Fleet } from '../helpers/fleet.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidRequestError, WorkfleetClient } from '../../lib/client/index.js';
-import { freePort } from '../../lib/runtime/free-port.js';
+import { freePort } from '../../lib/local-servers/free-port.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';

@@ -4,8 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnManaged, waitForOutput, type ManagedChild } from '../../lib/runtime/child.js';
-import { freePort, portInUse } from '../../lib/runtime/free-port.js';
+import { spawnManaged, waitForOutput, type ManagedChild } from '../../lib/local-servers/child.js';
+import { freePort, portInUse } from '../../lib/local-servers/free-port.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 
 /**

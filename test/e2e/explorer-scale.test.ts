@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { chromium, type Browser, type Route } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uiRoutes } from '../../api/routes/ui.js';
-import { freePort } from '../../lib/runtime/free-port.js';
+import { freePort } from '../../lib/local-servers/free-port.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { waitFor } from '../helpers/wait.js';
 

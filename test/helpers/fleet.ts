@@ -1,7 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { spawnManaged, waitForOutput, type ManagedChild } from '../../lib/runtime/child.js';
-import { freePort } from '../../lib/runtime/free-port.js';
+import { spawnManaged, waitForOutput, type ManagedChild } from '../../lib/local-servers/child.js';
+import { freePort } from '../../lib/local-servers/free-port.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { waitFor } from './wait.js';
 

@@ -1,5 +1,5 @@
-import { ensureFerretDB } from '../../lib/runtime/ferretdb.js';
-import { postgresAnswers } from '../../lib/runtime/postgres.js';
+import { ensureFerretDB } from '../../lib/local-servers/ferretdb.js';
+import { postgresAnswers } from '../../lib/local-servers/postgres.js';
 
 /**
  * Runs once before the suites: builds FerretDB (a no-op when cached, or when MONGO_URL names a

@@ -1,5 +1,6 @@
 import { MemoryStore } from '../../lib/adapters/memory/store.js';
 import { CaseAdvancer } from '../../lib/engine/advancer.js';
+import { BulkService } from '../../lib/engine/bulk.js';
 import { CaseRepository } from '../../lib/engine/case-repository.js';
 import { CaseService, StartRequests } from '../../lib/engine/cases.js';
 import { WorkflowRegistry } from '../../lib/engine/workflows.js';
@@ -29,6 +30,8 @@ export interface MemoryEngine {
   repository: CaseRepository;
   advancer: CaseAdvancer;
   cases: CaseService;
+  /** Bulk operations over this engine's cases, `bulkPageSize` cases a page. */
+  bulk: BulkService;
   conflicts: () => number;
   /** Another scheduler on the same store and queues: a repository, advancer and service of its own. */
   peer: () => { repository: CaseRepository; advancer: CaseAdvancer; cases: CaseService; conflicts: () => number };
@@ -38,7 +41,7 @@ export interface MemoryEngine {
  * The engine's services wired as lib/runtime/engine.ts wires them, on a MemoryStore (or the
  * one given) and RecordingQueues: for unit tests of lib/engine, with no servers.
  */
-export function memoryEngine(options: { now: number; store?: MemoryStore }): MemoryEngine {
+export function memoryEngine(options: { now: number; store?: MemoryStore; bulkPageSize?: number }): MemoryEngine {
   const store = options.store ?? new MemoryStore();
   const queues = new RecordingQueues();
   const clock = new ManualClock(options.now);
@@ -53,5 +56,7 @@ export function memoryEngine(options: { now: number; store?: MemoryStore }): Mem
     const cases = new CaseService({ store, workflows, starts, repository, advancer, clock });
     return { repository, advancer, cases, conflicts: () => conflicts };
   };
-  return { store, queues, clock, workflows, ...wire(), peer: wire };
+  const services = wire();
+  const bulk = new BulkService({ store, cases: services.cases, clock, newId, logger, ...(options.bulkPageSize === undefined ? {} : { pageSize: options.bulkPageSize }) });
+  return { store, queues, clock, workflows, ...services, bulk, peer: wire };
 }

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MongoClient } from 'mongodb';
-import { startFerretDB, type FerretDB } from '../../lib/runtime/ferretdb.js';
-import { startRedisServer, type RedisServer } from '../../lib/runtime/redis-server.js';
-import { createDatabase, dropDatabase } from '../../lib/runtime/postgres.js';
+import { startFerretDB, type FerretDB } from '../../lib/local-servers/ferretdb.js';
+import { startRedisServer, type RedisServer } from '../../lib/local-servers/redis-server.js';
+import { createDatabase, dropDatabase } from '../../lib/local-servers/postgres.js';
 
 /**
  * The real servers a test suite talks to: its own redis-server and FerretDB (SQLite in a temp

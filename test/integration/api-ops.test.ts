@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { redisPolicyCheck } from '../../api/routes/health.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import { announce } from '../../lib/runtime/presence.js';
-import { startRedisServer, type RedisServer } from '../../lib/runtime/redis-server.js';
+import { startRedisServer, type RedisServer } from '../../lib/local-servers/redis-server.js';
 import { applyRetention } from '../../scheduler/retention.js';
 import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';

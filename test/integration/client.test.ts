@@ -18,7 +18,7 @@ import {
   WorkfleetConnectionError,
   type CaseView,
 } from '../../lib/client/index.js';
-import { freePort } from '../../lib/runtime/free-port.js';
+import { freePort } from '../../lib/local-servers/free-port.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { startApi, type TestApi } from '../helpers/api.js';
 import { Fleet } from '../helpers/fleet.js';

@@ -7,8 +7,8 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MongoClient } from 'mongodb';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import { createCase } from '../../lib/core/transition.js';
-import { startFerretDB, type FerretDB } from '../../lib/runtime/ferretdb.js';
-import { createDatabase, dropDatabase, postgresAnswers } from '../../lib/runtime/postgres.js';
+import { startFerretDB, type FerretDB } from '../../lib/local-servers/ferretdb.js';
+import { createDatabase, dropDatabase, postgresAnswers } from '../../lib/local-servers/postgres.js';
 import { order, T0 } from '../unit/fixtures.js';
 
 /**

@@ -6,7 +6,7 @@ import { startMetricsServer } from '../../lib/obs/metrics-server.js';
 import { Metrics } from '../../lib/obs/metrics.js';
 import { runReadinessChecks } from '../../lib/obs/readiness.js';
 import { fleetReadinessChecks } from '../../lib/runtime/readiness.js';
-import { freePort } from '../../lib/runtime/free-port.js';
+import { freePort } from '../../lib/local-servers/free-port.js';
 import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';

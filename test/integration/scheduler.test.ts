@@ -12,7 +12,7 @@ import { Metrics } from '../../lib/obs/metrics.js';
 import { systemClock } from '../../lib/ports/clock.js';
 import type { Delivery } from '../../lib/ports/queues.js';
 import { createEngine, type Engine } from '../../lib/runtime/engine.js';
-import { startFerretDB } from '../../lib/runtime/ferretdb.js';
+import { startFerretDB } from '../../lib/local-servers/ferretdb.js';
 import { enforceDeadlines } from '../../scheduler/deadlines.js';
 import { intakeProcessor } from '../../scheduler/intake.js';
 import { Reconciler } from '../../scheduler/reconciler.js';

@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { AuthFailureLimiter } from '../../api/auth-limiter.js';
-import { freePort } from '../../lib/runtime/free-port.js';
+import { freePort } from '../../lib/local-servers/free-port.js';
 
 /** The failed-authentication budget on its own: counted in this process when there is no Redis to count in. */
 

@@ -8,7 +8,7 @@ import type { CaseDocument } from './documents.js';
  * detection), which must cost what the open cases cost, not what every case ever stored costs.
  * Two ways, chosen by what the server can filter (see server-features.ts):
  * - `QueriedOpenCases`: status equalities on the cases collection, served by its indexes
- *   (MongoDB; FerretDB on PostgreSQL with the backend indexes of lib/runtime/ferretdb-indexes.ts).
+ *   (MongoDB; FerretDB on PostgreSQL with the backend indexes of lib/local-servers/ferretdb-indexes.ts).
  * - `RegisteredOpenCases`: a small `open_cases` collection with one entry per open case, for a
  *   server that answers nothing but `_id` lookups from an index (FerretDB on SQLite): reading the
  *   whole registry reads only open cases, and each case is then fetched by `_id`.

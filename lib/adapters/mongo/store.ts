@@ -1,5 +1,5 @@
 import { BSON, MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions } from 'mongodb';
-import { GroupCommit } from '../../runtime/group-commit.js';
+import { GroupCommit } from '../../core/group-commit.js';
 import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { ErrorCode } from '../../core/error-codes.js';
@@ -140,7 +140,7 @@ export class MongoStore implements Store {
     this.features = await probeServerFeatures(this.db, 'cases');
     // FerretDB v1 never reads its backend through these (it filters with `@>` on PostgreSQL, by
     // `_id` alone on SQLite, and sorts by itself): there they would only slow every write down.
-    // Its owner adds the backend indexes its queries do use (lib/runtime/ferretdb-indexes.ts).
+    // Its owner adds the backend indexes its queries do use (lib/local-servers/ferretdb-indexes.ts).
     if (!this.features.ferretdb) {
       await Promise.all([
         this.cases.createIndex({ status: 1, updatedAt: 1 }, { name: 'status_updated' }),

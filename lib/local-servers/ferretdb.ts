@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { spawnManaged, waitForOutput, type ManagedChild } from './child.js';
 import { indexFerretBackend } from './ferretdb-indexes.js';
-import { packageRoot } from './package-root.js';
+import { packageRoot } from '../runtime/package-root.js';
 
 const run = promisify(execFile);
 
