@@ -56,7 +56,9 @@ export function parseScheduleRequest(data: unknown): Schedule {
   }
   if (request.cron !== undefined) {
     try {
-      CronExpressionParser.parse(request.cron, request.timezone === undefined ? {} : { tz: request.timezone });
+      // Only parsed, to refuse what is not a cron expression; the start date and the seed of `H`
+      // fields are fixed so cron-parser reads neither the clock nor Math.random (a pure core).
+      CronExpressionParser.parse(request.cron, { currentDate: new Date(0), hashSeed: request.cron, ...(request.timezone === undefined ? {} : { tz: request.timezone }) });
     } catch (error) {
       throw new InputInvalidError([{ path: 'cron', message: `is not a cron expression: ${(error as Error).message}` }], 'schedule');
     }
