@@ -35,7 +35,7 @@ declare module 'fastify' {
  * with the key as the password (any user name), which is what a browser can send for the docs
  * page and Bull Board.
  */
-export function presentedKey(request: FastifyRequest): string | undefined {
+function presentedKey(request: FastifyRequest): string | undefined {
   // The scheme's name is case-insensitive (RFC 9110 §11.1): `bearer` and `BEARER` are Bearer.
   const [, scheme = '', credentials = ''] = /^(\S+)[ \t]+(.*)$/s.exec(request.headers.authorization ?? '') ?? [];
   if (scheme.toLowerCase() === 'bearer') return credentials.trim();
@@ -48,7 +48,7 @@ export function presentedKey(request: FastifyRequest): string | undefined {
 }
 
 /** Pages people open in a browser get a Basic challenge, so that the browser asks for the key. */
-export function challenge(url: string): string {
+function challenge(url: string): string {
   return /^\/(docs|admin)(\/|$)/.test(url) ? 'Basic realm="workfleet", charset="UTF-8"' : 'Bearer realm="workfleet"';
 }
 

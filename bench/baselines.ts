@@ -13,11 +13,11 @@ import { percentile } from './stats.js';
  * The bench calls them only while no fleet process runs and the store is idle.
  */
 
-export const RAW_JOBS = 20_000;
+const RAW_JOBS = 20_000;
 /** 3-job chains and parents with 10 children: 21,000 and 22,000 jobs. */
 const FLOWS = { chain3: 7_000, split10: 2_000 } as const;
 /** Queued items per step of the Redis bytes measurement. */
-export const PARKED = 1_000;
+const PARKED = 1_000;
 
 export type Way = 'draining' | 'prefilled';
 

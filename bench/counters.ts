@@ -45,7 +45,7 @@ export async function usedMemory(redis: Redis): Promise<number> {
 }
 
 /** Calls so far of each Redis command (`INFO commandstats`), the bench's own INFO left out. */
-export async function commandCalls(redis: Redis): Promise<Record<string, number>> {
+async function commandCalls(redis: Redis): Promise<Record<string, number>> {
   const calls: Record<string, number> = {};
   for (const match of (await redis.info('commandstats')).matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) {
     const [, name = '', count = '0'] = match;
@@ -58,7 +58,7 @@ export async function commandCalls(redis: Redis): Promise<Record<string, number>
 const QUEUES = ['cases', 'default', 'results', 'timers', 'parked', 'raw', 'flow'];
 
 /** Jobs BullMQ has added so far to the queues of `prefix`. */
-export async function jobsAdded(redis: Redis, prefix: string): Promise<number> {
+async function jobsAdded(redis: Redis, prefix: string): Promise<number> {
   const values = await redis.mget(QUEUES.map((queue) => `${prefix}:${queue}:id`));
   return values.reduce((sum, value) => sum + Number(value ?? 0), 0);
 }

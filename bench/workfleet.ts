@@ -68,7 +68,7 @@ export interface StoreFigures {
  * Cases/s of `count` cases submitted to a running fleet, from the first add to the last finish.
  * With `partial`, a run that outlasts `timeoutMs` counts the cases finished by then.
  */
-export async function liveThroughput(fleet: Fleet, workflow: WorkflowName, count: number, timeoutMs: number, partial = false) {
+async function liveThroughput(fleet: Fleet, workflow: WorkflowName, count: number, timeoutMs: number, partial = false) {
   const before = fleet.completed(await fleet.stats(), workflow);
   const started = Date.now();
   await fleet.submit(workflow, count, before);

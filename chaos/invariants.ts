@@ -46,7 +46,7 @@ const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
 const OPEN = new Set(['pending', 'running', 'waiting']);
 
 /** The case each accepted start made: HTTP answers carry the id, intake starts are found by their key. */
-export async function resolveCases(cluster: Cluster, accepted: Accepted[]): Promise<void> {
+async function resolveCases(cluster: Cluster, accepted: Accepted[]): Promise<void> {
   for (const entry of accepted) {
     if (entry.caseId) continue;
     const doc = await cluster.db.collection('cases').findOne({ idempotencyKey: entry.idempotencyKey }, { projection: { _id: 1 } });
@@ -90,7 +90,7 @@ function unitKey(event: TraceEvent): string {
 }
 
 /** Sequence without gaps from 1, one ending for a finished case, at most one end per step unit. */
-export function traceProblems(view: CaseView, trace: TraceEvent[]): string[] {
+function traceProblems(view: CaseView, trace: TraceEvent[]): string[] {
   const problems: string[] = [];
   trace.forEach((event, index) => {
     if (event.seq !== index + 1) problems.push(`event ${index + 1} has seq ${event.seq}`);

@@ -34,7 +34,7 @@ const tag = () => randomBytes(3).toString('hex');
  * with its idempotency key until the fleet accepts it, as a careful producer does. Returns what
  * was accepted.
  */
-export async function startCases(
+async function startCases(
   cluster: Cluster,
   workflow: string,
   count: number,

@@ -30,6 +30,3 @@ export const CHAOS_WORKFLOWS = [
     steps: [{ id: 'call', task: 'chaos.dependency', breaker: 'partner', timeout: '5s', retry: { maxAttempts: 4, backoff: { type: 'fixed', delay: '300ms' } } }, effect('after', ['call'])],
   },
 ] as const;
-
-/** Workflows whose every step is an effect step (the ledger must hold one effect per completed step). */
-export const EFFECT_WORKFLOWS: ReadonlySet<string> = new Set(['chaos-chain', 'chaos-split', 'chaos-steady']);

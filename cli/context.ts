@@ -32,7 +32,7 @@ function alive(pid: number): boolean {
 }
 
 /** The dev fleet whose `dev.json` is in DEV_DATA_DIR (default .workfleet), if its process still runs. */
-export function runningDevFleet(): DevFleet | undefined {
+function runningDevFleet(): DevFleet | undefined {
   const file = join(resolve(env.DEV_DATA_DIR || '.workfleet'), 'dev.json');
   if (!existsSync(file)) return undefined;
   try {

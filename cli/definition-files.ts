@@ -19,7 +19,7 @@ export type DefinitionFile =
   | { ok: false; problems: Problem[] };
 
 /** `steps[2].after[0]` → `['steps', 2, 'after', 0]`; undefined for text that is not such a path. */
-export function pathSegments(path: string): Array<string | number> | undefined {
+function pathSegments(path: string): Array<string | number> | undefined {
   const segments: Array<string | number> = [];
   const token = /^(?:\.?([A-Za-z_$][A-Za-z0-9_$]*)|\[([0-9]+)\]|\[("(?:[^"\\]|\\.)*")\])/;
   let rest = path;

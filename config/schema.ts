@@ -418,5 +418,3 @@ export const configSchema = {
     },
   },
 } as const;
-
-export type ConfigSchema = typeof configSchema;

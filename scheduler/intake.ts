@@ -30,7 +30,7 @@ const MAX_JOB_ID_IN_KEY = 200;
  * clocks disagree would need an exact millisecond match. The key is in the derived scope, which
  * no producer can send to.
  */
-export function intakeJobKey(jobId: string, enqueuedAt: number): string {
+function intakeJobKey(jobId: string, enqueuedAt: number): string {
   const id = jobId.length <= MAX_JOB_ID_IN_KEY ? jobId : `sha256:${sha256(jobId)}`;
   return `intake-job:${enqueuedAt}:${id}`;
 }

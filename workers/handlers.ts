@@ -4,7 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { ErrorCode } from '../lib/core/error-codes.js';
 import type { Handler, Handlers } from '../lib/sdk/index.js';
 
-export class HandlersModuleError extends Error {
+class HandlersModuleError extends Error {
   readonly code = ErrorCode.handlersModuleInvalid;
   constructor(message: string) {
     super(message);

@@ -82,7 +82,7 @@ const REDIS_UNAVAILABLE_KINDS = new Set(['OOM', 'LOADING', 'BUSY', 'MASTERDOWN',
 const SOCKET_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN']);
 
 /** The kind of a Redis error reply (`OOM`, `LOADING`, …), or undefined for anything else. */
-export function redisErrorKind(error: unknown): string | undefined {
+function redisErrorKind(error: unknown): string | undefined {
   if (!(error instanceof ReplyError)) return undefined;
   return /^[A-Z]+(?=\s)/.exec((error as Error).message)?.[0];
 }

@@ -58,7 +58,7 @@ export function mayReadCase(principal: Principal, startedBy: string | undefined)
 }
 
 /** The readable part of a key: `wfk_<id>_<secret>`; the id finds the stored hash, the secret proves possession. */
-export const KEY_PATTERN = /^wfk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+const KEY_PATTERN = /^wfk_([A-Za-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 
 export function parseKey(presented: string): { id: string; secret: string } | undefined {
   const match = KEY_PATTERN.exec(presented);

@@ -88,7 +88,7 @@ export interface BulkOperation {
 }
 
 /** The statuses in which a case can take the action; other cases are skipped. */
-export function eligibleStatuses(action: BulkAction): readonly CaseStatus[] {
+function eligibleStatuses(action: BulkAction): readonly CaseStatus[] {
   return action === 'retry' ? ['failed'] : ['pending', 'running', 'waiting'];
 }
 

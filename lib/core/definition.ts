@@ -56,8 +56,8 @@ const Name = (description: string, pattern: string, maxLength: number) =>
 
 export const STEP_ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]*$';
 export const WORKFLOW_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]*$';
-export const TASK_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.:/-]*$';
-export const QUEUE_NAME_PATTERN = '^[a-z][a-z0-9_-]*$';
+const TASK_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.:/-]*$';
+const QUEUE_NAME_PATTERN = '^[a-z][a-z0-9_-]*$';
 export const SIGNAL_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]*$';
 
 const Backoff = Type.Object(

@@ -18,7 +18,7 @@ import { WorkfleetError } from './errors.js';
  */
 
 /** Functions and macros an expression may call. Everything else is refused when a definition is applied. */
-export const FUNCTIONS = new Set([
+const FUNCTIONS = new Set([
   'size',
   'has',
   'exists',
@@ -58,7 +58,7 @@ export const FUNCTIONS = new Set([
 const VARIABLES = ['input', 'steps', 'case', 'output', 'iteration', 'item', 'index'] as const;
 
 /** Expressions larger than this are refused: conditions are short. */
-export const MAX_EXPRESSION_LENGTH = 2_000;
+const MAX_EXPRESSION_LENGTH = 2_000;
 
 /**
  * Comprehensions nested deeper than this are refused when a definition is applied: each level
@@ -66,7 +66,7 @@ export const MAX_EXPRESSION_LENGTH = 2_000;
  * definition that cannot work is better refused before any case runs it). Three levels reach
  * data nested three deep (orders, their lines, their tags).
  */
-export const MAX_COMPREHENSION_NESTING = 3;
+const MAX_COMPREHENSION_NESTING = 3;
 
 const COMPREHENSIONS = new Set(['exists', 'all', 'exists_one', 'filter', 'map']);
 

@@ -15,12 +15,12 @@ export const DERIVED_SCOPE: IdempotencyScope = 'engine';
  * with auth off, every HTTP caller (the anonymous administrator). They share one scope, so that
  * in development a key still makes one case whichever door it came through.
  */
-export const OPEN_SCOPE: IdempotencyScope = 'open';
+const OPEN_SCOPE: IdempotencyScope = 'open';
 
 /** `startedBy` of cases from the intake queue. */
 export const INTAKE_STARTER = 'intake';
 /** `startedBy` of HTTP requests with auth off. */
-export const ANONYMOUS_STARTER = 'anonymous';
+const ANONYMOUS_STARTER = 'anonymous';
 
 /** The scope of a key a producer sent: its API key's id, or the open scope for producers without one. */
 export function producerScope(startedBy: string | undefined): IdempotencyScope {

@@ -32,7 +32,7 @@ const event = <T extends Record<string, TSchema>>(type: string, fields: T) =>
  * The shape of reports on the results queue: workers' reports about units, and the messages
  * cases send each other (a child started or finished, cancel a child). Anything else is refused.
  */
-export const StepReportSchema = Type.Object(
+const StepReportSchema = Type.Object(
   {
     caseId: CaseId,
     event: Type.Union([

@@ -16,7 +16,7 @@ export const PAYLOAD_LIMITS = {
 } as const;
 
 /** Names of business keys: short identifiers. */
-export const BUSINESS_KEY_NAME = '^[A-Za-z][A-Za-z0-9_]{0,39}$';
+const BUSINESS_KEY_NAME = '^[A-Za-z][A-Za-z0-9_]{0,39}$';
 
 /** The body of `POST /v1/cases` and the data of a `start` job on the intake queue. */
 export const StartCaseRequestSchema = Type.Object(

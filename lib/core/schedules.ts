@@ -6,7 +6,7 @@ import { StartCaseRequestSchema } from './requests.js';
 import { schemaIssues } from './validate.js';
 
 /** Shortest interval a schedule may start cases at. */
-export const MIN_EVERY_MS = 1_000;
+const MIN_EVERY_MS = 1_000;
 
 /**
  * A schedule starts a workflow on a cron expression or an interval with a fixed input. It is a

@@ -122,7 +122,7 @@ const MAX_ISSUES = 100;
  * Every problem of a definition document, in one pass: the schema's, then those of the parts
  * that have the right shape (fields, conditions, the graph, references). Each once.
  */
-export function definitionIssues(document: unknown): ValidationIssue[] {
+function definitionIssues(document: unknown): ValidationIssue[] {
   const definition = wellFormedParts(document);
   const steps = definition.steps.filter((step): step is StepDefinition => step !== undefined);
   const ids = new Set(steps.map((step) => step.id));

@@ -1,7 +1,7 @@
 import type { CompiledWorkflow } from './definition.js';
 
 /** The queues a workflow's tasks (and their compensations) go to, each with the steps that use it. */
-export function taskQueues(workflow: CompiledWorkflow): Map<string, string[]> {
+function taskQueues(workflow: CompiledWorkflow): Map<string, string[]> {
   const queues = new Map<string, string[]>();
   const add = (queue: string, stepId: string) => {
     const steps = queues.get(queue) ?? [];

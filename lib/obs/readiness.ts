@@ -7,7 +7,7 @@ export interface ReadinessCheck {
 }
 
 /** How long a dependency may take to answer a readiness probe. */
-export const READY_TIMEOUT_MS = 2_000;
+const READY_TIMEOUT_MS = 2_000;
 
 function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
   return new Promise((resolve, reject) => {

@@ -18,7 +18,7 @@ export function maskUrl(url: string): string {
 }
 
 /** Thrown when a starting process cannot reach a server it needs; its message says which and what to do. */
-export class UnreachableError extends Error {
+class UnreachableError extends Error {
   readonly code = ErrorCode.unreachable;
 }
 

@@ -23,7 +23,7 @@ export interface Stage {
 }
 
 export const DOCKERFILE = join(DEPLOY, 'Dockerfile');
-export const DOCKERIGNORE = join(DEPLOY, 'Dockerfile.dockerignore');
+const DOCKERIGNORE = join(DEPLOY, 'Dockerfile.dockerignore');
 
 export function parseDockerfile(content = readFileSync(DOCKERFILE, 'utf8')): { stages: Stage[]; args: Record<string, string> } {
   const dockerfile = DockerfileParser.parse(content);

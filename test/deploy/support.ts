@@ -66,7 +66,7 @@ export function metricCatalog(): Map<string, MetricInfo> {
 }
 
 /** Labels Prometheus adds to every scraped series (static configs, Kubernetes service discovery). */
-export const TARGET_LABELS = new Set(['job', 'instance', 'namespace', 'pod', 'service', 'container', 'endpoint']);
+const TARGET_LABELS = new Set(['job', 'instance', 'namespace', 'pod', 'service', 'container', 'endpoint']);
 
 export interface PromqlSelector {
   metric: string;
@@ -158,7 +158,7 @@ export async function goTool(name: string, target = '.'): Promise<string> {
  * A kustomize to render the manifests with: $KUSTOMIZE_BIN, `kustomize` or `kubectl kustomize`
  * from PATH, else the version pinned in deploy/tools/kustomize, built from the Go module proxy.
  */
-export async function kustomizeCommand(): Promise<string[]> {
+async function kustomizeCommand(): Promise<string[]> {
   if (process.env.KUSTOMIZE_BIN) return [process.env.KUSTOMIZE_BIN, 'build'];
   for (const [command, ...args] of [['kustomize', 'build'], ['kubectl', 'kustomize']] as const) {
     try {

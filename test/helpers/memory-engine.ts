@@ -17,7 +17,7 @@ export class ManualClock implements Clock {
 }
 
 /** Case ids in UUID form (the store's cursors take only those), ascending: ...0001, ...0002. */
-export function sequentialIds(): () => string {
+function sequentialIds(): () => string {
   let next = 0;
   return () => `01a00000-0000-7000-8000-${String(++next).padStart(12, '0')}`;
 }

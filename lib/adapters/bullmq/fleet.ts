@@ -2,7 +2,7 @@ import type { FleetMember, FleetMonitor, QueueCounts, RedisHealth } from '../../
 import type { BullQueues } from './queues.js';
 
 /** A member not seen for this long is taken as gone (heartbeats come every 5 s). */
-export const MEMBER_TTL_MS = 20_000;
+const MEMBER_TTL_MS = 20_000;
 
 /** The FleetMonitor port on the Redis behind BullMQ: queues by their meta keys, members in one hash. */
 export class BullFleetMonitor implements FleetMonitor {

@@ -85,7 +85,7 @@ interface JobToAdd {
 }
 
 /** The Redis channel where cancellations of active jobs are announced to every consumer. */
-export const cancelChannel = (prefix: string) => `${prefix}:workfleet:cancel`;
+const cancelChannel = (prefix: string) => `${prefix}:workfleet:cancel`;
 
 /** The TaskQueues port on BullMQ; one instance per process, sharing one Redis connection. */
 export class BullQueues implements TaskQueues {

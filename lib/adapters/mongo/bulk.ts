@@ -7,7 +7,7 @@ export const DUPLICATE_KEY = 11000;
  * a connection of its backend pool and holds them until the whole batch is done: a batch of 50
  * or more (its pool's size) never answers. MongoDB does not mind, but gains little from more.
  */
-export const MAX_BULK_OPERATIONS = 49;
+const MAX_BULK_OPERATIONS = 49;
 
 /** `operations` as bulkWrites of at most MAX_BULK_OPERATIONS, one after another, unordered within each. */
 export async function bulkWriteInChunks<T extends Document>(collection: Collection<T>, operations: ReadonlyArray<AnyBulkWriteOperation<T>>): Promise<void> {

@@ -19,7 +19,7 @@ const regexSpecials = /[.*+?^${}()|[\]\\]/g;
  * details (`{"cause":{"code":…`), which are stored as JSON text (see documents.ts), so the
  * text's start is matched; every stored case has it, however old.
  */
-export function caseFilter(query: CaseFilter): Filter<CaseDocument> {
+function caseFilter(query: CaseFilter): Filter<CaseDocument> {
   const filter: Filter<CaseDocument> = {};
   if (query.status) filter.status = query.status;
   if (query.workflow) filter.workflow = query.workflow;

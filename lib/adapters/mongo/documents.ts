@@ -160,7 +160,7 @@ function compact<T extends object>(value: T): T {
   return value;
 }
 
-export function encodeError(error: ErrorInfo): ErrorDocument {
+function encodeError(error: ErrorInfo): ErrorDocument {
   return compact({
     code: error.code,
     message: error.message,
@@ -218,7 +218,7 @@ function mapValues<A, B>(record: Readonly<Record<string, A>> | undefined, map: (
   return out;
 }
 
-export function encodeStep(step: StepState): StepDocument {
+function encodeStep(step: StepState): StepDocument {
   return compact({
     ...encodeUnit(step),
     status: step.status,
@@ -335,7 +335,7 @@ function signalChanges(previous: CaseState['signals'], next: CaseState['signals'
   return changes;
 }
 
-export const DAY_MS = 86_400_000;
+const DAY_MS = 86_400_000;
 
 /**
  * The day a case finished on, stored beside `finishedAt`: FerretDB passes equalities to its
@@ -430,7 +430,7 @@ function changesDeferrals(previous: CaseState, next: CaseState): boolean {
 }
 
 /** The document fields that mirror CaseState, for inserts and for `$set` diffs. */
-export function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'scopedIdempotencyKey' | 'requestHash' | 'startedBy' | 'businessKeys'> {
+function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'scopedIdempotencyKey' | 'requestHash' | 'startedBy' | 'businessKeys'> {
   const steps: Record<string, StepDocument> = {};
   for (const [id, step] of Object.entries(state.steps)) steps[id] = encodeStep(step);
   return compact({

@@ -33,7 +33,7 @@ export interface OpenCases {
  * from the `status_*` indexes, but FerretDB v1 passes only equalities down to its backend and
  * would otherwise read and decode every case, finished ones included, on each periodic check.
  */
-export const OPEN_STATUSES = ['pending', 'running', 'waiting'] as const satisfies readonly CaseStatus[];
+const OPEN_STATUSES = ['pending', 'running', 'waiting'] as const satisfies readonly CaseStatus[];
 
 const byId = (a: { _id: string }, b: { _id: string }) => (a._id < b._id ? -1 : a._id > b._id ? 1 : 0);
 

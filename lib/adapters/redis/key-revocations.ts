@@ -4,7 +4,7 @@ import type { RevocationNotices } from '../../engine/keys.js';
 import type { Logger } from '../../obs/logger.js';
 
 /** The channel every API process of one fleet (one BullMQ prefix) hears revocations on. */
-export const revocationChannel = (prefix: string) => `${prefix}:workfleet:keys:revoked`;
+const revocationChannel = (prefix: string) => `${prefix}:workfleet:keys:revoked`;
 
 /** Longest a revocation waits for its notice to go out; past it the cache window applies. */
 const PUBLISH_TIMEOUT_MS = 1_000;
