@@ -8,9 +8,25 @@ import tseslint from 'typescript-eslint';
  * clock and randomness are refused by no-restricted-syntax below.
  */
 const CORE_GLOBALS = [
-  'undefined', 'Infinity',
-  'Object', 'Array', 'Map', 'Set', 'WeakMap', 'String', 'Number', 'Boolean', 'BigInt', 'Uint8Array',
-  'JSON', 'Math', 'RegExp', 'Error', 'Date', 'Intl', 'decodeURIComponent',
+  'undefined',
+  'Infinity',
+  'Object',
+  'Array',
+  'Map',
+  'Set',
+  'WeakMap',
+  'String',
+  'Number',
+  'Boolean',
+  'BigInt',
+  'Uint8Array',
+  'JSON',
+  'Math',
+  'RegExp',
+  'Error',
+  'Date',
+  'Intl',
+  'decodeURIComponent',
 ];
 
 /**

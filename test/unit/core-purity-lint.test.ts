@@ -66,7 +66,7 @@ describe("lib/core's purity rules", () => {
     expect((await problemsIn(code)).map((problem) => problem.rule)).toEqual(['no-restricted-imports']);
   });
 
-  it("lets a file in a folder of lib/core import the rest of the core, and nothing outside it", async () => {
+  it('lets a file in a folder of lib/core import the rest of the core, and nothing outside it', async () => {
     const inFolder = 'lib/core/steps/purity-probe.ts';
     expect(await problemsIn("import { LIMITS } from '../definition.js';\nimport { x } from './kind.js';\nexport const y = [LIMITS, x];", inFolder)).toEqual([]);
     for (const code of ["import { x } from '../../engine/x.js';", "import { x } from '../../core/state.js';", "import { x } from '../../../config/load.js';"]) {
