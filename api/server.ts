@@ -28,7 +28,7 @@ import { AuthFailureLimiter } from './auth-limiter.js';
 import { OPENAPI_DOCUMENT } from './openapi.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
-import { clientErrorAnswer, errorBody, frameworkErrors, installErrorHandling } from './errors.js';
+import { clientErrorAnswer, frameworkErrors, installErrorHandling } from './errors.js';
 import { failOpenRedisStore } from './rate-limit-store.js';
 import { installRequestDeadline } from './request-deadline.js';
 import { bulkRoutes } from './routes/bulk.js';
@@ -193,5 +193,3 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   await app.ready();
   return app;
 }
-
-export { errorBody };

@@ -11,7 +11,7 @@ import type { Processor } from '../lib/ports/queues.js';
 import { outcomeOfError } from './outcomes.js';
 
 /** The job name producers use on the intake queue (docs/PRODUCERS.md). */
-export const START_JOB = 'start';
+const START_JOB = 'start';
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 

@@ -28,7 +28,7 @@ export interface ValidationIssue {
   message: string;
 }
 
-export function formatIssues(issues: readonly ValidationIssue[]): string {
+function formatIssues(issues: readonly ValidationIssue[]): string {
   return issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message)).join('; ');
 }
 

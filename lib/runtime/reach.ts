@@ -4,7 +4,7 @@ import { ErrorCode } from '../core/error-codes.js';
 import type { Store } from '../ports/store.js';
 
 /** How long a starting process tries to reach Redis or the store before it gives up and says why. */
-export const REACH_TIMEOUT_MS = 10_000;
+const REACH_TIMEOUT_MS = 10_000;
 
 /** A server's URL as a log line may show it: any password (and a user name with it) masked. */
 export function maskUrl(url: string): string {

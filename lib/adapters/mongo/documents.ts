@@ -387,7 +387,7 @@ export function projectionUpdate(state: CaseState): { $set: Record<string, unkno
 }
 
 /** A long case's document is written at least this often (in revisions), so no read folds more entries than this. */
-export const PROJECT_EVERY = 32;
+const PROJECT_EVERY = 32;
 
 /**
  * Whether the case document is written with a transition: when it changes what the periodic
