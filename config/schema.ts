@@ -341,7 +341,7 @@ export const configSchema = {
       env: 'SCHEDULER_CONCURRENCY',
     },
     reconcileIntervalMs: {
-      doc: 'How often the scheduler looks for cases that stopped moving (lost jobs, unflushed trace).',
+      doc: 'How often the scheduler looks for cases that stopped moving (lost step jobs, a case document behind its history, a report that never arrived).',
       format: 'positive-int',
       default: 15_000,
       env: 'SCHEDULER_RECONCILE_INTERVAL_MS',

@@ -8,7 +8,8 @@ const BATCH = 500;
 /**
  * Fails open cases whose deadline has passed. The deadline lives in the case document, not in a
  * Redis timer, so it holds even if Redis loses its data; several schedulers may run this at
- * once, and the conditional write lets exactly one of them end each case.
+ * once: each failure is a transition committed by inserting the case's next history entry, so
+ * exactly one of them ends each case and the others find it finished.
  */
 export async function enforceDeadlines(deps: { store: CaseStore; advancer: CaseAdvancer; clock: Clock }): Promise<number> {
   const now = deps.clock.now();

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { ANONYMOUS, can, mayReadCase, parseKey, permissionsOf } from '../../lib/core/auth.js';
 
 describe('roles', () => {
-  it('give admin everything and the others what SPEC lists', () => {
+  it('give admin everything and the others what the role table of the README lists', () => {
     expect(can(['admin'], 'keys:manage')).toBe(true);
     expect(can(['operator'], 'cases:operate')).toBe(true);
     expect(can(['operator'], 'cases:start')).toBe(false);

@@ -14,7 +14,7 @@ import { TraceView } from './trace-view.js';
 
 /** How often an open case is read again; a finished one is not polled. */
 const POLL_MS = 2_000;
-/** An open case's trace is re-read at least this often even if the case did not change (trace is flushed in batches). */
+/** An open case's trace is re-read at least this often even if its `updatedAt` did not change: a safety net, as a case's trace events are committed with its revision (one history entry). */
 const TRACE_STALE_MS = 10_000;
 
 /**
