@@ -75,6 +75,12 @@ describe("lib/core's purity rules", () => {
     expect((await problemsIn('export const id = crypto.randomUUID();', inFolder)).map((problem) => problem.rule)).toEqual(['workfleet/core-globals']);
   });
 
+  it('lets only GroupCommit, the one asynchronous file of the core, use promises and microtasks', async () => {
+    const code = 'export const later = new Promise<void>((resolve) => queueMicrotask(resolve));';
+    expect(await problemsIn(code, 'lib/core/group-commit.ts')).toEqual([]);
+    expect((await problemsIn(code)).map((problem) => problem.message)).toEqual([expect.stringContaining("'Promise'"), expect.stringContaining("'queueMicrotask'")]);
+  });
+
   it('lets ordinary core code through', async () => {
     const code = `
       import { Environment } from '@marcbachmann/cel-js';
