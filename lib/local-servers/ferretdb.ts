@@ -25,7 +25,7 @@ function sourceHash(): string {
 }
 
 /** Where built tools are kept between runs. */
-export function cacheDir(): string {
+function cacheDir(): string {
   return join(homedir(), '.cache', 'workfleet');
 }
 
