@@ -105,7 +105,6 @@ export default tseslint.config(
       workfleet: {
         rules: {
           'core-globals': onlyTheseGlobals(CORE_GLOBALS),
-          'core-globals-and-microtasks': onlyTheseGlobals([...CORE_GLOBALS, 'Promise', 'queueMicrotask']),
         },
       },
     },
@@ -125,13 +124,7 @@ export default tseslint.config(
       ],
     },
   },
-  {
-    // GroupCommit batches the calls its users make in one tick: it answers with promises and
-    // sends a batch from a microtask. No I/O, clock or randomness, but the one asynchronous file
-    // of lib/core, so the only one that may use these two.
-    files: ['lib/core/group-commit.ts'],
-    rules: { 'workfleet/core-globals': 'off', 'workfleet/core-globals-and-microtasks': 'error' },
-  },
+
   {
     // Files in lib/core's folders (machine/, steps/) reach the rest of the core one level up.
     files: ['lib/core/*/**/*.ts'],

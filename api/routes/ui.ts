@@ -8,14 +8,14 @@ import { ErrorCode } from '../../lib/core/error-codes.js';
 import { sendError } from '../errors.js';
 import { errorResponses, ErrorResponseSchema } from '../schemas.js';
 
-export const UI_PATH = '/ui';
+const UI_PATH = '/ui';
 
 /**
  * The explorer's pages hold no data: they call the /v1 API with the key the person signs in
  * with. So the assets are open, and this CSP lets them run nothing but their own files: no
  * inline script or style, no eval, no other origin, no framing.
  */
-export const UI_CSP = [
+const UI_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",

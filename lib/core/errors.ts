@@ -109,7 +109,7 @@ export function startIncompleteError(caseId: string, idempotencyKey: string | un
   });
 }
 
-/** A conditional write lost a race; the caller re-reads and tries again. */
+/** Another writer committed the case's next revision first (its `<case>:<revision>` history entry was taken) every time; the caller gave up re-reading. */
 export function revisionConflictError(caseId: string): WorkfleetError {
   return new WorkfleetError(ErrorCode.revisionConflict, `case ${caseId} changed while a transition was being applied`);
 }

@@ -205,8 +205,6 @@ export type CaseEvent =
   | { type: 'retry'; at: number }
   | { type: 'stuck'; reason: string; at: number };
 
-export type CaseEventType = CaseEvent['type'];
-
 /** One report from a worker about one step of one case, carried by the results queue. */
 export interface StepReport {
   caseId: string;

@@ -39,7 +39,7 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest();
 /** A key as shown to administrators: never its secret or hash. */
 export type KeySummary = Omit<StoredKey, 'hash'>;
 
-export const summarize = ({ hash: _hash, ...rest }: StoredKey): KeySummary => rest;
+const summarize = ({ hash: _hash, ...rest }: StoredKey): KeySummary => rest;
 
 /**
  * API keys: `wfk_<id>_<secret>`, 256 random bits of secret. Only the SHA-256 of the secret is

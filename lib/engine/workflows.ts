@@ -6,7 +6,7 @@ import { canonicalJson } from '../core/requests.js';
 import { compileWorkflow, validateDefinition } from '../core/validate.js';
 import type { Clock } from '../ports/clock.js';
 import type { StoredWorkflow, WorkflowStore } from '../ports/store.js';
-import { GroupCommit } from '../core/group-commit.js';
+import { GroupCommit } from '../concurrency/group-commit.js';
 
 /** Versions are immutable, so compiled ones are cached; the cap bounds memory, not freshness. */
 const CACHE_LIMIT = 1_000;

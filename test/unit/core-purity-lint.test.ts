@@ -75,9 +75,8 @@ describe("lib/core's purity rules", () => {
     expect((await problemsIn('export const id = crypto.randomUUID();', inFolder)).map((problem) => problem.rule)).toEqual(['workfleet/core-globals']);
   });
 
-  it('lets only GroupCommit, the one asynchronous file of the core, use promises and microtasks', async () => {
+  it('refuses promises and microtasks: the core is synchronous (batching lives in lib/concurrency)', async () => {
     const code = 'export const later = new Promise<void>((resolve) => queueMicrotask(resolve));';
-    expect(await problemsIn(code, 'lib/core/group-commit.ts')).toEqual([]);
     expect((await problemsIn(code)).map((problem) => problem.message)).toEqual([expect.stringContaining("'Promise'"), expect.stringContaining("'queueMicrotask'")]);
   });
 

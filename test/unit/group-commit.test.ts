@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommit } from '../../lib/core/group-commit.js';
+import { GroupCommit } from '../../lib/concurrency/group-commit.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 

@@ -1,6 +1,6 @@
 import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker, type JobsOptions } from 'bullmq';
 import { Redis, type RedisOptions } from 'ioredis';
-import { GroupCommit } from '../../core/group-commit.js';
+import { GroupCommit } from '../../concurrency/group-commit.js';
 import { ConsumerBackoff } from './consumer-backoff.js';
 import type { StepJob } from '../../core/state.js';
 import { toStepPayload } from '../../core/step-payload.js';

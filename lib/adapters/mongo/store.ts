@@ -1,5 +1,5 @@
 import { BSON, MongoClient, MongoServerError, type Collection, type Db, type MongoClientOptions } from 'mongodb';
-import { GroupCommit } from '../../core/group-commit.js';
+import { GroupCommit } from '../../concurrency/group-commit.js';
 import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.js';
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { ErrorCode } from '../../core/error-codes.js';
@@ -83,7 +83,11 @@ interface Projection {
   next: CaseState;
 }
 
-/** The Store port on MongoDB (or FerretDB): three collections, single-document atomic writes. */
+/**
+ * The Store port on MongoDB (or FerretDB): single-document atomic writes only (no transactions),
+ * over the collections workflows, cases, history (the case's committed transitions, its trace
+ * with them), open_cases, api_keys, bulk_operations, bulk_results, retention and migrations.
+ */
 export class MongoStore implements Store {
   private readonly client: MongoClient;
   private readonly db: Db;

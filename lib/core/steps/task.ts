@@ -32,7 +32,7 @@ export const taskStep: StepRules = {
 };
 
 /** The address of the unit a task or repeat step is running now. */
-export function ownUnitAddress(step: CompiledStep, state: StepState): { run: number; iteration?: number } {
+function ownUnitAddress(step: CompiledStep, state: StepState): { run: number; iteration?: number } {
   return { run: runOf(state), ...(step.repeat ? { iteration: state.iteration ?? 1 } : {}) };
 }
 
