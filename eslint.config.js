@@ -143,10 +143,7 @@ export default tseslint.config(
     files: ['api/**/*.ts', 'scheduler/**/*.ts', 'workers/**/*.ts', 'config/**/*.ts', 'cli/**/*.ts', 'lib/**/*.ts'],
     ignores: ['lib/core/**', 'lib/local-servers/**', 'cli/dev.ts'],
     rules: {
-      'no-restricted-imports': [
-        'error',
-        { patterns: [{ group: ['**/local-servers/*'], message: 'lib/local-servers starts local servers for development and tests; production code does not use it.' }] },
-      ],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/local-servers/*'], message: 'lib/local-servers starts local servers for development and tests; production code does not use it.' }] }],
     },
   },
   {

@@ -25,9 +25,7 @@ const ADDRESSES = 50_000;
 export class AuthFailureLimiter {
   private readonly seen = new Map<string, { count: number; until: number }>();
 
-  constructor(
-    private readonly options: { budget: number; clock: Clock; redis?: Redis; prefix: string },
-  ) {}
+  constructor(private readonly options: { budget: number; clock: Clock; redis?: Redis; prefix: string }) {}
 
   /** Seconds the address must wait when it has spent its budget; undefined when it may try. */
   refusal(address: string): number | undefined {

@@ -72,12 +72,7 @@ function refuseLimited(reply: FastifyReply, retryAfterSeconds: number): FastifyR
  * The principal of a request's key; or, having answered the request itself (429 for an address
  * that spent its budget of failures, before the key is looked at; 401), undefined.
  */
-export async function authenticate(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  auth: Authenticator,
-  options: { fresh?: boolean; unauthenticatedMessage?: string } = {},
-): Promise<Principal | undefined> {
+export async function authenticate(request: FastifyRequest, reply: FastifyReply, auth: Authenticator, options: { fresh?: boolean; unauthenticatedMessage?: string } = {}): Promise<Principal | undefined> {
   // request.ip is the socket's address, or X-Forwarded-For's when API_TRUST_PROXY trusts the sender.
   const wait = auth.limiter?.refusal(request.ip);
   if (wait !== undefined) {
@@ -170,9 +165,7 @@ export function installAuth(app: FastifyInstance, deps: { enabled: boolean } & A
     const principal = await authenticate(request, reply, deps, { fresh: request.routeOptions.config?.freshKey === true });
     if (!principal) return reply;
     if (!can(principal.roles, permission)) {
-      return reply
-        .status(httpStatusOf(ErrorCode.forbidden))
-        .send(errorBody(ErrorCode.forbidden, `a key with roles ${principal.roles.join(', ')} may not ${permission.replace(':', ' ')}`));
+      return reply.status(httpStatusOf(ErrorCode.forbidden)).send(errorBody(ErrorCode.forbidden, `a key with roles ${principal.roles.join(', ')} may not ${permission.replace(':', ' ')}`));
     }
     request.principal = principal;
   });

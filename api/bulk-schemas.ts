@@ -14,9 +14,7 @@ const Nullable = (schema: ReturnType<typeof Type.String>) => Type.Union([schema,
 
 const common = {
   filter: CaseFilterSchema,
-  limit: Type.Optional(
-    Type.Integer({ minimum: 1, maximum: BULK_LIMITS.maxCases, description: `Most cases to act on, newest first: 1 to ${BULK_LIMITS.maxCases}. Default ${BULK_LIMITS.defaultCases}.` }),
-  ),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: BULK_LIMITS.maxCases, description: `Most cases to act on, newest first: 1 to ${BULK_LIMITS.maxCases}. Default ${BULK_LIMITS.defaultCases}.` })),
   dryRun: Type.Optional(Type.Boolean({ description: 'Only count the matching cases (200 with a preview); nothing is changed.' })),
 };
 

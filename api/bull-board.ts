@@ -32,10 +32,7 @@ export function boardRefusal(roles: readonly Role[], method: string): string | u
  * Basic, the API key as the password. Actions that would split a case from its jobs (retrying
  * or removing a step job, say) are refused with the workfleet command to use (board-actions.ts).
  */
-export async function mountBullBoard(
-  app: FastifyInstance,
-  deps: { queues: BullQueues; monitor: FleetMonitor; auth: Authenticator; authEnabled: boolean },
-): Promise<void> {
+export async function mountBullBoard(app: FastifyInstance, deps: { queues: BullQueues; monitor: FleetMonitor; auth: Authenticator; authEnabled: boolean }): Promise<void> {
   const serverAdapter = new FastifyAdapter();
   serverAdapter.setBasePath(BOARD_PATH);
   const adapt = (name: string) => new BullMQAdapter(deps.queues.queue(name));
@@ -73,9 +70,7 @@ export async function mountBullBoard(
     // The board's routes are the plugin's; this scope's hook below checks the key of each request.
     declareAccess(scope, 'queue-board');
     scope.addHook('onRequest', async (request, reply) => {
-      const principal: Principal | undefined = deps.authEnabled
-        ? await authenticate(request, reply, deps.auth, { unauthenticatedMessage: 'sign in with an API key as the password' })
-        : ANONYMOUS;
+      const principal: Principal | undefined = deps.authEnabled ? await authenticate(request, reply, deps.auth, { unauthenticatedMessage: 'sign in with an API key as the password' }) : ANONYMOUS;
       if (!principal) return reply;
       const forbidden = boardRefusal(principal.roles, request.method);
       if (forbidden) return sendError(reply, ErrorCode.forbidden, forbidden);

@@ -98,9 +98,7 @@ export function clientErrorAnswer(maxHeaderBytes: number) {
     // rule; `_httpMessage` is where Node keeps the socket's current response).
     const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
     if (socket.writable && !current?.headersSent) {
-      socket.write(
-        `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`,
-      );
+      socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(json)}\r\nConnection: close\r\n\r\n${json}`);
     }
     socket.destroy();
   };
@@ -141,7 +139,12 @@ export function installErrorHandling(app: FastifyInstance, episodes: EpisodeLog)
     const known = error.code ? FASTIFY_CLIENT_ERRORS[error.code] : undefined;
     if (known) return sendError(reply, known, error.message);
     if (error.code === 'FST_ERR_HANDLER_TIMEOUT') {
-      return unavailable(reply, episodes, error, `no answer within ${formatDuration(Number((error as { timeoutMs?: number }).timeoutMs ?? 0))}: MongoDB or Redis is slow or paused; retry shortly (a start may have made its case: retry it with the same idempotency key)`);
+      return unavailable(
+        reply,
+        episodes,
+        error,
+        `no answer within ${formatDuration(Number((error as { timeoutMs?: number }).timeoutMs ?? 0))}: MongoDB or Redis is slow or paused; retry shortly (a start may have made its case: retry it with the same idempotency key)`,
+      );
     }
     if (error.statusCode === 429) return sendError(reply, ErrorCode.rateLimited, error.message);
     if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
@@ -153,7 +156,5 @@ export function installErrorHandling(app: FastifyInstance, episodes: EpisodeLog)
     return sendError(reply, ErrorCode.internal, 'internal error; the server log has the details');
   });
 
-  app.setNotFoundHandler((request, reply) =>
-    sendError(reply, ErrorCode.routeNotFound, `no route ${request.method} ${request.url.split('?')[0] ?? ''}`),
-  );
+  app.setNotFoundHandler((request, reply) => sendError(reply, ErrorCode.routeNotFound, `no route ${request.method} ${request.url.split('?')[0] ?? ''}`));
 }

@@ -28,7 +28,9 @@ export async function runApi(config: Config): Promise<void> {
   const revocations = await listenForRevocations(engine.queues.connection, config.redis.prefix, keys, logger);
   let draining = false;
   const app = await buildServer({
-    config, logger, metrics,
+    config,
+    logger,
+    metrics,
     clock: engine.clock,
     cases: engine.cases,
     bulk: engine.bulk,
@@ -45,13 +47,29 @@ export async function runApi(config: Config): Promise<void> {
   const presence = announce(monitor, { role: 'api', queues: [], concurrency: 0 }, engine.clock, logger);
   // Bulk operations whose API process died are resumed by whichever API process looks first.
   const resume = every(BULK_LIMITS.resumeEveryMs, 'bulk-resume', logger, async () => void (await engine.bulk.resumeStalled()));
-  shutdownOnSignals(logger, [
-    { name: 'drain', run: async () => { draining = true; await new Promise((resolve) => setTimeout(resolve, config.env === 'production' ? DRAIN_NOTICE_MS : 0)); } },
-    { name: 'http', run: () => app.close() },
-    { name: 'bulk', run: async () => { await resume.stop(); await engine.bulk.close(); } },
-    { name: 'presence', run: () => presence.stop() },
-    { name: 'revocations', run: () => revocations.close() },
-    { name: 'engine', run: () => engine.close() },
-  ], 30_000);
+  shutdownOnSignals(
+    logger,
+    [
+      {
+        name: 'drain',
+        run: async () => {
+          draining = true;
+          await new Promise((resolve) => setTimeout(resolve, config.env === 'production' ? DRAIN_NOTICE_MS : 0));
+        },
+      },
+      { name: 'http', run: () => app.close() },
+      {
+        name: 'bulk',
+        run: async () => {
+          await resume.stop();
+          await engine.bulk.close();
+        },
+      },
+      { name: 'presence', run: () => presence.stop() },
+      { name: 'revocations', run: () => revocations.close() },
+      { name: 'engine', run: () => engine.close() },
+    ],
+    30_000,
+  );
   logger.info({ address }, 'api listening');
 }

@@ -28,9 +28,7 @@ function presentStep(step: StepState): StepView {
     scheduledAt: iso(step.scheduledAt),
     ...(step.nextAttemptAt === undefined ? {} : { nextAttemptAt: iso(step.nextAttemptAt) }),
     ...(step.deferredBy === undefined ? {} : { deferredBy: step.deferredBy }),
-    ...(step.waitingFor === undefined
-      ? {}
-      : { waitingFor: { signals: [...(step.waitingFor.signals ?? [])], until: iso(step.waitingFor.until) } }),
+    ...(step.waitingFor === undefined ? {} : { waitingFor: { signals: [...(step.waitingFor.signals ?? [])], until: iso(step.waitingFor.until) } }),
     ...(step.iteration === undefined ? {} : { iteration: step.iteration }),
     ...(step.itemCount === undefined
       ? {}

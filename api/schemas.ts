@@ -47,7 +47,9 @@ export const TraceSchema = Type.Object(
     events: Type.Array(
       Type.Object({
         seq: Type.Integer({ description: 'Order of the event within the case, from 1, without gaps.' }),
-        type: Type.String({ description: 'case.created, step.scheduled, step.started, step.retried, step.deferred, step.completed, step.failed, breaker.opened, breaker.closed, case.completed, case.failed, …' }),
+        type: Type.String({
+          description: 'case.created, step.scheduled, step.started, step.retried, step.deferred, step.completed, step.failed, breaker.opened, breaker.closed, case.completed, case.failed, …',
+        }),
         stepId: Type.Optional(Type.String()),
         at: Type.String({ format: 'date-time' }),
         data: Type.Record(Type.String(), AnyJson),

@@ -146,7 +146,13 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
       nameSpace: `${config.redis.prefix}:api:rate:`,
       // Counted in Redis across replicas; when Redis cannot count (out of memory, away), requests go through uncounted.
       ...(deps.redis
-        ? { store: failOpenRedisStore(deps.redis, `${config.redis.prefix}:api:rate:`, (error) => void episodes.failure('rate-limit', error, 'rate limit not counted (Redis refused); requests go through uncounted')) }
+        ? {
+            store: failOpenRedisStore(
+              deps.redis,
+              `${config.redis.prefix}:api:rate:`,
+              (error) => void episodes.failure('rate-limit', error, 'rate limit not counted (Redis refused); requests go through uncounted'),
+            ),
+          }
         : {}),
       errorResponseBuilder: (_request, context) =>
         Object.assign(new Error(`rate limit of ${context.max} requests per minute exceeded; retry in ${context.after}`), {
@@ -169,10 +175,7 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
     reply.header('x-request-id', request.id);
   });
   app.addHook('onResponse', async (request, reply) => {
-    deps.metrics.httpDuration.observe(
-      { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) },
-      reply.elapsedTime / 1000,
-    );
+    deps.metrics.httpDuration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
   });
 
   healthRoutes(app, { checks: deps.checks, metrics: deps.metrics, isDraining: deps.isDraining ?? (() => false) });

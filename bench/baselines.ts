@@ -89,7 +89,13 @@ export async function flowThroughput(servers: BenchServers, redis: Redis, kind: 
   const opts = { removeOnComplete: true };
   const job = (name: string, n: number, children?: FlowJob[]): FlowJob => ({ name, queueName: 'flow', data: { n }, opts, ...(children ? { children } : {}) });
   const flow = (n: number): FlowJob =>
-    kind === 'chain3' ? job('top', n, [job('mid', n, [job('leaf', n)])]) : job('top', n, Array.from({ length: 10 }, () => job('leaf', n)));
+    kind === 'chain3'
+      ? job('top', n, [job('mid', n, [job('leaf', n)])])
+      : job(
+          'top',
+          n,
+          Array.from({ length: 10 }, () => job('leaf', n)),
+        );
   try {
     return await drain(servers, redis, { prefix, queue: 'flow', target: count, countName: 'top', way, units: count }, async () => {
       for (let i = 0; i < count; i += 100) await producer.addBulk(Array.from({ length: Math.min(100, count - i) }, (_, j) => flow(i + j)));

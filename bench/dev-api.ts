@@ -72,7 +72,12 @@ async function main(): Promise<void> {
       log(`adding ${missing} finished cases to the ${stored} stored …`);
       await preloadCases(client.db(), workflow, missing, stored, Date.now());
     }
-    const sample = (await cases.find({}, { projection: { _id: 1 } }).limit(2_000).toArray()).map((doc) => String(doc._id));
+    const sample = (
+      await cases
+        .find({}, { projection: { _id: 1 } })
+        .limit(2_000)
+        .toArray()
+    ).map((doc) => String(doc._id));
     log(`${Math.max(stored, CASES)} cases stored; loading ${dev.apiUrl} for ${SECONDS} s per row`);
 
     const pick = () => sample[Math.floor(Math.random() * sample.length)] ?? '';

@@ -37,10 +37,7 @@ const running: RunningRole[] = [];
 
 // Every role has the store: the scheduler for intake, timers and repairs, the worker to advance
 // the cases whose steps it finishes (worker.advancesCases). One store per process, counted.
-const store: Store =
-  spec.store === 'memory'
-    ? countingStore(new MemoryStore(), counters, 'port')
-    : countingStore(monitoredMongoStore(config.mongo.url, counters), counters, 'driver');
+const store: Store = spec.store === 'memory' ? countingStore(new MemoryStore(), counters, 'port') : countingStore(monitoredMongoStore(config.mongo.url, counters), counters, 'driver');
 await store.init();
 if (spec.roles.includes('scheduler')) {
   const registry = new WorkflowRegistry(store, systemClock);

@@ -134,7 +134,10 @@ export class LineReader {
     if (index >= 0) return Promise.resolve(this.lines.splice(index, 1)[0] ?? '');
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
-        this.waiters.splice(this.waiters.findIndex((waiter) => waiter.resolve === settle), 1);
+        this.waiters.splice(
+          this.waiters.findIndex((waiter) => waiter.resolve === settle),
+          1,
+        );
         reject(new Error(`${what}: no line matching ${pattern} within ${timeoutMs} ms`));
       }, timeoutMs);
       const settle = (line: string) => {
@@ -158,11 +161,9 @@ export async function spawnRawWorker(args: {
 }): Promise<{ child: ManagedChild; lines: LineReader }> {
   const script = join(packageRoot(), 'dist', 'bench', 'raw-worker.js');
   const profile = args.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${args.profileDir}`] : [];
-  const child = spawnManaged(
-    process.execPath,
-    [...profile, script, args.mode, args.redisUrl, args.prefix, args.queue, String(args.target), ...(args.countName ? [args.countName] : [])],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
+  const child = spawnManaged(process.execPath, [...profile, script, args.mode, args.redisUrl, args.prefix, args.queue, String(args.target), ...(args.countName ? [args.countName] : [])], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const lines = new LineReader(child);
   await lines.next(/^ready$/, 20_000, 'raw worker');
   return { child, lines };

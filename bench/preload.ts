@@ -49,8 +49,14 @@ export async function preloadCases(db: Db, workflow: CompiledWorkflow, count: nu
   const ids: string[] = [];
   for (let i = 0; i < count; i += BATCH) {
     const made = Array.from({ length: Math.min(BATCH, count - i) }, (_, j) => finishedCase(workflow, from + i + j, now - 3_600_000 + ((from + i + j) % 3_000_000)));
-    await db.collection<CaseDocument>('cases').insertMany(made.map((entry) => entry.doc), { ordered: false });
-    await db.collection<HistoryDocument>('history').insertMany(made.flatMap((entry) => entry.history), { ordered: false });
+    await db.collection<CaseDocument>('cases').insertMany(
+      made.map((entry) => entry.doc),
+      { ordered: false },
+    );
+    await db.collection<HistoryDocument>('history').insertMany(
+      made.flatMap((entry) => entry.history),
+      { ordered: false },
+    );
     ids.push(...made.map((entry) => entry.doc._id));
   }
   return ids;

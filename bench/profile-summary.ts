@@ -37,7 +37,9 @@ function packageOf(url: string, name: string): string {
 
 const [dir = '.', topText = '15'] = process.argv.slice(2);
 const top = Number(topText);
-for (const file of readdirSync(dir).filter((name) => name.endsWith('.cpuprofile')).sort()) {
+for (const file of readdirSync(dir)
+  .filter((name) => name.endsWith('.cpuprofile'))
+  .sort()) {
   const profile = JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile;
   const byId = new Map(profile.nodes.map((node) => [node.id, node]));
   const selfMs = new Map<number, number>();

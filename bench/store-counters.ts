@@ -64,20 +64,26 @@ export function countingStore(store: Store, counters: StoreCounters, documents: 
         const result = method.apply(target, args);
         if (property === 'createCase') {
           const record = args[0] as CaseState;
-          void (result as Promise<CreateResult>).then((created) => {
-            if (!created.created) return;
-            counters.created += 1;
-            counters.firstCreatedAt = Math.min(counters.firstCreatedAt ?? Infinity, record.createdAt);
-            if (ownDocs) counters.storeDocs += 1;
-          }, () => undefined);
+          void (result as Promise<CreateResult>).then(
+            (created) => {
+              if (!created.created) return;
+              counters.created += 1;
+              counters.firstCreatedAt = Math.min(counters.firstCreatedAt ?? Infinity, record.createdAt);
+              if (ownDocs) counters.storeDocs += 1;
+            },
+            () => undefined,
+          );
         } else if (property === 'appendTransition') {
           const [previous, next] = args as [CaseState, CaseState];
-          void (result as Promise<'committed' | 'conflict'>).then((outcome) => {
-            if (outcome === 'conflict') counters.conflicts += 1;
-            if (outcome !== 'committed') return;
-            if (ownDocs) counters.storeDocs += 1;
-            noteFinished(counters, previous, next);
-          }, () => undefined);
+          void (result as Promise<'committed' | 'conflict'>).then(
+            (outcome) => {
+              if (outcome === 'conflict') counters.conflicts += 1;
+              if (outcome !== 'committed') return;
+              if (ownDocs) counters.storeDocs += 1;
+              noteFinished(counters, previous, next);
+            },
+            () => undefined,
+          );
         }
         return result;
       };

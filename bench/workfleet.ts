@@ -127,12 +127,18 @@ export async function measured(ctx: BenchContext, fleet: Fleet, workflow: Workfl
  * measurement's cases, so that the warm-up weighs little.
  */
 async function prefilled(ctx: BenchContext, kind: StoreKind, workflow: WorkflowName, count: number, timeoutMs: number): Promise<number> {
-  return withFleet(ctx, kind, {}, async (fleet) => {
-    await fleet.submit(workflow, count);
-    await fleet.start();
-    const stats = await fleet.waitFinished(workflow, count, timeoutMs);
-    return count / (((stats.finished[workflow]?.lastFinishedAt ?? 0) - (stats.firstCreatedAt ?? 0)) / 1000);
-  }, { started: false });
+  return withFleet(
+    ctx,
+    kind,
+    {},
+    async (fleet) => {
+      await fleet.submit(workflow, count);
+      await fleet.start();
+      const stats = await fleet.waitFinished(workflow, count, timeoutMs);
+      return count / (((stats.finished[workflow]?.lastFinishedAt ?? 0) - (stats.firstCreatedAt ?? 0)) / 1000);
+    },
+    { started: false },
+  );
 }
 
 /** Runs `use` on a new fleet (started unless told otherwise), then stops it and drops its database. */
@@ -252,4 +258,3 @@ export async function storeRun(ctx: BenchContext, kind: StoreKind, log: (line: s
     stepPayload: one.bytes.stepPayload,
   };
 }
-

@@ -12,10 +12,7 @@ export const WORKFLOWS = {
     ],
   },
   split10: {
-    steps: [
-      ...Array.from({ length: 10 }, (_, i) => ({ id: `p${i}`, ...ECHO })),
-      { id: 'join', ...ECHO, after: Array.from({ length: 10 }, (_, i) => `p${i}`) },
-    ],
+    steps: [...Array.from({ length: 10 }, (_, i) => ({ id: `p${i}`, ...ECHO })), { id: 'join', ...ECHO, after: Array.from({ length: 10 }, (_, i) => `p${i}`) }],
   },
   // Its step waits on a queue no worker serves: what Redis holds for a case waiting for a worker.
   parked: { steps: [{ id: 'a', ...ECHO, queue: 'parked' }] },

@@ -142,7 +142,9 @@ export async function checkInvariants(
       lost += 1;
       unexpected.push(`${view.id} still ${view.status}`);
     } else if (view.status !== entry.expect.status || (entry.expect.errorCode && view.error?.code !== entry.expect.errorCode && !JSON.stringify(view.steps).includes(entry.expect.errorCode))) {
-      unexpected.push(`${view.id} ${view.workflow} ${view.status}${view.error ? ` (${view.error.code}: ${view.error.message})` : ''}${view.stuck ? ` stuck: ${view.stuck.reason}` : ''}, expected ${entry.expect.status}${entry.expect.errorCode ? ` ${entry.expect.errorCode}` : ''}`);
+      unexpected.push(
+        `${view.id} ${view.workflow} ${view.status}${view.error ? ` (${view.error.code}: ${view.error.message})` : ''}${view.stuck ? ` stuck: ${view.stuck.reason}` : ''}, expected ${entry.expect.status}${entry.expect.errorCode ? ` ${entry.expect.errorCode}` : ''}`,
+      );
     }
   }
   checks.push({ name: 'cases', ok: unexpected.length === 0, detail: unexpected.length === 0 ? `${accepted.length} as expected` : unexpected.slice(0, 5).join('; ') });

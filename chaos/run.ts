@@ -90,7 +90,9 @@ export function formatResult(result: ScenarioResult): string {
     `took=${result.seconds.toFixed(0)}s`,
     checks,
     result.error ? `error: ${result.error}` : '',
-  ].filter(Boolean).join('  ');
+  ]
+    .filter(Boolean)
+    .join('  ');
 }
 
 export async function runChaos(options: { quick: boolean; only?: string[]; runs: number; print: (line: string) => void; ferretdbBin?: string }): Promise<ScenarioResult[]> {

@@ -57,7 +57,10 @@ export const IDEMPOTENCY_SCENARIOS: Scenario[] = [
     cluster: { workers: 2 },
     async run(cluster) {
       const body = (index: number) => ({ workflow: 'chaos-chain', input: { index } });
-      const before = await addKeyless(cluster, Array.from({ length: BATCH }, (_, index) => body(index)));
+      const before = await addKeyless(
+        cluster,
+        Array.from({ length: BATCH }, (_, index) => body(index)),
+      );
       // Every job of the first batch made its case (the cases' steps are still running) ...
       const made = await finished(cluster, before, Date.now() + 60_000);
       const unmade = [...made.entries()].filter(([, job]) => job?.state !== 'completed');
@@ -65,7 +68,10 @@ export const IDEMPOTENCY_SCENARIOS: Scenario[] = [
       // ... then Redis is replaced by an empty one, and producers go on: the ids come again.
       await cluster.restartRedis({ wipe: true });
       const faultEndedAt = Date.now();
-      const again = await addKeyless(cluster, Array.from({ length: BATCH }, (_, index) => body(index < BATCH / 2 ? index : 1_000 + index)));
+      const again = await addKeyless(
+        cluster,
+        Array.from({ length: BATCH }, (_, index) => body(index < BATCH / 2 ? index : 1_000 + index)),
+      );
       afterWipe.set(cluster.prefix, again);
       return { accepted: [...accept(before), ...accept(again)], faults: 1, faultEndedAt };
     },

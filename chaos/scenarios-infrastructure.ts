@@ -131,13 +131,24 @@ function answerChecks(traffic: Traffic, boundMs?: number): CheckResult[] {
   const unavailable = answers.filter((answer) => answer.status === 503);
   const slowest503 = Math.max(0, ...unavailable.map((answer) => answer.ms));
   const checks = [
-    check('no-500', bad.length === 0 && unanswered.length === 0, `answers ${JSON.stringify(traffic.byStatus())}; ${traffic.committedBefore503.size} starts answered 503 had made their case (found by the retry)`),
-    check('retry-after', unavailable.every((answer) => answer.retryAfter), `${unavailable.filter((answer) => !answer.retryAfter).length} of ${unavailable.length} 503s without Retry-After`),
+    check(
+      'no-500',
+      bad.length === 0 && unanswered.length === 0,
+      `answers ${JSON.stringify(traffic.byStatus())}; ${traffic.committedBefore503.size} starts answered 503 had made their case (found by the retry)`,
+    ),
+    check(
+      'retry-after',
+      unavailable.every((answer) => answer.retryAfter),
+      `${unavailable.filter((answer) => !answer.retryAfter).length} of ${unavailable.length} 503s without Retry-After`,
+    ),
   ];
   if (boundMs !== undefined) {
     const slowest = Math.max(0, ...answers.map((answer) => answer.ms));
     const first = Math.min(...answers.map((answer) => answer.at));
-    const worst = [...answers].sort((a, b) => b.ms - a.ms).slice(0, 5).map((answer) => `${answer.kind} ${answer.status} ${answer.ms} ms at +${((answer.at - first) / 1000).toFixed(1)} s`);
+    const worst = [...answers]
+      .sort((a, b) => b.ms - a.ms)
+      .slice(0, 5)
+      .map((answer) => `${answer.kind} ${answer.status} ${answer.ms} ms at +${((answer.at - first) / 1000).toFixed(1)} s`);
     checks.push(check('bounded', slowest <= boundMs, `slowest answer ${slowest} ms, slowest 503 ${slowest503} ms (bound ${boundMs} ms); slowest: ${worst.join(', ')}`));
   }
   return checks;

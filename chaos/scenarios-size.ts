@@ -18,7 +18,16 @@ const ITEMS = Array.from({ length: 12 }, (_, index) => index);
 
 const fan = (name: string, failure: 'failFast' | 'collect') => ({
   name,
-  steps: [{ id: 'each', task: 'chaos.large', input: { bytes: 600_000 }, forEach: { items: '${input.items}', concurrency: 4, failure }, timeout: '30s', retry: { maxAttempts: 3, backoff: { type: 'fixed', delay: '200ms' } } }],
+  steps: [
+    {
+      id: 'each',
+      task: 'chaos.large',
+      input: { bytes: 600_000 },
+      forEach: { items: '${input.items}', concurrency: 4, failure },
+      timeout: '30s',
+      retry: { maxAttempts: 3, backoff: { type: 'fixed', delay: '200ms' } },
+    },
+  ],
 });
 
 /** Twelve steps, each taking one signal "part" as its output: 4.8 MB of 400 KB payloads. */
@@ -79,7 +88,13 @@ export const SIZE_SCENARIOS: Scenario[] = [
       const signals = answers.signal ?? [];
       const fine = signals.every((status) => status === 200 || status === 413);
       checks.push(check('signals', fine && signals.includes(200) && signals.includes(413), `answers ${signals.join(',')} (200 kept, 413 CASE_TOO_LARGE past the bound)`));
-      checks.push(check('cancel', (answers.cancel ?? []).every((status) => status === 200), `answers ${(answers.cancel ?? []).join(',')}`));
+      checks.push(
+        check(
+          'cancel',
+          (answers.cancel ?? []).every((status) => status === 200),
+          `answers ${(answers.cancel ?? []).join(',')}`,
+        ),
+      );
       // Every case stays well under the 16 MiB document, and so does each of its history entries.
       const sizes: string[] = [];
       let largest = 0;

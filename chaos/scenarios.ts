@@ -34,12 +34,7 @@ const tag = () => randomBytes(3).toString('hex');
  * with its idempotency key until the fleet accepts it, as a careful producer does. Returns what
  * was accepted.
  */
-async function startCases(
-  cluster: Cluster,
-  workflow: string,
-  count: number,
-  options: { via?: 'mixed' | 'http' | 'intake'; expect?: Accepted['expect']; parallel?: number } = {},
-): Promise<Accepted[]> {
+async function startCases(cluster: Cluster, workflow: string, count: number, options: { via?: 'mixed' | 'http' | 'intake'; expect?: Accepted['expect']; parallel?: number } = {}): Promise<Accepted[]> {
   const run = tag();
   const accepted: Accepted[] = [];
   const parallel = options.parallel ?? 10;
@@ -273,7 +268,10 @@ export const SCENARIOS: Scenario[] = [
     },
     async verify(cluster) {
       // The settled cases prove nothing unless work was really lost: the reconciler must have rebuilt jobs from MongoDB.
-      const repairs = cluster.output('scheduler-1').split('\n').filter((line) => line.includes('"reconciler repaired cases"'));
+      const repairs = cluster
+        .output('scheduler-1')
+        .split('\n')
+        .filter((line) => line.includes('"reconciler repaired cases"'));
       const restored = repairs.reduce((sum, line) => sum + Number((JSON.parse(line) as { jobsRestored?: number }).jobsRestored ?? 0), 0);
       return [check('rebuilt', restored > 0, `${restored} step jobs rebuilt from MongoDB`)];
     },
@@ -395,7 +393,9 @@ export const SCENARIOS: Scenario[] = [
       const body = { workflow: 'chaos-chain', idempotencyKey, input: { one: true } };
       const answers = await Promise.all(
         Array.from({ length: 20 }, (_, index) =>
-          index % 2 === 0 ? cluster.http('POST', '/v1/cases', body).then((answer) => ({ via: 'http' as const, answer })) : cluster.addIntake(body, { jobId: `dup-${index}` }).then(() => ({ via: 'intake' as const, answer: undefined })),
+          index % 2 === 0
+            ? cluster.http('POST', '/v1/cases', body).then((answer) => ({ via: 'http' as const, answer }))
+            : cluster.addIntake(body, { jobId: `dup-${index}` }).then(() => ({ via: 'intake' as const, answer: undefined })),
         ),
       );
       const ids = new Set(answers.flatMap(({ answer }) => (answer && (answer.status === 200 || answer.status === 201) ? [(answer.body as { id: string }).id] : [])));

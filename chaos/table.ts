@@ -15,7 +15,9 @@ export function markdownTable(results: readonly ScenarioResult[]): string {
     const sum = (pick: (result: ScenarioResult) => number) => runs.reduce((total, result) => total + pick(result), 0);
     const recovered = runs.map((result) => result.recoverSeconds).filter((value): value is number => value !== null);
     const recover = recovered.length === 0 ? 'n/a' : recovered.map((value) => value.toFixed(1)).join(' / ');
-    rows.push(`| ${name} | ${runs.filter((result) => result.passed).length}/${runs.length} | ${sum((r) => r.cases)} | ${sum((r) => r.faults)} | ${sum((r) => r.lost)} | ${sum((r) => r.duplicated)} | ${sum((r) => r.reExecutions)} | ${recover} |`);
+    rows.push(
+      `| ${name} | ${runs.filter((result) => result.passed).length}/${runs.length} | ${sum((r) => r.cases)} | ${sum((r) => r.faults)} | ${sum((r) => r.lost)} | ${sum((r) => r.duplicated)} | ${sum((r) => r.reExecutions)} | ${recover} |`,
+    );
   }
   return rows.join('\n');
 }

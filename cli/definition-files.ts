@@ -14,9 +14,7 @@ export interface Problem {
   text: string;
 }
 
-export type DefinitionFile =
-  | { ok: true; body: unknown; locate: (path: string) => string }
-  | { ok: false; problems: Problem[] };
+export type DefinitionFile = { ok: true; body: unknown; locate: (path: string) => string } | { ok: false; problems: Problem[] };
 
 /** `steps[2].after[0]` → `['steps', 2, 'after', 0]`; undefined for text that is not such a path. */
 function pathSegments(path: string): Array<string | number> | undefined {

@@ -83,7 +83,9 @@ async function applyExamples(mongoUrl: string): Promise<string[]> {
     const registry = new WorkflowRegistry(store, systemClock);
     const dir = join(packageRoot(), 'examples', 'workflows');
     const applied: string[] = [];
-    for (const file of readdirSync(dir).filter((name) => /\.(ya?ml|json)$/.test(name)).sort()) {
+    for (const file of readdirSync(dir)
+      .filter((name) => /\.(ya?ml|json)$/.test(name))
+      .sort()) {
       const text = readFileSync(join(dir, file), 'utf8');
       const { workflow, created } = await registry.apply(file.endsWith('.json') ? JSON.parse(text) : parseYaml(text));
       applied.push(`${workflow.name} v${workflow.version}${created ? '' : ' (unchanged)'}`);

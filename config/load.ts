@@ -89,10 +89,7 @@ function crossChecks(config: Config, env: Readonly<Record<string, string | undef
  * Reads, validates and freezes the configuration. Every bad value is reported at once, each by
  * its environment variable, in one ConfigError. `overrides` (from CLI flags) win over the environment.
  */
-export function loadConfig(
-  env: Readonly<Record<string, string | undefined>>,
-  overrides: Readonly<Record<string, unknown>> = {},
-): Config {
+export function loadConfig(env: Readonly<Record<string, string | undefined>>, overrides: Readonly<Record<string, unknown>> = {}): Config {
   const leaves = settings();
   const known = new Set([...leaves.values()].map((leaf) => leaf.env));
   const defined: Record<string, string> = {};

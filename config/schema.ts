@@ -149,7 +149,7 @@ export const configSchema = {
       sensitive: true,
     },
     operationTimeoutMs: {
-      doc: 'How long one store operation may wait for an answer before it fails (the driver\'s socketTimeoutMS: the connection is closed), so that a paused MongoDB fails requests (503) and consumer jobs (retried) instead of holding them. Keep it above your slowest query. 0: no limit.',
+      doc: "How long one store operation may wait for an answer before it fails (the driver's socketTimeoutMS: the connection is closed), so that a paused MongoDB fails requests (503) and consumer jobs (retried) instead of holding them. Keep it above your slowest query. 0: no limit.",
       format: 'non-negative-int',
       default: 30_000,
       env: 'MONGO_OPERATION_TIMEOUT_MS',
@@ -234,7 +234,7 @@ export const configSchema = {
   },
   cases: {
     maxBytes: {
-      doc: 'How large one case may grow (input, step outputs, buffered signals, as JSON), 2 to 8 MiB. A step output that would take a case past it fails the step with CASE_TOO_LARGE; a signal that would is refused (413). Keeps every case well under MongoDB\'s 16 MiB document limit.',
+      doc: "How large one case may grow (input, step outputs, buffered signals, as JSON), 2 to 8 MiB. A step output that would take a case past it fails the step with CASE_TOO_LARGE; a signal that would is refused (413). Keeps every case well under MongoDB's 16 MiB document limit.",
       format: 'case-bytes',
       default: 4 * 1024 * 1024,
       env: 'CASE_MAX_BYTES',
@@ -385,7 +385,7 @@ export const configSchema = {
       env: 'JOBS_KEEP_COMPLETED_COUNT',
     },
     eventsMaxLength: {
-      doc: 'Events kept in each queue\'s BullMQ event stream (Bull Board and QueueEvents read them live); bounds Redis memory.',
+      doc: "Events kept in each queue's BullMQ event stream (Bull Board and QueueEvents read them live); bounds Redis memory.",
       format: 'positive-int',
       default: 1_000,
       env: 'JOBS_EVENTS_MAX_LENGTH',

@@ -64,7 +64,14 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
   metrics.watchQueues(async () => (lease.isHeld ? monitor.queueCounts(await monitor.queueNames()) : undefined));
   metrics.watchStuckCases(async () => (lease.isHeld ? (await store.findStuckCases(0)).count : undefined));
   const reconciler = new Reconciler({
-    store, queues, workflows, repository, advancer, clock, logger, monitor,
+    store,
+    queues,
+    workflows,
+    repository,
+    advancer,
+    clock,
+    logger,
+    monitor,
     redis: queues.connection,
     lockKey: `${config.redis.prefix}:scheduler:reconciler-lock`,
     staleAfterMs: config.scheduler.staleAfterMs,

@@ -59,7 +59,10 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
   const processor = expandingStepJobs(
     { workflows: engine.workflows, reports, clock: systemClock, logger },
     taskProcessor({
-      handlers, breakers, logger, metrics,
+      handlers,
+      breakers,
+      logger,
+      metrics,
       queues: reports,
       clock: systemClock,
       workerId: processId(),
@@ -80,12 +83,7 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     }),
   );
   const monitor = new BullFleetMonitor(queues, config.redis.prefix);
-  const presence = announce(
-    monitor,
-    { role: 'worker', queues: [...config.worker.queues], concurrency: config.worker.concurrency },
-    systemClock,
-    logger,
-  );
+  const presence = announce(monitor, { role: 'worker', queues: [...config.worker.queues], concurrency: config.worker.concurrency }, systemClock, logger);
   const probes = await startMetricsServer(config.metrics, metrics, fleetReadinessChecks({ store: engine.store, redisHealth: () => monitor.redisHealth() }));
   const grace = config.worker.shutdownGraceMs;
   const steps: ShutdownStep[] = [
@@ -97,6 +95,9 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     { name: 'episodes', run: async () => episodes.close() },
   ];
   if (ownsProcess) shutdownOnSignals(logger, steps, grace + 15_000);
-  logger.info({ queues: config.worker.queues, concurrency: config.worker.concurrency, advancesCases: config.worker.advancesCases, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null }, 'worker started');
+  logger.info(
+    { queues: config.worker.queues, concurrency: config.worker.concurrency, advancesCases: config.worker.advancesCases, tasks: [...handlers.keys()], metricsPort: config.metrics.port || null },
+    'worker started',
+  );
   return { stop: async () => void (await runShutdownSteps(logger, steps)) };
 }

@@ -42,12 +42,7 @@ const MAX_DETAILS = 16 * 1024;
 export function describeError(error: unknown): ErrorInfo {
   const raw = (error && typeof error === 'object' ? error : {}) as { code?: unknown; message?: unknown; details?: unknown };
   const retryable = !isNonRetryable(error);
-  const code =
-    typeof raw.code === 'string' && ERROR_CODE.test(raw.code)
-      ? raw.code
-      : retryable
-        ? ErrorCode.handlerFailed
-        : ErrorCode.nonRetryable;
+  const code = typeof raw.code === 'string' && ERROR_CODE.test(raw.code) ? raw.code : retryable ? ErrorCode.handlerFailed : ErrorCode.nonRetryable;
   const message = (typeof raw.message === 'string' && raw.message ? raw.message : String(error)).slice(0, MAX_MESSAGE);
   const info: ErrorInfo = { code, message, retryable };
   if (raw.details !== undefined && payloadIssues(raw.details, 'details', MAX_DETAILS).length === 0) {
@@ -130,7 +125,12 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
           code: ErrorCode.handlerNotFound,
         });
       }
-      const work = deps.breakers.fire(job.breaker, () => untilAborted(Promise.resolve().then(() => handler(job.input, ctx)), controller.signal));
+      const work = deps.breakers.fire(job.breaker, () =>
+        untilAborted(
+          Promise.resolve().then(() => handler(job.input, ctx)),
+          controller.signal,
+        ),
+      );
       const output = (await work) ?? null;
       const problems = payloadIssues(output, 'output', PAYLOAD_LIMITS.maxOutputBytes);
       if (problems.length > 0) {
@@ -199,9 +199,7 @@ export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
       // The step's end: worth its stack, whatever the cause.
       log.warn(
         { err: error, code: info.code, maxAttempts: job.maxAttempts },
-        info.retryable
-          ? `step failed after ${plural(attempt, 'attempt')} (${info.code}: ${info.message}); no attempts left`
-          : `attempt ${attempt} failed and is not retryable (${info.code}: ${info.message})`,
+        info.retryable ? `step failed after ${plural(attempt, 'attempt')} (${info.code}: ${info.message}); no attempts left` : `attempt ${attempt} failed and is not retryable (${info.code}: ${info.message})`,
       );
       return { kind: 'fail', reason: `${info.code}: ${info.message}` };
     }

@@ -20,10 +20,7 @@ const RETRY_LOOKUP_MS = 1_000;
  * its step. Rolling upgrades: workers first (a worker of an earlier version reads a payload as a
  * whole job without a task).
  */
-export function expandingStepJobs(
-  deps: { workflows: Pick<WorkflowRegistry, 'compiled'>; reports: Pick<TaskQueues, 'report'>; clock: Clock; logger: Logger },
-  processor: Processor<StepJob>,
-): Processor<unknown> {
+export function expandingStepJobs(deps: { workflows: Pick<WorkflowRegistry, 'compiled'>; reports: Pick<TaskQueues, 'report'>; clock: Clock; logger: Logger }, processor: Processor<StepJob>): Processor<unknown> {
   /**
    * Fails a job that fits no workflow, and its step when the job id names one: otherwise the
    * reconciler would find the case's unit still outstanding and its job ended without a

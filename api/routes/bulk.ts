@@ -4,17 +4,7 @@ import { BULK_LIMITS, type BulkParams } from '../../lib/core/bulk.js';
 import { InputInvalidError } from '../../lib/core/errors.js';
 import { PAYLOAD_LIMITS, payloadIssues } from '../../lib/core/requests.js';
 import type { BulkService } from '../../lib/engine/bulk.js';
-import {
-  BulkCancelBody,
-  BulkOperationSchema,
-  BulkPreviewSchema,
-  BulkResultsSchema,
-  BulkRetryBody,
-  BulkSignalBody,
-  presentOperation,
-  presentPreview,
-  presentResult,
-} from '../bulk-schemas.js';
+import { BulkCancelBody, BulkOperationSchema, BulkPreviewSchema, BulkResultsSchema, BulkRetryBody, BulkSignalBody, presentOperation, presentPreview, presentResult } from '../bulk-schemas.js';
 import { parseCaseFilter } from '../case-filter.js';
 import { errorResponses } from '../schemas.js';
 
@@ -86,7 +76,13 @@ export function bulkRoutes(app: FastifyInstance, bulk: BulkService): void {
     '/v1/bulk/:id',
     {
       config: { permission: 'cases:read' },
-      schema: { operationId: 'getBulkOperation', tags, summary: 'A bulk operation: its progress and counts by outcome', params: OperationParams, response: { 200: BulkOperationSchema, ...errorResponses(400, 401, 403, 404, 429) } },
+      schema: {
+        operationId: 'getBulkOperation',
+        tags,
+        summary: 'A bulk operation: its progress and counts by outcome',
+        params: OperationParams,
+        response: { 200: BulkOperationSchema, ...errorResponses(400, 401, 403, 404, 429) },
+      },
     },
     async (request) => presentOperation(await bulk.get(request.params.id)),
   );

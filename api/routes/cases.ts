@@ -71,24 +71,48 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
     return record;
   };
 
-  app.get<{ Querystring: Static<typeof ListQuery> }>('/v1/cases', {
+  app.get<{ Querystring: Static<typeof ListQuery> }>(
+    '/v1/cases',
+    {
       config: { permission: 'cases:read-own' },
-      schema: { tags, operationId: 'listCases', description: 'Filter by status, workflow, a business key (name=value) and creation time; pass `nextCursor` as `cursor` for the next page. A key that may read only the cases it started lists only those.', summary: 'A page of cases, newest first', querystring: ListQuery, response: { 200: CaseListSchema, ...errorResponses(400, 401, 403, 429) } },
-    }, async (request) => {
-    const { limit, cursor, ...filter } = request.query;
-    const ownOnly = !can(request.principal.roles, 'cases:read');
-    const page = await cases.list({
-      ...parseCaseFilter(filter),
-      limit: limit === undefined ? 50 : Number(limit),
-      ...(ownOnly ? { startedBy: request.principal.id } : {}),
-      ...(cursor ? { cursor } : {}),
-    });
-    return { cases: page.cases.map(presentSummary), nextCursor: page.nextCursor ?? null };
-  });
+      schema: {
+        tags,
+        operationId: 'listCases',
+        description:
+          'Filter by status, workflow, a business key (name=value) and creation time; pass `nextCursor` as `cursor` for the next page. A key that may read only the cases it started lists only those.',
+        summary: 'A page of cases, newest first',
+        querystring: ListQuery,
+        response: { 200: CaseListSchema, ...errorResponses(400, 401, 403, 429) },
+      },
+    },
+    async (request) => {
+      const { limit, cursor, ...filter } = request.query;
+      const ownOnly = !can(request.principal.roles, 'cases:read');
+      const page = await cases.list({
+        ...parseCaseFilter(filter),
+        limit: limit === undefined ? 50 : Number(limit),
+        ...(ownOnly ? { startedBy: request.principal.id } : {}),
+        ...(cursor ? { cursor } : {}),
+      });
+      return { cases: page.cases.map(presentSummary), nextCursor: page.nextCursor ?? null };
+    },
+  );
 
   const readOwn = { permission: 'cases:read-own' as const };
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id', { config: readOwn, schema: { tags, operationId: 'getCase', description: "Every step's status, attempts, output and error. A key that may read only the cases it started gets 404 for the others.", summary: 'A case with its steps', params: CaseParams, response: { 200: CaseViewSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) =>
-    presentCase(await readable(request.params.id, request.principal)),
+  app.get<{ Params: Static<typeof CaseParams> }>(
+    '/v1/cases/:id',
+    {
+      config: readOwn,
+      schema: {
+        tags,
+        operationId: 'getCase',
+        description: "Every step's status, attempts, output and error. A key that may read only the cases it started gets 404 for the others.",
+        summary: 'A case with its steps',
+        params: CaseParams,
+        response: { 200: CaseViewSchema, ...errorResponses(401, 403, 404, 429) },
+      },
+    },
+    async (request) => presentCase(await readable(request.params.id, request.principal)),
   );
 
   const operate = { permission: 'cases:operate' as const };
@@ -98,7 +122,19 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
 
   app.post<{ Params: Static<typeof CaseParams>; Body: Static<typeof CancelBody> | undefined }>(
     '/v1/cases/:id/cancel',
-    { config: operate, schema: { tags, operationId: 'cancelCase', description: "Stops the case's running jobs and cancels its sub-workflow cases; with `compensate` (default: the workflow's onCancel) the compensations of completed steps run first, latest first. 409 when the case has finished; 503 CASE_NOT_COMMITTABLE (with Retry-After) when the store refuses the case's next transition.", summary: 'Cancel a case: stop its jobs and children, compensate if asked', params: CaseParams, body: Type.Optional(CancelBody), response: changeAnswer } },
+    {
+      config: operate,
+      schema: {
+        tags,
+        operationId: 'cancelCase',
+        description:
+          "Stops the case's running jobs and cancels its sub-workflow cases; with `compensate` (default: the workflow's onCancel) the compensations of completed steps run first, latest first. 409 when the case has finished; 503 CASE_NOT_COMMITTABLE (with Retry-After) when the store refuses the case's next transition.",
+        summary: 'Cancel a case: stop its jobs and children, compensate if asked',
+        params: CaseParams,
+        body: Type.Optional(CancelBody),
+        response: changeAnswer,
+      },
+    },
     async (request) => {
       const body = request.body ?? {};
       return presentCase(
@@ -133,12 +169,37 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
 
   app.post<{ Params: Static<typeof CaseParams> }>(
     '/v1/cases/:id/retry',
-    { config: operate, schema: { tags, operationId: 'retryCase', description: 'Only a failed case: its failed steps run again, with new jobs and the same idempotency keys; completed steps keep their outputs. 409 for a case that has not failed, or whose completed steps were compensated.', summary: 'Resume a failed case from its failed steps (same idempotency keys, new jobs)', params: CaseParams, response: answer } },
+    {
+      config: operate,
+      schema: {
+        tags,
+        operationId: 'retryCase',
+        description:
+          'Only a failed case: its failed steps run again, with new jobs and the same idempotency keys; completed steps keep their outputs. 409 for a case that has not failed, or whose completed steps were compensated.',
+        summary: 'Resume a failed case from its failed steps (same idempotency keys, new jobs)',
+        params: CaseParams,
+        response: answer,
+      },
+    },
     async (request) => presentCase(await cases.retry(request.params.id)),
   );
 
-  app.get<{ Params: Static<typeof CaseParams> }>('/v1/cases/:id/trace', { config: readOwn, schema: { tags, operationId: 'getCaseTrace', description: "Every event of the case in seq order, the order it changed in. An event's `at` is stamped by the process that saw it, so times from different processes can be out of seq order.", summary: 'Every state change of a case, in order', params: CaseParams, response: { 200: TraceSchema, ...errorResponses(401, 403, 404, 429) } } }, async (request) => {
-    await readable(request.params.id, request.principal);
-    return presentTrace(await cases.trace(request.params.id));
-  });
+  app.get<{ Params: Static<typeof CaseParams> }>(
+    '/v1/cases/:id/trace',
+    {
+      config: readOwn,
+      schema: {
+        tags,
+        operationId: 'getCaseTrace',
+        description: "Every event of the case in seq order, the order it changed in. An event's `at` is stamped by the process that saw it, so times from different processes can be out of seq order.",
+        summary: 'Every state change of a case, in order',
+        params: CaseParams,
+        response: { 200: TraceSchema, ...errorResponses(401, 403, 404, 429) },
+      },
+    },
+    async (request) => {
+      await readable(request.params.id, request.principal);
+      return presentTrace(await cases.trace(request.params.id));
+    },
+  );
 }

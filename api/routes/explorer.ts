@@ -138,7 +138,13 @@ export function explorerRoutes(
     {
       // Every role has read-own; a key that authenticates at all learns what it may do.
       config: { permission: 'cases:read-own' },
-      schema: { tags, operationId: 'getExplorerSession', description: 'What the case explorer (/ui) shows or hides: whether authentication is on, whose key this is and what it may do.', summary: 'The key behind this request: its roles and permissions', response: { 200: SessionSchema, ...errorResponses(401, 403, 429) } },
+      schema: {
+        tags,
+        operationId: 'getExplorerSession',
+        description: 'What the case explorer (/ui) shows or hides: whether authentication is on, whose key this is and what it may do.',
+        summary: 'The key behind this request: its roles and permissions',
+        response: { 200: SessionSchema, ...errorResponses(401, 403, 429) },
+      },
     },
     async (request) => ({
       authEnabled: deps.authEnabled,
@@ -154,8 +160,7 @@ export function explorerRoutes(
       schema: {
         tags,
         operationId: 'getExplorerFleet',
-        description:
-          "For the explorer's fleet page: when each queue's oldest waiting job was enqueued, and which breakers defer steps of open cases (from up to 500 open cases).",
+        description: "For the explorer's fleet page: when each queue's oldest waiting job was enqueued, and which breakers defer steps of open cases (from up to 500 open cases).",
         summary: "Each queue's oldest waiting job, and the breakers deferring steps of open cases",
         response: { 200: FleetSchema, ...errorResponses(401, 403, 429) },
       },
@@ -205,8 +210,7 @@ export function explorerRoutes(
       schema: {
         tags,
         operationId: 'getStepJob',
-        description:
-          "For the explorer's step panel; `state` is missing when the queue no longer keeps the job.",
+        description: "For the explorer's step panel; `state` is missing when the queue no longer keeps the job.",
         summary: 'The BullMQ job behind a step (or one item, iteration or compensation of it): rendered input, state, logs',
         params: StepParams,
         querystring: UnitQuery,

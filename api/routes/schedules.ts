@@ -49,7 +49,15 @@ export function scheduleRoutes(app: FastifyInstance, deps: { schedules: Schedule
     '/v1/schedules',
     {
       config: { permission: 'workflows:write' },
-      schema: { tags, operationId: 'createSchedule', description: 'Starts cases of a workflow on a cron expression (in a time zone, UTC by default) or at an interval (`every`). A schedule with the same id is replaced. 404 when the workflow, or the version named, does not exist.', summary: 'Create or replace a schedule', body: ScheduleRequestSchema, response: { 201: ScheduleView, ...errorResponses(400, 401, 403, 404, 429) } },
+      schema: {
+        tags,
+        operationId: 'createSchedule',
+        description:
+          'Starts cases of a workflow on a cron expression (in a time zone, UTC by default) or at an interval (`every`). A schedule with the same id is replaced. 404 when the workflow, or the version named, does not exist.',
+        summary: 'Create or replace a schedule',
+        body: ScheduleRequestSchema,
+        response: { 201: ScheduleView, ...errorResponses(400, 401, 403, 404, 429) },
+      },
     },
     async (request, reply) => {
       const schedule = parseScheduleRequest(request.body);
@@ -63,18 +71,35 @@ export function scheduleRoutes(app: FastifyInstance, deps: { schedules: Schedule
     },
   );
 
-  app.get('/v1/schedules', {
-    config: { permission: 'fleet:read' },
-    schema: { tags, operationId: 'listSchedules', description: 'Every schedule with when it next starts a case and how many it has started.', summary: 'Every schedule with its next run', response: { 200: ScheduleList, ...errorResponses(401, 403, 429) } },
-  }, async () => ({
-    schedules: (await deps.schedules.list()).map(present),
-  }));
+  app.get(
+    '/v1/schedules',
+    {
+      config: { permission: 'fleet:read' },
+      schema: {
+        tags,
+        operationId: 'listSchedules',
+        description: 'Every schedule with when it next starts a case and how many it has started.',
+        summary: 'Every schedule with its next run',
+        response: { 200: ScheduleList, ...errorResponses(401, 403, 429) },
+      },
+    },
+    async () => ({
+      schedules: (await deps.schedules.list()).map(present),
+    }),
+  );
 
   app.delete<{ Params: Static<typeof ScheduleParams> }>(
     '/v1/schedules/:id',
     {
       config: { permission: 'workflows:write' },
-      schema: { tags, operationId: 'deleteSchedule', description: 'Cases it has started go on.', summary: 'Delete a schedule', params: ScheduleParams, response: { 204: Type.Null({ description: 'Deleted; no body.' }), ...errorResponses(400, 401, 403, 404, 429) } },
+      schema: {
+        tags,
+        operationId: 'deleteSchedule',
+        description: 'Cases it has started go on.',
+        summary: 'Delete a schedule',
+        params: ScheduleParams,
+        response: { 204: Type.Null({ description: 'Deleted; no body.' }), ...errorResponses(400, 401, 403, 404, 429) },
+      },
     },
     async (request, reply) => {
       if (!(await deps.schedules.remove(request.params.id))) return sendError(reply, ErrorCode.scheduleNotFound, `no schedule ${request.params.id}`);

@@ -32,10 +32,9 @@ const StatusSchema = Type.Object(
     stuck: Type.Object({
       afterMs: Type.Integer({ description: 'SCHEDULER_STUCK_AFTER_MS' }),
       count: Type.Integer(),
-      cases: Type.Array(
-        Type.Object({ id: Type.String(), workflow: Type.String(), status: Type.String(), updatedAt: Time, since: Time, reason: Type.String() }),
-        { description: `The longest stuck, at most ${STUCK_SAMPLE}.` },
-      ),
+      cases: Type.Array(Type.Object({ id: Type.String(), workflow: Type.String(), status: Type.String(), updatedAt: Time, since: Time, reason: Type.String() }), {
+        description: `The longest stuck, at most ${STUCK_SAMPLE}.`,
+      }),
       more: Type.Boolean({ description: 'Whether more cases are stuck than listed.' }),
     }),
     redis: Type.Object({ maxmemoryPolicy: Type.String(), usedMemoryBytes: Type.Integer() }),
@@ -48,43 +47,51 @@ const StatusSchema = Type.Object(
  * processes with their queues and concurrency, cases by status, and the open cases the
  * scheduler's reconciler marked stuck, longest-stuck first, with the reason it saw.
  */
-export function statusRoutes(
-  app: FastifyInstance,
-  deps: { monitor: FleetMonitor; store: CaseStore; clock: Clock; stuckAfterMs: number },
-): void {
-  app.get('/v1/status', {
+export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor; store: CaseStore; clock: Clock; stuckAfterMs: number }): void {
+  app.get(
+    '/v1/status',
+    {
       config: { permission: 'fleet:read' },
-      schema: { tags: ['operations'], operationId: 'getStatus', description: "For operators: every BullMQ queue under the prefix with its job counts, the live processes (API, schedulers, workers) with their queues and concurrency, cases by status, the open cases the reconciler marked stuck (longest stuck first, with the reason it saw) and Redis's eviction policy and memory use.", summary: 'Queues, live processes, cases by status, stuck cases', response: { 200: StatusSchema, ...errorResponses(401, 403, 429) } },
-    }, async () => {
-    const now = deps.clock.now();
-    const [names, members, cases, stuck, redis] = await Promise.all([
-      deps.monitor.queueNames(),
-      deps.monitor.members(now),
-      deps.store.countByStatus(),
-      deps.store.findStuckCases(STUCK_SAMPLE),
-      deps.monitor.redisHealth(),
-    ]);
-    const iso = (ms: number) => new Date(ms).toISOString();
-    return {
-      at: iso(now),
-      queues: await deps.monitor.queueCounts(names),
-      processes: members.map((member) => ({ ...member, startedAt: iso(member.startedAt), seenAt: iso(member.seenAt) })),
-      workers: members.filter((member) => member.role === 'worker').length,
-      cases: { pending: 0, running: 0, waiting: 0, completed: 0, failed: 0, cancelled: 0, ...cases },
-      stuck: {
-        afterMs: deps.stuckAfterMs,
-        count: stuck.count,
-        cases: stuck.cases.map((record) => ({
-          id: record.id,
-          workflow: record.workflow,
-          status: record.status,
-          updatedAt: iso(record.updatedAt),
-          since: iso(record.stuck?.since ?? record.updatedAt),
-          reason: record.stuck?.reason ?? '',
-        })),
-        more: stuck.count > stuck.cases.length,
+      schema: {
+        tags: ['operations'],
+        operationId: 'getStatus',
+        description:
+          "For operators: every BullMQ queue under the prefix with its job counts, the live processes (API, schedulers, workers) with their queues and concurrency, cases by status, the open cases the reconciler marked stuck (longest stuck first, with the reason it saw) and Redis's eviction policy and memory use.",
+        summary: 'Queues, live processes, cases by status, stuck cases',
+        response: { 200: StatusSchema, ...errorResponses(401, 403, 429) },
       },
-      redis,
-    };
-  });
+    },
+    async () => {
+      const now = deps.clock.now();
+      const [names, members, cases, stuck, redis] = await Promise.all([
+        deps.monitor.queueNames(),
+        deps.monitor.members(now),
+        deps.store.countByStatus(),
+        deps.store.findStuckCases(STUCK_SAMPLE),
+        deps.monitor.redisHealth(),
+      ]);
+      const iso = (ms: number) => new Date(ms).toISOString();
+      return {
+        at: iso(now),
+        queues: await deps.monitor.queueCounts(names),
+        processes: members.map((member) => ({ ...member, startedAt: iso(member.startedAt), seenAt: iso(member.seenAt) })),
+        workers: members.filter((member) => member.role === 'worker').length,
+        cases: { pending: 0, running: 0, waiting: 0, completed: 0, failed: 0, cancelled: 0, ...cases },
+        stuck: {
+          afterMs: deps.stuckAfterMs,
+          count: stuck.count,
+          cases: stuck.cases.map((record) => ({
+            id: record.id,
+            workflow: record.workflow,
+            status: record.status,
+            updatedAt: iso(record.updatedAt),
+            since: iso(record.stuck?.since ?? record.updatedAt),
+            reason: record.stuck?.reason ?? '',
+          })),
+          more: stuck.count > stuck.cases.length,
+        },
+        redis,
+      };
+    },
+  );
 }

@@ -96,12 +96,14 @@ export function uiRoutes(app: FastifyInstance, options: { dir?: string } = {}): 
       config: { permission: 'public' as const },
       schema: {
         hide: true,
-        response: { 200: Type.String({ description: 'A file of the explorer: HTML, script, style or image.' }), 304: Type.Null({ description: 'Not modified since the ETag sent.' }), ...errorResponses(404, 503) },
+        response: {
+          200: Type.String({ description: 'A file of the explorer: HTML, script, style or image.' }),
+          304: Type.Null({ description: 'Not modified since the ETag sent.' }),
+          ...errorResponses(404, 503),
+        },
       },
     };
     scope.get(UI_PATH, options, async (request, reply) => send('index.html', request.headers['if-none-match'], reply));
-    scope.get<{ Params: { '*': string } }>(`${UI_PATH}/*`, options, async (request, reply) =>
-      send(request.params['*'] || 'index.html', request.headers['if-none-match'], reply),
-    );
+    scope.get<{ Params: { '*': string } }>(`${UI_PATH}/*`, options, async (request, reply) => send(request.params['*'] || 'index.html', request.headers['if-none-match'], reply));
   });
 }

@@ -26,10 +26,9 @@ const AppliedWorkflow = Type.Object(
     hash: Type.String({ description: 'SHA-256 of the canonical definition.' }),
     created: Type.Boolean(),
     createdAt: Time,
-    warnings: Type.Array(
-      Type.Object({ code: Type.String({ description: ErrorCode.noLiveWorker }), queue: Type.String(), steps: Type.Array(Type.String()), message: Type.String() }),
-      { description: 'Task queues of the workflow that no live worker serves: their steps would wait until one does.' },
-    ),
+    warnings: Type.Array(Type.Object({ code: Type.String({ description: ErrorCode.noLiveWorker }), queue: Type.String(), steps: Type.Array(Type.String()), message: Type.String() }), {
+      description: 'Task queues of the workflow that no live worker serves: their steps would wait until one does.',
+    }),
   },
   { title: 'AppliedWorkflow' },
 );
@@ -42,13 +41,9 @@ const WorkflowList = Type.Object(
   { title: 'WorkflowList' },
 );
 const VersionInfo = Type.Object({ version: Type.Integer(), hash: Type.String(), createdAt: Time });
-const WorkflowView = Type.Object(
-  { name: Type.String(), latestVersion: Type.Integer(), definition: Definition, versions: Type.Array(VersionInfo, { description: 'Newest first.' }) },
-  { title: 'Workflow' },
-);
+const WorkflowView = Type.Object({ name: Type.String(), latestVersion: Type.Integer(), definition: Definition, versions: Type.Array(VersionInfo, { description: 'Newest first.' }) }, { title: 'Workflow' });
 const WorkflowVersion = Type.Object({ name: Type.String(), version: Type.Integer(), hash: Type.String(), createdAt: Time, definition: Definition }, { title: 'WorkflowVersion' });
 const JsonSchema = Type.Object({}, { additionalProperties: true, title: 'JsonSchema', description: 'A JSON Schema document.' });
-
 
 /** How long an apply waits for the fleet's member list before it answers without warnings. */
 const MEMBERS_TIMEOUT_MS = 1_000;
@@ -64,10 +59,9 @@ export interface WorkflowRouteDeps {
 /** Warnings for the task queues of a workflow that no live worker consumes (none when the fleet cannot be read in time). */
 async function noWorkerWarnings(deps: WorkflowRouteDeps, name: string, version: number): Promise<Array<{ code: string; queue: string; steps: string[]; message: string }>> {
   let timer: NodeJS.Timeout | undefined;
-  const members = await Promise.race([
-    deps.monitor.members(deps.clock.now()),
-    new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), MEMBERS_TIMEOUT_MS))),
-  ]).catch(() => undefined).finally(() => clearTimeout(timer));
+  const members = await Promise.race([deps.monitor.members(deps.clock.now()), new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), MEMBERS_TIMEOUT_MS)))])
+    .catch(() => undefined)
+    .finally(() => clearTimeout(timer));
   if (!members) return [];
   const served = new Set(members.filter((member) => member.role === 'worker').flatMap((member) => member.queues));
   return unservedQueues(await deps.workflows.compiled(name, version), served).map(({ queue, steps }) => ({
@@ -97,43 +91,77 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
       },
     },
     async (request, reply) => {
-    const { workflow, created } = await deps.workflows.apply(request.body);
-    return reply
-      .status(created ? 201 : 200)
-      .header('location', `/v1/workflows/${workflow.name}/versions/${workflow.version}`)
-      .send({
-        name: workflow.name,
-        version: workflow.version,
-        hash: workflow.hash,
-        created,
-        createdAt: iso(workflow.createdAt),
-        warnings: await noWorkerWarnings(deps, workflow.name, workflow.version),
-      });
+      const { workflow, created } = await deps.workflows.apply(request.body);
+      return reply
+        .status(created ? 201 : 200)
+        .header('location', `/v1/workflows/${workflow.name}/versions/${workflow.version}`)
+        .send({
+          name: workflow.name,
+          version: workflow.version,
+          hash: workflow.hash,
+          created,
+          createdAt: iso(workflow.createdAt),
+          warnings: await noWorkerWarnings(deps, workflow.name, workflow.version),
+        });
     },
   );
 
-  app.get('/v1/workflows', { config: read, schema: { tags, operationId: 'listWorkflows', description: 'Name, latest version, number of versions and description of every stored workflow.', summary: 'Every workflow with its latest version', response: { 200: WorkflowList, ...errorResponses(401, 403, 429) } } }, async () => ({
-    workflows: (await deps.store.listWorkflows()).map((summary) => ({ ...summary, updatedAt: iso(summary.updatedAt) })),
-  }));
+  app.get(
+    '/v1/workflows',
+    {
+      config: read,
+      schema: {
+        tags,
+        operationId: 'listWorkflows',
+        description: 'Name, latest version, number of versions and description of every stored workflow.',
+        summary: 'Every workflow with its latest version',
+        response: { 200: WorkflowList, ...errorResponses(401, 403, 429) },
+      },
+    },
+    async () => ({
+      workflows: (await deps.store.listWorkflows()).map((summary) => ({ ...summary, updatedAt: iso(summary.updatedAt) })),
+    }),
+  );
 
-  app.get<{ Params: Static<typeof NameParams> }>('/v1/workflows/:name', {
-    config: read,
-    schema: { tags, operationId: 'getWorkflow', description: "The definition of the workflow's latest version, with every version (number, hash, time), newest first.", summary: 'The latest definition and the list of versions', params: NameParams, response: { 200: WorkflowView, ...errorResponses(400, 401, 403, 404, 429) } },
-  }, async (request) => {
-    const latest = await deps.store.getWorkflow(request.params.name);
-    if (!latest) throw workflowNotFoundError(request.params.name);
-    const versions = await deps.store.listVersions(request.params.name);
-    return {
-      name: latest.name,
-      latestVersion: latest.version,
-      definition: latest.definition,
-      versions: versions.map((version) => ({ ...version, createdAt: iso(version.createdAt) })),
-    };
-  });
+  app.get<{ Params: Static<typeof NameParams> }>(
+    '/v1/workflows/:name',
+    {
+      config: read,
+      schema: {
+        tags,
+        operationId: 'getWorkflow',
+        description: "The definition of the workflow's latest version, with every version (number, hash, time), newest first.",
+        summary: 'The latest definition and the list of versions',
+        params: NameParams,
+        response: { 200: WorkflowView, ...errorResponses(400, 401, 403, 404, 429) },
+      },
+    },
+    async (request) => {
+      const latest = await deps.store.getWorkflow(request.params.name);
+      if (!latest) throw workflowNotFoundError(request.params.name);
+      const versions = await deps.store.listVersions(request.params.name);
+      return {
+        name: latest.name,
+        latestVersion: latest.version,
+        definition: latest.definition,
+        versions: versions.map((version) => ({ ...version, createdAt: iso(version.createdAt) })),
+      };
+    },
+  );
 
   app.get<{ Params: Static<typeof VersionParams> }>(
     '/v1/workflows/:name/versions/:version',
-    { config: read, schema: { tags, operationId: 'getWorkflowVersion', description: 'Versions are never changed or deleted: a running case stays on the version it started with.', summary: 'One version of a definition', params: VersionParams, response: { 200: WorkflowVersion, ...errorResponses(400, 401, 403, 404, 429) } } },
+    {
+      config: read,
+      schema: {
+        tags,
+        operationId: 'getWorkflowVersion',
+        description: 'Versions are never changed or deleted: a running case stays on the version it started with.',
+        summary: 'One version of a definition',
+        params: VersionParams,
+        response: { 200: WorkflowVersion, ...errorResponses(400, 401, 403, 404, 429) },
+      },
+    },
     async (request) => {
       const name = request.params.name;
       const version = Number(request.params.version);
@@ -145,7 +173,16 @@ export function workflowRoutes(app: FastifyInstance, deps: WorkflowRouteDeps): v
 
   app.get(
     '/v1/schema/workflow',
-    { config: read, schema: { tags, operationId: 'getWorkflowSchema', description: 'What POST /v1/workflows validates definitions against (also published as schemas/workflow.schema.json), for editors and CI checks.', summary: 'The JSON Schema of workflow definitions', response: { 200: JsonSchema, ...errorResponses(401, 403, 429) } } },
+    {
+      config: read,
+      schema: {
+        tags,
+        operationId: 'getWorkflowSchema',
+        description: 'What POST /v1/workflows validates definitions against (also published as schemas/workflow.schema.json), for editors and CI checks.',
+        summary: 'The JSON Schema of workflow definitions',
+        response: { 200: JsonSchema, ...errorResponses(401, 403, 429) },
+      },
+    },
     async () => WorkflowDefinitionSchema,
   );
 }

@@ -105,7 +105,9 @@ function filterOf(flags: FilterFlags): Record<string, string> {
 const VERB: Record<string, string> = { retry: 'retried', cancel: 'cancelled', signal: 'signalled' };
 
 function describePreview(action: string, preview: WirePreview): string {
-  const statuses = Object.entries(preview.byStatus).map(([status, count]) => `${status} ${count}`).join(', ');
+  const statuses = Object.entries(preview.byStatus)
+    .map(([status, count]) => `${status} ${count}`)
+    .join(', ');
   const lines = [
     `${preview.atLeast ? 'at least ' : ''}${preview.matched} case${preview.matched === 1 ? '' : 's'} match${statuses ? ` (${statuses})` : ''}`,
     `${preview.eligible} can be ${VERB[action] ?? action}; ${preview.matched - preview.eligible} would be skipped`,
@@ -115,8 +117,7 @@ function describePreview(action: string, preview: WirePreview): string {
   return lines.join('\n');
 }
 
-const progressLine = (operation: WireOperation) =>
-  `${operation.done}/${operation.total}  ok ${operation.counts.ok}  skipped ${operation.counts.skipped}  errors ${operation.counts.error}  ${operation.status}`;
+const progressLine = (operation: WireOperation) => `${operation.done}/${operation.total}  ok ${operation.counts.ok}  skipped ${operation.counts.skipped}  errors ${operation.counts.error}  ${operation.status}`;
 
 async function confirm(question: string): Promise<boolean> {
   const reader = createInterface({ input: process.stdin, output: process.stderr });
@@ -129,7 +130,7 @@ async function confirm(question: string): Promise<boolean> {
 
 async function allResults(api: WorkfleetClient, id: string, outcome?: string): Promise<WireResult[]> {
   const results: WireResult[] = [];
-  for (let cursor: string | null = '0'; cursor !== null; ) {
+  for (let cursor: string | null = '0'; cursor !== null;) {
     const query: URLSearchParams = new URLSearchParams({ cursor, ...(outcome ? { outcome } : {}) });
     const { body }: { body: { results: WireResult[]; nextCursor: string | null } } = await api.request<{ results: WireResult[]; nextCursor: string | null }>('GET', `/v1/bulk/${id}/results?${query.toString()}`);
     results.push(...body.results);
@@ -203,9 +204,7 @@ export function bulkCommands(program: Command): void {
   withFilters(clientOptions(bulk.command('cancel').description('cancel every open case a filter matches')))
     .option('--reason <text>', 'shown in each case error and trace')
     .option('--compensate', 'run the compensations of completed steps first')
-    .action((flags: RunFlags & { reason?: string; compensate?: boolean }) =>
-      runBulk('cancel', flags, { ...(flags.reason ? { reason: flags.reason } : {}), ...(flags.compensate ? { compensate: true } : {}) }),
-    );
+    .action((flags: RunFlags & { reason?: string; compensate?: boolean }) => runBulk('cancel', flags, { ...(flags.reason ? { reason: flags.reason } : {}), ...(flags.compensate ? { compensate: true } : {}) }));
 
   withFilters(clientOptions(bulk.command('signal').description('send a signal to every open case a filter matches')))
     .argument('<name>', 'the signal the steps wait for')

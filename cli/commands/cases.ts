@@ -82,10 +82,7 @@ export function caseCommands(program: Command): void {
     .option('--wait', 'follow the case live and end with its output or error')
     .option('--timeout <seconds>', 'with --wait: give up after this long', positiveInt, 600)
     .action(
-      async (
-        name: string,
-        options: { input?: string; inputFile?: string; version?: number; idempotencyKey?: string; wait?: boolean; timeout: number; json?: boolean; apiUrl?: string; apiKey?: string },
-      ) => {
+      async (name: string, options: { input?: string; inputFile?: string; version?: number; idempotencyKey?: string; wait?: boolean; timeout: number; json?: boolean; apiUrl?: string; apiKey?: string }) => {
         const api = client(options);
         const input = parseInput(options);
         const request = {

@@ -6,9 +6,7 @@ import { color } from '../render.js';
 
 /** API key management, on the database directly so that it can create the first admin key. */
 export function keyCommands(program: Command): void {
-  const keys = program
-    .command('keys')
-    .description("manage API keys (works on the database directly, so it can create the first admin key; uses MONGO_URL, else a running dev fleet's)");
+  const keys = program.command('keys').description("manage API keys (works on the database directly, so it can create the first admin key; uses MONGO_URL, else a running dev fleet's)");
 
   async function withKeys<T>(work: (service: import('../../lib/engine/keys.js').KeyService) => Promise<T>): Promise<T> {
     const { MongoStore } = await import('../../lib/adapters/mongo/store.js');
@@ -40,9 +38,7 @@ export function keyCommands(program: Command): void {
       if (unknown.length > 0) throw new InvalidArgumentError(`unknown role ${unknown.join(', ')}: use ${ROLES.join(', ')}`);
       const expiresInMs = options.expiresIn === undefined ? undefined : parseDuration(options.expiresIn);
       if (options.expiresIn !== undefined && expiresInMs === undefined) throw new InvalidArgumentError(`--expires-in ${options.expiresIn} is not a duration like 90d`);
-      const created = await withKeys((service) =>
-        service.create({ name: options.name, roles: roles as Array<(typeof ROLES)[number]>, ...(expiresInMs === undefined ? {} : { expiresInMs }) }),
-      );
+      const created = await withKeys((service) => service.create({ name: options.name, roles: roles as Array<(typeof ROLES)[number]>, ...(expiresInMs === undefined ? {} : { expiresInMs }) }));
       if (options.json) return console.log(JSON.stringify({ ...created.summary, key: created.key }));
       console.log(created.key);
       process.stderr.write(`key ${created.summary.id} (${created.summary.roles.join(', ')}) created; it is shown only this once\n`);

@@ -43,19 +43,21 @@ export function workflowCommands(program: Command): void {
         } catch (error) {
           const issues = error instanceof ApiError ? (error.details as { issues?: Issue[] } | undefined)?.issues : undefined;
           if (!(error instanceof ApiError) || !issues) throw error;
-          printProblems(file, error.code, issues.map((issue) => ({ where: read.locate(issue.path), text: issue.path ? `${issue.path}: ${issue.message}` : issue.message })));
+          printProblems(
+            file,
+            error.code,
+            issues.map((issue) => ({ where: read.locate(issue.path), text: issue.path ? `${issue.path}: ${issue.message}` : issue.message })),
+          );
           process.exitCode = 1;
         }
       }
     });
 
-  clientOptions(workflow.command('list').description('list workflows and their latest versions')).action(
-    async (options: { apiUrl?: string; apiKey?: string; json?: boolean }) => {
-      const { body } = await client(options).request<{ workflows: Array<{ name: string; latestVersion: number; versions: number; description?: string }> }>('GET', '/v1/workflows');
-      if (options.json) return console.log(JSON.stringify(body, null, 2));
-      for (const item of body.workflows) console.log(`${item.name.padEnd(24)} v${item.latestVersion} (${plural(item.versions, 'version')})  ${color.dim(item.description ?? '')}`);
-    },
-  );
+  clientOptions(workflow.command('list').description('list workflows and their latest versions')).action(async (options: { apiUrl?: string; apiKey?: string; json?: boolean }) => {
+    const { body } = await client(options).request<{ workflows: Array<{ name: string; latestVersion: number; versions: number; description?: string }> }>('GET', '/v1/workflows');
+    if (options.json) return console.log(JSON.stringify(body, null, 2));
+    for (const item of body.workflows) console.log(`${item.name.padEnd(24)} v${item.latestVersion} (${plural(item.versions, 'version')})  ${color.dim(item.description ?? '')}`);
+  });
 
   clientOptions(workflow.command('versions').description('list the versions of a workflow'))
     .argument('<name>')

@@ -1,13 +1,4 @@
-import {
-  apiErrorFor,
-  CLIENT_ERROR_CODES,
-  InvalidResponseError,
-  WaitTimeoutError,
-  WorkfleetAbortError,
-  WorkfleetApiError,
-  WorkfleetConnectionError,
-  WorkfleetError,
-} from './errors.js';
+import { apiErrorFor, CLIENT_ERROR_CODES, InvalidResponseError, WaitTimeoutError, WorkfleetAbortError, WorkfleetApiError, WorkfleetConnectionError, WorkfleetError } from './errors.js';
 import {
   FINISHED_CASE_STATUSES,
   type BulkAction,
@@ -355,7 +346,10 @@ export class WorkfleetClient {
         if (error instanceof WorkfleetApiError || error instanceof InvalidResponseError || error instanceof WorkfleetAbortError) throw error;
         if (options.signal?.aborted) throw abortError(options.signal);
         // The body can still fail after the headers came (reset, timeout while reading).
-        failure = error instanceof WorkfleetError ? error : new WorkfleetConnectionError(CLIENT_ERROR_CODES.unreachable, `${operation.method} ${path}: the answer broke off (${(error as Error).message})`, { cause: error });
+        failure =
+          error instanceof WorkfleetError
+            ? error
+            : new WorkfleetConnectionError(CLIENT_ERROR_CODES.unreachable, `${operation.method} ${path}: the answer broke off (${(error as Error).message})`, { cause: error });
       }
       if (attempt >= attempts) throw failure;
       await pause(wait, options.signal);

@@ -46,10 +46,7 @@ export interface CaseFilter {
 }
 
 /** What an action needs beyond the cases. */
-export type BulkParams =
-  | { action: 'retry' }
-  | { action: 'cancel'; reason?: string; compensate?: boolean }
-  | { action: 'signal'; name: string; payload: unknown };
+export type BulkParams = { action: 'retry' } | { action: 'cancel'; reason?: string; compensate?: boolean } | { action: 'signal'; name: string; payload: unknown };
 
 /** `ok`: the action was applied; `skipped`: the case's state does not allow it (a result, not a fault); `error`: it could not be applied. */
 export type BulkOutcome = 'ok' | 'skipped' | 'error';

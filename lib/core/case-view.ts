@@ -43,16 +43,11 @@ export const StepViewSchema = Type.Object({
   waitingFor: Type.Optional(Type.Object({ signals: Type.Array(Type.String()), until: Time })),
   iteration: Type.Optional(Type.Integer({ description: 'repeat: the current or last iteration.' })),
   items: Type.Optional(
-    Type.Object(
-      { total: Type.Integer(), completed: Type.Integer(), failed: Type.Integer(), running: Type.Integer(), pending: Type.Integer() },
-      { description: 'forEach: how its items stand.' },
-    ),
+    Type.Object({ total: Type.Integer(), completed: Type.Integer(), failed: Type.Integer(), running: Type.Integer(), pending: Type.Integer() }, { description: 'forEach: how its items stand.' }),
   ),
   childCaseId: Type.Optional(Type.String({ description: 'workflow: the child case.' })),
   skipReason: Type.Optional(Type.String()),
-  compensation: Type.Optional(
-    Type.Object({ status: Type.String(), attempts: Type.Integer(), startedAt: Time, finishedAt: Time, output: AnyJson, error: ErrorOrNull() }),
-  ),
+  compensation: Type.Optional(Type.Object({ status: Type.String(), attempts: Type.Integer(), startedAt: Time, finishedAt: Time, output: AnyJson, error: ErrorOrNull() })),
   run: Type.Optional(Type.Integer({ description: 'How often the step was run again by retrying the case.' })),
 });
 export type StepView = Static<typeof StepViewSchema>;

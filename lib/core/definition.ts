@@ -51,8 +51,7 @@ const Duration = (description: string) =>
     'x-kind': 'duration',
   });
 
-const Name = (description: string, pattern: string, maxLength: number) =>
-  Type.String({ pattern, minLength: 1, maxLength, description });
+const Name = (description: string, pattern: string, maxLength: number) => Type.String({ pattern, minLength: 1, maxLength, description });
 
 export const STEP_ID_PATTERN = '^[A-Za-z][A-Za-z0-9_-]*$';
 export const WORKFLOW_NAME_PATTERN = '^[A-Za-z][A-Za-z0-9_.-]*$';
@@ -69,9 +68,7 @@ const Backoff = Type.Object(
     ),
     delay: Type.Optional(Duration('Delay before the second attempt. Default 1s.')),
     maxDelay: Type.Optional(Duration('Longest delay between attempts. Default 5m.')),
-    jitter: Type.Optional(
-      Type.Number({ minimum: 0, maximum: 1, description: 'Random share taken off each delay. Default 0.2.' }),
-    ),
+    jitter: Type.Optional(Type.Number({ minimum: 0, maximum: 1, description: 'Random share taken off each delay. Default 0.2.' })),
   },
   { additionalProperties: false },
 );
@@ -101,8 +98,7 @@ const StepDefaults = Type.Object(
 
 const Template = (description: string) => Type.Unknown({ description });
 
-const Condition = (description: string) =>
-  Type.String({ minLength: 1, maxLength: 2_000, description: `${description} A CEL expression, e.g. "input.amount > 100 && steps.check.output.ok".` });
+const Condition = (description: string) => Type.String({ minLength: 1, maxLength: 2_000, description: `${description} A CEL expression, e.g. "input.amount > 100 && steps.check.output.ok".` });
 
 const CompensationSchema = Type.Object(
   {
@@ -124,8 +120,7 @@ export const StepSchema = Type.Object(
         uniqueItems: true,
         maxItems: LIMITS.maxSteps,
         description:
-          'Steps that must be done (completed, skipped, or failed with onFailure: continue) before this one starts. ' +
-          'None: it starts with the case. If all of them were skipped, this step is skipped too.',
+          'Steps that must be done (completed, skipped, or failed with onFailure: continue) before this one starts. ' + 'None: it starts with the case. If all of them were skipped, this step is skipped too.',
       }),
     ),
     when: Type.Optional(Condition('Run the step only if this holds when it is ready; otherwise it is skipped (and so are steps that wait only for skipped steps).')),
@@ -194,13 +189,7 @@ export const StepSchema = Type.Object(
     queue: Type.Optional(Name('BullMQ queue the task goes to. Default from `defaults.queue`.', QUEUE_NAME_PATTERN, 64)),
     retry: Type.Optional(Retry),
     timeout: Type.Optional(Duration('Time one attempt may take before it is aborted. Default from `defaults.timeout`.')),
-    breaker: Type.Optional(
-      Name(
-        'Circuit-breaker key: steps naming the same key share one breaker (per worker process). Default: the task name.',
-        '^[A-Za-z0-9][A-Za-z0-9_.:/-]*$',
-        128,
-      ),
-    ),
+    breaker: Type.Optional(Name('Circuit-breaker key: steps naming the same key share one breaker (per worker process). Default: the task name.', '^[A-Za-z0-9][A-Za-z0-9_.:/-]*$', 128)),
     onFailure: Type.Optional(
       Type.Union([Type.Literal('fail'), Type.Literal('continue'), Type.Literal('compensate')], {
         description:
@@ -239,8 +228,7 @@ export const WorkflowDefinitionSchema = Type.Object(
     steps: Type.Array(StepSchema, { minItems: 1, maxItems: LIMITS.maxSteps }),
     output: Type.Optional(
       Type.Unknown({
-        description:
-          'The case output, built by references like step inputs. Default: an object of the outputs of the steps no other step waits for.',
+        description: 'The case output, built by references like step inputs. Default: an object of the outputs of the steps no other step waits for.',
       }),
     ),
   },

@@ -348,7 +348,7 @@ const TABLE = {
     code: 'ITEM_FAILED',
     retryable: false,
     surfaces: ['step'],
-    description: "An item of a forEach step failed; `details.index` and `details.cause` say which and why.",
+    description: 'An item of a forEach step failed; `details.index` and `details.cause` say which and why.',
   },
 
   // What cases end with.

@@ -204,7 +204,13 @@ export function checkInputSchema(schema: unknown, at: PathSegment[] = ['input'])
       continue;
     }
     if (target === undefined) {
-      problem(segments, `"${ref}" refers to no subschema of this schema${didYouMean(ref, [...locations.keys()].filter(Boolean).map((pointer) => `#${pointer}`))}`);
+      problem(
+        segments,
+        `"${ref}" refers to no subschema of this schema${didYouMean(
+          ref,
+          [...locations.keys()].filter(Boolean).map((pointer) => `#${pointer}`),
+        )}`,
+      );
       continue;
     }
     parts.refs.set(ref, target);

@@ -20,5 +20,10 @@ export function segmentsToPointer(segments: readonly PathSegment[]): string {
 
 /** `/steps/2/after/0` → `steps[2].after[0]` */
 export function pointerToPath(pointer: string): string {
-  return segmentsToPath(pointer.split('/').slice(1).map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~')));
+  return segmentsToPath(
+    pointer
+      .split('/')
+      .slice(1)
+      .map((raw) => raw.replace(/~1/g, '/').replace(/~0/g, '~')),
+  );
 }

@@ -25,8 +25,7 @@ const address = {
   compensation: Type.Optional(Type.Boolean()),
 };
 
-const event = <T extends Record<string, TSchema>>(type: string, fields: T) =>
-  Type.Object({ type: Type.Literal(type), ...fields }, { additionalProperties: false });
+const event = <T extends Record<string, TSchema>>(type: string, fields: T) => Type.Object({ type: Type.Literal(type), ...fields }, { additionalProperties: false });
 
 /**
  * The shape of reports on the results queue: workers' reports about units, and the messages

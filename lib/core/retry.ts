@@ -6,8 +6,7 @@ import type { BackoffPolicy } from './definition.js';
  * share off the delay so that retries of many cases failing together spread out.
  */
 export function retryDelayMs(policy: BackoffPolicy, failedAttempt: number, random: number): number {
-  const base =
-    policy.type === 'fixed' ? policy.delayMs : policy.delayMs * 2 ** Math.min(Math.max(failedAttempt - 1, 0), 40);
+  const base = policy.type === 'fixed' ? policy.delayMs : policy.delayMs * 2 ** Math.min(Math.max(failedAttempt - 1, 0), 40);
   const capped = Math.min(base, policy.maxDelayMs);
   return Math.round(capped * (1 - policy.jitter * random));
 }

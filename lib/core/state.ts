@@ -3,17 +3,7 @@ import type { BackoffPolicy } from './definition.js';
 export const CASE_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'cancelled'] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
 
-export const STEP_STATUSES = [
-  'pending',
-  'scheduled',
-  'running',
-  'waiting',
-  'completed',
-  'failed',
-  'skipped',
-  'cancelled',
-  'compensated',
-] as const;
+export const STEP_STATUSES = ['pending', 'scheduled', 'running', 'waiting', 'completed', 'failed', 'skipped', 'cancelled', 'compensated'] as const;
 export type StepStatus = (typeof STEP_STATUSES)[number];
 
 const TERMINAL_CASE = new Set<CaseStatus>(['completed', 'failed', 'cancelled']);

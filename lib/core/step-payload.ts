@@ -58,13 +58,7 @@ export function isWholeStepJob(data: unknown): data is StepJob {
 
 export function isStepPayload(data: unknown): data is StepPayload {
   const payload = data as Partial<StepPayload> | null;
-  return (
-    typeof payload === 'object' &&
-    payload !== null &&
-    typeof payload.w === 'string' &&
-    Number.isSafeInteger(payload.v) &&
-    (payload.rq === undefined || typeof payload.rq === 'string')
-  );
+  return typeof payload === 'object' && payload !== null && typeof payload.w === 'string' && Number.isSafeInteger(payload.v) && (payload.rq === undefined || typeof payload.rq === 'string');
 }
 
 /**

@@ -73,9 +73,7 @@ export function stuckReason(inputs: StuckInputs): string | undefined {
     if (step.status !== 'waiting' || step.waitingFor?.until === undefined) continue;
     if (step.waitingFor.until + stuckAfterMs < now) return `the timer of step "${stepId}" was due at ${iso(step.waitingFor.until)} and has not fired`;
   }
-  const waitsLegitimately = steps.some(
-    ([, step]) => step.status === 'waiting' || (step.status === 'running' && step.childCaseId !== undefined),
-  );
+  const waitsLegitimately = steps.some(([, step]) => step.status === 'waiting' || (step.status === 'running' && step.childCaseId !== undefined));
   if (waitsLegitimately || jobs.length > 0) return undefined;
   return 'no step is scheduled, running or waiting: nothing can move the case on';
 }

@@ -133,10 +133,7 @@ function childPath(base: string, key: string | number): string {
 }
 
 /** Every reference in a template with the path where it stands, and every malformed one as an issue. */
-export function collectReferences(
-  template: unknown,
-  at: string,
-): { references: Array<{ path: string; reference: Reference }>; issues: ValidationIssue[] } {
+export function collectReferences(template: unknown, at: string): { references: Array<{ path: string; reference: Reference }>; issues: ValidationIssue[] } {
   const references: Array<{ path: string; reference: Reference }> = [];
   const issues: ValidationIssue[] = [];
   const visit = (value: unknown, path: string): void => {

@@ -18,4 +18,3 @@ const REQUEST_ID = /^[A-Za-z0-9._:/@+=-]{1,128}$/;
 export function acceptedRequestId(given: unknown): string | undefined {
   return typeof given === 'string' && REQUEST_ID.test(given) ? given : undefined;
 }
-

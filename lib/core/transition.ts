@@ -43,10 +43,7 @@ function apply(draft: Draft, event: CaseEvent): void {
 }
 
 /** Starts a case: all steps pending, then whatever is ready started (or skipped). */
-export function createCase(
-  workflow: CompiledWorkflow,
-  init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number },
-): Transition {
+export function createCase(workflow: CompiledWorkflow, init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number }): Transition {
   const steps: Record<string, StepState> = {};
   for (const id of workflow.order) steps[id] = { status: 'pending', attempts: 0, attemptsDone: 0 };
   const deadlineAt = init.now + workflow.deadlineMs;

@@ -1,13 +1,4 @@
-import {
-  afterPage,
-  BULK_LIMITS,
-  eligibleCount,
-  outcomeOf,
-  type BulkCaseResult,
-  type BulkOperation,
-  type BulkParams,
-  type CaseFilter,
-} from '../core/bulk.js';
+import { afterPage, BULK_LIMITS, eligibleCount, outcomeOf, type BulkCaseResult, type BulkOperation, type BulkParams, type CaseFilter } from '../core/bulk.js';
 import { ErrorCode } from '../core/error-codes.js';
 import { bulkOperationNotFoundError, WorkfleetError } from '../core/errors.js';
 import type { CaseStatus } from '../core/state.js';

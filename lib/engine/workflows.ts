@@ -46,7 +46,13 @@ export class WorkflowRegistry {
   private knownNames(): Promise<string[]> {
     const now = this.clock.now();
     if (!this.names || now - this.names.readAt > NAMES_TTL_MS) {
-      this.names = { readAt: now, names: this.store.listWorkflows().then((list) => list.map((workflow) => workflow.name), () => []) };
+      this.names = {
+        readAt: now,
+        names: this.store.listWorkflows().then(
+          (list) => list.map((workflow) => workflow.name),
+          () => [],
+        ),
+      };
     }
     return this.names.names;
   }

@@ -58,9 +58,7 @@ function indexPostgres(backendUrl: string, schema: string): void {
   const url = new URL(backendUrl);
   url.search = '';
   const psql = (sql: string) => execFileSync('psql', [url.toString(), '-qAtX', '-v', 'ON_ERROR_STOP=1', '-c', sql], { encoding: 'utf8', stdio: 'pipe', timeout: 120_000 });
-  const rows = psql(
-    `SELECT _jsonb->>'_id', _jsonb->>'table' FROM ${quoteIdentifier(schema)}._ferretdb_database_metadata`,
-  );
+  const rows = psql(`SELECT _jsonb->>'_id', _jsonb->>'table' FROM ${quoteIdentifier(schema)}._ferretdb_database_metadata`);
   const statements: string[] = [];
   for (const line of rows.split('\n')) {
     const [collection, table] = line.split('|');

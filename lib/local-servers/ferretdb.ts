@@ -102,15 +102,13 @@ function withCustomPlans(postgresUrl: string): string {
 
 export async function startFerretDB(options: FerretOptions): Promise<FerretDB> {
   const backendArgs =
-    'sqliteDir' in options.backend
-      ? ['--handler=sqlite', `--sqlite-url=file:${options.backend.sqliteDir}/`]
-      : ['--handler=postgresql', `--postgresql-url=${withCustomPlans(options.backend.postgresUrl)}`];
+    'sqliteDir' in options.backend ? ['--handler=sqlite', `--sqlite-url=file:${options.backend.sqliteDir}/`] : ['--handler=postgresql', `--postgresql-url=${withCustomPlans(options.backend.postgresUrl)}`];
   if ('sqliteDir' in options.backend) mkdirSync(options.backend.sqliteDir, { recursive: true });
-  const child = spawnManaged(
-    options.bin,
-    [`--listen-addr=127.0.0.1:${options.port ?? 0}`, ...backendArgs, '--telemetry=disable', '--log-level=error'],
-    { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DO_NOT_TRACK: '1' }, detached: options.ownProcessGroup ?? false },
-  );
+  const child = spawnManaged(options.bin, [`--listen-addr=127.0.0.1:${options.port ?? 0}`, ...backendArgs, '--telemetry=disable', '--log-level=error'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, DO_NOT_TRACK: '1' },
+    detached: options.ownProcessGroup ?? false,
+  });
   const match = await waitForOutput(child, /ferretdb listening on (mongodb:\/\/[0-9.]+:[0-9]+\/)/, 30_000, 'FerretDB').catch(async (error: unknown) => {
     await child.stop('SIGKILL');
     throw error;

@@ -75,14 +75,17 @@ export class EpisodeLog {
   }
 
   private armEnd(key: string, episode: Episode): void {
-    episode.timer = setTimeout(() => {
-      const wait = episode.last + this.quietMs - this.now();
-      if (wait > 0) {
-        this.armEnd(key, episode);
-        return;
-      }
-      this.end(key);
-    }, Math.max(1, episode.last + this.quietMs - this.now()));
+    episode.timer = setTimeout(
+      () => {
+        const wait = episode.last + this.quietMs - this.now();
+        if (wait > 0) {
+          this.armEnd(key, episode);
+          return;
+        }
+        this.end(key);
+      },
+      Math.max(1, episode.last + this.quietMs - this.now()),
+    );
     episode.timer.unref();
   }
 

@@ -21,13 +21,14 @@ export async function startMetricsServer(address: { host: string; port: number }
     if (request.method !== 'GET') return sendError(ErrorCode.methodNotAllowed, 'GET only');
     if (path === '/health') return send(200, 'application/json', '{"status":"ok"}');
     if (path === '/metrics') {
-      void metrics.registry.metrics().then((text) => send(200, metrics.registry.contentType, text), () => send(500, 'text/plain', 'metrics unavailable'));
+      void metrics.registry.metrics().then(
+        (text) => send(200, metrics.registry.contentType, text),
+        () => send(500, 'text/plain', 'metrics unavailable'),
+      );
       return;
     }
     if (path === '/ready') {
-      void runReadinessChecks(checks).then(({ ready, checks: results }) =>
-        send(ready ? 200 : 503, 'application/json', JSON.stringify({ status: ready ? 'ready' : 'not ready', checks: results })),
-      );
+      void runReadinessChecks(checks).then(({ ready, checks: results }) => send(ready ? 200 : 503, 'application/json', JSON.stringify({ status: ready ? 'ready' : 'not ready', checks: results })));
       return;
     }
     sendError(ErrorCode.routeNotFound, 'try /metrics, /health or /ready');

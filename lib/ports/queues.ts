@@ -22,7 +22,6 @@ export interface Timer {
   event: CaseEvent & { type: 'timerFired' };
 }
 
-
 export interface JobState {
   state: 'waiting' | 'active' | 'delayed' | 'completed' | 'failed' | 'prioritized' | 'waiting-children' | 'missing';
 }

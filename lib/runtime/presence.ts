@@ -14,15 +14,9 @@ export function processId(): string {
  * Announces this process to the fleet (GET /v1/status lists it) every few seconds until
  * stopped; stopping removes it at once, so a drained worker leaves the list immediately.
  */
-export function announce(
-  monitor: FleetMonitor,
-  member: Pick<FleetMember, 'role' | 'queues' | 'concurrency'>,
-  clock: Clock,
-  logger: Logger,
-): { stop(): Promise<void> } {
+export function announce(monitor: FleetMonitor, member: Pick<FleetMember, 'role' | 'queues' | 'concurrency'>, clock: Clock, logger: Logger): { stop(): Promise<void> } {
   const self: FleetMember = { ...member, id: processId(), host: hostname(), pid: process.pid, startedAt: clock.now(), seenAt: clock.now() };
-  const beat = () =>
-    monitor.heartbeat({ ...self, seenAt: clock.now() }).catch((error: unknown) => logger.warn({ err: error }, 'heartbeat not recorded'));
+  const beat = () => monitor.heartbeat({ ...self, seenAt: clock.now() }).catch((error: unknown) => logger.warn({ err: error }, 'heartbeat not recorded'));
   void beat();
   const timer = setInterval(() => void beat(), HEARTBEAT_MS);
   timer.unref();

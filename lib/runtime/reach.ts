@@ -49,10 +49,7 @@ export async function reachRedis(connection: Redis, url: string, timeoutMs = REA
   connection.on('error', onError);
   let timer: NodeJS.Timeout | undefined;
   try {
-    await Promise.race([
-      connection.ping(),
-      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
-    ]);
+    await Promise.race([connection.ping(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs)))]);
   } catch (error) {
     throw new UnreachableError(`cannot reach Redis at ${maskUrl(url)} (REDIS_URL): ${reason(connectionError ?? error)}; ${HINT}`, { cause: error });
   } finally {

@@ -21,9 +21,17 @@ function tableAfter(heading: string): Array<{ first: string; cells: string[] }> 
   expect(start, heading).toBeGreaterThan(-1);
   const lines = doc.slice(start).split('\n').slice(2);
   const table = lines.slice(lines.findIndex((line) => line.startsWith('|')));
-  const rows = table.slice(0, table.findIndex((line) => !line.startsWith('|'))).slice(2);
+  const rows = table
+    .slice(
+      0,
+      table.findIndex((line) => !line.startsWith('|')),
+    )
+    .slice(2);
   return rows.map((row) => {
-    const cells = row.split('|').slice(1, -1).map((cell) => cell.trim());
+    const cells = row
+      .split('|')
+      .slice(1, -1)
+      .map((cell) => cell.trim());
     return { first: cells[0]!.replace(/`/g, ''), cells };
   });
 }
@@ -33,14 +41,23 @@ describe('docs/PRODUCERS.md', () => {
     const schema = openapi.paths['/v1/cases']!.post!.requestBody.content['application/json']!.schema;
     const rows = tableAfter('## The start request');
     expect(rows.map((row) => row.first).sort()).toEqual(Object.keys(schema.properties).sort());
-    expect(rows.filter((row) => row.cells[2] === 'yes').map((row) => row.first).sort()).toEqual([...schema.required].sort());
+    expect(
+      rows
+        .filter((row) => row.cells[2] === 'yes')
+        .map((row) => row.first)
+        .sort(),
+    ).toEqual([...schema.required].sort());
   });
 
   it('names every method of WorkfleetClient', () => {
     const methods = Object.getOwnPropertyNames(client.WorkfleetClient.prototype).filter((name) => name !== 'constructor' && !['call', 'send'].includes(name));
     expect(methods.length).toBeGreaterThanOrEqual(10);
     const documented = tableAfter('## With TypeScript: `workfleet/client`').map((row) => row.first);
-    for (const method of methods) expect(documented.some((cell) => cell.startsWith(`${method}(`) || cell.includes(`, ${method}(`)), method).toBe(true);
+    for (const method of methods)
+      expect(
+        documented.some((cell) => cell.startsWith(`${method}(`) || cell.includes(`, ${method}(`)),
+        method,
+      ).toBe(true);
   });
 
   it('lists every error class the client exports, each with its code', () => {
@@ -49,7 +66,10 @@ describe('docs/PRODUCERS.md', () => {
       .map(([name]) => name)
       .filter((name) => name !== 'WorkfleetError');
     expect(classes.length).toBeGreaterThanOrEqual(12);
-    const documented = doc.split('\n').filter((line) => line.startsWith('| `')).map((line) => line.split('|')[1]!.trim().replace(/`/g, ''));
+    const documented = doc
+      .split('\n')
+      .filter((line) => line.startsWith('| `'))
+      .map((line) => line.split('|')[1]!.trim().replace(/`/g, ''));
     for (const name of classes) expect(documented, name).toContain(name);
     for (const code of Object.values(client.CLIENT_ERROR_CODES)) expect(doc, code).toContain(`\`${code}\``);
   });

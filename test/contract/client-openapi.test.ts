@@ -29,7 +29,17 @@ import { packageRoot } from '../../lib/runtime/package-root.js';
 
 type Schema = { type?: string; properties?: Record<string, Schema>; required?: string[]; anyOf?: Schema[]; enum?: string[]; $ref?: string; items?: Schema; additionalProperties?: Schema | boolean };
 const openapi = JSON.parse(readFileSync(join(packageRoot(), 'openapi.json'), 'utf8')) as {
-  paths: Record<string, Record<string, { requestBody?: { content: Record<string, { schema: Schema }> }; responses: Record<string, { content?: Record<string, { schema: Schema }> }>; parameters?: Array<{ name: string; in: string; schema: Schema }> }>>;
+  paths: Record<
+    string,
+    Record<
+      string,
+      {
+        requestBody?: { content: Record<string, { schema: Schema }> };
+        responses: Record<string, { content?: Record<string, { schema: Schema }> }>;
+        parameters?: Array<{ name: string; in: string; schema: Schema }>;
+      }
+    >
+  >;
   components: { schemas: Record<string, Schema> };
 };
 
@@ -40,10 +50,15 @@ const nullableObject = (schema: Schema) => resolve(schema.anyOf?.find((option) =
 
 /** Keys of T, as a tuple checked both ways against the type. */
 type Exact<T, K extends readonly PropertyKey[]> = [Exclude<keyof T, K[number]>] extends [never] ? ([Exclude<K[number], keyof T>] extends [never] ? K : never) : never;
-const keys = <T>() => <const K extends readonly (keyof T)[]>(list: Exact<T, K>) => ({ all: list as readonly string[] });
+const keys =
+  <T>() =>
+  <const K extends readonly (keyof T)[]>(list: Exact<T, K>) => ({ all: list as readonly string[] });
 /** Which keys of T are required (not optional). */
 type RequiredKeys<T> = { [P in keyof T]-?: object extends Pick<T, P> ? never : P }[keyof T];
-const required = <T>() => <const K extends readonly RequiredKeys<T>[]>(list: [Exclude<RequiredKeys<T>, K[number]>] extends [never] ? K : never) => list as readonly string[];
+const required =
+  <T>() =>
+  <const K extends readonly RequiredKeys<T>[]>(list: [Exclude<RequiredKeys<T>, K[number]>] extends [never] ? K : never) =>
+    list as readonly string[];
 
 const shapes: Array<{ name: string; all: readonly string[]; required: readonly string[]; schema: () => Schema }> = [
   {
@@ -52,16 +67,57 @@ const shapes: Array<{ name: string; all: readonly string[]; required: readonly s
     required: required<StartCaseRequest>()(['workflow']),
     schema: () => operation('POST', '/v1/cases')!.requestBody!.content['application/json']!.schema,
   },
-  { name: 'StartedCase', ...keys<StartedCase>()(['id', 'status', 'workflow', 'version']), required: required<StartedCase>()(['id', 'status', 'workflow', 'version']), schema: () => response('POST', '/v1/cases', '201') },
+  {
+    name: 'StartedCase',
+    ...keys<StartedCase>()(['id', 'status', 'workflow', 'version']),
+    required: required<StartedCase>()(['id', 'status', 'workflow', 'version']),
+    schema: () => response('POST', '/v1/cases', '201'),
+  },
   {
     name: 'CaseView',
-    ...keys<CaseView>()(['id', 'workflow', 'version', 'status', 'input', 'output', 'error', 'steps', 'createdAt', 'updatedAt', 'deadlineAt', 'finishedAt', 'startedBy', 'businessKeys', 'waitingFor', 'parent', 'stuck', 'idempotencyKey']),
+    ...keys<CaseView>()([
+      'id',
+      'workflow',
+      'version',
+      'status',
+      'input',
+      'output',
+      'error',
+      'steps',
+      'createdAt',
+      'updatedAt',
+      'deadlineAt',
+      'finishedAt',
+      'startedBy',
+      'businessKeys',
+      'waitingFor',
+      'parent',
+      'stuck',
+      'idempotencyKey',
+    ]),
     required: required<CaseView>()(['id', 'workflow', 'version', 'status', 'input', 'output', 'error', 'steps', 'createdAt', 'updatedAt', 'deadlineAt', 'finishedAt', 'startedBy', 'businessKeys', 'waitingFor']),
     schema: () => response('GET', '/v1/cases/{id}'),
   },
   {
     name: 'StepView',
-    ...keys<StepView>()(['status', 'attempts', 'startedAt', 'finishedAt', 'output', 'error', 'scheduledAt', 'nextAttemptAt', 'deferredBy', 'waitingFor', 'iteration', 'items', 'childCaseId', 'skipReason', 'compensation', 'run']),
+    ...keys<StepView>()([
+      'status',
+      'attempts',
+      'startedAt',
+      'finishedAt',
+      'output',
+      'error',
+      'scheduledAt',
+      'nextAttemptAt',
+      'deferredBy',
+      'waitingFor',
+      'iteration',
+      'items',
+      'childCaseId',
+      'skipReason',
+      'compensation',
+      'run',
+    ]),
     required: required<StepView>()(['status', 'attempts', 'startedAt', 'finishedAt', 'output', 'error', 'scheduledAt']),
     schema: () => response('GET', '/v1/cases/{id}').properties!.steps!.additionalProperties as Schema,
   },
@@ -120,7 +176,6 @@ describe('workfleet/client against openapi.json', () => {
     expect(all.filter((field) => !(field in (documented.properties ?? {})))).toEqual([]);
     expect([...mandatory].sort()).toEqual([...(documented.required ?? [])].sort());
   });
-
 
   it('knows every case and step status the API documents', () => {
     const statuses = (schema: Schema) => (schema.anyOf ?? []).flatMap((option) => option.enum ?? []);

@@ -116,7 +116,10 @@ describe('openapi.json', () => {
 
   it('declares every path parameter of every route', () => {
     const problems = operations.flatMap(({ route, path, operation }) => {
-      const declared = (operation.parameters ?? []).filter((parameter) => parameter.in === 'path').map((parameter) => parameter.name).sort();
+      const declared = (operation.parameters ?? [])
+        .filter((parameter) => parameter.in === 'path')
+        .map((parameter) => parameter.name)
+        .sort();
       const templated = [...path.matchAll(/\{(\w+)\}/g)].map((match) => match[1]!).sort();
       return JSON.stringify(declared) === JSON.stringify(templated) ? [] : [`${route}: declares ${declared.join(',')}`];
     });

@@ -61,7 +61,10 @@ describe('TaskQueues and QueueConsumers on BullMQ', () => {
     const { queues } = ports();
     const queues2: TaskQueues = queues;
     await queues2.enqueueSteps([{ queue: 'q', jobId: 'c1.a', job: job('a') }]);
-    await queues2.enqueueSteps([{ queue: 'q', jobId: 'c1.a', job: job('a') }, { queue: 'q', jobId: 'c1.b', job: job('b') }]);
+    await queues2.enqueueSteps([
+      { queue: 'q', jobId: 'c1.a', job: job('a') },
+      { queue: 'q', jobId: 'c1.b', job: job('b') },
+    ]);
     expect(await queues.queue('q').getJobCountByTypes('waiting')).toBe(2);
     expect(await queues2.stepJobState('q', 'c1.a')).toBe('waiting');
     expect(await queues2.stepJobState('q', 'c1.zzz')).toBe('missing');
@@ -125,11 +128,15 @@ describe('TaskQueues and QueueConsumers on BullMQ', () => {
   it('on close, lets active jobs finish within the grace period', async () => {
     const { queues, consumers } = ports();
     let finished = false;
-    const consumer = consumers.consume<StepJob>('q', async () => {
-      await new Promise((resolve) => setTimeout(resolve, 300));
-      finished = true;
-      return { kind: 'complete' };
-    }, { concurrency: 1 });
+    const consumer = consumers.consume<StepJob>(
+      'q',
+      async () => {
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        finished = true;
+        return { kind: 'complete' };
+      },
+      { concurrency: 1 },
+    );
     await queues.enqueueSteps([{ queue: 'q', jobId: 'c1.a', job: job('a') }]);
     await waitFor('the job to be active', async () => ((await queues.stepJobState('q', 'c1.a')) === 'active' ? true : undefined), { intervalMs: 10 });
     await consumer.close(5_000);
@@ -140,11 +147,15 @@ describe('TaskQueues and QueueConsumers on BullMQ', () => {
   it('after the grace period, aborts active jobs and hands them back without counting an attempt', async () => {
     const { queues, consumers } = ports();
     let reason: unknown;
-    const consumer = consumers.consume<StepJob>('q', async (delivery) => {
-      await new Promise((resolve) => delivery.signal.addEventListener('abort', resolve, { once: true }));
-      reason = delivery.signal.reason;
-      return { kind: 'handBack' };
-    }, { concurrency: 1 });
+    const consumer = consumers.consume<StepJob>(
+      'q',
+      async (delivery) => {
+        await new Promise((resolve) => delivery.signal.addEventListener('abort', resolve, { once: true }));
+        reason = delivery.signal.reason;
+        return { kind: 'handBack' };
+      },
+      { concurrency: 1 },
+    );
     await queues.enqueueSteps([{ queue: 'q', jobId: 'c1.a', job: job('a') }]);
     await waitFor('the job to be active', async () => ((await queues.stepJobState('q', 'c1.a')) === 'active' ? true : undefined), { intervalMs: 10 });
     await consumer.close(200);
@@ -175,9 +186,6 @@ describe('TaskQueues and QueueConsumers on BullMQ', () => {
     const results = new Queue('results', { connection: { url: servers.redis.url }, prefix });
     closers.push(() => results.close());
     const jobs = await results.getJobs(['waiting']);
-    expect(jobs.map((item) => item.data as unknown).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual([
-      report,
-      { ...report, event: { ...report.event, attempt: 2 } },
-    ]);
+    expect(jobs.map((item) => item.data as unknown).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual([report, { ...report, event: { ...report.event, attempt: 2 } }]);
   });
 });

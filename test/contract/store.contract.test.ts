@@ -83,9 +83,7 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
 
     it('gives racing writers of different definitions distinct versions', async () => {
       const store = await makeStore();
-      const results = await Promise.all(
-        Array.from({ length: 6 }, (_, i) => store.saveWorkflow({ ...orderDefinition, description: `d${i}` }, `hash-${i}`, T0)),
-      );
+      const results = await Promise.all(Array.from({ length: 6 }, (_, i) => store.saveWorkflow({ ...orderDefinition, description: `d${i}` }, `hash-${i}`, T0)));
       expect(results.map((result) => result.workflow.version).sort()).toEqual([1, 2, 3, 4, 5, 6]);
     });
   });
@@ -174,8 +172,7 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       const started = ids.map((id) => newCase(id));
       const created = await Promise.all(started.map((one) => store.createCase(one.state, one.events)));
       expect(created).toEqual(started.map(() => ({ created: true })));
-      const reserve = (state: CaseState, writer: number) =>
-        transition(order, state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { writer } }], T0 + 11);
+      const reserve = (state: CaseState, writer: number) => transition(order, state, [{ type: 'stepCompleted', stepId: 'reserve', attempt: 1, at: T0 + 10, startedAt: T0 + 5, output: { writer } }], T0 + 11);
       // Concurrent commits are written as one batch; the second writer of case 0 loses alone.
       const commits = [...started.map((one) => reserve(one.state, 1)), reserve(started[0]?.state as CaseState, 2)];
       // Each append answers as soon as its history entry is in or refused, before any projection is written.
@@ -251,9 +248,7 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       const third = await store.listCases({ limit: 2, cursor: second.nextCursor ?? '' });
       expect(third.cases.map((item) => item.id)).toEqual([ids[0]]);
       expect(third.nextCursor).toBeUndefined();
-      expect((await store.listCases({ limit: 10, status: 'failed' })).cases).toEqual([
-        expect.objectContaining({ id: ids[2], status: 'failed', error: expect.objectContaining({ code: 'DEADLINE_EXCEEDED' }) }),
-      ]);
+      expect((await store.listCases({ limit: 10, status: 'failed' })).cases).toEqual([expect.objectContaining({ id: ids[2], status: 'failed', error: expect.objectContaining({ code: 'DEADLINE_EXCEEDED' }) })]);
       expect((await store.listCases({ limit: 10, workflow: 'other' })).cases).toEqual([]);
       expect(await store.countByStatus()).toEqual({ running: 4, failed: 1 });
     });
@@ -336,7 +331,7 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect((await store.getCase(a ?? ''))?.businessKeys).toEqual(made[0]?.businessKeys);
     });
 
-    it('filters by error code (the case error\'s or its cause\'s) and by update time, and counts matches by status up to a bound', async () => {
+    it("filters by error code (the case error's or its cause's) and by update time, and counts matches by status up to a bound", async () => {
       const store = await makeStore();
       const ids = ['01a00000-0000-7000-8000-000000000440', '01a00000-0000-7000-8000-000000000441', '01a00000-0000-7000-8000-000000000442'];
       for (const id of ids) {

@@ -116,7 +116,10 @@ describe('deploy/compose.yml', () => {
     const known = knownSettings();
     for (const name of ['api', 'scheduler', 'worker']) {
       const env = services[name]!.environment as Record<string, string>;
-      expect(Object.keys(env).filter((key) => !known.has(key)), `${name}: unknown settings`).toEqual([]);
+      expect(
+        Object.keys(env).filter((key) => !known.has(key)),
+        `${name}: unknown settings`,
+      ).toEqual([]);
       const config = loadConfig(env);
       expect(config.env).toBe('production');
       expect(config.api.authEnabled).toBe(true);
@@ -140,7 +143,10 @@ describe('deploy/compose.yml', () => {
         if (source!.startsWith('.')) expect(existsSync(join(DEPLOY, source!)), volume).toBe(true);
       }
     }
-    const [config] = readYaml(join(DEPLOY, 'prometheus', 'prometheus.yml')) as Array<{ rule_files: string[]; scrape_configs: Array<Json & { job_name: string; dns_sd_configs: Array<{ names: string[]; port: number }>; authorization?: { credentials_file: string } }> }>;
+    const [config] = readYaml(join(DEPLOY, 'prometheus', 'prometheus.yml')) as Array<{
+      rule_files: string[];
+      scrape_configs: Array<Json & { job_name: string; dns_sd_configs: Array<{ names: string[]; port: number }>; authorization?: { credentials_file: string } }>;
+    }>;
     const scraped = new Map(config!.scrape_configs.map((job) => [job.dns_sd_configs[0]!.names[0], job]));
     expect([...scraped.keys()].sort()).toEqual(['api', 'scheduler', 'worker']);
     expect(scraped.get('api')!.dns_sd_configs[0]!.port).toBe(8080);

@@ -65,8 +65,18 @@ describe('deploy/Dockerfile', () => {
     const [entrypoint] = steps('ENTRYPOINT');
     expect(entrypoint?.exec).toEqual(['node', 'dist/cli/workfleet.js']);
     expect(steps('CMD')[0]?.exec).toEqual(['api']);
-    expect(steps('ENV').map((step) => step.text).join(' ')).toMatch(/NODE_ENV=production/);
-    expect(steps('EXPOSE').map((step) => step.text).join(' ').split(/\s+/).sort()).toEqual(['8080', '9464']);
+    expect(
+      steps('ENV')
+        .map((step) => step.text)
+        .join(' '),
+    ).toMatch(/NODE_ENV=production/);
+    expect(
+      steps('EXPOSE')
+        .map((step) => step.text)
+        .join(' ')
+        .split(/\s+/)
+        .sort(),
+    ).toEqual(['8080', '9464']);
   });
 
   it('has an exec-form healthcheck with an interval, a timeout and a start period', () => {

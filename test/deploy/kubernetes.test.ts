@@ -27,7 +27,11 @@ beforeAll(async () => {
     join(hpaOverlay, 'kustomization.yaml'),
     `apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: workfleet\nresources:\n  - ${rel('base')}\ncomponents:\n  - ${rel('components/hpa')}\n  - ${rel('components/prometheus-operator')}\n`,
   );
-  for (const [name, dir] of [['base', join(DEPLOY, 'k8s', 'base')], ['production', join(DEPLOY, 'k8s', 'overlays', 'production')], ['hpa', hpaOverlay]] as const) {
+  for (const [name, dir] of [
+    ['base', join(DEPLOY, 'k8s', 'base')],
+    ['production', join(DEPLOY, 'k8s', 'overlays', 'production')],
+    ['hpa', hpaOverlay],
+  ] as const) {
     rendered.set(name, (await kustomize(dir)) as Manifest[]);
   }
 }, 170_000);
@@ -104,7 +108,10 @@ describe.each(['base', 'production', 'hpa'])('the %s render', (name) => {
     const known = knownSettings();
     for (const deployment of byKind(docs(), 'Deployment')) {
       const env = containerEnv(docs(), podSpec(deployment).containers[0]!);
-      expect(Object.keys(env).filter((key) => !known.has(key)), `${deployment.metadata.name}: unknown settings`).toEqual([]);
+      expect(
+        Object.keys(env).filter((key) => !known.has(key)),
+        `${deployment.metadata.name}: unknown settings`,
+      ).toEqual([]);
       const config = loadConfig(env);
       expect(config.env).toBe('production');
       expect(config.api.authEnabled).toBe(true);
@@ -140,7 +147,10 @@ describe.each(['base', 'production', 'hpa'])('the %s render', (name) => {
     for (const deployment of byKind(docs(), 'Deployment')) {
       const labels = podLabels(deployment);
       const applying = policies.filter((policy) => matches(policy.spec!.podSelector as Json, labels));
-      expect(applying.some((policy) => (policy.spec!.policyTypes as string[]).includes('Ingress')), `${deployment.metadata.name} is isolated`).toBe(true);
+      expect(
+        applying.some((policy) => (policy.spec!.policyTypes as string[]).includes('Ingress')),
+        `${deployment.metadata.name} is isolated`,
+      ).toBe(true);
       const rules = applying.flatMap((policy) => (policy.spec!.ingress as Array<{ from?: Array<Json>; ports?: Array<{ port: number }> }> | undefined) ?? []);
       const open = rules.filter((rule) => !rule.from || rule.from.length === 0);
       if (deployment.metadata.name === 'workfleet-api') {

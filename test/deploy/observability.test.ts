@@ -23,7 +23,14 @@ interface Panel {
 
 const dashboards = readdirSync(join(DEPLOY, 'grafana', 'dashboards'))
   .filter((name) => name.endsWith('.json'))
-  .map((name) => ({ name, json: JSON.parse(readFileSync(join(DEPLOY, 'grafana', 'dashboards', name), 'utf8')) as Json & { uid: string; panels: Panel[]; templating: { list: Array<Json & { name: string; type: string; query: unknown }> } } }));
+  .map((name) => ({
+    name,
+    json: JSON.parse(readFileSync(join(DEPLOY, 'grafana', 'dashboards', name), 'utf8')) as Json & {
+      uid: string;
+      panels: Panel[];
+      templating: { list: Array<Json & { name: string; type: string; query: unknown }> };
+    },
+  }));
 
 interface Rule {
   alert?: string;
@@ -38,7 +45,14 @@ const rules = rulesFile!.groups.flatMap((group) => group.rules);
 
 describe('the metric catalogue', () => {
   it('is read from the real registry, stuck-case gauge included', () => {
-    for (const name of ['workfleet_http_request_duration_seconds_bucket', 'workfleet_queue_jobs', 'workfleet_step_duration_seconds_count', 'workfleet_breaker_state', 'workfleet_cases_stuck', 'process_start_time_seconds']) {
+    for (const name of [
+      'workfleet_http_request_duration_seconds_bucket',
+      'workfleet_queue_jobs',
+      'workfleet_step_duration_seconds_count',
+      'workfleet_breaker_state',
+      'workfleet_cases_stuck',
+      'process_start_time_seconds',
+    ]) {
       expect(catalog.has(name), name).toBe(true);
     }
     expect(catalog.get('workfleet_queue_jobs')!.labels).toEqual(new Set(['process', 'queue', 'state']));
@@ -52,9 +66,7 @@ describe('the metric catalogue', () => {
     expect(promqlProblems('sum(process_resident_memory_bytes)', catalog)).toEqual(["process_resident_memory_bytes is not workfleet's own: select it by its process label"]);
     expect(promqlProblems('sum(process_resident_memory_bytes{process=~"api|worker"})', catalog)).toEqual([]);
     expect(promqlProblems('max(go_goroutines{process="api"})', catalog)).toEqual(['unknown metric go_goroutines']);
-    expect(parsePromql('histogram_quantile(0.9, sum by (le) (rate(workfleet_step_duration_seconds_bucket[5m])))').selectors).toEqual([
-      { metric: 'workfleet_step_duration_seconds_bucket', labels: [] },
-    ]);
+    expect(parsePromql('histogram_quantile(0.9, sum by (le) (rate(workfleet_step_duration_seconds_bucket[5m])))').selectors).toEqual([{ metric: 'workfleet_step_duration_seconds_bucket', labels: [] }]);
   });
 });
 
@@ -62,7 +74,9 @@ describe.each(dashboards)('the Grafana dashboard $name', ({ json }) => {
   const panels = json.panels.filter((panel) => panel.type !== 'row');
 
   it('queries only metrics and labels workfleet exposes, in valid PromQL', () => {
-    const problems = panels.flatMap((panel) => (panel.targets ?? []).flatMap((target) => promqlProblems(expandGrafanaVariables(target.expr), catalog).map((problem) => `${panel.title} ${target.refId}: ${problem}`)));
+    const problems = panels.flatMap((panel) =>
+      (panel.targets ?? []).flatMap((target) => promqlProblems(expandGrafanaVariables(target.expr), catalog).map((problem) => `${panel.title} ${target.refId}: ${problem}`)),
+    );
     expect(problems).toEqual([]);
     for (const variable of json.templating.list.filter((candidate) => candidate.type === 'query')) {
       const query = (variable.query as { query: string }).query;
@@ -74,7 +88,15 @@ describe.each(dashboards)('the Grafana dashboard $name', ({ json }) => {
 
   it('covers what issue 7 asks for: API RED, queue depth, step durations, retries, breakers, stuck cases', () => {
     const queries = panels.flatMap((panel) => (panel.targets ?? []).map((target) => target.expr)).join('\n');
-    for (const metric of ['workfleet_http_request_duration_seconds_count', 'workfleet_http_request_duration_seconds_bucket', 'workfleet_queue_jobs', 'workfleet_step_duration_seconds_bucket', 'workfleet_step_retries_total', 'workfleet_breaker_state', 'workfleet_cases_stuck']) {
+    for (const metric of [
+      'workfleet_http_request_duration_seconds_count',
+      'workfleet_http_request_duration_seconds_bucket',
+      'workfleet_queue_jobs',
+      'workfleet_step_duration_seconds_bucket',
+      'workfleet_step_retries_total',
+      'workfleet_breaker_state',
+      'workfleet_cases_stuck',
+    ]) {
       expect(queries, metric).toContain(metric);
     }
     expect(queries).toMatch(/status=~"5\.\."/);
@@ -139,7 +161,10 @@ describe('the Prometheus alert rules', () => {
   });
 
   it('page someone for stuck cases, a missing scheduler or workers, an unconsumed or growing backlog, and failing API requests', () => {
-    const paging = rules.filter((rule) => rule.labels?.severity === 'page').map((rule) => rule.expr).join('\n');
+    const paging = rules
+      .filter((rule) => rule.labels?.severity === 'page')
+      .map((rule) => rule.expr)
+      .join('\n');
     for (const metric of ['workfleet_cases_stuck', 'process="scheduler"', 'process="worker"', 'workfleet_queue_jobs', 'workfleet_http_request_duration_seconds_count', 'workfleet_cases_finished_total']) {
       expect(paging, metric).toContain(metric);
     }

@@ -160,7 +160,10 @@ export async function goTool(name: string, target = '.'): Promise<string> {
  */
 async function kustomizeCommand(): Promise<string[]> {
   if (process.env.KUSTOMIZE_BIN) return [process.env.KUSTOMIZE_BIN, 'build'];
-  for (const [command, ...args] of [['kustomize', 'build'], ['kubectl', 'kustomize']] as const) {
+  for (const [command, ...args] of [
+    ['kustomize', 'build'],
+    ['kubectl', 'kustomize'],
+  ] as const) {
     try {
       await run(command, command === 'kubectl' ? ['version', '--client'] : ['version']);
       return [command, ...args];
@@ -175,7 +178,9 @@ async function kustomizeCommand(): Promise<string[]> {
 export async function kustomize(dir: string): Promise<Json[]> {
   const [command, ...args] = await kustomizeCommand();
   const { stdout } = await run(command!, [...args, dir], { maxBuffer: 16 * 1024 * 1024 });
-  return parseAllDocuments(stdout).map((doc) => doc.toJS() as Json).filter((doc) => doc && typeof doc === 'object');
+  return parseAllDocuments(stdout)
+    .map((doc) => doc.toJS() as Json)
+    .filter((doc) => doc && typeof doc === 'object');
 }
 
 type Schema = Record<string, unknown>;
@@ -246,6 +251,8 @@ function buildKubernetesValidator(): (doc: Json) => string[] {
     const validate = validators.get(kind);
     if (!validate) return [`no schema for ${kind}`];
     if (validate(doc)) return [];
-    return (validate.errors ?? []).map((error) => `${error.instancePath || '/'} ${error.message ?? ''}${error.params && 'additionalProperty' in error.params ? `: ${String(error.params.additionalProperty)}` : ''}`);
+    return (validate.errors ?? []).map(
+      (error) => `${error.instancePath || '/'} ${error.message ?? ''}${error.params && 'additionalProperty' in error.params ? `: ${String(error.params.additionalProperty)}` : ''}`,
+    );
   };
 }

@@ -46,10 +46,20 @@ beforeAll(async () => {
   await offline.close();
   // Every route is called without a key: far more failed authentications from one address than the
   // default budget of 60 a minute, whose 429 would hide the 401 (the limiter: api-auth-flood.test.ts).
-  fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-auth', env: { AUTH_ENABLED: 'true', API_AUTH_FAILURES_PER_MINUTE: '0' } });
+  fleet = await Fleet.start({
+    redisUrl: servers.redis.url,
+    mongoUrl: namespace.mongoUrl,
+    prefix: namespace.prefix,
+    workers: 1,
+    label: 'e2e-auth',
+    env: { AUTH_ENABLED: 'true', API_AUTH_FAILURES_PER_MINUTE: '0' },
+  });
   // A case that waits forever: "go" is for a step it has not reached, so each role's "go" is kept
   // (accepted, not refused as a signal nothing may wait for) and every role meets the same case.
-  const steps = [{ id: 'wait', waitFor: { signals: ['never'] } }, { id: 'later', after: ['wait'], waitFor: { signals: ['go'] } }];
+  const steps = [
+    { id: 'wait', waitFor: { signals: ['never'] } },
+    { id: 'later', after: ['wait'], waitFor: { signals: ['go'] } },
+  ];
   expect(await call('POST', '/v1/workflows', keyOf.admin, { name: 'w', steps })).toBe(201);
   const started = await fetch(`${fleet.apiUrl}/v1/cases`, {
     method: 'POST',
@@ -121,7 +131,17 @@ describe('the auth matrix', () => {
   it('gives each role exactly what every route of the server declares, and no key only the public routes', async () => {
     // Path parameters name nothing that exists, and no body is sent: a role that may call a route
     // meets a 400 or 404 (or the board's 409), never a change.
-    const sample: Record<string, string> = { name: 'no-such-name', version: '1', id: 'no-such-id', stepId: 'no-such-step', queueName: 'no-such-queue', jobId: 'no-such-job', queueStatus: 'failed', schedulerId: 'no-such-scheduler', '*': 'index.html' };
+    const sample: Record<string, string> = {
+      name: 'no-such-name',
+      version: '1',
+      id: 'no-such-id',
+      stepId: 'no-such-step',
+      queueName: 'no-such-queue',
+      jobId: 'no-such-job',
+      queueStatus: 'failed',
+      schedulerId: 'no-such-scheduler',
+      '*': 'index.html',
+    };
     const pathOf = (url: string) =>
       url.replace(/:(\w+)|\*/g, (match, name: string | undefined) => {
         const value = sample[name ?? match];

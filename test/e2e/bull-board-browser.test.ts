@@ -85,14 +85,19 @@ describe('Bull Board in Chromium', () => {
     const headers = { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json' };
     const board = { authorization: `Basic ${Buffer.from(`ops:${keys.admin}`).toString('base64')}` };
     await fetch(`${fleet.apiUrl}/v1/workflows`, {
-      method: 'POST', headers,
+      method: 'POST',
+      headers,
       body: JSON.stringify({ name: 'board-fails', steps: [{ id: 'fetch', task: 'flaky.fetch', queue: 'default', retry: { maxAttempts: 1 }, input: { failTimes: 9 } }] }),
     });
     const { id } = (await (await fetch(`${fleet.apiUrl}/v1/cases`, { method: 'POST', headers, body: JSON.stringify({ workflow: 'board-fails' }) })).json()) as { id: string };
-    const failed = await waitFor('the case to fail', async () => {
-      const view = (await (await fetch(`${fleet.apiUrl}/v1/cases/${id}`, { headers })).json()) as { status: string };
-      return view.status === 'failed' ? view : undefined;
-    }, { timeoutMs: 30_000 });
+    const failed = await waitFor(
+      'the case to fail',
+      async () => {
+        const view = (await (await fetch(`${fleet.apiUrl}/v1/cases/${id}`, { headers })).json()) as { status: string };
+        return view.status === 'failed' ? view : undefined;
+      },
+      { timeoutMs: 30_000 },
+    );
     expect(failed.status).toBe('failed');
     const jobs = (await (await fetch(`${fleet.apiUrl}/admin/queues/api/queues?activeQueue=default&status=failed&page=1`, { headers: board })).json()) as {
       queues: Array<{ name: string; jobs: Array<{ id: string }> }>;
@@ -111,7 +116,11 @@ describe('Bull Board in Chromium', () => {
     const retryAll = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/retry/failed`, { method: 'PUT', headers: board });
     expect(retryAll.status).toBe(409);
     expect(((await retryAll.json()) as { message: string }).message).toContain('workfleet case retry');
-    const addStep = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/add`, { method: 'POST', headers: { ...board, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x', data: {} }) });
+    const addStep = await fetch(`${fleet.apiUrl}/admin/queues/api/queues/default/add`, {
+      method: 'POST',
+      headers: { ...board, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'x', data: {} }),
+    });
     expect(addStep.status).toBe(409);
 
     // Nothing ran again: the job is still failed, the case too, with nothing new in its trace.

@@ -110,7 +110,12 @@ describe('workfleet case start', () => {
     expect(refusedByClient).toMatchObject({
       status: 400,
       code: 'INPUT_INVALID',
-      details: { issues: [{ path: 'input.sku', pointer: '/input/sku', message: 'is required' }, { path: 'input.quantity', pointer: '/input/quantity', message: 'must be >= 1' }] },
+      details: {
+        issues: [
+          { path: 'input.sku', pointer: '/input/sku', message: 'is required' },
+          { path: 'input.quantity', pointer: '/input/quantity', message: 'must be >= 1' },
+        ],
+      },
     });
     const started = await workfleet('case', 'start', 'ship', '--input', '{"sku":"pen","quantity":2}');
     expect(started.code).toBe(0);

@@ -98,9 +98,16 @@ describe('workfleet dev and the CLI', () => {
   it('lists, shows and traces cases', async () => {
     const list = await workfleet('case', 'list', '--workflow', 'order');
     expect(list.code).toBe(0);
-    const ids = list.stdout.split('\n').filter(Boolean).map((line) => line.split(/\s+/)[0] ?? '');
+    const ids = list.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => line.split(/\s+/)[0] ?? '');
     expect(ids).toHaveLength(2);
-    const completedId = list.stdout.split('\n').find((line) => line.includes('completed'))?.split(/\s+/)[0] ?? '';
+    const completedId =
+      list.stdout
+        .split('\n')
+        .find((line) => line.includes('completed'))
+        ?.split(/\s+/)[0] ?? '';
     const show = await workfleet('case', 'show', completedId);
     expect(show.stdout).toMatch(/ship\s+completed\s+1/);
     const trace = await workfleet('case', 'trace', completedId, '--json');

@@ -42,8 +42,7 @@ async function start(workflow: string, input: Record<string, unknown>, ticket: s
 }
 
 const statusOf = async (id: string) => (await call<{ status: string }>('GET', `/v1/cases/${id}`)).body.status;
-const until = (id: string, status: string) =>
-  waitFor(`case ${id} to be ${status}`, async () => ((await statusOf(id)) === status ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
+const until = (id: string, status: string) => waitFor(`case ${id} to be ${status}`, async () => ((await statusOf(id)) === status ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
@@ -56,13 +55,22 @@ beforeAll(async () => {
   const service = new KeyService(store, systemClock);
   for (const role of ['admin', 'operator', 'viewer'] as const) keys[role] = (await service.create({ name: `${role}-person`, roles: [role] })).key;
   await store.close();
-  fleet = await Fleet.start({ redisUrl: servers.redis.url, mongoUrl: namespace.mongoUrl, prefix: namespace.prefix, workers: 1, label: 'e2e-explorer',
+  fleet = await Fleet.start({
+    redisUrl: servers.redis.url,
+    mongoUrl: namespace.mongoUrl,
+    prefix: namespace.prefix,
+    workers: 1,
+    label: 'e2e-explorer',
     // A short reset, so that the breaker the failing fetches open defers an attempt for a moment only.
     env: { AUTH_ENABLED: 'true', BREAKER_RESET_TIMEOUT_MS: '1500' },
   });
   const dir = join(packageRoot(), 'examples', 'workflows');
   for (const file of readdirSync(dir).filter((name) => name.endsWith('.yaml'))) {
-    const response = await fetch(`${fleet.apiUrl}/v1/workflows`, { method: 'POST', headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/yaml' }, body: readFileSync(join(dir, file), 'utf8') });
+    const response = await fetch(`${fleet.apiUrl}/v1/workflows`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/yaml' },
+      body: readFileSync(join(dir, file), 'utf8'),
+    });
     expect(response.status, file).toBeLessThan(300);
   }
   // One case of each kind the test looks for, told apart by a business key. The fetches go one

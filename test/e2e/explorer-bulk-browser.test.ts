@@ -120,7 +120,9 @@ describe('bulk actions in the explorer', () => {
     await expect.poll(() => page.locator('#bulk-status').getAttribute('data-status'), { timeout: 30_000 }).toBe('completed');
     expect(await page.locator('#bulk-status').textContent()).toBe('4 of 4 · 3 ok · 1 skipped · 0 failed · completed');
     expect(await page.locator('#bulk-progress').evaluate((bar) => [(bar as unknown as { value: number }).value, (bar as unknown as { max: number }).max])).toEqual([4, 4]);
-    await expect.poll(() => page.locator('#bulk-results tr[data-case]').evaluateAll((rows) => rows.map((row) => `${row.getAttribute('data-case')}:${row.getAttribute('data-outcome')}`))).toEqual([`${charged}:skipped`]);
+    await expect
+      .poll(() => page.locator('#bulk-results tr[data-case]').evaluateAll((rows) => rows.map((row) => `${row.getAttribute('data-case')}:${row.getAttribute('data-outcome')}`)))
+      .toEqual([`${charged}:skipped`]);
     expect(await page.locator('#bulk-results').textContent()).toContain('CASE_STATE_CONFLICT');
     await page.screenshot({ path: join(SHOTS, 'explorer-bulk-done.png'), fullPage: true });
     // Each declined case ran its step again.

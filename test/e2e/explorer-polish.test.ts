@@ -40,10 +40,14 @@ async function start(workflow: string, input: Record<string, unknown>): Promise<
 }
 
 const until = (id: string, statuses: string[]) =>
-  waitFor(`case ${id} to be ${statuses.join(' or ')}`, async () => {
-    const status = (await call<{ status: string }>('GET', `/v1/cases/${id}`)).body.status;
-    return statuses.includes(status) ? status : undefined;
-  }, { timeoutMs: 30_000, intervalMs: 100 });
+  waitFor(
+    `case ${id} to be ${statuses.join(' or ')}`,
+    async () => {
+      const status = (await call<{ status: string }>('GET', `/v1/cases/${id}`)).body.status;
+      return statuses.includes(status) ? status : undefined;
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
 
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
@@ -58,7 +62,13 @@ beforeAll(async () => {
     expect(response.status, file).toBeLessThan(300);
   }
   // Long names everywhere; its step's queue has no worker, so the case stays open on it.
-  const long = { name: LONG_WORKFLOW, steps: [{ id: LONG_STEP, task: LONG_TASK, queue: 'nobody-listens' }, { id: 'then', task: 'demo.echo', after: [LONG_STEP] }] };
+  const long = {
+    name: LONG_WORKFLOW,
+    steps: [
+      { id: LONG_STEP, task: LONG_TASK, queue: 'nobody-listens' },
+      { id: 'then', task: 'demo.echo', after: [LONG_STEP] },
+    ],
+  };
   expect((await call('POST', '/v1/workflows', long)).status).toBe(201);
   // A declined card fails `charge` for good (not the first step of the definition).
   ids.failed = await start('order', { sku: 'book-42', quantity: 1, amount: 20_000 });
@@ -134,11 +144,7 @@ describe('the explorer for a newcomer', () => {
     const { page, problems, close } = await openTab();
     await page.goto(`${fleet.apiUrl}/ui#/cases/${ids.batch}`);
     await page.locator('#graph [data-step="pack"]').click(SHOWN);
-    await expect.poll(() => attributes(page, '#items-table tbody tr', 'data-index', 'data-status'), SHOWN).toEqual([
-      '0:completed',
-      '1:failed',
-      '2:completed',
-    ]);
+    await expect.poll(() => attributes(page, '#items-table tbody tr', 'data-index', 'data-status'), SHOWN).toEqual(['0:completed', '1:failed', '2:completed']);
     expect(await page.locator('#items-table tr[data-index="1"]').textContent()).toContain('UNPACKABLE');
     expect(await page.locator('#step-panel #bull-board-link').count()).toBe(0);
     await page.screenshot({ path: join(SHOTS, 'foreach-parent.png'), fullPage: true });

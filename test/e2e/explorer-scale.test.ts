@@ -39,11 +39,32 @@ function bigCase(updatedAt: string) {
   const view: Record<string, unknown> = {};
   steps.forEach((step, i) => {
     const status = i === STEPS - 1 ? 'running' : i % 97 === 0 ? 'failed' : 'completed';
-    view[step.id] = { status, attempts: i % 10 === 0 ? 2 : 1, startedAt: iso(i * 10), finishedAt: status === 'running' ? null : iso(i * 10 + 8), output: { i }, error: status === 'failed' ? { code: 'E', message: 'no' } : null, scheduledAt: iso(i * 10) };
+    view[step.id] = {
+      status,
+      attempts: i % 10 === 0 ? 2 : 1,
+      startedAt: iso(i * 10),
+      finishedAt: status === 'running' ? null : iso(i * 10 + 8),
+      output: { i },
+      error: status === 'failed' ? { code: 'E', message: 'no' } : null,
+      scheduledAt: iso(i * 10),
+    };
   });
   return {
-    id: 'big', workflow: 'big', version: 1, status: 'running', input: {}, output: null, error: null, steps: view,
-    createdAt: iso(0), updatedAt, deadlineAt: iso(86_400_000), finishedAt: null, startedBy: null, businessKeys: {}, waitingFor: [],
+    id: 'big',
+    workflow: 'big',
+    version: 1,
+    status: 'running',
+    input: {},
+    output: null,
+    error: null,
+    steps: view,
+    createdAt: iso(0),
+    updatedAt,
+    deadlineAt: iso(86_400_000),
+    finishedAt: null,
+    startedBy: null,
+    businessKeys: {},
+    waitingFor: [],
   };
 }
 
@@ -71,7 +92,12 @@ function fakeApi() {
     const url = new URL(route.request().url());
     asked.push(url.pathname + url.search);
     const path = url.pathname;
-    if (path === '/v1/explorer/session') return json(route, { authEnabled: false, principal: { id: 'anonymous', name: 'auth disabled', roles: ['admin'] }, permissions: ['cases:read', 'cases:read-own', 'cases:operate', 'fleet:read', 'workflows:read'] });
+    if (path === '/v1/explorer/session')
+      return json(route, {
+        authEnabled: false,
+        principal: { id: 'anonymous', name: 'auth disabled', roles: ['admin'] },
+        permissions: ['cases:read', 'cases:read-own', 'cases:operate', 'fleet:read', 'workflows:read'],
+      });
     if (path === '/v1/workflows') return json(route, { workflows: [{ name: 'big', latestVersion: 1 }] });
     if (path === '/v1/status') return json(route, { cases: { pending: 0, running: 4_000, waiting: 1_000, completed: 90_000, failed: 5_000, cancelled: 0 } });
     if (path === '/v1/cases') {
@@ -87,7 +113,21 @@ function fakeApi() {
     if (path === '/v1/cases/big') return json(route, bigCase(updatedAt));
     if (path === '/v1/cases/big/trace') return json(route, bigTrace());
     if (path.startsWith('/v1/explorer/cases/big/steps/')) {
-      return json(route, { queue: 'default', jobId: 'big.x', boardUrl: '/admin/queues/queue/default/big.x', state: 'completed', input: {}, attemptsMade: 1, progress: 0, failedReason: null, enqueuedAt: null, processedAt: null, finishedAt: null, logs: [], logCount: 0 });
+      return json(route, {
+        queue: 'default',
+        jobId: 'big.x',
+        boardUrl: '/admin/queues/queue/default/big.x',
+        state: 'completed',
+        input: {},
+        attemptsMade: 1,
+        progress: 0,
+        failedReason: null,
+        enqueuedAt: null,
+        processedAt: null,
+        finishedAt: null,
+        logs: [],
+        logCount: 0,
+      });
     }
     return route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ error: { code: 'ROUTE_NOT_FOUND', message: path } }) });
   };
@@ -102,7 +142,10 @@ beforeAll(async () => {
   const port = await freePort();
   await app.listen({ host: '127.0.0.1', port });
   base = `http://127.0.0.1:${port}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
 }, 60_000);
 
 afterAll(async () => {

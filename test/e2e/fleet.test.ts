@@ -113,16 +113,20 @@ describe('the fleet end to end', () => {
     );
     await intake.close();
 
-    const viaQueue = await waitFor('200 intake cases to exist', async () => {
-      const found: Array<{ id: string }> = [];
-      let cursor: string | null = null;
-      do {
-        const page: { body: { cases: Array<{ id: string }>; nextCursor: string | null } } = await api('GET', `/v1/cases?workflow=order&limit=200${cursor ? `&cursor=${cursor}` : ''}`);
-        found.push(...page.body.cases);
-        cursor = page.body.nextCursor;
-      } while (cursor);
-      return found.length >= 400 ? found.filter((item) => !viaHttp.some((http) => http.id === item.id)) : undefined;
-    }, { timeoutMs: 60_000, intervalMs: 250 });
+    const viaQueue = await waitFor(
+      '200 intake cases to exist',
+      async () => {
+        const found: Array<{ id: string }> = [];
+        let cursor: string | null = null;
+        do {
+          const page: { body: { cases: Array<{ id: string }>; nextCursor: string | null } } = await api('GET', `/v1/cases?workflow=order&limit=200${cursor ? `&cursor=${cursor}` : ''}`);
+          found.push(...page.body.cases);
+          cursor = page.body.nextCursor;
+        } while (cursor);
+        return found.length >= 400 ? found.filter((item) => !viaHttp.some((http) => http.id === item.id)) : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 250 },
+    );
     expect(viaQueue).toHaveLength(200);
 
     for (const { id, sku, amount } of viaHttp) {
@@ -185,9 +189,7 @@ describe('the fleet end to end', () => {
   });
 
   it('opens a breaker when a dependency fails, defers tasks without spending attempts, and recovers', async () => {
-    const ids = await Promise.all(
-      Array.from({ length: 8 }, async () => (await api<{ id: string }>('POST', '/v1/cases', { workflow: 'partner', input: { outageMs: 2_500, outageId: 'e2e' } })).body.id),
-    );
+    const ids = await Promise.all(Array.from({ length: 8 }, async () => (await api<{ id: string }>('POST', '/v1/cases', { workflow: 'partner', input: { outageMs: 2_500, outageId: 'e2e' } })).body.id));
     const records = await Promise.all(ids.map((id) => finished(id, 60_000)));
     expect(records.map((record) => record.status)).toEqual(Array(8).fill('completed'));
     const traces = await Promise.all(ids.map(getTrace));

@@ -110,7 +110,9 @@ describe('the example workflows, one per pattern', () => {
 
     // A fan-out this wide wants a higher concurrency than the example's 5: more reports arrive
     // together, and the scheduler applies them in fewer transitions.
-    const wide = readFileSync(join(packageRoot(), 'examples', 'workflows', 'batch-pack.yaml'), 'utf8').replace('name: batch-pack', 'name: batch-pack-wide').replace('concurrency: 5', 'concurrency: 200');
+    const wide = readFileSync(join(packageRoot(), 'examples', 'workflows', 'batch-pack.yaml'), 'utf8')
+      .replace('name: batch-pack', 'name: batch-pack-wide')
+      .replace('concurrency: 5', 'concurrency: 200');
     expect((await fetch(`${fleet.apiUrl}/v1/workflows`, { method: 'POST', headers: { 'content-type': 'application/yaml' }, body: wide })).status).toBe(201);
     const lines = Array.from({ length: 1_000 }, (_, i) => ({ sku: `s${i}`, quantity: 1 }));
     const began = Date.now();
@@ -182,10 +184,14 @@ describe('operating cases', () => {
     const child = await until(running.steps.child?.childCaseId ?? '', 'cancelled');
     expect(child.error?.message).toContain('parent cancelled');
     const queue = new Queue('default', { connection: { url: servers.redis.url }, prefix });
-    const job = await waitFor('the aborted job to fail', async () => {
-      const found = await queue.getJob(`${id}.work`);
-      return found?.failedReason ? found : undefined;
-    }, { timeoutMs: 10_000 });
+    const job = await waitFor(
+      'the aborted job to fail',
+      async () => {
+        const found = await queue.getJob(`${id}.work`);
+        return found?.failedReason ? found : undefined;
+      },
+      { timeoutMs: 10_000 },
+    );
     await queue.close();
     expect(job.failedReason).toBe('STEP_CANCELLED: the case was cancelled');
     expect((await api('POST', `/v1/cases/${id}/cancel`, {})).status).toBe(409);
@@ -212,7 +218,13 @@ describe('operating cases', () => {
   });
 
   it('keeps a running case on the version it started with', async () => {
-    const v1 = { name: 'versioned', steps: [{ id: 'wait', waitFor: { signals: ['go'] } }, { id: 'tail', after: ['wait'], task: 'demo.echo', input: { version: 1 } }] };
+    const v1 = {
+      name: 'versioned',
+      steps: [
+        { id: 'wait', waitFor: { signals: ['go'] } },
+        { id: 'tail', after: ['wait'], task: 'demo.echo', input: { version: 1 } },
+      ],
+    };
     expect((await api<{ version: number }>('POST', '/v1/workflows', v1)).body.version).toBe(1);
     const id = await start('versioned');
     await until(id, 'waiting');
@@ -235,10 +247,14 @@ describe('operating cases', () => {
     expect((await api('POST', '/v1/schedules', { id: 'ghost', workflow: 'nope', every: '1s' })).status).toBe(404);
     const listed = await api<{ schedules: Array<{ id: string; everyMs: number }> }>('GET', '/v1/schedules');
     expect(listed.body.schedules).toEqual([expect.objectContaining({ id: 'every-second', everyMs: 1_000 })]);
-    await waitFor('two scheduled cases', async () => {
-      const page = await api<{ cases: unknown[] }>('GET', '/v1/cases?workflow=tick&status=completed');
-      return page.body.cases.length >= 2 ? true : undefined;
-    }, { timeoutMs: 15_000 });
+    await waitFor(
+      'two scheduled cases',
+      async () => {
+        const page = await api<{ cases: unknown[] }>('GET', '/v1/cases?workflow=tick&status=completed');
+        return page.body.cases.length >= 2 ? true : undefined;
+      },
+      { timeoutMs: 15_000 },
+    );
     expect((await api('DELETE', '/v1/schedules/every-second')).status).toBe(204);
     expect((await api<{ schedules: unknown[] }>('GET', '/v1/schedules')).body.schedules).toEqual([]);
     // Each run is one intake job; two schedulers never made two cases of one run.

@@ -58,10 +58,7 @@ export class Fleet {
     const names = ['scheduler', ...Array.from({ length: options.workers ?? 2 }, (_, i) => `worker-${i + 1}`)];
     if (options.metrics) for (const name of names) fleet.metricsPorts.set(name, await freePort());
     const metricsEnv = (name: string) => ({ METRICS_PORT: String(fleet.metricsPorts.get(name) ?? 0) });
-    await Promise.all([
-      fleet.spawn('api', 'api'),
-      ...names.map((name) => fleet.spawn(name, name === 'scheduler' ? 'scheduler' : 'worker', metricsEnv(name))),
-    ]);
+    await Promise.all([fleet.spawn('api', 'api'), ...names.map((name) => fleet.spawn(name, name === 'scheduler' ? 'scheduler' : 'worker', metricsEnv(name)))]);
     await waitFor('the API to answer /health', async () => ((await fetch(`${fleet.apiUrl}/health`)).ok ? true : undefined));
     return fleet;
   }

@@ -50,9 +50,13 @@ export function httpClient(baseUrl: () => string) {
   const getTrace = async (id: string) => (await api<{ events: WireEvent[] }>('GET', `/v1/cases/${id}/trace`)).body.events;
   /** The case once its status is one of `statuses`. */
   const until = (id: string, statuses: string | string[], timeoutMs = 30_000) =>
-    waitFor(`case ${id} to be ${String(statuses)}`, async () => {
-      const record = await getCase(id);
-      return ([] as string[]).concat(statuses).includes(record.status) ? record : undefined;
-    }, { timeoutMs, intervalMs: 100 });
+    waitFor(
+      `case ${id} to be ${String(statuses)}`,
+      async () => {
+        const record = await getCase(id);
+        return ([] as string[]).concat(statuses).includes(record.status) ? record : undefined;
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
   return { api, getCase, getTrace, until, finished: (id: string, timeoutMs?: number) => until(id, ['completed', 'failed', 'cancelled'], timeoutMs) };
 }

@@ -2,11 +2,7 @@
  * Polls `probe` until it returns something other than undefined, or fails after `timeoutMs`
  * with `what` and the last value seen. Tests wait on conditions, never on bare sleeps.
  */
-export async function waitFor<T>(
-  what: string,
-  probe: () => Promise<T | undefined> | T | undefined,
-  options: { timeoutMs?: number; intervalMs?: number } = {},
-): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, options: { timeoutMs?: number; intervalMs?: number } = {}): Promise<T> {
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   let lastError: unknown;
   for (;;) {

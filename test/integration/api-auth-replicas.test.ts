@@ -37,11 +37,10 @@ describe('revocation across replicas', () => {
     expect((await b.call('GET', '/v1/workflows', { headers: bearer(victim.key) })).status).toBe(200);
     expect((await a.call('DELETE', `/v1/keys/${victim.summary.id}`, { headers: bearer(admin) })).status).toBe(204);
     const revokedAt = Date.now();
-    await waitFor(
-      'replica b to refuse the revoked key',
-      async () => ((await b.call('GET', '/v1/workflows', { headers: bearer(victim.key) })).status === 401 ? true : undefined),
-      { timeoutMs: 1_000, intervalMs: 2 },
-    );
+    await waitFor('replica b to refuse the revoked key', async () => ((await b.call('GET', '/v1/workflows', { headers: bearer(victim.key) })).status === 401 ? true : undefined), {
+      timeoutMs: 1_000,
+      intervalMs: 2,
+    });
     const elapsedMs = Date.now() - revokedAt;
     console.log(`revoked through replica a; replica b refused the key ${elapsedMs} ms later (cache window ${KEY_CACHE_MS} ms)`);
     expect(elapsedMs).toBeLessThan(KEY_CACHE_MS / 10);

@@ -20,7 +20,11 @@ async function call(method: string, url: string, key: string | undefined, payloa
   const headers: Record<string, string> = {};
   if (key !== undefined) headers[header === 'bearer' ? 'authorization' : 'x-api-key'] = header === 'bearer' ? `Bearer ${key}` : key;
   const response = await api.call(method, url, { headers, payload });
-  return { status: response.status, body: (typeof response.body === 'object' ? response.body : {}) as Record<string, unknown>, raw: typeof response.body === 'string' ? response.body : JSON.stringify(response.body) };
+  return {
+    status: response.status,
+    body: (typeof response.body === 'object' ? response.body : {}) as Record<string, unknown>,
+    raw: typeof response.body === 'string' ? response.body : JSON.stringify(response.body),
+  };
 }
 
 beforeAll(async () => {
@@ -44,9 +48,7 @@ describe('API keys', () => {
     now += 60_000;
     const wrongSecret = keyOf.admin.slice(0, -4) + 'AAAA';
     const unknownId = `wfk_ZZZZZZZZZZZZ_${keyOf.admin.slice(-43)}`;
-    const answers = await Promise.all(
-      [undefined, 'not-a-key', unknownId, wrongSecret, revoked.key, expiring.key].map((key) => call('GET', '/v1/cases', key)),
-    );
+    const answers = await Promise.all([undefined, 'not-a-key', unknownId, wrongSecret, revoked.key, expiring.key].map((key) => call('GET', '/v1/cases', key)));
     expect(answers.map((answer) => answer.status)).toEqual([401, 401, 401, 401, 401, 401]);
     expect(new Set(answers.map((answer) => answer.raw)).size).toBe(1);
     expect(answers[0]?.body).toEqual({ error: { code: 'UNAUTHENTICATED', message: expect.stringContaining('Bearer') } });
@@ -92,7 +94,12 @@ describe('API keys', () => {
   });
 
   it('takes the auth scheme in any case (RFC 9110): bearer, BEARER, basic', async () => {
-    for (const authorization of [`bearer ${keyOf.viewer}`, `BEARER ${keyOf.viewer}`, `Basic ${Buffer.from(`me:${keyOf.viewer}`).toString('base64')}`, `basic ${Buffer.from(`me:${keyOf.viewer}`).toString('base64')}`]) {
+    for (const authorization of [
+      `bearer ${keyOf.viewer}`,
+      `BEARER ${keyOf.viewer}`,
+      `Basic ${Buffer.from(`me:${keyOf.viewer}`).toString('base64')}`,
+      `basic ${Buffer.from(`me:${keyOf.viewer}`).toString('base64')}`,
+    ]) {
       const response = await api.call('GET', '/v1/workflows', { headers: { authorization } });
       expect([authorization.split(' ')[0], response.status]).toEqual([authorization.split(' ')[0], 200]);
     }

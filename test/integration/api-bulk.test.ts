@@ -35,10 +35,14 @@ async function end(id: string, how: { failWith: string } | 'complete'): Promise<
 }
 
 async function finished(id: string): Promise<Record<string, unknown>> {
-  return waitFor(`bulk operation ${id} to finish`, async () => {
-    const { body } = await call('GET', `/v1/bulk/${id}`);
-    return body.status === 'running' ? undefined : (body as Record<string, unknown>);
-  }, { timeoutMs: 30_000, intervalMs: 100 });
+  return waitFor(
+    `bulk operation ${id} to finish`,
+    async () => {
+      const { body } = await call('GET', `/v1/bulk/${id}`);
+      return body.status === 'running' ? undefined : (body as Record<string, unknown>);
+    },
+    { timeoutMs: 30_000, intervalMs: 100 },
+  );
 }
 
 type Result = { caseId: string; outcome: string; status: string | null; code: string | null };

@@ -54,7 +54,13 @@ describe('workflows', () => {
   });
 
   it('refuses an invalid definition with every problem and its path', async () => {
-    const response = await call('POST', '/v1/workflows', { name: 'bad', steps: [{ id: 'a', task: 't', after: ['b'] }, { id: 'a', task: 't' }] });
+    const response = await call('POST', '/v1/workflows', {
+      name: 'bad',
+      steps: [
+        { id: 'a', task: 't', after: ['b'] },
+        { id: 'a', task: 't' },
+      ],
+    });
     expect(response.status).toBe(400);
     expect(response.body.error.code).toBe('DEFINITION_INVALID');
     expect(response.body.error.details.issues).toEqual([
@@ -195,11 +201,15 @@ describe('mistakes get an answer', () => {
   });
 
   it('warns at apply when no live worker serves a task queue of the workflow', async () => {
-    const response = await call('POST', '/v1/workflows', { name: 'lonely', steps: [{ id: 'a', task: 'demo.echo', queue: 'nobody-here' }, { id: 'b', waitFor: { signals: ['go'] } }] });
+    const response = await call('POST', '/v1/workflows', {
+      name: 'lonely',
+      steps: [
+        { id: 'a', task: 'demo.echo', queue: 'nobody-here' },
+        { id: 'b', waitFor: { signals: ['go'] } },
+      ],
+    });
     expect(response.status).toBe(201);
-    expect(response.body.warnings).toEqual([
-      expect.objectContaining({ code: 'NO_LIVE_WORKER', queue: 'nobody-here', steps: ['a'], message: expect.stringContaining('workfleet worker --queues nobody-here') }),
-    ]);
+    expect(response.body.warnings).toEqual([expect.objectContaining({ code: 'NO_LIVE_WORKER', queue: 'nobody-here', steps: ['a'], message: expect.stringContaining('workfleet worker --queues nobody-here') })]);
     const now = Date.now();
     await api.monitor.heartbeat({ id: 'test:1', role: 'worker', host: 'test', pid: 1, queues: ['nobody-here'], concurrency: 1, startedAt: now, seenAt: now });
     const served = await call('POST', '/v1/workflows', { name: 'lonely', description: 'a worker serves it now', steps: [{ id: 'a', task: 'demo.echo', queue: 'nobody-here' }] });

@@ -41,7 +41,10 @@ async function historySizes(caseId: string): Promise<number[]> {
 }
 
 async function documentSize(caseId: string): Promise<number> {
-  const doc = await client.db().collection('cases').findOne({ _id: caseId as never });
+  const doc = await client
+    .db()
+    .collection('cases')
+    .findOne({ _id: caseId as never });
   return doc ? BSON.calculateObjectSize(doc) : 0;
 }
 
@@ -59,7 +62,13 @@ const itemDone = (index: number, output: unknown): CaseEvent => {
 
 describe('signals', () => {
   it('a buffered signal adds its own payload to history, not the whole buffer again', async () => {
-    const id = await start({ name: 'buffered', steps: [{ id: 'first', task: 'slow' }, { id: 'wait', after: ['first'], waitFor: { signals: ['late'] } }] });
+    const id = await start({
+      name: 'buffered',
+      steps: [
+        { id: 'first', task: 'slow' },
+        { id: 'wait', after: ['first'], waitFor: { signals: ['late'] } },
+      ],
+    });
     const before = (await historySizes(id)).length;
     for (let n = 0; n < 20; n++) expect((await api.call('POST', `/v1/cases/${id}/signals/late`, { payload: { n, blob: text(40_000) } })).status).toBe(200);
     const entries = (await historySizes(id)).slice(before);
@@ -151,7 +160,13 @@ describe('a forEach whose items return large outputs', () => {
 });
 
 describe('a case whose next transition the store refuses', () => {
-  const solo = { name: 'solo', steps: [{ id: 'only', task: 'work' }, { id: 'next', task: 'work', after: ['only'] }] };
+  const solo = {
+    name: 'solo',
+    steps: [
+      { id: 'only', task: 'work' },
+      { id: 'next', task: 'work', after: ['only'] },
+    ],
+  };
   const done = (output: unknown): CaseEvent => ({ type: 'stepCompleted', stepId: 'only', attempt: 1, at: Date.now(), startedAt: Date.now() - 5, output });
 
   it('refuses an entry over the document limit alone, with a code; the other commits of its batch go in', async () => {

@@ -192,7 +192,11 @@ describe('WorkfleetClient against the real API', () => {
     const request = { filter: { key: 'batch=sdk', createdAfter: new Date(Date.now() - 3_600_000) }, signal: { name: 'approve', payload: { by: 'ops' } } };
     const preview = await operator.previewBulk('signal', request);
     expect(preview).toMatchObject({ dryRun: true, matched: 2, eligible: 2, wouldAct: 2, byStatus: { waiting: 2 } });
-    expect(await client(keys.producer).startBulk('signal', request).catch((error: unknown) => error)).toBeInstanceOf(ForbiddenError);
+    expect(
+      await client(keys.producer)
+        .startBulk('signal', request)
+        .catch((error: unknown) => error),
+    ).toBeInstanceOf(ForbiddenError);
     const started = await operator.startBulk('signal', { ...request, limit: 10 });
     expect(started).toMatchObject({ action: 'signal', status: 'running', total: 2, limit: 10 });
     const seen: number[] = [];
@@ -231,16 +235,22 @@ describe('WorkfleetClient against the real API', () => {
   });
 
   it('turns API errors into classes with the API code and status', async () => {
-    const notFound = await client(keys.admin).get('no-such-case').catch((error: unknown) => error);
+    const notFound = await client(keys.admin)
+      .get('no-such-case')
+      .catch((error: unknown) => error);
     expect(notFound).toBeInstanceOf(NotFoundError);
     expect(notFound).toMatchObject({ code: 'CASE_NOT_FOUND', status: 404 });
     expect((notFound as NotFoundError).requestId).toBeTruthy();
 
-    const invalid = await client(keys.admin).start({ workflow: '9 not a name' }).catch((error: unknown) => error);
+    const invalid = await client(keys.admin)
+      .start({ workflow: '9 not a name' })
+      .catch((error: unknown) => error);
     expect(invalid).toBeInstanceOf(InvalidRequestError);
     expect(invalid).toMatchObject({ code: 'INPUT_INVALID', status: 400 });
 
-    const anonymous = await client(undefined).get('x').catch((error: unknown) => error);
+    const anonymous = await client(undefined)
+      .get('x')
+      .catch((error: unknown) => error);
     expect(anonymous).toBeInstanceOf(UnauthorizedError);
     expect(anonymous).toMatchObject({ status: 401, code: 'UNAUTHENTICATED' });
 
@@ -250,7 +260,9 @@ describe('WorkfleetClient against the real API', () => {
     expect(forbidden).toBeInstanceOf(ForbiddenError);
     expect(forbidden).toMatchObject({ status: 403, code: 'FORBIDDEN' });
     // Another producer's case is invisible, not forbidden.
-    const hidden = await client(keys.otherProducer).get(id).catch((error: unknown) => error);
+    const hidden = await client(keys.otherProducer)
+      .get(id)
+      .catch((error: unknown) => error);
     expect(hidden).toBeInstanceOf(NotFoundError);
     for (const error of [notFound, invalid, anonymous, forbidden, hidden]) expect(error).toBeInstanceOf(WorkfleetApiError);
   });

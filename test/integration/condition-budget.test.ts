@@ -97,8 +97,6 @@ describe('a condition over its budget, through the API', () => {
     const refused = await request('POST', '/v1/workflows', { name: 'deeper', steps: [{ id: 'gate', task: 't.gate', when: four }] });
     expect(refused.status).toBe(400);
     expect(refused.body.error.code).toBe('DEFINITION_INVALID');
-    expect(refused.body.error.details.issues).toEqual([
-      { path: 'steps[0].when', message: 'nests comprehensions (exists, all, exists_one, filter, map) 4 deep; at most 3 may be nested' },
-    ]);
+    expect(refused.body.error.details.issues).toEqual([{ path: 'steps[0].when', message: 'nests comprehensions (exists, all, exists_one, filter, map) 4 deep; at most 3 may be nested' }]);
   });
 });

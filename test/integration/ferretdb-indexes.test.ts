@@ -36,21 +36,26 @@ async function seeded(ferret: FerretDB): Promise<{ store: MongoStore; client: Mo
   const client = await new MongoClient(ferret.baseUrl).connect();
   cleanups.push(() => client.close());
   const filler = (collection: string, fields: (i: number) => object) =>
-    client.db('wf').collection(collection).insertMany(Array.from({ length: 3_000 }, (_, i) => ({ _id: `filler-${i}` as never, ...fields(i) })));
+    client
+      .db('wf')
+      .collection(collection)
+      .insertMany(Array.from({ length: 3_000 }, (_, i) => ({ _id: `filler-${i}` as never, ...fields(i) })));
   await filler('cases', (i) => ({ status: 'completed', workflow: `w${i}` }));
   await filler('history', (i) => ({ caseId: `filler-${i}`, revision: 1 }));
   await ferret.indexDatabase('wf');
   return { store, client, id: started.state.id };
 }
 
-const plan = async (client: MongoClient, collection: string, filter: object) =>
-  JSON.stringify(await client.db('wf').command({ explain: { find: collection, filter }, verbosity: 'queryPlanner' }));
+const plan = async (client: MongoClient, collection: string, filter: object) => JSON.stringify(await client.db('wf').command({ explain: { find: collection, filter }, verbosity: 'queryPlanner' }));
 
 describe('FerretDB backend indexes', () => {
   it('SQLite: a lookup by _id searches the index workfleet made, and the store looks cases up by _id only', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wf-ferret-index-'));
     const ferret = await startFerretDB({ bin, backend: { sqliteDir: dir } });
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }), () => ferret.stop());
+    cleanups.push(
+      () => rmSync(dir, { recursive: true, force: true }),
+      () => ferret.stop(),
+    );
     const { store, client, id } = await seeded(ferret);
     expect(store.serverFeatures).toEqual({ ferretdb: true, filtersBeyondId: false });
     const db = new DatabaseSync(join(dir, 'wf.sqlite'), { readOnly: true });
@@ -69,7 +74,10 @@ describe('FerretDB backend indexes', () => {
   it.runIf(postgresAnswers())('PostgreSQL: equalities on _id, status and caseId use the GIN indexes workfleet made', async () => {
     const database = `workfleet_test_idx_${randomBytes(4).toString('hex')}`;
     const ferret = await startFerretDB({ bin, backend: { postgresUrl: `${createDatabase(database)}?pool_max_conns=8` } });
-    cleanups.push(() => dropDatabase(database), () => ferret.stop());
+    cleanups.push(
+      () => dropDatabase(database),
+      () => ferret.stop(),
+    );
     const { store, client, id } = await seeded(ferret);
     expect(store.serverFeatures).toEqual({ ferretdb: true, filtersBeyondId: true });
     expect(await plan(client, 'cases', { _id: id })).toMatch(/cases_[0-9a-f]+_wf_id/);

@@ -123,10 +123,28 @@ describe('hostile workflow definitions', () => {
   it('refuses cycles, 10,000 steps and expressions reaching for code, storing none of them', async () => {
     const before = await counts();
     const hostile: Array<[string, unknown]> = [
-      ['a cycle', { name: 'cycle', steps: [{ id: 'a', task: 't', after: ['b'] }, { id: 'b', task: 't', after: ['a'] }] }],
+      [
+        'a cycle',
+        {
+          name: 'cycle',
+          steps: [
+            { id: 'a', task: 't', after: ['b'] },
+            { id: 'b', task: 't', after: ['a'] },
+          ],
+        },
+      ],
       ['a self-loop', { name: 'self', steps: [{ id: 'a', task: 't', after: ['a'] }] }],
       ['10,000 steps', { name: 'huge', steps: Array.from({ length: 10_000 }, (_, i) => ({ id: `s${i}`, task: 't', ...(i > 0 ? { after: [`s${i - 1}`] } : {}) })) }],
-      ['a condition calling a constructor', { name: 'ctor', steps: [{ id: 'a', task: 't' }, { id: 'b', task: 't', after: ['a'], when: "input.constructor.constructor('return process')()" }] }],
+      [
+        'a condition calling a constructor',
+        {
+          name: 'ctor',
+          steps: [
+            { id: 'a', task: 't' },
+            { id: 'b', task: 't', after: ['a'], when: "input.constructor.constructor('return process')()" },
+          ],
+        },
+      ],
       ['a condition naming process', { name: 'proc', steps: [{ id: 'a', task: 't', when: "process.mainModule.require('child_process')" }] }],
       ['a condition with an unknown function', { name: 'fn', steps: [{ id: 'a', task: 't', when: 'eval("1")' }] }],
       ['a template reaching a prototype', { name: 'proto', steps: [{ id: 'a', task: 't', input: { x: '${input.__proto__.constructor}' } }] }],

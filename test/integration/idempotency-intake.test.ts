@@ -88,11 +88,17 @@ describe('key-less intake jobs', () => {
   it('cannot be claimed in advance by an HTTP producer guessing their key', async () => {
     await api.engine.workflows.apply({ name: 'claimed', steps: [{ id: 'a', task: 'demo.echo' }] });
     const next = Number((await redis.get(`${api.prefix}:${INTAKE_QUEUE}:id`)) ?? '0') + 1;
-    for (const [offset, n] of [[0, 1], [1, 99]] as const) {
+    for (const [offset, n] of [
+      [0, 1],
+      [1, 99],
+    ] as const) {
       const claim = await api.call('POST', '/v1/cases', { payload: { workflow: 'claimed', input: { n }, idempotencyKey: `intake:${next + offset}` } });
       expect(claim.status).toBe(201);
     }
-    const jobs = await addAndSettle([{ workflow: 'claimed', input: { n: 1 } }, { workflow: 'claimed', input: { n: 2 } }]);
+    const jobs = await addAndSettle([
+      { workflow: 'claimed', input: { n: 1 } },
+      { workflow: 'claimed', input: { n: 2 } },
+    ]);
     expect(jobs.map((job) => job.id)).toEqual([String(next), String(next + 1)]);
     expect(jobs.filter((job) => job.state !== 'completed')).toEqual([]);
     expect(await casesOf('claimed')).toBe(4);

@@ -126,10 +126,7 @@ describe('store paused (SIGSTOP)', () => {
     let readyMs = 0;
     try {
       const t0 = Date.now();
-      [answer, ready] = await Promise.all([
-        bounded(start(call, 'pause-1')).finally(() => (answerMs = Date.now() - t0)),
-        bounded(call('GET', '/ready')).finally(() => (readyMs = Date.now() - t0)),
-      ]);
+      [answer, ready] = await Promise.all([bounded(start(call, 'pause-1')).finally(() => (answerMs = Date.now() - t0)), bounded(call('GET', '/ready')).finally(() => (readyMs = Date.now() - t0))]);
     } finally {
       process.kill(pid, 'SIGCONT');
     }

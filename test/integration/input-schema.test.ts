@@ -74,10 +74,7 @@ describe('a workflow input schema', () => {
     expect(await caseCount()).toBe(before);
 
     // No input at all is checked too: it is the empty object.
-    expect((await call('POST', '/v1/cases', { workflow: 'order' })).body.error.details.issues.map((issue: { pointer: string }) => issue.pointer)).toEqual([
-      '/input/sku',
-      '/input/quantity',
-    ]);
+    expect((await call('POST', '/v1/cases', { workflow: 'order' })).body.error.details.issues.map((issue: { pointer: string }) => issue.pointer)).toEqual(['/input/sku', '/input/quantity']);
     expect((await call('POST', '/v1/cases', { workflow: 'order', input: { sku: 'book-42', quantity: 2 } })).status).toBe(201);
     expect(await caseCount()).toBe(before + 1);
   });

@@ -64,19 +64,24 @@ afterAll(async () => {
 
 describe('two schedulers racing', () => {
   it('apply each report exactly once and schedule the join once', async () => {
-    const { engines: [a, b] } = await replicas(2);
+    const {
+      engines: [a, b],
+    } = await replicas(2);
     if (!a || !b) throw new Error('two engines expected');
     await a.workflows.apply(order);
     const { record } = await a.cases.start({ workflow: 'order' });
     // Every report delivered four times, to both replicas, all at once.
     const reports = [done('reserve', { id: 'r-1' }), done('charge', { receipt: 'c-1' })];
-    const results = await Promise.all(
-      reports.flatMap((event) => [a, b, a, b].map((engine) => engine.advancer.apply(record.id, event))),
-    );
+    const results = await Promise.all(reports.flatMap((event) => [a, b, a, b].map((engine) => engine.advancer.apply(record.id, event))));
     expect(results.filter((result) => result === 'applied').length).toBeGreaterThanOrEqual(2);
     const trace = await a.store.readTrace(record.id);
     expect(trace.map((event) => event.seq)).toEqual(trace.map((_, index) => index + 1));
-    expect(trace.filter((event) => event.type === 'step.completed').map((event) => event.stepId).sort()).toEqual(['charge', 'reserve']);
+    expect(
+      trace
+        .filter((event) => event.type === 'step.completed')
+        .map((event) => event.stepId)
+        .sort(),
+    ).toEqual(['charge', 'reserve']);
     expect(trace.filter((event) => event.type === 'step.scheduled' && event.stepId === 'ship')).toHaveLength(1);
     const stored = await a.store.getCase(record.id);
     expect(stored?.steps.ship?.status).toBe('scheduled');
@@ -87,7 +92,9 @@ describe('two schedulers racing', () => {
 
 describe('a replica remembering states it committed', () => {
   it('applies a report on top of a newer state another replica committed, once', async () => {
-    const { engines: [a, b] } = await replicas(2);
+    const {
+      engines: [a, b],
+    } = await replicas(2);
     if (!a || !b) throw new Error('two engines expected');
     await a.workflows.apply(order);
     // `a` made the case and remembers revision 0; `b` moves it on without `a` knowing.
@@ -107,7 +114,9 @@ describe('a replica remembering states it committed', () => {
 
 describe('intake', () => {
   it('starts a case from a start job, and a redelivered job finds the same case', async () => {
-    const { engines: [engine] } = await replicas(1);
+    const {
+      engines: [engine],
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await engine.workflows.apply(order);
     const process = intakeProcessor({ cases: engine.cases, clock: systemClock, logger, metrics: new Metrics('scheduler') });
@@ -117,7 +126,9 @@ describe('intake', () => {
   });
 
   it('fails a malformed job once with the reason', async () => {
-    const { engines: [engine] } = await replicas(1);
+    const {
+      engines: [engine],
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await engine.workflows.apply(order);
     const process = intakeProcessor({ cases: engine.cases, clock: systemClock, logger, metrics: new Metrics('scheduler') });
@@ -143,7 +154,9 @@ describe('intake', () => {
 
 describe('results', () => {
   it('refuses a report that is not one', async () => {
-    const { engines: [engine] } = await replicas(1);
+    const {
+      engines: [engine],
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     const process = resultsProcessor({ advancer: engine.advancer, clock: systemClock, logger, metrics: new Metrics('scheduler') });
     expect(await process(intakeDelivery({ caseId: 'x', event: { type: 'stepExploded' } }, '1', 'x'))).toMatchObject({ kind: 'fail', reason: expect.stringMatching(/^INPUT_INVALID: step report is invalid/) });
@@ -153,7 +166,9 @@ describe('results', () => {
 
 describe('deadlines', () => {
   it('fail an open case once its deadline passes, once', async () => {
-    const { engines: [engine] } = await replicas(1);
+    const {
+      engines: [engine],
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await engine.workflows.apply({ name: 'brief', deadline: 1, steps: [{ id: 'a', task: 't' }] });
     const { record } = await engine.cases.start({ workflow: 'brief' });
@@ -167,7 +182,11 @@ describe('deadlines', () => {
 
 describe('reconciler', () => {
   it('re-enqueues a step whose job was lost and writes the projection of a case document behind its history', async () => {
-    const { engines: [engine], mongoUrl, prefix } = await replicas(1);
+    const {
+      engines: [engine],
+      mongoUrl,
+      prefix,
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await engine.workflows.apply(order);
     const { record } = await engine.cases.start({ workflow: 'order' });
@@ -177,7 +196,10 @@ describe('reconciler', () => {
     await engine.queues.queue('default').remove(`${record.id}.reserve`);
     const client = new MongoClient(mongoUrl);
     await client.connect();
-    const before = await client.db().collection('cases').findOne({ _id: record.id as never });
+    const before = await client
+      .db()
+      .collection('cases')
+      .findOne({ _id: record.id as never });
     expect(before?.revision).toBe(0);
 
     const reconciler = new Reconciler({
@@ -198,7 +220,12 @@ describe('reconciler', () => {
     expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 1, projectionsWritten: 0, jobsRestored: 1, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 });
     expect(await engine.queues.stepJobState('default', `${record.id}.reserve`)).toBe('waiting');
     expect(await engine.store.getCase(record.id)).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
-    expect(await client.db().collection('cases').findOne({ _id: record.id as never })).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
+    expect(
+      await client
+        .db()
+        .collection('cases')
+        .findOne({ _id: record.id as never }),
+    ).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
     await client.close();
     // A second run finds nothing more to do.
     expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 0, projectionsWritten: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 });
@@ -253,14 +280,23 @@ describe('reconciler', () => {
       // Once its document is seen finished past the stale threshold, the case is no longer looked at.
       expect(await engine.store.findStaleCases(Date.now() + 120_000, 10)).toEqual([]);
       expect(await reconcilerFor(engine, prefix, 120_000).run()).toMatchObject({ casesChecked: 0 });
-      expect(await client.db().collection('open_cases').countDocuments({ _id: record.id as never })).toBe(0);
+      expect(
+        await client
+          .db()
+          .collection('open_cases')
+          .countDocuments({ _id: record.id as never }),
+      ).toBe(0);
     } finally {
       await client.close();
     }
   }
 
   it('still finds a finished case whose document a slower writer put back behind its history, and catches it up', async () => {
-    const { engines: [engine], mongoUrl, prefix } = await replicas(1);
+    const {
+      engines: [engine],
+      mongoUrl,
+      prefix,
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await documentPutBackAfterFinishing(engine, mongoUrl, prefix);
   });
@@ -284,7 +320,10 @@ describe('reconciler', () => {
   });
 
   it('marks a case stuck with the reason it sees, once, and progress clears the mark', async () => {
-    const { engines: [engine], prefix } = await replicas(1);
+    const {
+      engines: [engine],
+      prefix,
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await engine.workflows.apply({ name: 'lonely', steps: [{ id: 'only', task: 'nobody.home', queue: 'unserved' }] });
     const { record } = await engine.cases.start({ workflow: 'lonely' });
@@ -310,17 +349,24 @@ describe('reconciler', () => {
   });
 
   it('sends again the report a finished job kept when the case never got it, instead of running the task again', async () => {
-    const { engines: [engine], prefix } = await replicas(1);
+    const {
+      engines: [engine],
+      prefix,
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await engine.workflows.apply({ name: 'once', steps: [{ id: 'pay', task: 'payments.charge', queue: 'pay' }] });
     const { record } = await engine.cases.start({ workflow: 'once' });
     let runs = 0;
     // A worker that finished the task and kept its report, whose report to the scheduler was lost.
-    const worker = new Worker('pay', async (job) => {
-      runs += 1;
-      const at = Date.now();
-      return { reports: [{ caseId: record.id, event: { type: 'stepCompleted', stepId: String(job.id).split('.')[1], attempt: 1, at, startedAt: at - 3, output: { receipt: 'r-1' } } }] };
-    }, { connection: { url: servers.redis.url, maxRetriesPerRequest: null }, prefix });
+    const worker = new Worker(
+      'pay',
+      async (job) => {
+        runs += 1;
+        const at = Date.now();
+        return { reports: [{ caseId: record.id, event: { type: 'stepCompleted', stepId: String(job.id).split('.')[1], attempt: 1, at, startedAt: at - 3, output: { receipt: 'r-1' } } }] };
+      },
+      { connection: { url: servers.redis.url, maxRetriesPerRequest: null }, prefix },
+    );
     try {
       await waitFor('the job to complete', async () => ((await engine.queues.stepJobState('pay', `${record.id}.pay`)) === 'completed' ? true : undefined));
     } finally {
@@ -336,7 +382,10 @@ describe('reconciler', () => {
   });
 
   it('fails a step with WORKER_LOST when its workers kept dying under its job, instead of running it again', async () => {
-    const { engines: [engine], prefix } = await replicas(1);
+    const {
+      engines: [engine],
+      prefix,
+    } = await replicas(1);
     if (!engine) throw new Error('engine expected');
     await engine.workflows.apply({ name: 'doomed', steps: [{ id: 'crash', task: 'crash.always', queue: 'crashy', retry: { maxAttempts: 3 } }] });
     const { record } = await engine.cases.start({ workflow: 'doomed' });

@@ -52,14 +52,14 @@ function capturedLogger(level: string) {
   return { logger: createLogger({ level, name: 'worker-test', destination }), lines };
 }
 
-function rig(
-  handlers: Record<string, Handler>,
-  options: { breaker?: Partial<ConstructorParameters<typeof Breakers>[0]>; startReportDelayMs?: number; logger?: ReturnType<typeof createLogger> } = {},
-) {
+function rig(handlers: Record<string, Handler>, options: { breaker?: Partial<ConstructorParameters<typeof Breakers>[0]>; startReportDelayMs?: number; logger?: ReturnType<typeof createLogger> } = {}) {
   const { prefix } = servers.namespace();
   const queues = new BullQueues({ redisUrl: servers.redis.url, prefix, retention: { keepCompletedSeconds: 60, keepCompletedCount: 10, keepFailedSeconds: 60 } });
   const results = new Queue('results', { connection: { url: servers.redis.url }, prefix });
-  closers.push(() => queues.close(), () => results.close());
+  closers.push(
+    () => queues.close(),
+    () => results.close(),
+  );
   const breakers = new Breakers({ errorThresholdPercent: 50, volumeThreshold: 100, resetTimeoutMs: 30_000, rollingWindowMs: 10_000, ...options.breaker });
   closers.push(async () => breakers.shutdown());
   const run = taskProcessor({
@@ -168,8 +168,7 @@ describe('taskProcessor', () => {
   it('aborts the handler signal at the timeout and retries', async () => {
     let aborted = false;
     const { run, reported } = rig({
-      task: async (_input, ctx) =>
-        new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => ((aborted = true), reject(ctx.signal.reason as Error)))),
+      task: async (_input, ctx) => new Promise((_resolve, reject) => ctx.signal.addEventListener('abort', () => ((aborted = true), reject(ctx.signal.reason as Error)))),
     });
     const started = Date.now();
     const outcome = await run(delivery(stepJob({ timeoutMs: 150 })));
@@ -203,10 +202,7 @@ describe('taskProcessor', () => {
 
   it('opens the breaker after failures, defers tasks while it is open, and closes it after a good probe', async () => {
     let healthy = false;
-    const { run, reported, breakers } = rig(
-      { task: async () => (healthy ? { ok: true } : Promise.reject(new Error('dependency down'))) },
-      { breaker: { volumeThreshold: 2, resetTimeoutMs: 300 } },
-    );
+    const { run, reported, breakers } = rig({ task: async () => (healthy ? { ok: true } : Promise.reject(new Error('dependency down'))) }, { breaker: { volumeThreshold: 2, resetTimeoutMs: 300 } });
     const job = (stepId: string) => stepJob({ stepId, caseId: `case-${stepId}`, breaker: 'dependency' });
     await run(delivery(job('a')));
     await run(delivery(job('b')));

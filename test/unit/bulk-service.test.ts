@@ -25,10 +25,14 @@ async function orders(engine: MemoryEngine, failed: number, running: number): Pr
 }
 
 const finished = (engine: MemoryEngine, id: string) =>
-  waitFor('the bulk operation to finish', async () => {
-    const operation = await engine.bulk.get(id);
-    return operation.status === 'running' ? undefined : operation;
-  }, { timeoutMs: 5_000, intervalMs: 5 });
+  waitFor(
+    'the bulk operation to finish',
+    async () => {
+      const operation = await engine.bulk.get(id);
+      return operation.status === 'running' ? undefined : operation;
+    },
+    { timeoutMs: 5_000, intervalMs: 5 },
+  );
 
 describe('BulkService', () => {
   it('previews a run: what matches, by status, what the action applies to, and how many it would act on', async () => {
@@ -52,9 +56,7 @@ describe('BulkService', () => {
     for (const id of made.failed) expect((await engine.cases.get(id)).status).toBe('failed');
     const { results, nextPage } = await engine.bulk.results(started.id);
     expect(nextPage).toBeNull();
-    expect(results.map((result) => [result.caseId, result.outcome])).toEqual(
-      [...made.failed.map((id) => [id, 'skipped']), ...made.running.map((id) => [id, 'ok'])].reverse(),
-    );
+    expect(results.map((result) => [result.caseId, result.outcome])).toEqual([...made.failed.map((id) => [id, 'skipped']), ...made.running.map((id) => [id, 'ok'])].reverse());
     expect((await engine.bulk.results(started.id, { outcome: 'skipped' })).results.every((result) => result.code === 'CASE_STATE_CONFLICT' && result.status === 'failed')).toBe(true);
   });
 

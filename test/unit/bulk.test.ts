@@ -18,12 +18,28 @@ const operation: BulkOperation = {
 
 describe('bulk operations, pure', () => {
   it('counts each page and goes on while cases and limit remain', () => {
-    const next = afterPage(operation, [{ caseId: 'a', outcome: 'ok' }, { caseId: 'b', outcome: 'skipped', code: 'CASE_STATE_CONFLICT' }], 'cursor-1', 10);
+    const next = afterPage(
+      operation,
+      [
+        { caseId: 'a', outcome: 'ok' },
+        { caseId: 'b', outcome: 'skipped', code: 'CASE_STATE_CONFLICT' },
+      ],
+      'cursor-1',
+      10,
+    );
     expect(next).toEqual({ ...operation, done: 2, pages: 1, counts: { ok: 1, skipped: 1, error: 0 }, cursor: 'cursor-1', updatedAt: 10 });
   });
 
   it('ends at the limit, or when no case is left, with the total corrected to what was done', () => {
-    const atLimit = afterPage({ ...operation, done: 3, pages: 1 }, [{ caseId: 'c', outcome: 'ok' }, { caseId: 'd', outcome: 'error', code: 'X' }], 'cursor-2', 20);
+    const atLimit = afterPage(
+      { ...operation, done: 3, pages: 1 },
+      [
+        { caseId: 'c', outcome: 'ok' },
+        { caseId: 'd', outcome: 'error', code: 'X' },
+      ],
+      'cursor-2',
+      20,
+    );
     expect(atLimit).toMatchObject({ status: 'completed', finishedAt: 20, done: 5, total: 5, counts: { ok: 1, skipped: 0, error: 1 } });
     const exhausted = afterPage({ ...operation, cursor: 'cursor-1' }, [{ caseId: 'a', outcome: 'ok' }], undefined, 30);
     expect(exhausted).toMatchObject({ status: 'completed', done: 1, total: 1, finishedAt: 30 });

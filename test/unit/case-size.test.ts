@@ -22,7 +22,16 @@ const fan = (failure: 'failFast' | 'collect', onFailure?: 'continue') =>
     1,
   );
 
-const signals = compileWorkflow({ name: 'sig', steps: [{ id: 'first', task: 'slow' }, { id: 'wait', after: ['first'], waitFor: { signals: ['late'] } }] }, 1);
+const signals = compileWorkflow(
+  {
+    name: 'sig',
+    steps: [
+      { id: 'first', task: 'slow' },
+      { id: 'wait', after: ['first'], waitFor: { signals: ['late'] } },
+    ],
+  },
+  1,
+);
 
 const item = (index: number, output: unknown, at = T0 + 10): CaseEvent => ({ type: 'stepCompleted', stepId: 'each', instance: index, attempt: 1, at, startedAt: at - 1, output });
 
@@ -63,7 +72,12 @@ describe('measuring a case', () => {
     const workflow = fan('collect');
     let state = createCase(workflow, { id: 'c', input: { items: [0, 1, 2, 3] }, now: T0 }).state;
     caseBytes(state);
-    for (const [index, output] of [[2, text(300)], [0, { é: 'ü'.repeat(50) }], [3, null], [1, text(10)]] as const) {
+    for (const [index, output] of [
+      [2, text(300)],
+      [0, { é: 'ü'.repeat(50) }],
+      [3, null],
+      [1, text(10)],
+    ] as const) {
       const next = transition(workflow, state, [item(index, output)], T0 + 20, { maxCaseBytes: 1_000_000 }).state;
       expect(caseBytes(next, state)).toBe(caseBytes(structuredClone(next)));
       state = next;

@@ -118,7 +118,16 @@ describe('comprehension nesting when a definition is applied', () => {
 
 describe('a condition over budget in a case', () => {
   it('fails the step of a `when` at the case start, naming the step, the field and the budget', () => {
-    const workflow = compileWorkflow({ name: 'w', steps: [{ id: 'gate', task: 't.gate', when: ATTACK }, { id: 'other', task: 't.other' }] }, 1);
+    const workflow = compileWorkflow(
+      {
+        name: 'w',
+        steps: [
+          { id: 'gate', task: 't.gate', when: ATTACK },
+          { id: 'other', task: 't.other' },
+        ],
+      },
+      1,
+    );
     const started = performance.now();
     const { state } = createCase(workflow, { id: 'c', input: attackInput, now: T0 });
     expect(performance.now() - started).toBeLessThan(1_000);
@@ -135,7 +144,13 @@ describe('a condition over budget in a case', () => {
 
   it('fails the step of a `when` evaluated when an earlier step completes (as a worker or the scheduler applies it)', () => {
     const workflow = compileWorkflow(
-      { name: 'w', steps: [{ id: 'fetch', task: 't.fetch' }, { id: 'gate', task: 't.gate', after: ['fetch'], when: ATTACK.replaceAll('input.a', 'steps.fetch.output') }] },
+      {
+        name: 'w',
+        steps: [
+          { id: 'fetch', task: 't.fetch' },
+          { id: 'gate', task: 't.gate', after: ['fetch'], when: ATTACK.replaceAll('input.a', 'steps.fetch.output') },
+        ],
+      },
       1,
     );
     const { state } = createCase(workflow, { id: 'c', input: {}, now: T0 });
@@ -158,7 +173,10 @@ describe('a condition over budget in a case', () => {
     // 500,000 steps together: three such conditions fit, the fourth runs out, the rest fail at once.
     expect(statuses.slice(0, 3)).toEqual(['scheduled', 'scheduled', 'scheduled']);
     expect(statuses.slice(4)).toEqual(['failed', 'failed', 'failed', 'failed', 'failed', 'failed']);
-    expect(state.steps.s9?.error).toMatchObject({ code: 'CONDITION_BUDGET_EXCEEDED', details: { stepId: 's9', reason: `the conditions of this transition together take more than ${CONDITION_BUDGET.transitionSteps} evaluation steps` } });
+    expect(state.steps.s9?.error).toMatchObject({
+      code: 'CONDITION_BUDGET_EXCEEDED',
+      details: { stepId: 's9', reason: `the conditions of this transition together take more than ${CONDITION_BUDGET.transitionSteps} evaluation steps` },
+    });
   });
 
   it('evaluates the attack as the `when` of 500 steps in one transition within the shared budget', () => {

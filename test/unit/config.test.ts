@@ -38,9 +38,7 @@ describe('loadConfig', () => {
       AUTH_ENABLED: 'flase',
       WORKER_QUEUES: 'fast,cases',
     });
-    expect(found.map((line) => line.split(':')[0])).toEqual(
-      expect.arrayContaining(['API_PORT', 'REDIS_URL', 'MONGO_URL', 'WORKER_CONCURRENCY', 'AUTH_ENABLED', 'WORKER_QUEUES']),
-    );
+    expect(found.map((line) => line.split(':')[0])).toEqual(expect.arrayContaining(['API_PORT', 'REDIS_URL', 'MONGO_URL', 'WORKER_CONCURRENCY', 'AUTH_ENABLED', 'WORKER_QUEUES']));
     expect(found).toHaveLength(6);
   });
 

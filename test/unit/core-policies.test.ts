@@ -36,7 +36,11 @@ describe('the core policies the shell shares', () => {
     const running = startedOrder();
     expect(retryRefusal(running)).toBe('only a failed case can be retried');
     expect(transition(order, running, [{ type: 'retry', at: T0 + 1 }], T0 + 1).events).toEqual([]);
-    const compensated = { ...running, status: 'failed' as const, steps: { ...running.steps, reserve: { status: 'compensated' as const, attempts: 1, attemptsDone: 1, compensation: { status: 'completed' as const, attempts: 1, attemptsDone: 1 } } } };
+    const compensated = {
+      ...running,
+      status: 'failed' as const,
+      steps: { ...running.steps, reserve: { status: 'compensated' as const, attempts: 1, attemptsDone: 1, compensation: { status: 'completed' as const, attempts: 1, attemptsDone: 1 } } },
+    };
     expect(retryRefusal(compensated)).toMatch(/compensated/);
     expect(transition(order, compensated, [{ type: 'retry', at: T0 + 1 }], T0 + 1).events).toEqual([]);
     const failed = { ...running, status: 'failed' as const };

@@ -178,7 +178,7 @@ describe('CaseAdvancer with sub-workflows', () => {
     expect(await store.getCase(parent.id)).toMatchObject({ status: 'completed', steps: { kid: { status: 'completed', output: { work: { total: 9 } } } } });
   });
 
-  it('fails the step, starting no child, when the child workflow\'s input schema refuses the input', async () => {
+  it("fails the step, starting no child, when the child workflow's input schema refuses the input", async () => {
     const { workflows, cases, advancer, store, queues } = memoryEngine({ now: T0 });
     await workflows.apply(parentDefinition);
     await workflows.apply({ ...childDefinition, input: { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } } });

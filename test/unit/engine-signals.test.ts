@@ -147,7 +147,7 @@ describe('CaseService.cancel and retry with compensations', () => {
 });
 
 describe('CaseService.startChild', () => {
-  it('gives the child the parent\'s starter and request id, and its place under the parent', async () => {
+  it("gives the child the parent's starter and request id, and its place under the parent", async () => {
     const { cases, store } = await engineWith({ name: 'leaf', steps: [{ id: 'a', task: 't' }] }, { name: 'root', steps: [{ id: 'kid', workflow: { name: 'leaf' } }] });
     const { record: parent } = await cases.start({ workflow: 'root' }, { startedBy: 'keyA00000001', requestId: 'req-42' });
     const [child] = (await store.listCases({ workflow: 'leaf', limit: 10 })).cases;

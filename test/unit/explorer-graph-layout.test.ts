@@ -5,30 +5,23 @@ import { rowWindow } from '../../ui/src/virtual.js';
 
 describe('the workflow graph layout', () => {
   it('puts each step one column after its deepest dependency', () => {
-    const layers = layersOf([
-      { id: 'reserve' },
-      { id: 'charge' },
-      { id: 'audit', after: ['reserve'] },
-      { id: 'ship', after: ['reserve', 'charge', 'audit'] },
-    ]);
+    const layers = layersOf([{ id: 'reserve' }, { id: 'charge' }, { id: 'audit', after: ['reserve'] }, { id: 'ship', after: ['reserve', 'charge', 'audit'] }]);
     expect(Object.fromEntries(layers)).toEqual({ reserve: 0, charge: 0, audit: 1, ship: 2 });
   });
 
   it('ignores unknown dependencies and still places every step of a cycle, so that drawing never loops', () => {
-    const layers = layersOf([{ id: 'a', after: ['ghost'] }, { id: 'b', after: ['c'] }, { id: 'c', after: ['b'] }]);
+    const layers = layersOf([
+      { id: 'a', after: ['ghost'] },
+      { id: 'b', after: ['c'] },
+      { id: 'c', after: ['b'] },
+    ]);
     expect(layers.get('a')).toBe(0);
     expect(layers.get('b')).toBe(1);
     expect(layers.get('c')).toBe(1);
   });
 
   it('lays nodes out without overlap and draws one edge per dependency, left to right', () => {
-    const steps = [
-      { id: 'request' },
-      { id: 'decide', after: ['request'] },
-      { id: 'pay', after: ['decide'] },
-      { id: 'decline', after: ['decide'] },
-      { id: 'close', after: ['pay', 'decline'] },
-    ];
+    const steps = [{ id: 'request' }, { id: 'decide', after: ['request'] }, { id: 'pay', after: ['decide'] }, { id: 'decline', after: ['decide'] }, { id: 'close', after: ['pay', 'decline'] }];
     const layout = layoutGraph(steps);
     expect(layout.nodes).toHaveLength(5);
     expect(layout.edges.map((edge) => `${edge.from}>${edge.to}`).sort()).toEqual(['decide>decline', 'decide>pay', 'decline>close', 'pay>close', 'request>decide']);

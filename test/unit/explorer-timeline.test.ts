@@ -85,7 +85,13 @@ describe('Gantt rows from a trace', () => {
     expect(gantt.rows.find((row) => row.key === 'notify')?.markers[0]?.label).toBe('skipped: condition false');
 
     const rerun = buildGantt(
-      [ev(0, 'step.scheduled', 'a'), ev(5, 'step.failed', 'a', { attempt: 1, error: { code: 'E', message: 'x' } }), ev(9, 'case.retried'), ev(9, 'step.scheduled', 'a'), ev(12, 'step.completed', 'a', { attempt: 1, durationMs: 2 })],
+      [
+        ev(0, 'step.scheduled', 'a'),
+        ev(5, 'step.failed', 'a', { attempt: 1, error: { code: 'E', message: 'x' } }),
+        ev(9, 'case.retried'),
+        ev(9, 'step.scheduled', 'a'),
+        ev(12, 'step.completed', 'a', { attempt: 1, durationMs: 2 }),
+      ],
       T0 + 100,
     );
     expect(rerun.rows.map((row) => `${row.key}|${row.label}`)).toEqual(['a|a', 'a@2|a (run 2)']);

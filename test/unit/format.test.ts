@@ -41,7 +41,9 @@ describe('formatDuration', () => {
   it('reads back as about the same duration, whatever the unit', () => {
     for (const text of ['15m', '90s', '1h30m', '36h', '250ms']) {
       const ms = parseDuration(text)!;
-      const written = formatDuration(ms).replace(/ (ms|s|min|h|d)\b/g, (_match, unit: string) => (unit === 'min' ? 'm' : unit)).replace(/ /g, '');
+      const written = formatDuration(ms)
+        .replace(/ (ms|s|min|h|d)\b/g, (_match, unit: string) => (unit === 'min' ? 'm' : unit))
+        .replace(/ /g, '');
       expect(parseDuration(written), `${text} written as ${formatDuration(ms)}`).toBe(ms);
     }
   });

@@ -35,7 +35,12 @@ describe('GroupCommit', () => {
   it('fails only the items the write answered with an error, and the whole batch when it throws', async () => {
     const { batches, write } = controlledWrite();
     const group = new GroupCommit(write);
-    const calls = [group.submit(1), group.submit(2)].map((call) => call.then((value) => value, (error: Error) => error.message));
+    const calls = [group.submit(1), group.submit(2)].map((call) =>
+      call.then(
+        (value) => value,
+        (error: Error) => error.message,
+      ),
+    );
     await tick();
     batches[0]?.finish([10, new Error('item 2 refused')]);
     expect(await Promise.all(calls)).toEqual([10, 'item 2 refused']);
@@ -50,7 +55,10 @@ describe('GroupCommit', () => {
     const group = new GroupCommit(write, { maxInFlight: 2, maxBatch: 2 });
     const calls = [1, 2, 3, 4, 5].map((item) => group.submit(item));
     await tick();
-    expect(batches.map((batch) => batch.items)).toEqual([[1, 2], [3, 4]]);
+    expect(batches.map((batch) => batch.items)).toEqual([
+      [1, 2],
+      [3, 4],
+    ]);
     batches[1]?.finish();
     await tick();
     expect(batches.map((batch) => batch.items)).toEqual([[1, 2], [3, 4], [5]]);

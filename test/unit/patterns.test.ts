@@ -47,7 +47,10 @@ function scenario(definition: Definition, input: Record<string, unknown> = {}) {
       return all.flatMap((result) => result.commands).filter((command) => command.type === type);
     },
     traceTypes(stepId?: string) {
-      return all.flatMap((result) => result.events).filter((event) => stepId === undefined || event.stepId === stepId).map((event) => event.type);
+      return all
+        .flatMap((result) => result.events)
+        .filter((event) => stepId === undefined || event.stepId === stepId)
+        .map((event) => event.type);
     },
   };
 }
@@ -227,9 +230,7 @@ describe('deferred choice (WCP16): waiting for a signal, with a timeout', () => 
     const run = scenario(definition);
     expect(run.state.status).toBe('waiting');
     expect(run.state.steps.decide).toMatchObject({ status: 'waiting', waitingFor: { signals: ['approve', 'reject'], until: T0 + 2 * 86_400_000 } });
-    expect(run.commands('scheduleTimer')).toEqual([
-      expect.objectContaining({ jobId: 'c.decide.signalTimeout', at: T0 + 2 * 86_400_000, event: expect.objectContaining({ kind: 'signalTimeout' }) }),
-    ]);
+    expect(run.commands('scheduleTimer')).toEqual([expect.objectContaining({ jobId: 'c.decide.signalTimeout', at: T0 + 2 * 86_400_000, event: expect.objectContaining({ kind: 'signalTimeout' }) })]);
   });
 
   it('takes the branch the signal chose', () => {
@@ -308,9 +309,7 @@ describe('sub-workflows', () => {
     const workflow = compileWorkflow({ name: 'kid', steps: [task('a')] }, 1);
     const child = createCase(workflow, { id: 'k1', input: {}, now: T0, parent: { caseId: 'c', stepId: 'child', run: 0 }, depth: 1 });
     const ended = transition(workflow, child.state, [{ type: 'stepCompleted', stepId: 'a', attempt: 1, at: T0 + 2, startedAt: T0 + 1, output: 5 }], T0 + 3);
-    expect(ended.commands).toEqual([
-      { type: 'notifyParent', caseId: 'c', event: { type: 'childFinished', stepId: 'child', run: 0, childId: 'k1', status: 'completed', output: { a: 5 }, at: T0 + 3 } },
-    ]);
+    expect(ended.commands).toEqual([{ type: 'notifyParent', caseId: 'c', event: { type: 'childFinished', stepId: 'child', run: 0, childId: 'k1', status: 'completed', output: { a: 5 }, at: T0 + 3 } }]);
   });
 });
 

@@ -25,12 +25,7 @@ describe('parseStartRequest', () => {
 
   it('names each bad field', () => {
     expect(issuesOf({ workflow: 7, version: 0, input: [1], extra: true })).toEqual(
-      expect.arrayContaining([
-        expect.stringMatching(/^workflow: /),
-        expect.stringMatching(/^version: /),
-        expect.stringMatching(/^input: /),
-        'extra: unknown field "extra"',
-      ]),
+      expect.arrayContaining([expect.stringMatching(/^workflow: /), expect.stringMatching(/^version: /), expect.stringMatching(/^input: /), 'extra: unknown field "extra"']),
     );
     expect(issuesOf('start')).toEqual([': expected object']);
     expect(issuesOf({})).toEqual([expect.stringMatching(/^workflow: /)]);
@@ -44,9 +39,7 @@ describe('parseStartRequest', () => {
       deep = deep.next as Record<string, unknown>;
     }
     expect(issuesOf({ workflow: 'w', input: root })).toEqual([`input: nests deeper than ${PAYLOAD_LIMITS.maxDepth} levels`]);
-    expect(issuesOf({ workflow: 'w', input: { blob: 'x'.repeat(PAYLOAD_LIMITS.maxInputBytes) } })).toEqual([
-      `input: is larger than ${PAYLOAD_LIMITS.maxInputBytes} bytes as JSON`,
-    ]);
+    expect(issuesOf({ workflow: 'w', input: { blob: 'x'.repeat(PAYLOAD_LIMITS.maxInputBytes) } })).toEqual([`input: is larger than ${PAYLOAD_LIMITS.maxInputBytes} bytes as JSON`]);
   });
 });
 

@@ -103,7 +103,7 @@ describe('taskProcessor', () => {
     expect(outcome).toEqual({ kind: 'complete', result: { reports: queues.reports } });
   });
 
-  it('hands the handler\'s progress to the queue', async () => {
+  it("hands the handler's progress to the queue", async () => {
     const { deliver, progress } = rig({
       task: async (_input, ctx) => {
         await ctx.progress(40);

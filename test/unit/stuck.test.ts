@@ -21,9 +21,7 @@ describe('stuckReason', () => {
 
   it('names the waiting step and whether any live worker takes its queue', () => {
     const state = startedOrder();
-    expect(stuckReason(inputs(state, observe(state)))).toBe(
-      'step "reserve" has waited on queue "default" since 2026-11-22T12:00:00.000Z; its workers are busy with other jobs',
-    );
+    expect(stuckReason(inputs(state, observe(state)))).toBe('step "reserve" has waited on queue "default" since 2026-11-22T12:00:00.000Z; its workers are busy with other jobs');
     expect(stuckReason({ ...inputs(state, observe(state)), servedQueues: new Set() })).toMatch(/no live worker takes that queue$/);
   });
 

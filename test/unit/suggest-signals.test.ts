@@ -16,7 +16,14 @@ describe('close names', () => {
 
 describe('accepted signals', () => {
   const workflow = compileWorkflow(
-    { name: 'w', steps: [{ id: 'approve', waitFor: { signals: ['yes', 'no'] } }, { id: 'confirm', after: ['approve'], waitFor: { signals: ['ok'] } }, { id: 't', task: 'x', queue: 'q1', compensate: { task: 'undo', queue: 'q2' } }] },
+    {
+      name: 'w',
+      steps: [
+        { id: 'approve', waitFor: { signals: ['yes', 'no'] } },
+        { id: 'confirm', after: ['approve'], waitFor: { signals: ['ok'] } },
+        { id: 't', task: 'x', queue: 'q1', compensate: { task: 'undo', queue: 'q2' } },
+      ],
+    },
     1,
   );
   it('are those of waitFor steps not finished, reached or not', () => {

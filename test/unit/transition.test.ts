@@ -60,9 +60,7 @@ describe('transition', () => {
 
     const afterCharge = transition(order, afterReserve.state, [completed('charge', { receipt: 'c-1' })], T0 + 300);
     expect(afterCharge.state.steps.ship?.status).toBe('scheduled');
-    expect(afterCharge.commands).toEqual([
-      expect.objectContaining({ jobId: 'case-1.ship', job: expect.objectContaining({ input: { reservation: 'r-1', note: 'receipt c-1' } }) }),
-    ]);
+    expect(afterCharge.commands).toEqual([expect.objectContaining({ jobId: 'case-1.ship', job: expect.objectContaining({ input: { reservation: 'r-1', note: 'receipt c-1' } }) })]);
   });
 
   it('reports a start it never saw when a completion arrives first', () => {
@@ -76,7 +74,14 @@ describe('transition', () => {
 
   it('completes the case with its output template once every step has completed', () => {
     const definition = compileWorkflow(
-      { name: 'o', steps: [{ id: 'a', task: 't' }, { id: 'b', task: 't', after: ['a'] }], output: { total: '${steps.b.output.n}', from: '${input.who}' } },
+      {
+        name: 'o',
+        steps: [
+          { id: 'a', task: 't' },
+          { id: 'b', task: 't', after: ['a'] },
+        ],
+        output: { total: '${steps.b.output.n}', from: '${input.who}' },
+      },
       1,
     );
     let state = createCase(definition, { id: 'c', input: { who: 'me' }, now: T0 }).state;
@@ -108,12 +113,7 @@ describe('transition', () => {
   });
 
   it('records a retry and keeps the step scheduled for its next attempt', () => {
-    const result = transition(
-      order,
-      startedOrder(),
-      [{ type: 'stepRetrying', stepId: 'charge', attempt: 1, at: T0 + 20, startedAt: T0 + 10, error, retryAt: T0 + 1_020 }],
-      T0 + 21,
-    );
+    const result = transition(order, startedOrder(), [{ type: 'stepRetrying', stepId: 'charge', attempt: 1, at: T0 + 20, startedAt: T0 + 10, error, retryAt: T0 + 1_020 }], T0 + 21);
     expect(result.state.steps.charge).toMatchObject({ status: 'scheduled', attempts: 1, attemptsDone: 1, error, nextAttemptAt: T0 + 1_020 });
     expect(result.events.map((event) => event.type)).toEqual(['step.started', 'step.retried']);
     expect(result.events[1]?.data).toMatchObject({ attempt: 1, error, retryAt: T0 + 1_020, durationMs: 10 });
@@ -154,12 +154,7 @@ describe('transition', () => {
   });
 
   it('defers a step for an open breaker without counting an attempt', () => {
-    const result = transition(
-      order,
-      startedOrder(),
-      [{ type: 'stepDeferred', stepId: 'charge', attempt: 1, at: T0 + 5, breaker: 'payments', until: T0 + 30_000 }],
-      T0 + 6,
-    );
+    const result = transition(order, startedOrder(), [{ type: 'stepDeferred', stepId: 'charge', attempt: 1, at: T0 + 5, breaker: 'payments', until: T0 + 30_000 }], T0 + 6);
     expect(result.state.steps.charge).toMatchObject({ status: 'scheduled', attempts: 0, attemptsDone: 0, deferredBy: 'payments', nextAttemptAt: T0 + 30_000 });
     expect(result.events).toMatchObject([{ type: 'step.deferred', stepId: 'charge', data: { attempt: 1, breaker: 'payments', until: T0 + 30_000 } }]);
     // The same deferral reported twice is one event.

@@ -23,9 +23,7 @@ describe('validateDefinition', () => {
   });
 
   it('names an unknown dependency by its path, with a suggestion', () => {
-    expect(problems({ name: 'w', steps: [step('validate'), step('charge'), step('ship', { after: ['chrage'] })] })).toEqual([
-      'steps[2].after[0]: unknown step "chrage" (did you mean "charge"?)',
-    ]);
+    expect(problems({ name: 'w', steps: [step('validate'), step('charge'), step('ship', { after: ['chrage'] })] })).toEqual(['steps[2].after[0]: unknown step "chrage" (did you mean "charge"?)']);
   });
 
   it('rejects cycles and says which steps form one', () => {
@@ -49,41 +47,27 @@ describe('validateDefinition', () => {
   });
 
   it('explains a bad duration', () => {
-    expect(problems({ name: 'w', steps: [step('a', { timeout: 'soon' })] })).toEqual([
-      'steps[0].timeout: "soon" is not a duration: use milliseconds or text like "250ms", "30s", "5m", "1h30m"',
-    ]);
+    expect(problems({ name: 'w', steps: [step('a', { timeout: 'soon' })] })).toEqual(['steps[0].timeout: "soon" is not a duration: use milliseconds or text like "250ms", "30s", "5m", "1h30m"']);
   });
 
   it('caps timeouts and deadlines', () => {
-    expect(problems({ name: 'w', deadline: '400d', steps: [step('a', { timeout: '2d' })] })).toEqual([
-      'deadline: must be at most 31536000000 ms',
-      'steps[0].timeout: must be at most 86400000 ms',
-    ]);
+    expect(problems({ name: 'w', deadline: '400d', steps: [step('a', { timeout: '2d' })] })).toEqual(['deadline: must be at most 31536000000 ms', 'steps[0].timeout: must be at most 86400000 ms']);
   });
 
   it('keeps workfleet queues for workfleet', () => {
-    expect(problems({ name: 'w', steps: [step('a', { queue: 'results' })] })).toEqual([
-      'steps[0].queue: "results" is reserved for workfleet itself (reserved: cases, results, timers)',
-    ]);
+    expect(problems({ name: 'w', steps: [step('a', { queue: 'results' })] })).toEqual(['steps[0].queue: "results" is reserved for workfleet itself (reserved: cases, results, timers)']);
   });
 
   it('checks that references read steps that have run', () => {
     const issues = problems({
       name: 'w',
-      steps: [
-        step('a'),
-        step('b', { after: ['a'], input: { x: '${steps.a.output.v}' } }),
-        step('c', { after: ['b'], input: { y: '${steps.a.output.v}' } }),
-        step('d', { input: { z: '${steps.a.output.v}' } }),
-      ],
+      steps: [step('a'), step('b', { after: ['a'], input: { x: '${steps.a.output.v}' } }), step('c', { after: ['b'], input: { y: '${steps.a.output.v}' } }), step('d', { input: { z: '${steps.a.output.v}' } })],
     });
     expect(issues).toEqual(['steps[3].input.z: "${steps.a.output.v}" reads step "a", which is not guaranteed to have run: add it to after']);
   });
 
   it('checks references in the case output', () => {
-    expect(problems({ name: 'w', steps: [step('a')], output: { r: '${steps.zzz.output}' } })).toEqual([
-      'output.r: unknown step "zzz" in "${steps.zzz.output}"',
-    ]);
+    expect(problems({ name: 'w', steps: [step('a')], output: { r: '${steps.zzz.output}' } })).toEqual(['output.r: unknown step "zzz" in "${steps.zzz.output}"']);
   });
 
   it('refuses documents that are not objects and empty step lists', () => {
@@ -92,12 +76,8 @@ describe('validateDefinition', () => {
   });
 
   it('checks conditions when the definition is applied, with the path to them', () => {
-    expect(problems({ name: 'w', steps: [step('a', { when: 'input.name.matches("a+")' })] })).toEqual([
-      'steps[0].when: calls matches(), which conditions may not use',
-    ]);
-    expect(problems({ name: 'w', steps: [step('a', { repeat: { while: 'output.ready ==', maxIterations: 3 } })] })[0]).toMatch(
-      /^steps\[0\]\.repeat\.while: is not a valid CEL expression: /,
-    );
+    expect(problems({ name: 'w', steps: [step('a', { when: 'input.name.matches("a+")' })] })).toEqual(['steps[0].when: calls matches(), which conditions may not use']);
+    expect(problems({ name: 'w', steps: [step('a', { repeat: { while: 'output.ready ==', maxIterations: 3 } })] })[0]).toMatch(/^steps\[0\]\.repeat\.while: is not a valid CEL expression: /);
     expect(problems({ name: 'w', steps: [step('a', { when: 'process.exit(1)' })] })[0]).toMatch(/^steps\[0\]\.when: /);
     expect(problems({ name: 'w', steps: [step('a', { when: 'input.amount + 1' })] })).toEqual(['steps[0].when: must be true or false, but gives int']);
   });
@@ -105,12 +85,8 @@ describe('validateDefinition', () => {
   it('checks the kinds of steps and their modifiers', () => {
     expect(problems({ name: 'w', steps: [{ id: 'a', task: 't', sleep: { for: '1s' } }] })).toEqual(['steps[0]: a step does one thing: it has task and sleep']);
     expect(problems({ name: 'w', steps: [{ id: 'a', sleep: { for: '1s', until: 'x' } }] })).toEqual(['steps[0].sleep: give exactly one of for and until']);
-    expect(problems({ name: 'w', steps: [{ id: 'a', waitFor: { signals: ['go'] }, forEach: { items: '${input.x}' } }] })).toEqual([
-      'steps[0].forEach: forEach runs a task for each item: give the step a task',
-    ]);
-    expect(problems({ name: 'w', steps: [step('a', { forEach: { items: 'lines: ${input.x}' } })] })).toEqual([
-      'steps[0].forEach.items: must be one reference to an array, like "${input.lines}"',
-    ]);
+    expect(problems({ name: 'w', steps: [{ id: 'a', waitFor: { signals: ['go'] }, forEach: { items: '${input.x}' } }] })).toEqual(['steps[0].forEach: forEach runs a task for each item: give the step a task']);
+    expect(problems({ name: 'w', steps: [step('a', { forEach: { items: 'lines: ${input.x}' } })] })).toEqual(['steps[0].forEach.items: must be one reference to an array, like "${input.lines}"']);
     expect(problems({ name: 'w', steps: [step('a', { input: '${item}' })] })).toEqual(['steps[0].input: "${item}" exists only in the input of a forEach step']);
     expect(problems({ name: 'w', steps: [step('a', { onFailure: 'compensate' })] })).toEqual(['steps[0].onFailure: compensate needs steps with a compensate task to run']);
   });
@@ -169,9 +145,7 @@ describe('validateDefinition', () => {
       name: 'w',
       steps: [step('check'), step('other'), step('gate', { after: ['check'] }), step('act', { when, ...(after ? { after } : {}) })],
     });
-    expect(problems(definition('steps.check.output.ok'))).toEqual([
-      'steps[3].when: "steps.check" reads step "check", which is not guaranteed to have run: add it to after',
-    ]);
+    expect(problems(definition('steps.check.output.ok'))).toEqual(['steps[3].when: "steps.check" reads step "check", which is not guaranteed to have run: add it to after']);
     // Upstream through another step is enough, as it is for references in inputs.
     expect(problems(definition('steps.check.output.ok', ['gate']))).toEqual([]);
     expect(problems(definition('has(steps.other.output) || steps["check"].output.ok', ['check']))).toEqual([
@@ -179,9 +153,9 @@ describe('validateDefinition', () => {
     ]);
     expect(problems(definition('steps.?chek.output.orValue(false)', ['check']))).toEqual(['steps[3].when: unknown step "chek" in "steps.chek" (did you mean "check"?)']);
     expect(problems(definition('input.ok', []))).toEqual([]);
-    expect(
-      problems({ name: 'w', steps: [step('a'), step('poll', { repeat: { while: 'steps.a.output.more && output.pending', maxIterations: 3 } })] }),
-    ).toEqual(['steps[1].repeat.while: "steps.a" reads step "a", which is not guaranteed to have run: add it to after']);
+    expect(problems({ name: 'w', steps: [step('a'), step('poll', { repeat: { while: 'steps.a.output.more && output.pending', maxIterations: 3 } })] })).toEqual([
+      'steps[1].repeat.while: "steps.a" reads step "a", which is not guaranteed to have run: add it to after',
+    ]);
   });
 
   it('checks a declared input schema when the definition is applied', () => {
@@ -200,9 +174,7 @@ describe('validateDefinition', () => {
       'input.$ref: "#/$defs/none" refers to no subschema of this schema',
     ]);
     expect(problems({ name: 'w', input: 'object', steps: [step('a')] })).toEqual(['input: expected object']);
-    expect(problems({ name: 'w', input: { type: 'array' }, steps: [step('a')] })).toEqual([
-      'input.type: the case input is a JSON object, so the schema must allow "object"',
-    ]);
+    expect(problems({ name: 'w', input: { type: 'array' }, steps: [step('a')] })).toEqual(['input.type: the case input is a JSON object, so the schema must allow "object"']);
     expect(problems({ name: 'w', input: { $defs: { a: { $ref: '#/$defs/b' }, b: { allOf: [{ $ref: '#/$defs/a' }] } }, $ref: '#/$defs/a' }, steps: [step('a')] })).toEqual([
       expect.stringMatching(/^input: \$ref loops back to .* without reading into the input/),
     ]);

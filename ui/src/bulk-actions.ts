@@ -130,7 +130,15 @@ function openDialog(action: Action, filter: Record<string, string>, onDone: () =
       },
     },
     h('h3', {}, LABEL[action].title),
-    h('p', { class: 'muted' }, `Filters: ${Object.entries(filter).map(([name, value]) => `${name} ${value}`).join(', ') || 'none (every case)'}`),
+    h(
+      'p',
+      { class: 'muted' },
+      `Filters: ${
+        Object.entries(filter)
+          .map(([name, value]) => `${name} ${value}`)
+          .join(', ') || 'none (every case)'
+      }`,
+    ),
     preview,
     ...fields,
     error,
@@ -149,7 +157,9 @@ function openDialog(action: Action, filter: Record<string, string>, onDone: () =
   api<Preview>('POST', `/v1/cases/bulk/${action}`, dry)
     .then((answer) => {
       matched = answer.matched;
-      const statuses = Object.entries(answer.byStatus).map(([status, count]) => `${status} ${count.toLocaleString()}`).join(', ');
+      const statuses = Object.entries(answer.byStatus)
+        .map(([status, count]) => `${status} ${count.toLocaleString()}`)
+        .join(', ');
       fill(
         preview,
         h('strong', { id: 'bulk-matched', 'data-matched': answer.matched, 'data-eligible': answer.eligible }, `${answer.atLeast ? 'At least ' : ''}${answer.matched.toLocaleString()} cases match`),
@@ -176,12 +186,15 @@ function follow(form: HTMLFormElement, action: Action, started: Operation, close
     bar.max = Math.max(1, operation.total);
     bar.value = operation.done;
     status.setAttribute('data-status', operation.status);
-    fill(status, `${operation.done.toLocaleString()} of ${operation.total.toLocaleString()} · ${operation.counts.ok} ok · ${operation.counts.skipped} skipped · ${operation.counts.error} failed · ${operation.status}`);
+    fill(
+      status,
+      `${operation.done.toLocaleString()} of ${operation.total.toLocaleString()} · ${operation.counts.ok} ok · ${operation.counts.skipped} skipped · ${operation.counts.error} failed · ${operation.status}`,
+    );
   };
   const showResults = async () => {
     const rows: Result[] = [];
     for (const outcome of ['error', 'skipped'] as const) {
-      for (let cursor: string | null = '0'; cursor !== null && rows.length < MAX_ROWS; ) {
+      for (let cursor: string | null = '0'; cursor !== null && rows.length < MAX_ROWS;) {
         const page: { results: Result[]; nextCursor: string | null } = await api('GET', `/v1/bulk/${started.id}/results?outcome=${outcome}&cursor=${cursor}`);
         rows.push(...page.results);
         cursor = page.nextCursor;
@@ -197,16 +210,18 @@ function follow(form: HTMLFormElement, action: Action, started: Operation, close
         h(
           'tbody',
           {},
-          ...rows.slice(0, MAX_ROWS).map((row) =>
-            h(
-              'tr',
-              { 'data-case': row.caseId, 'data-outcome': row.outcome },
-              h('td', {}, h('a', { href: `#/cases/${encodeURIComponent(row.caseId)}`, class: 'mono', onclick: close }, row.caseId)),
-              h('td', {}, row.outcome),
-              h('td', {}, row.status ?? ''),
-              h('td', { class: 'error-cell', title: row.message ?? '' }, `${row.code ?? ''}${row.message ? `: ${row.message}` : ''}`),
+          ...rows
+            .slice(0, MAX_ROWS)
+            .map((row) =>
+              h(
+                'tr',
+                { 'data-case': row.caseId, 'data-outcome': row.outcome },
+                h('td', {}, h('a', { href: `#/cases/${encodeURIComponent(row.caseId)}`, class: 'mono', onclick: close }, row.caseId)),
+                h('td', {}, row.outcome),
+                h('td', {}, row.status ?? ''),
+                h('td', { class: 'error-cell', title: row.message ?? '' }, `${row.code ?? ''}${row.message ? `: ${row.message}` : ''}`),
+              ),
             ),
-          ),
         ),
       ),
     );

@@ -46,7 +46,10 @@ export function casePage(context: PageContext, id: string): () => void {
   const select = (unit: UnitKey) => {
     if (!record || !panel) return;
     graph?.select(unit.stepId);
-    timeline.select(gantt.rows.find((row) => row.unit.stepId === unit.stepId && row.unit.instance === unit.instance && row.unit.iteration === unit.iteration && Boolean(row.unit.compensation) === Boolean(unit.compensation))?.key);
+    timeline.select(
+      gantt.rows.find((row) => row.unit.stepId === unit.stepId && row.unit.instance === unit.instance && row.unit.iteration === unit.iteration && Boolean(row.unit.compensation) === Boolean(unit.compensation))
+        ?.key,
+    );
     panel.show(unit, record, gantt.rows, childCaseIds(events, unit.stepId, record.steps[unit.stepId]?.childCaseId));
   };
   const timeline = new GanttView((unit) => select(unit));
@@ -96,11 +99,7 @@ export function casePage(context: PageContext, id: string): () => void {
   };
 
   const drawHeader = (current: CaseView, now: number) => {
-    fill(
-      title,
-      h('h2', {}, 'Case ', h('span', { class: 'mono' }, current.id)),
-      h('span', { class: `badge big state-${current.status}`, id: 'case-status', 'data-status': current.status }, current.status),
-    );
+    fill(title, h('h2', {}, 'Case ', h('span', { class: 'mono' }, current.id)), h('span', { class: `badge big state-${current.status}`, id: 'case-status', 'data-status': current.status }, current.status));
     const end = current.finishedAt ? Date.parse(current.finishedAt) : now;
     fill(
       facts,
@@ -115,12 +114,24 @@ export function casePage(context: PageContext, id: string): () => void {
       current.startedBy ? h('dt', {}, 'started by') : null,
       current.startedBy ? h('dd', { class: 'mono' }, current.startedBy) : null,
       Object.keys(current.businessKeys).length > 0 ? h('dt', {}, 'business keys') : null,
-      Object.keys(current.businessKeys).length > 0 ? h('dd', {}, Object.entries(current.businessKeys).map(([name, value]) => `${name}=${value}`).join(', ')) : null,
+      Object.keys(current.businessKeys).length > 0
+        ? h(
+            'dd',
+            {},
+            Object.entries(current.businessKeys)
+              .map(([name, value]) => `${name}=${value}`)
+              .join(', '),
+          )
+        : null,
       current.parent ? h('dt', {}, 'parent') : null,
       current.parent ? h('dd', {}, h('a', { href: `#/cases/${encodeURIComponent(current.parent.caseId)}`, class: 'mono' }, current.parent.caseId), ` step ${current.parent.stepId}`) : null,
       current.waitingFor.length > 0 ? h('dt', {}, 'waiting for') : null,
       current.waitingFor.length > 0
-        ? h('dd', { id: 'waiting-for' }, current.waitingFor.map((wait) => `${wait.stepId}: ${wait.signals.length ? `signal ${wait.signals.join(' or ')}` : 'timer'}${wait.until ? ` until ${formatTime(wait.until)}` : ''}`).join('; '))
+        ? h(
+            'dd',
+            { id: 'waiting-for' },
+            current.waitingFor.map((wait) => `${wait.stepId}: ${wait.signals.length ? `signal ${wait.signals.join(' or ')}` : 'timer'}${wait.until ? ` until ${formatTime(wait.until)}` : ''}`).join('; '),
+          )
         : null,
     );
     fill(
@@ -151,7 +162,13 @@ export function casePage(context: PageContext, id: string): () => void {
 
   const cancelDialog = () => {
     const reason = h('input', { id: 'cancel-reason', maxlength: 1000, placeholder: 'why (shown in the case error and trace)' });
-    const compensate = h('select', { id: 'cancel-compensate' }, h('option', { value: '' }, "as the workflow's onCancel says"), h('option', { value: 'true' }, 'compensate completed steps first'), h('option', { value: 'false' }, 'stop at once, no compensation'));
+    const compensate = h(
+      'select',
+      { id: 'cancel-compensate' },
+      h('option', { value: '' }, "as the workflow's onCancel says"),
+      h('option', { value: 'true' }, 'compensate completed steps first'),
+      h('option', { value: 'false' }, 'stop at once, no compensation'),
+    );
     confirmAction({
       title: 'Cancel this case?',
       body: [h('p', {}, 'Its jobs are removed or aborted and its child cases cancelled. This cannot be undone.'), h('label', {}, 'Reason ', reason), h('label', {}, 'Compensation ', compensate)],

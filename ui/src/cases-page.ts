@@ -200,13 +200,21 @@ export function casesPage(context: PageContext): () => void {
   };
 
   // Auto-refresh only re-reads the first page: later pages are anchored to a cursor and stay put.
-  const poller = poll(async () => {
-    if (auto.checked && cursors.length === 1) await load();
-  }, REFRESH_MS, { immediate: false });
+  const poller = poll(
+    async () => {
+      if (auto.checked && cursors.length === 1) await load();
+    },
+    REFRESH_MS,
+    { immediate: false },
+  );
   void load();
   return () => poller.stop();
 }
 
 function durationCell(duration: { ms: number; open: boolean }): HTMLElement {
-  return h('td', { class: `num nowrap${duration.open ? ' muted' : ''}`, 'data-duration-ms': Math.round(duration.ms), title: duration.open ? 'running for, so far' : 'from created to finished' }, formatDuration(duration.ms));
+  return h(
+    'td',
+    { class: `num nowrap${duration.open ? ' muted' : ''}`, 'data-duration-ms': Math.round(duration.ms), title: duration.open ? 'running for, so far' : 'from created to finished' },
+    formatDuration(duration.ms),
+  );
 }

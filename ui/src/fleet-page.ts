@@ -40,7 +40,16 @@ export function fleetPage(context: PageContext): () => void {
       const now = Date.parse(status.at);
       const table = (id: string, head: string[], rows: HTMLElement[], empty: string) =>
         // Wide tables scroll inside their box on a narrow screen, not the page.
-        h('div', { class: 'table-scroll' }, h('table', { class: 'grid', id }, h('thead', {}, h('tr', {}, ...head.map((cell) => h('th', {}, cell)))), h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: head.length, class: 'muted' }, empty))]))));
+        h(
+          'div',
+          { class: 'table-scroll' },
+          h(
+            'table',
+            { class: 'grid', id },
+            h('thead', {}, h('tr', {}, ...head.map((cell) => h('th', {}, cell)))),
+            h('tbody', {}, ...(rows.length ? rows : [h('tr', {}, h('td', { colspan: head.length, class: 'muted' }, empty))])),
+          ),
+        );
       fill(error);
       fill(
         content,
@@ -63,7 +72,11 @@ export function fleetPage(context: PageContext): () => void {
                 h('td', { class: 'num' }, counts.active),
                 h('td', { class: 'num' }, counts.delayed),
                 h('td', { class: 'num' }, counts.prioritized),
-                h('td', { class: `num${counts.failed ? ' bad' : ''}` }, linkBoard && counts.failed ? h('a', { href: `${board(name)}?status=failed`, target: '_blank', rel: 'noopener' }, counts.failed) : counts.failed),
+                h(
+                  'td',
+                  { class: `num${counts.failed ? ' bad' : ''}` },
+                  linkBoard && counts.failed ? h('a', { href: `${board(name)}?status=failed`, target: '_blank', rel: 'noopener' }, counts.failed) : counts.failed,
+                ),
                 h('td', { class: 'num' }, counts.completed),
               ),
             ),
@@ -129,7 +142,11 @@ export function fleetPage(context: PageContext): () => void {
         ),
         status.stuck.more ? h('p', { class: 'muted' }, 'More stuck cases than shown.') : null,
         h('h3', {}, 'Redis'),
-        h('p', {}, `maxmemory-policy ${status.redis.maxmemoryPolicy}${status.redis.maxmemoryPolicy === 'noeviction' ? '' : ' (should be noeviction: jobs may be evicted)'}, ${(status.redis.usedMemoryBytes / 1_048_576).toFixed(1)} MiB used`),
+        h(
+          'p',
+          {},
+          `maxmemory-policy ${status.redis.maxmemoryPolicy}${status.redis.maxmemoryPolicy === 'noeviction' ? '' : ' (should be noeviction: jobs may be evicted)'}, ${(status.redis.usedMemoryBytes / 1_048_576).toFixed(1)} MiB used`,
+        ),
       );
     } catch (problem) {
       fill(error, describeError(problem));

@@ -39,14 +39,7 @@ export class GanttView {
     this.body.addEventListener('scroll', () => this.schedule());
     // The number of ticks follows the track's width (a phone shows fewer than a wide screen).
     new ResizeObserver(() => this.drawAxis()).observe(this.axis);
-    this.element = h(
-      'div',
-      { class: 'gantt', id: 'gantt' },
-      h('div', { class: 'gantt-axis' }, h('div', { class: 'gantt-label muted' }, 'unit'), this.axis),
-      this.body,
-      this.summary,
-      legend(),
-    );
+    this.element = h('div', { class: 'gantt', id: 'gantt' }, h('div', { class: 'gantt-axis' }, h('div', { class: 'gantt-label muted' }, 'unit'), this.axis), this.body, this.summary, legend());
   }
 
   update(gantt: Gantt): void {
@@ -74,7 +67,11 @@ export class GanttView {
         return tick;
       }),
       ...gantt.caseMarkers.map((marker) => {
-        const mark = h('span', { class: `case-marker case-marker-${marker.kind}`, title: `${marker.label} at ${formatTime(marker.at)} (+${formatDuration(marker.at - gantt.start)})` }, marker.kind === 'signal' ? '⚑' : '◆');
+        const mark = h(
+          'span',
+          { class: `case-marker case-marker-${marker.kind}`, title: `${marker.label} at ${formatTime(marker.at)} (+${formatDuration(marker.at - gantt.start)})` },
+          marker.kind === 'signal' ? '⚑' : '◆',
+        );
         mark.style.left = `${((marker.at - gantt.start) / span) * 100}%`;
         return mark;
       }),

@@ -29,7 +29,12 @@ export class GraphView {
     // Every node's text is clipped to its box (besides being shortened with an ellipsis), so a
     // long name can never run into its neighbour; the node's title tooltip has it in full.
     svg.append(
-      s('defs', {}, s('clipPath', { id: 'node-text-clip' }, s('rect', { x: 4, y: 0, width: GRAPH_SIZES.nodeWidth - 10, height: GRAPH_SIZES.nodeHeight })), s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0 0 L10 5 L0 10 z', class: 'arrow' }))),
+      s(
+        'defs',
+        {},
+        s('clipPath', { id: 'node-text-clip' }, s('rect', { x: 4, y: 0, width: GRAPH_SIZES.nodeWidth - 10, height: GRAPH_SIZES.nodeHeight })),
+        s('marker', { id: 'arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, s('path', { d: 'M0 0 L10 5 L0 10 z', class: 'arrow' })),
+      ),
     );
     const edges = s('g', { class: 'edges' });
     for (const edge of layout.edges) edges.append(s('path', { d: edge.d, class: 'edge', 'marker-end': 'url(#arrow)', 'data-from': edge.from, 'data-to': edge.to }));
@@ -56,13 +61,7 @@ export class GraphView {
         },
         title,
         s('rect', { width: node.width, height: node.height, rx: 6, class: 'node-box' }),
-        s(
-          'g',
-          { 'clip-path': 'url(#node-text-clip)' },
-          s('text', { x: 10, y: 17, class: 'node-id' }, clip(node.id, 20)),
-          s('text', { x: 10, y: 32, class: 'node-kind' }, clip(kind, 26)),
-          detail,
-        ),
+        s('g', { 'clip-path': 'url(#node-text-clip)' }, s('text', { x: 10, y: 17, class: 'node-id' }, clip(node.id, 20)), s('text', { x: 10, y: 32, class: 'node-kind' }, clip(kind, 26)), detail),
       );
       this.nodes.set(node.id, { group, detail, title, name });
       svg.append(group);

@@ -84,11 +84,7 @@ function header(current: Session): HTMLElement {
       may('cases:operate') && h('a', { href: '/admin/queues', target: '_blank', rel: 'noopener' }, 'Bull Board ↗'),
       h('a', { href: '/docs', target: '_blank', rel: 'noopener' }, 'API docs ↗'),
     ),
-    h(
-      'span',
-      { class: 'who', id: 'who' },
-      current.authEnabled ? `${current.principal.name} (${current.principal.roles.join(', ')})` : 'auth off: development mode',
-    ),
+    h('span', { class: 'who', id: 'who' }, current.authEnabled ? `${current.principal.name} (${current.principal.roles.join(', ')})` : 'auth off: development mode'),
     current.authEnabled &&
       h(
         'button',

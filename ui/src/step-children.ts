@@ -92,7 +92,11 @@ export class ItemList {
     };
     fill(
       this.pager,
-      h('span', { class: 'muted', id: 'items-info' }, page.matching === 0 ? `0 of ${page.total}` : `${page.offset + 1}–${last} of ${page.matching}${page.matching === page.total ? '' : ` (${page.total} items in all)`}`),
+      h(
+        'span',
+        { class: 'muted', id: 'items-info' },
+        page.matching === 0 ? `0 of ${page.total}` : `${page.offset + 1}–${last} of ${page.matching}${page.matching === page.total ? '' : ` (${page.total} items in all)`}`,
+      ),
       page.offset > 0 && h('button', { type: 'button', onclick: move(Math.max(0, page.offset - PAGE)) }, '⟨ Earlier'),
       last < page.matching && h('button', { type: 'button', onclick: move(last) }, 'Later ⟩'),
     );

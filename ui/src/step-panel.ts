@@ -83,13 +83,17 @@ export class StepPanel {
         step?.startedAt ? field('started', formatTime(step.startedAt)) : null,
         step?.finishedAt ? field('finished', formatTime(step.finishedAt), step.startedAt ? ` (${formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt))})` : '') : null,
         step?.nextAttemptAt ? field('next attempt', formatTime(step.nextAttemptAt), step.deferredBy ? ` (breaker ${step.deferredBy} open)` : ' (retry backoff)') : null,
-        step?.waitingFor ? field('waits for', step.waitingFor.signals.length ? `signal ${step.waitingFor.signals.join(' or ')}` : 'timer', step.waitingFor.until ? ` until ${formatTime(step.waitingFor.until)}` : '') : null,
+        step?.waitingFor
+          ? field('waits for', step.waitingFor.signals.length ? `signal ${step.waitingFor.signals.join(' or ')}` : 'timer', step.waitingFor.until ? ` until ${formatTime(step.waitingFor.until)}` : '')
+          : null,
         step?.items ? field('items', `${step.items.completed} completed, ${step.items.failed} failed, ${step.items.running} running, ${step.items.pending} pending of ${step.items.total}`) : null,
         step?.iteration !== undefined ? field('iteration', String(step.iteration)) : null,
         step?.skipReason ? field('skipped', step.skipReason) : null,
         step?.compensation ? field('compensation', `${step.compensation.status}, ${step.compensation.attempts} attempts`) : null,
       ),
-      step?.error ? h('div', { class: 'error-box', id: 'step-error' }, h('strong', {}, step.error.code), ': ', step.error.message, step.error.details === undefined ? null : pre(formatJson(step.error.details).text)) : null,
+      step?.error
+        ? h('div', { class: 'error-box', id: 'step-error' }, h('strong', {}, step.error.code), ': ', step.error.message, step.error.details === undefined ? null : pre(formatJson(step.error.details).text))
+        : null,
       attempts.length > 0 ? attemptsTable(attempts) : null,
       // What a parent started comes first: it is what its reader opens it for.
       isItemParent ? this.items?.element : null,

@@ -145,8 +145,7 @@ export function buildGantt(events: readonly TraceEventLike[], now: number): Gant
     end = Math.max(end, at);
     const { data } = event;
     if (!event.stepId) {
-      const label =
-        event.type === 'signal.received' ? `signal ${String(data.name)}` : event.type === 'case.stuck' ? `stuck: ${String(data.reason)}` : event.type.replace('case.', 'case ');
+      const label = event.type === 'signal.received' ? `signal ${String(data.name)}` : event.type === 'case.stuck' ? `stuck: ${String(data.reason)}` : event.type.replace('case.', 'case ');
       caseMarkers.push({ kind: event.type === 'signal.received' ? 'signal' : 'case', at, label });
       continue;
     }
@@ -264,7 +263,9 @@ export function buildGantt(events: readonly TraceEventLike[], now: number): Gant
 /** Round tick values for a time axis of `count` ticks at most, as offsets from `start`. */
 export function timeTicks(start: number, end: number, count: number): number[] {
   const span = Math.max(1, end - start);
-  const steps = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000];
+  const steps = [
+    1, 2, 5, 10, 20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000, 900_000, 1_800_000, 3_600_000, 7_200_000, 21_600_000, 43_200_000, 86_400_000,
+  ];
   const step = steps.find((candidate) => span / candidate <= count) ?? Math.ceil(span / count / 86_400_000) * 86_400_000;
   const ticks: number[] = [];
   for (let offset = 0; offset <= span; offset += step) ticks.push(offset);

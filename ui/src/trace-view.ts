@@ -54,7 +54,10 @@ export class TraceView {
   private apply(): void {
     const needle = this.filter.value.trim().toLowerCase();
     this.shown = needle
-      ? this.events.filter((event) => event.type.includes(needle) || (event.stepId ?? '').toLowerCase() === needle || (event.stepId ?? '').toLowerCase().includes(needle) || compactJson(event.data, 2_000).toLowerCase().includes(needle))
+      ? this.events.filter(
+          (event) =>
+            event.type.includes(needle) || (event.stepId ?? '').toLowerCase() === needle || (event.stepId ?? '').toLowerCase().includes(needle) || compactJson(event.data, 2_000).toLowerCase().includes(needle),
+        )
       : this.events;
     fill(this.count, needle ? `${this.shown.length} of ${this.events.length} events` : `${this.events.length} events`);
     this.spacer.style.height = `${this.shown.length * ROW_HEIGHT}px`;

@@ -101,16 +101,19 @@ export class BullQueues implements TaskQueues {
   constructor(private readonly options: BullOptions) {
     // Producers should fail fast when Redis is away rather than hang an HTTP request.
     this.connection = redisConnection(options.redisUrl, { maxRetriesPerRequest: 3 });
-    this.adds = new GroupCommit<readonly JobToAdd[], void>(async (batches) => {
-      const byQueue = new Map<string, Array<{ name: string; data: unknown; opts: JobsOptions }>>();
-      for (const { queue, name, data, opts } of batches.flat()) {
-        const list = byQueue.get(queue) ?? [];
-        list.push({ name, data, opts });
-        byQueue.set(queue, list);
-      }
-      await Promise.all([...byQueue].map(([queue, list]) => this.queue(queue).addBulk(list)));
-      return batches.map(() => undefined);
-    }, { maxInFlight: 2 });
+    this.adds = new GroupCommit<readonly JobToAdd[], void>(
+      async (batches) => {
+        const byQueue = new Map<string, Array<{ name: string; data: unknown; opts: JobsOptions }>>();
+        for (const { queue, name, data, opts } of batches.flat()) {
+          const list = byQueue.get(queue) ?? [];
+          list.push({ name, data, opts });
+          byQueue.set(queue, list);
+        }
+        await Promise.all([...byQueue].map(([queue, list]) => this.queue(queue).addBulk(list)));
+        return batches.map(() => undefined);
+      },
+      { maxInFlight: 2 },
+    );
   }
 
   queue(name: string): Queue {
@@ -166,7 +169,10 @@ export class BullQueues implements TaskQueues {
         const state = await this.queue(queue).getJobState(jobId);
         if (state === 'active') active.push(`${queue}/${jobId}`);
         // Removing refuses a locked (active) job; those are aborted by their worker instead.
-        else if (state !== 'unknown' && state !== 'completed' && state !== 'failed') await this.queue(queue).remove(jobId).catch(() => 0);
+        else if (state !== 'unknown' && state !== 'completed' && state !== 'failed')
+          await this.queue(queue)
+            .remove(jobId)
+            .catch(() => 0);
       }),
     );
     if (active.length > 0) await this.connection.publish(cancelChannel(this.options.prefix), JSON.stringify(active));
@@ -279,8 +285,7 @@ export class BullConsumers implements QueueConsumers {
         removeOnComplete: { age: this.options.retention.keepCompletedSeconds, count: this.options.retention.keepCompletedCount },
         removeOnFail: { age: this.options.retention.keepFailedSeconds },
         settings: {
-          backoffStrategy: (_attemptsMade: number, _type?: string, error?: Error) =>
-            error instanceof RetryLaterError ? error.delayMs : 1_000,
+          backoffStrategy: (_attemptsMade: number, _type?: string, error?: Error) => (error instanceof RetryLaterError ? error.delayMs : 1_000),
         },
       },
     );

@@ -22,11 +22,12 @@ export class BullSchedules implements Schedules {
       ...(schedule.businessKeys === undefined ? {} : { businessKeys: schedule.businessKeys }),
     };
     // The cron expression and time zone were checked when the request was parsed (lib/core/schedules).
-    await this.queues.queue(INTAKE_QUEUE).upsertJobScheduler(
-      schedule.id,
-      schedule.cron === undefined ? { every: schedule.everyMs ?? 60_000 } : { pattern: schedule.cron, ...(schedule.timezone ? { tz: schedule.timezone } : {}) },
-      { name: 'start', data },
-    );
+    await this.queues
+      .queue(INTAKE_QUEUE)
+      .upsertJobScheduler(schedule.id, schedule.cron === undefined ? { every: schedule.everyMs ?? 60_000 } : { pattern: schedule.cron, ...(schedule.timezone ? { tz: schedule.timezone } : {}) }, {
+        name: 'start',
+        data,
+      });
   }
 
   async list(): Promise<ScheduleInfo[]> {

@@ -3,17 +3,7 @@ import type { WorkflowDefinition } from '../../core/definition.js';
 import { ErrorCode } from '../../core/error-codes.js';
 import { WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
-import type {
-  CaseQuery,
-  CaseRead,
-  CaseRecord,
-  CaseSummary,
-  CreateResult,
-  Store,
-  StoredKey,
-  StoredWorkflow,
-  WorkflowSummary,
-} from '../../ports/store.js';
+import type { CaseQuery, CaseRead, CaseRecord, CaseSummary, CreateResult, Store, StoredKey, StoredWorkflow, WorkflowSummary } from '../../ports/store.js';
 import { CaseTable, type CaseEntry } from './case-table.js';
 import { MemoryBulkOperations } from './bulk-operations.js';
 import { decodeCursor, encodeCursor } from '../case-cursor.js';
@@ -187,7 +177,10 @@ export class MemoryStore implements Store {
     for (const entry of this.cases.openCases()) {
       if (entry.record.updatedAt < before && (afterId === undefined || entry.record.id > afterId)) found.push(entry);
     }
-    return found.sort(byId).slice(0, limit).map((entry) => structuredClone(entry.record));
+    return found
+      .sort(byId)
+      .slice(0, limit)
+      .map((entry) => structuredClone(entry.record));
   }
 
   async findChildren(caseId: string): Promise<Array<{ id: string; status: CaseStatus; parent?: CaseState['parent'] }>> {

@@ -18,7 +18,10 @@ export async function bulkWriteInChunks<T extends Document>(collection: Collecti
 
 /** `_id` equalities, the one filter every server (FerretDB on SQLite too) answers from an index, as bulk deletes. */
 export async function deleteByIds<T extends Document>(collection: Collection<T>, ids: readonly string[]): Promise<void> {
-  await bulkWriteInChunks(collection, ids.map((id) => ({ deleteOne: { filter: { _id: id } as never } })));
+  await bulkWriteInChunks(
+    collection,
+    ids.map((id) => ({ deleteOne: { filter: { _id: id } as never } })),
+  );
 }
 
 /**

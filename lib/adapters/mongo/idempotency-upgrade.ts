@@ -26,10 +26,7 @@ export async function upgradeIdempotencyKeys(db: Db, cases: Collection<CaseDocum
   if (await upgrades.findOne({ _id: UPGRADE_ID })) return { scoped: 0, unscoped: 0 };
   let scoped = 0;
   let unscoped = 0;
-  const legacy = cases.find(
-    { idempotencyKey: { $exists: true }, scopedIdempotencyKey: { $exists: false } },
-    { projection: { _id: 1, idempotencyKey: 1, startedBy: 1, requestId: 1, parent: 1 } },
-  );
+  const legacy = cases.find({ idempotencyKey: { $exists: true }, scopedIdempotencyKey: { $exists: false } }, { projection: { _id: 1, idempotencyKey: 1, startedBy: 1, requestId: 1, parent: 1 } });
   let batch: Array<AnyBulkWriteOperation<CaseDocument>> = [];
   const flush = async () => {
     if (batch.length === 0) return;
@@ -49,7 +46,12 @@ export async function upgradeIdempotencyKeys(db: Db, cases: Collection<CaseDocum
   };
   for await (const doc of legacy) {
     if (doc.idempotencyKey === undefined) continue;
-    const scope = legacyScope({ idempotencyKey: doc.idempotencyKey, ...(doc.startedBy === undefined ? {} : { startedBy: doc.startedBy }), ...(doc.requestId === undefined ? {} : { requestId: doc.requestId }), parent: doc.parent });
+    const scope = legacyScope({
+      idempotencyKey: doc.idempotencyKey,
+      ...(doc.startedBy === undefined ? {} : { startedBy: doc.startedBy }),
+      ...(doc.requestId === undefined ? {} : { requestId: doc.requestId }),
+      parent: doc.parent,
+    });
     batch.push({ updateOne: { filter: { _id: doc._id, scopedIdempotencyKey: { $exists: false } }, update: { $set: { scopedIdempotencyKey: scopedKey(scope, doc.idempotencyKey) } } } });
     if (batch.length >= BATCH) await flush();
   }

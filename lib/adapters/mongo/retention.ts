@@ -31,7 +31,10 @@ export class Retention {
     for (; day <= lastDay && deleted < limit; day++) {
       const wanted = limit - deleted;
       const filter = day === lastDay ? { finishedDay: day, finishedAt: { $lt: new Date(before) } } : { finishedDay: day };
-      const doomed = await this.cases.find(filter, { projection: { _id: 1, revision: 1 } }).limit(wanted).toArray();
+      const doomed = await this.cases
+        .find(filter, { projection: { _id: 1, revision: 1 } })
+        .limit(wanted)
+        .toArray();
       // History first: a case document left without history is still readable, the reverse is not.
       // By `_id` (`<case>:<revision>`), the one lookup every server answers from an index.
       await deleteByIds(
@@ -55,7 +58,11 @@ export class Retention {
     if (saved) return saved.day;
     // Once per database (FerretDB reads every case for it), then remembered: no case finishes
     // on a day before the oldest that has finished so far.
-    const oldest = await this.cases.find({ finishedDay: { $exists: true } }, { projection: { finishedDay: 1 } }).sort({ finishedDay: 1 }).limit(1).next();
+    const oldest = await this.cases
+      .find({ finishedDay: { $exists: true } }, { projection: { finishedDay: 1 } })
+      .sort({ finishedDay: 1 })
+      .limit(1)
+      .next();
     if (oldest?.finishedDay === undefined) return undefined;
     await this.progress.replaceOne({ _id: 'next-day' }, { day: oldest.finishedDay }, { upsert: true });
     return oldest.finishedDay;

@@ -5,17 +5,7 @@ import type { WorkflowDefinition } from '../../core/definition.js';
 import { ErrorCode } from '../../core/error-codes.js';
 import { CaseNotCommittableError, WorkfleetError } from '../../core/errors.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
-import type {
-  CaseQuery,
-  CaseRead,
-  CaseRecord,
-  CaseSummary,
-  CreateResult,
-  Store,
-  StoredKey,
-  StoredWorkflow,
-  WorkflowSummary,
-} from '../../ports/store.js';
+import type { CaseQuery, CaseRead, CaseRecord, CaseSummary, CreateResult, Store, StoredKey, StoredWorkflow, WorkflowSummary } from '../../ports/store.js';
 import {
   applyChanges,
   caseChanges,
@@ -321,14 +311,26 @@ export class MongoStore implements Store {
       else results[index] = new CaseNotCommittableError(entry.caseId, `its next history entry is larger than the store's document limit of 16 MiB`, { bytes });
     });
     try {
-      if (sent.length > 0) await this.history.insertMany(sent.map((index) => entries[index] as HistoryDocument), { ordered: false });
+      if (sent.length > 0)
+        await this.history.insertMany(
+          sent.map((index) => entries[index] as HistoryDocument),
+          { ordered: false },
+        );
     } catch (error) {
       const failed = writeErrorsByIndex(error);
       if (!failed) throw error;
       for (const [at, problem] of failed) {
         const index = sent[at] ?? at;
         // A document the server refuses (other than for its `_id`) it would refuse again: say so, with the server's words.
-        results[index] = problem.code === DUPLICATE_KEY ? 'conflict' : new CaseNotCommittableError(batch[index]?.next.id ?? '?', `the store refused its next history entry: ${problem.message}`, { code: problem.code }, new MongoServerError({ message: problem.message, errmsg: problem.message, code: problem.code }));
+        results[index] =
+          problem.code === DUPLICATE_KEY
+            ? 'conflict'
+            : new CaseNotCommittableError(
+                batch[index]?.next.id ?? '?',
+                `the store refused its next history entry: ${problem.message}`,
+                { code: problem.code },
+                new MongoServerError({ message: problem.message, errmsg: problem.message, code: problem.code }),
+              );
       }
     }
     return results;
@@ -397,14 +399,17 @@ export class MongoStore implements Store {
     const projection = { [read.field]: 1, revision: 1 };
     const entries: HistoryDocument[] = [];
     if (this.features.filtersBeyondId) {
-      const found = await this.history.find({ caseId, revision: { $gt: revision } }, { projection }).sort({ revision: 1 }).toArray();
+      const found = await this.history
+        .find({ caseId, revision: { $gt: revision } }, { projection })
+        .sort({ revision: 1 })
+        .toArray();
       for (const entry of found) {
         if (entry.revision !== revision + entries.length + 1) break;
         entries.push(entry);
       }
       return entries;
     }
-    for (let next = revision + 1, known = read.known ?? 0; ; ) {
+    for (let next = revision + 1, known = read.known ?? 0; ;) {
       const size = known > 0 ? Math.min(known, HISTORY_LOOKUPS_AT_ONCE) : (read.batch ?? 1);
       const found = await Promise.all(Array.from({ length: size }, (_, index) => this.history.findOne({ _id: `${caseId}:${next + index}` }, { projection })));
       next += size;

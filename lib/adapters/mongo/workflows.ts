@@ -8,13 +8,11 @@ const isDuplicateKey = (error: unknown): boolean =>
   error instanceof MongoServerError &&
   (error.code === DUPLICATE_KEY ||
     // insertMany reports per-document errors; all must be duplicates to be ignorable.
-    (Array.isArray((error as { writeErrors?: unknown }).writeErrors) &&
-      ((error as unknown as { writeErrors: Array<{ code: number }> }).writeErrors).every((e) => e.code === DUPLICATE_KEY)));
+    (Array.isArray((error as { writeErrors?: unknown }).writeErrors) && (error as unknown as { writeErrors: Array<{ code: number }> }).writeErrors.every((e) => e.code === DUPLICATE_KEY)));
 
 /** Workflow definitions, one document per version (`<name>@<version>`). */
 export class MongoWorkflows implements WorkflowStore {
   constructor(private readonly workflows: Collection<WorkflowDocument>) {}
-
 
   async saveWorkflow(definition: WorkflowDefinition, hash: string, now: number): Promise<{ workflow: StoredWorkflow; created: boolean }> {
     const { name } = definition;
@@ -45,10 +43,7 @@ export class MongoWorkflows implements WorkflowStore {
   }
 
   async getWorkflow(name: string, version?: number): Promise<StoredWorkflow | undefined> {
-    const doc =
-      version === undefined
-        ? await this.workflows.find({ name }).sort({ version: -1 }).limit(1).next()
-        : await this.workflows.findOne({ _id: `${name}@${version}` });
+    const doc = version === undefined ? await this.workflows.find({ name }).sort({ version: -1 }).limit(1).next() : await this.workflows.findOne({ _id: `${name}@${version}` });
     return doc ? decodeWorkflow(doc) : undefined;
   }
 

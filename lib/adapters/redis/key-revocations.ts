@@ -45,12 +45,7 @@ export class RedisRevocationNotices implements RevocationNotices {
  * else) and makes `keys` forget each revoked key. After a lost connection every cached key is
  * forgotten, since notices sent meanwhile were missed (ioredis subscribes again by itself).
  */
-export async function listenForRevocations(
-  connection: Redis,
-  prefix: string,
-  keys: { forget(id: string): void; forgetAll(): void },
-  logger: Logger,
-): Promise<{ close(): Promise<void> }> {
+export async function listenForRevocations(connection: Redis, prefix: string, keys: { forget(id: string): void; forgetAll(): void }, logger: Logger): Promise<{ close(): Promise<void> }> {
   const subscriber = connection.duplicate({ maxRetriesPerRequest: null });
   subscriber.on('error', () => undefined); // a lost connection shows as 'close' below
   let lost = false;

@@ -45,13 +45,7 @@ function conditionErrorInfo(error: unknown): ErrorInfo {
 }
 
 /** Evaluates a step's condition (`when`, `repeat.while`) within the transition's budget: its value, or the step error it ends in. */
-export function stepCondition(
-  draft: Draft,
-  step: CompiledStep,
-  field: 'when' | 'repeat.while',
-  expression: string,
-  extra: Record<string, unknown> = {},
-): { holds: boolean } | { error: ErrorInfo } {
+export function stepCondition(draft: Draft, step: CompiledStep, field: 'when' | 'repeat.while', expression: string, extra: Record<string, unknown> = {}): { holds: boolean } | { error: ErrorInfo } {
   try {
     return { holds: evaluateCondition(expression, conditionVariables(draft, expression, extra), { stepId: step.id, field }, draft.conditions) };
   } catch (error) {

@@ -15,7 +15,7 @@ import { endCase, failStep } from './step-ends.js';
 export function settle(draft: Draft): void {
   if (!draft.isOpen) return;
   if (draft.state.compensating) return settleCompensation(draft);
-  for (let changed = true; changed && draft.isOpen && !draft.state.compensating; ) {
+  for (let changed = true; changed && draft.isOpen && !draft.state.compensating;) {
     changed = false;
     for (const id of draft.workflow.order) {
       const step = draft.workflow.steps.get(id) as CompiledStep;
