@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import { KeyService } from '../../lib/engine/keys.js';
@@ -16,14 +17,13 @@ import { waitFor } from '../helpers/wait.js';
  * test-artifacts/.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 let servers: TestServers;
 let fleet: Fleet;
 let browser: Browser;
 const keys: Record<'admin' | 'operator' | 'viewer', string> = { admin: '', operator: '', viewer: '' };
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+  requireChromium();
   servers = await startServers();
   const namespace = servers.namespace();
   const store = new MongoStore({ url: namespace.mongoUrl });
@@ -36,10 +36,7 @@ beforeAll(async () => {
   const headers = { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/json' };
   await fetch(`${fleet.apiUrl}/v1/workflows`, { method: 'POST', headers, body: JSON.stringify({ name: 'board', steps: [{ id: 'a', task: 'demo.echo', queue: 'default' }] }) });
   await fetch(`${fleet.apiUrl}/v1/cases`, { method: 'POST', headers, body: JSON.stringify({ workflow: 'board' }) });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 120_000);
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import { KeyService } from '../../lib/engine/keys.js';
@@ -16,7 +17,6 @@ import { waitFor } from '../helpers/wait.js';
  * Screenshots land in test-artifacts/screenshots/.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(packageRoot(), 'test-artifacts', 'screenshots');
 let servers: TestServers;
 let fleet: Fleet;
@@ -45,7 +45,7 @@ const statusOf = async (id: string) => (await call<{ status: string }>('GET', `/
 const until = (id: string, status: string) => waitFor(`case ${id} to be ${status}`, async () => ((await statusOf(id)) === status ? true : undefined), { timeoutMs: 30_000, intervalMs: 100 });
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+  requireChromium();
   if (!existsSync(join(packageRoot(), 'dist', 'ui', 'index.html'))) throw new Error('dist/ui is missing: npm run build builds the explorer');
   mkdirSync(SHOTS, { recursive: true });
   servers = await startServers();
@@ -83,10 +83,7 @@ beforeAll(async () => {
   ids.waiting2 = await start('approval', { approver: 'bo@example.com', amount: 80 }, 'explorer-race');
   await start('order', { sku: 'book-42', quantity: 1, amount: 25 }, 'explorer-order');
   await Promise.all([until(ids.completed, 'completed'), until(ids.failed, 'failed'), until(ids.waiting, 'waiting'), until(ids.waiting2, 'waiting')]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {

@@ -1,6 +1,7 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import { KeyService } from '../../lib/engine/keys.js';
@@ -16,7 +17,6 @@ import { waitFor } from '../helpers/wait.js';
  * confirmation, progress and the cases skipped); a viewer sees no such action.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(packageRoot(), 'test-artifacts', 'screenshots');
 let servers: TestServers;
 let fleet: Fleet;
@@ -42,7 +42,7 @@ const settled = (ids: readonly string[], status: string) =>
   });
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+  requireChromium();
   mkdirSync(SHOTS, { recursive: true });
   servers = await startServers();
   const namespace = servers.namespace();
@@ -72,10 +72,7 @@ beforeAll(async () => {
   charged = await start(5);
   await settled(declined, 'failed');
   await settled([charged], 'completed');
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {

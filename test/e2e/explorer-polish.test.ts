@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { Fleet } from '../helpers/fleet.js';
@@ -14,7 +15,6 @@ import { waitFor } from '../helpers/wait.js';
  * a phone-sized window. Screenshots land in test-artifacts/screenshots/.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(packageRoot(), 'test-artifacts', 'screenshots');
 /** How long the page may take to show what is asserted (it polls every 2 s at most). */
 const SHOWN = { timeout: 10_000 };
@@ -50,7 +50,7 @@ const until = (id: string, statuses: string[]) =>
   );
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+  requireChromium();
   if (!existsSync(join(packageRoot(), 'dist', 'ui', 'index.html'))) throw new Error('dist/ui is missing: npm run build builds the explorer');
   mkdirSync(SHOTS, { recursive: true });
   servers = await startServers();
@@ -76,10 +76,7 @@ beforeAll(async () => {
   ids.parent = await start('order-batch', { first: { sku: 'a', quantity: 1, amount: 5 }, second: { sku: 'b', quantity: 2, amount: 7 } });
   ids.long = await start(LONG_WORKFLOW, {});
   await Promise.all([until(ids.failed, ['failed']), until(ids.batch, ['completed']), until(ids.parent, ['completed'])]);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 180_000);
 
 afterAll(async () => {
@@ -217,7 +214,7 @@ describe('the explorer for a newcomer', () => {
   it('lists how long each case took, and finds a case by its exact id', async () => {
     const { page, problems, close } = await openTab();
     await page.goto(`${fleet.apiUrl}/ui#/cases`);
-    expect(await page.locator('#case-table thead th').allTextContents()).toContain('Duration');
+    await expect.poll(() => page.locator('#case-table thead th').allTextContents(), SHOWN).toContain('Duration');
     const failed = (await call<{ createdAt: string; finishedAt: string }>('GET', `/v1/cases/${ids.failed}`)).body;
     const took = Date.parse(failed.finishedAt) - Date.parse(failed.createdAt);
     await expect.poll(() => page.locator(`#case-rows tr[data-case="${ids.failed}"] td[data-duration-ms]`).getAttribute('data-duration-ms'), SHOWN).toBe(String(took));
@@ -225,7 +222,7 @@ describe('the explorer for a newcomer', () => {
     await page.locator('#filter-id').fill(ids.batch);
     await page.locator('#apply-filters').click();
     await expect.poll(() => attributes(page, '#case-rows tr[data-case]', 'data-case'), SHOWN).toEqual([ids.batch]);
-    expect(page.url()).toContain(`id=${ids.batch}`);
+    await expect.poll(() => page.url(), SHOWN).toContain(`id=${ids.batch}`);
     await page.locator('#filter-id').fill('01a2023c-0000-7000-8000-00000000beef');
     await page.locator('#apply-filters').click();
     await expect.poll(() => page.locator('#no-cases').textContent(), SHOWN).toBe('No case has the id 01a2023c-0000-7000-8000-00000000beef.');

@@ -1,7 +1,8 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { chromium, type Browser, type Route } from 'playwright-core';
+import { type Browser, type Route } from 'playwright-core';
+import { launchChromium, requireChromium } from '../helpers/browser.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { uiRoutes } from '../../api/routes/ui.js';
 import { freePort } from '../../lib/local-servers/free-port.js';
@@ -16,7 +17,6 @@ import { waitFor } from '../helpers/wait.js';
  * page renders in bounded time and keeps the DOM bounded: it pages and virtualizes.
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(packageRoot(), 'test-artifacts', 'screenshots');
 const STEPS = 1_000;
 const TOTAL = 100_000;
@@ -135,17 +135,14 @@ function fakeApi() {
 }
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (.ci/run does)`);
+  requireChromium();
   mkdirSync(SHOTS, { recursive: true });
   app = Fastify();
   uiRoutes(app);
   const port = await freePort();
   await app.listen({ host: '127.0.0.1', port });
   base = `http://127.0.0.1:${port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  browser = await launchChromium();
 }, 60_000);
 
 afterAll(async () => {
