@@ -1,3 +1,4 @@
+import { sampleBulkOperation } from '../helpers/samples.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BulkOperation } from '../../lib/core/bulk.js';
 import { BulkService } from '../../lib/engine/bulk.js';
@@ -196,20 +197,13 @@ describe('bulk operations run in pages', () => {
     // An operation whose runner died before its first page: its progress is 5 s old, stale for
     // this service (1 s) but not for the API process's own resumer (60 s), which must not race it.
     const now = Date.now();
-    const stalled: BulkOperation = {
+    const stalled: BulkOperation = sampleBulkOperation({
       id: uuidv7(now - 60_000),
-      params: { action: 'retry' },
       filter: { businessKey: { name: 'batch', value: 'resume' } },
-      limit: 5,
-      status: 'running',
-      total: 5,
-      done: 0,
-      counts: { ok: 0, skipped: 0, error: 0 },
-      pages: 0,
       createdAt: now - 5_000,
       updatedAt: now - 5_000,
       createdBy: 'test',
-    };
+    });
     await api.engine.store.insertBulkOperation(stalled);
     expect(await service.resumeStalled()).toBe(1);
     const done = await finished(stalled.id);

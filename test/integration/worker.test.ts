@@ -1,3 +1,4 @@
+import { sampleStepJob } from '../helpers/samples.js';
 import { Writable } from 'node:stream';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -21,20 +22,7 @@ import { waitFor } from '../helpers/wait.js';
 let servers: TestServers;
 const closers: Array<() => Promise<unknown>> = [];
 
-const stepJob = (overrides: Partial<StepJob> = {}): StepJob => ({
-  caseId: 'case-1',
-  workflow: 'w',
-  version: 1,
-  stepId: 'step',
-  task: 'task',
-  input: { n: 7 },
-  idempotencyKey: 'case-1:step',
-  maxAttempts: 3,
-  backoff: { type: 'fixed', delayMs: 500, maxDelayMs: 500, jitter: 0 },
-  timeoutMs: 2_000,
-  breaker: 'task',
-  ...overrides,
-});
+const stepJob = (overrides: Partial<StepJob> = {}): StepJob => sampleStepJob({ timeoutMs: 2_000, ...overrides });
 
 function delivery(job: StepJob, attempt = 1, controller = new AbortController()): Delivery<StepJob> {
   return { id: `${job.caseId}.${job.stepId}`, name: job.task, data: job, enqueuedAt: 1_700_000_000_000, attempt, maxAttempts: job.maxAttempts, signal: controller.signal, reportProgress: async () => undefined };

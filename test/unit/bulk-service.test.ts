@@ -1,3 +1,4 @@
+import { sampleBulkOperation } from '../helpers/samples.js';
 import { describe, expect, it } from 'vitest';
 import { BULK_LIMITS, type BulkOperation } from '../../lib/core/bulk.js';
 import { memoryEngine, type MemoryEngine } from '../helpers/memory-engine.js';
@@ -74,20 +75,7 @@ describe('BulkService', () => {
     const engine = memoryEngine({ now: T0, bulkPageSize: 2 });
     const made = await orders(engine, 3, 0);
     // Stored as its runner left it when it died: running, no page done.
-    const orphan: BulkOperation = {
-      id: 'bulk-orphan',
-      params: { action: 'retry' },
-      filter: { status: 'failed' },
-      limit: 10,
-      status: 'running',
-      total: 3,
-      done: 0,
-      counts: { ok: 0, skipped: 0, error: 0 },
-      pages: 0,
-      createdAt: T0,
-      updatedAt: T0,
-      createdBy: 'key-admin',
-    };
+    const orphan: BulkOperation = sampleBulkOperation({ id: 'bulk-orphan', limit: 10, total: 3, createdAt: T0, updatedAt: T0, createdBy: 'key-admin' });
     await engine.store.insertBulkOperation(orphan);
     expect(await engine.bulk.resumeStalled()).toBe(0);
     engine.clock.time = T0 + BULK_LIMITS.staleAfterMs + 1;

@@ -1,20 +1,8 @@
+import { sampleBulkOperation } from '../helpers/samples.js';
 import { describe, expect, it } from 'vitest';
 import { afterPage, eligibleCount, outcomeOf, type BulkOperation } from '../../lib/core/bulk.js';
 
-const operation: BulkOperation = {
-  id: 'op',
-  params: { action: 'retry' },
-  filter: { status: 'failed' },
-  limit: 5,
-  status: 'running',
-  total: 5,
-  done: 0,
-  counts: { ok: 0, skipped: 0, error: 0 },
-  pages: 0,
-  createdAt: 1,
-  updatedAt: 1,
-  createdBy: 'key',
-};
+const operation: BulkOperation = sampleBulkOperation();
 
 describe('bulk operations, pure', () => {
   it('counts each page and goes on while cases and limit remain', () => {

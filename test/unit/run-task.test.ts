@@ -1,3 +1,4 @@
+import { sampleStepJob } from '../helpers/samples.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { StepJob } from '../../lib/core/state.js';
 import { createLogger } from '../../lib/obs/logger.js';
@@ -22,20 +23,7 @@ afterAll(() => {
   for (const each of breakers) each.shutdown();
 });
 
-const stepJob = (overrides: Partial<StepJob> = {}): StepJob => ({
-  caseId: 'case-1',
-  workflow: 'w',
-  version: 1,
-  stepId: 'step',
-  task: 'task',
-  input: { n: 7 },
-  idempotencyKey: 'case-1:step',
-  maxAttempts: 3,
-  backoff: { type: 'fixed', delayMs: 500, maxDelayMs: 500, jitter: 0 },
-  timeoutMs: 10_000,
-  breaker: 'task',
-  ...overrides,
-});
+const stepJob = sampleStepJob;
 
 function rig(handlers: Record<string, Handler>) {
   const queues = new RecordingQueues();
