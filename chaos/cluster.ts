@@ -9,6 +9,7 @@ import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/local-serve
 import { freePort } from '../lib/local-servers/free-port.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 import { startRedisServer, type RedisServer } from '../lib/local-servers/redis-server.js';
+import type { NetworkNamespace } from './netns.js';
 
 export type Role = 'api' | 'scheduler' | 'worker';
 
@@ -40,6 +41,8 @@ interface Running {
   child: ManagedChild;
   output: string[];
   env: Record<string, string>;
+  /** The network namespace it runs in (partition scenarios); the host's when absent. */
+  netns?: NetworkNamespace;
 }
 
 /** The database server shared by the scenarios of one run; each scenario takes a database of its own. */
@@ -85,6 +88,8 @@ export class Cluster {
   db!: Db;
   private readonly queues = new Map<string, Queue>();
   private baseEnv: Record<string, string> = {};
+  /** Run by `stop` once every process has exited: what a scenario made besides the fleet (a namespace). */
+  private readonly cleanups: Array<() => Promise<void>> = [];
 
   private constructor(
     readonly name: string,
@@ -134,9 +139,21 @@ export class Cluster {
     return cluster;
   }
 
-  async spawn(name: string, role: Role, env: Record<string, string> = {}): Promise<void> {
+  /** The settings every process of the fleet starts with (REDIS_URL, MONGO_URL, …). */
+  get fleetEnv(): Readonly<Record<string, string>> {
+    return this.baseEnv;
+  }
+
+  /** Runs `cleanup` when the cluster stops, after its processes, whether the scenario passed or not. */
+  onStop(cleanup: () => Promise<void>): void {
+    this.cleanups.push(cleanup);
+  }
+
+  async spawn(name: string, role: Role, env: Record<string, string> = {}, netns?: NetworkNamespace): Promise<void> {
     const merged = { ...this.baseEnv, ...env };
-    const child = spawnManaged(process.execPath, [join(packageRoot(), 'dist', 'cli', 'workfleet.js'), role], {
+    const args = [join(packageRoot(), 'dist', 'cli', 'workfleet.js'), role];
+    const [command, commandArgs] = netns ? netns.wrap(process.execPath, args) : [process.execPath, args];
+    const child = spawnManaged(command, commandArgs, {
       env: { ...process.env, ...merged },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -145,7 +162,7 @@ export class Cluster {
     const keep = (chunk: Buffer) => output.push(chunk.toString('utf8'));
     child.process.stdout?.on('data', keep);
     child.process.stderr?.on('data', keep);
-    this.processes.set(name, { role, child, output, env });
+    this.processes.set(name, { role, child, output, env, ...(netns ? { netns } : {}) });
     const ready = { api: /api listening/, scheduler: /scheduler started/, worker: /worker started/ }[role];
     await waitForOutput(child, ready, 60_000, `${this.name}/${name}`);
   }
@@ -153,7 +170,7 @@ export class Cluster {
   /** Starts a stopped or killed process again under the same name and settings. */
   async respawn(name: string): Promise<void> {
     const running = this.must(name);
-    await this.spawn(name, running.role, running.env);
+    await this.spawn(name, running.role, running.env, running.netns);
   }
 
   /** The pid of the shared database server, for pausing it. */
@@ -251,6 +268,7 @@ export class Cluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.names().map((name) => this.kill(name, 'SIGTERM').catch(() => undefined)));
+    for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => undefined);
     await Promise.all([...this.queues.values()].map((queue) => queue.close().catch(() => undefined)));
     this.redisClient.disconnect();
     this.ledgerClient.disconnect();

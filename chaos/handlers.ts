@@ -30,9 +30,12 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
 }
 
 export default defineHandlers({
-  /** An effect made once per idempotency key, after a random latency (so work is in flight when faults hit). */
-  'chaos.effect': async (input: { maxMs?: number }, ctx) => {
-    await pause(20 + Math.floor(Math.random() * (input.maxMs ?? 200)), ctx.signal);
+  /**
+   * An effect made once per idempotency key, after a random latency (so work is in flight when
+   * faults hit), plus `holdMs` when given (a step that is surely still running when a fault lands).
+   */
+  'chaos.effect': async (input: { maxMs?: number; holdMs?: number }, ctx) => {
+    await pause((input.holdMs ?? 0) + 20 + Math.floor(Math.random() * (input.maxMs ?? 200)), ctx.signal);
     await redis.incr(`${prefix}:executions:${ctx.idempotencyKey}`);
     const written = await redis.set(`${prefix}:effects:${ctx.idempotencyKey}`, String(ctx.attempt), 'NX');
     if (written === 'OK') await redis.incr(`${prefix}:effects-written`);

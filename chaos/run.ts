@@ -10,7 +10,8 @@ import { CHAOS_WORKFLOWS } from './workflows.js';
 
 /**
  * `npm run chaos [-- --quick] [--only a,b] [--runs N]`: each scenario on a fleet of its own, one
- * fault, then the invariants. One line per scenario; the last line is `N passed, N failed`.
+ * fault, then the invariants. One line per scenario; the last line is `N passed, N failed` (and
+ * `N skipped` when a scenario could not run here: a SKIP line says why; skipped is never passed).
  */
 
 export interface ScenarioResult {
@@ -26,6 +27,8 @@ export interface ScenarioResult {
   seconds: number;
   checks: CheckResult[];
   error?: string;
+  /** Why the scenario could not run here (e.g. no privilege for a network namespace): neither passed nor failed. */
+  skipped?: string;
 }
 
 /** A scenario that overruns this is failed and its fleet stopped: the suite stays bounded. */
@@ -37,6 +40,8 @@ async function runScenario(scenario: Scenario, database: SharedDatabase, dir: st
   const result: ScenarioResult = { name: scenario.name, run, passed: false, cases: 0, faults: 0, lost: 0, duplicated: 0, reExecutions: 0, recoverSeconds: null, seconds: 0, checks: [] };
   let cluster: Cluster | undefined;
   let timer: NodeJS.Timeout | undefined;
+  const unavailable = await scenario.unavailable?.();
+  if (unavailable !== undefined) return { ...result, skipped: unavailable };
   try {
     const work = async () => {
       cluster = await Cluster.start({ name: `${scenario.name}-${run}`, database, dir, ...scenario.cluster });
@@ -78,6 +83,7 @@ async function runScenario(scenario: Scenario, database: SharedDatabase, dir: st
 export function formatResult(result: ScenarioResult): string {
   const checks = result.checks.map((check) => `${check.name}:${check.ok ? 'ok' : `FAIL(${check.detail})`}`).join(' ');
   const recover = result.recoverSeconds === null ? 'n/a' : `${result.recoverSeconds.toFixed(1)}s`;
+  if (result.skipped !== undefined) return `SKIP  ${result.name.padEnd(32)}  ${result.skipped}`;
   return [
     result.passed ? 'PASS' : 'FAIL',
     result.name.padEnd(32),
@@ -122,11 +128,13 @@ async function main(): Promise<void> {
   const started = Date.now();
   const results = await runChaos({ quick: values.quick ?? false, only: values.only?.split(','), runs, print: (line) => console.log(line) });
   const passed = results.filter((result) => result.passed).length;
+  const skipped = results.filter((result) => result.skipped !== undefined).length;
+  const failed = results.length - passed - skipped;
   const out = join(packageRoot(), 'chaos', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'latest.json'), `${JSON.stringify({ at: new Date().toISOString(), seconds: (Date.now() - started) / 1000, results }, null, 2)}\n`);
-  console.log(`${passed} passed, ${results.length - passed} failed`);
-  process.exitCode = passed === results.length ? 0 : 1;
+  console.log(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped (not run: see SKIP lines)` : ''}`);
+  process.exitCode = failed === 0 ? 0 : 1;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

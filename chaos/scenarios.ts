@@ -3,6 +3,7 @@ import type { Cluster } from './cluster.js';
 import { readCase, type Accepted, type CheckResult, type TraceEvent } from './invariants.js';
 import { IDEMPOTENCY_SCENARIOS } from './scenarios-idempotency.js';
 import { INFRASTRUCTURE_SCENARIOS } from './scenarios-infrastructure.js';
+import { PARTITION_SCENARIOS } from './scenarios-partition.js';
 import { SIZE_SCENARIOS } from './scenarios-size.js';
 
 export interface ScenarioRun {
@@ -24,6 +25,8 @@ export interface Scenario {
   verify?(cluster: Cluster, accepted: Accepted[]): Promise<CheckResult[]>;
   /** How long cases may take to settle after the last fault. Default 90 s. */
   settleMs?: number;
+  /** Why the scenario cannot run on this machine, asked before its fleet starts; undefined when it can. */
+  unavailable?(): Promise<string | undefined>;
 }
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -418,4 +421,5 @@ export const SCENARIOS: Scenario[] = [
   ...IDEMPOTENCY_SCENARIOS,
   ...INFRASTRUCTURE_SCENARIOS,
   ...SIZE_SCENARIOS,
+  ...PARTITION_SCENARIOS,
 ];

@@ -24,6 +24,8 @@ export const CHAOS_WORKFLOWS = [
   { name: 'chaos-block', steps: [{ id: 'block', task: 'chaos.block', input: { ms: 9_000 }, timeout: '60s', retry: { maxAttempts: 1 } }, effect('after', ['block'])] },
   /** Never answers: only its timeout ends it. */
   { name: 'chaos-hang', steps: [{ id: 'hang', task: 'chaos.hang', timeout: '1500ms', retry: { maxAttempts: 2, backoff: { type: 'fixed', delay: '100ms' } } }] },
+  /** An effect that holds its worker for 3 s, then a quick one: a step in flight when a worker is cut off. */
+  { name: 'chaos-hold', steps: [{ ...effect('hold'), input: { maxMs: 100, holdMs: 3_000 } }, effect('after', ['hold'])] },
   /** Calls a partner through the "partner" breaker. */
   {
     name: 'chaos-dependency',
