@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/adapters/redis/connection.js';
 import type { Clock } from '../lib/ports/clock.js';
 
 /** The window failures are counted in; a budget is "per minute". */
@@ -25,7 +25,7 @@ const ADDRESSES = 50_000;
 export class AuthFailureLimiter {
   private readonly seen = new Map<string, { count: number; until: number }>();
 
-  constructor(private readonly options: { budget: number; clock: Clock; redis?: Redis; prefix: string }) {}
+  constructor(private readonly options: { budget: number; clock: Clock; redis?: RedisClient; prefix: string }) {}
 
   /** Seconds the address must wait when it has spent its budget; undefined when it may try. */
   refusal(address: string): number | undefined {

@@ -1,5 +1,5 @@
 import type { FastifyRateLimitOptions, FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/adapters/redis/connection.js';
 
 /** One fixed window per key: the count, and the window's remaining time (its first request sets it). */
 const COUNT_SCRIPT = `
@@ -8,7 +8,7 @@ if current == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return {current, redis.call('PTTL', KEYS[1])}
 `;
 
-type Counting = Redis & { workfleetRateCount?: (key: string, windowMs: number) => Promise<[number, number]> };
+type Counting = RedisClient & { workfleetRateCount?: (key: string, windowMs: number) => Promise<[number, number]> };
 
 /**
  * Rate-limit counters in Redis that fail open: when Redis refuses the count (out of memory,
@@ -16,7 +16,7 @@ type Counting = Redis & { workfleetRateCount?: (key: string, windowMs: number) =
  * counted must not turn every read into a 500 (the plugin's own Redis store does, and its
  * `skipOnError` would swallow the error where nobody sees it).
  */
-export function failOpenRedisStore(redis: Redis, nameSpace: string, onError: (error: unknown) => void): FastifyRateLimitStoreCtor {
+export function failOpenRedisStore(redis: RedisClient, nameSpace: string, onError: (error: unknown) => void): FastifyRateLimitStoreCtor {
   const counting = redis as Counting;
   if (!counting.workfleetRateCount) counting.defineCommand('workfleetRateCount', { numberOfKeys: 1, lua: COUNT_SCRIPT });
   const store = (prefix: string): FastifyRateLimitStore => ({

@@ -6,7 +6,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import { Type } from '@sinclair/typebox';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/adapters/redis/connection.js';
 import { parse as parseYaml } from 'yaml';
 import type { Config } from '../config/load.js';
 import type { BullQueues } from '../lib/adapters/bullmq/queues.js';
@@ -56,7 +56,7 @@ export interface ApiDeps {
   /** The fleet's queues and processes, for /v1/status and Bull Board. */
   fleet: { monitor: FleetMonitor; queues: BullQueues };
   /** Where rate-limit counters live, shared by every API replica; in memory when absent. */
-  redis?: Redis;
+  redis?: RedisClient;
   checks: readonly ReadinessCheck[];
   /** True once shutdown began: /ready answers 503 so load balancers stop sending traffic. */
   isDraining?: () => boolean;

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import convict from 'convict';
+import { parseClusterUrl } from '../lib/adapters/redis/cluster-url.js';
 
 /**
  * Every setting of every workfleet process, read from environment variables. The README's
@@ -50,7 +51,11 @@ convict.addFormats({
       } catch {
         // not a URL at all: reported below
       }
-      if (!['redis:', 'rediss:'].includes(protocol)) fail('must be a redis:// or rediss:// URL');
+      if (/^rediss?\+cluster:/.test(String(value))) {
+        if (!parseClusterUrl(String(value))) fail("must be redis+cluster://[user:password@]host:port,host:port,… (a Redis Cluster's nodes; one is enough)");
+        return;
+      }
+      if (!['redis:', 'rediss:'].includes(protocol)) fail('must be a redis:// or rediss:// URL, or redis+cluster:// for a Redis Cluster');
     },
   },
   'mongo-url': {
@@ -127,7 +132,7 @@ export const configSchema = {
   },
   redis: {
     url: {
-      doc: 'Redis for the queues. Set maxmemory-policy noeviction on it. `workfleet dev` starts its own when unset.',
+      doc: 'Redis for the queues. Set maxmemory-policy noeviction on it. A Redis Cluster: `redis+cluster://host:port,host:port` (`rediss+cluster://` for TLS), any of its nodes; each queue then lives in one slot (docs/SCALING.md). `workfleet dev` starts its own when unset.',
       format: 'redis-url',
       default: 'redis://127.0.0.1:6379',
       env: 'REDIS_URL',

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/adapters/redis/connection.js';
 import { randomUUID } from 'node:crypto';
 import { childFinishedEvent } from '../lib/core/machine/jobs.js';
 import { repairOf, workerLostEvent } from '../lib/core/repairs.js';
@@ -17,7 +17,7 @@ import type { CaseStore } from '../lib/ports/store.js';
 const PAGE = 200;
 
 /** Deletes the lock only if it is still ours: compare-and-delete in one Lua call. */
-async function releaseLock(redis: Redis, key: string, token: string): Promise<void> {
+async function releaseLock(redis: RedisClient, key: string, token: string): Promise<void> {
   if (!('workfleetReleaseLock' in redis)) {
     redis.defineCommand('workfleetReleaseLock', {
       numberOfKeys: 1,
@@ -61,7 +61,7 @@ export class Reconciler {
       repository: CaseRepository;
       advancer: CaseAdvancer;
       monitor: Pick<FleetMonitor, 'members'>;
-      redis: Redis;
+      redis: RedisClient;
       lockKey: string;
       clock: Clock;
       logger: Logger;

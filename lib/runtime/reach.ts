@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import { isClusterUrl } from '../adapters/redis/cluster-url.js';
+import type { RedisClient } from '../adapters/redis/connection.js';
 import { isInfrastructureUnavailable } from '../adapters/unavailable.js';
 import { ErrorCode } from '../core/error-codes.js';
 import type { Store } from '../ports/store.js';
@@ -8,6 +9,8 @@ const REACH_TIMEOUT_MS = 10_000;
 
 /** A server's URL as a log line may show it: any password (and a user name with it) masked. */
 export function maskUrl(url: string): string {
+  // A cluster URL's host list (`a:1,b:2`) is no URL host: its password is masked as text.
+  if (isClusterUrl(url)) return url.replace(/^([^/]*\/\/[^:@/]*:)[^@/]*@/, '$1***@');
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = '***';
@@ -42,7 +45,7 @@ export async function reachStore(store: Store, url: string): Promise<void> {
 }
 
 /** Pings Redis within `timeoutMs`: its client retries for ever, which would hide a wrong address. */
-export async function reachRedis(connection: Redis, url: string, timeoutMs = REACH_TIMEOUT_MS): Promise<void> {
+export async function reachRedis(connection: RedisClient, url: string, timeoutMs = REACH_TIMEOUT_MS): Promise<void> {
   // The connection's own error (ECONNREFUSED, a refused password) says more than the ping's retry limit.
   let connectionError: unknown;
   const onError = (error: unknown) => (connectionError = error);

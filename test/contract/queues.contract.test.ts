@@ -1,10 +1,9 @@
 import { toStepPayload } from '../../lib/core/step-payload.js';
-import { Queue } from 'bullmq';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BullConsumers, BullQueues } from '../../lib/adapters/bullmq/queues.js';
 import type { StepJob } from '../../lib/core/state.js';
 import { SHUTDOWN_REASON, type Consumer, type Delivery, type Outcome, type QueueConsumers, type TaskQueues } from '../../lib/ports/queues.js';
-import { startServers, type TestServers } from '../helpers/servers.js';
+import { producerQueue, startServers, type TestServers } from '../helpers/servers.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -171,7 +170,7 @@ describe('TaskQueues and QueueConsumers on BullMQ', () => {
     closers.push(() => queues.close());
     let done = 0;
     consume(new BullConsumers(options), 'cases', async () => ((done += 1), { kind: 'complete' }));
-    const producer = new Queue('cases', { connection: { url: servers.redis.url }, prefix });
+    const producer = producerQueue(servers.redis.url, 'cases', prefix);
     closers.push(() => producer.close());
     for (let i = 0; i < 6; i++) await producer.add('start', { n: i });
     await waitFor('six jobs done', () => (done === 6 ? true : undefined));
@@ -183,7 +182,7 @@ describe('TaskQueues and QueueConsumers on BullMQ', () => {
     const report = { caseId: 'c1', event: { type: 'stepStarted' as const, stepId: 'a', attempt: 1, at: 5 } };
     await queues.report([report, report]);
     await queues.report([report, { ...report, event: { ...report.event, attempt: 2 } }]);
-    const results = new Queue('results', { connection: { url: servers.redis.url }, prefix });
+    const results = producerQueue(servers.redis.url, 'results', prefix);
     closers.push(() => results.close());
     const jobs = await results.getJobs(['waiting']);
     expect(jobs.map((item) => item.data as unknown).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b)))).toEqual([report, { ...report, event: { ...report.event, attempt: 2 } }]);

@@ -85,7 +85,12 @@ describe('deploy/compose.yml', () => {
       const service = compose!.services[name]!;
       expect(service.command?.[0], name).toBe(name);
       expect(service.build).toEqual({ context: '..', dockerfile: 'deploy/Dockerfile' });
-      expect(service.depends_on).toEqual({ redis: { condition: 'service_healthy' }, mongo: { condition: 'service_healthy' } });
+      // And, with the redis-cluster profile only (not required otherwise), the cluster formed.
+      expect(service.depends_on).toEqual({
+        redis: { condition: 'service_healthy' },
+        mongo: { condition: 'service_healthy' },
+        'redis-cluster-init': { condition: 'service_completed_successfully', required: false },
+      });
     }
     for (const name of ['redis', 'mongo']) expect(compose!.services[name]!.healthcheck, name).toBeDefined();
     expect(existsSync(join(DEPLOY, 'Dockerfile'))).toBe(true);
@@ -130,6 +135,27 @@ describe('deploy/compose.yml', () => {
     expect(services.api!.ports).toEqual([expect.objectContaining({ target: 8080, published: '8080' })]);
     expect(services.mongo!.ports).toBeUndefined();
     expect(services.redis!.ports).toBeUndefined();
+  });
+
+  it('has a redis-cluster profile: six nodes joined once, and the processes on it when WORKFLEET_REDIS_URL says so', async () => {
+    const env = { REDIS_PASSWORD: 'b7e1c0ffee', WORKFLEET_REDIS_URL: 'redis+cluster://:b7e1c0ffee@redis-node-1:6379,redis-node-2:6379,redis-node-3:6379' };
+    const { services } = await resolved(env, ['redis-cluster']);
+    const nodes = Object.keys(services).filter((name) => name.startsWith('redis-node-'));
+    expect(nodes.sort()).toEqual(['redis-node-1', 'redis-node-2', 'redis-node-3', 'redis-node-4', 'redis-node-5', 'redis-node-6']);
+    for (const name of nodes) {
+      const args = services[name]!.command!.join(' ');
+      expect(args, name).toContain('--cluster-enabled yes');
+      expect(args, name).toContain(`--cluster-announce-hostname ${name}`);
+      expect(args, name).toContain('--maxmemory-policy noeviction');
+      expect(args, name).toContain('--hash-max-listpack-value 128');
+      expect(args, name).toContain('--masterauth b7e1c0ffee');
+      expect(services[name]!.healthcheck, name).toBeDefined();
+    }
+    expect(services['redis-cluster-init']!.command!.join(' ')).toContain('--cluster-replicas 1');
+    for (const name of ['api', 'scheduler', 'worker']) {
+      expect(loadConfig(services[name]!.environment as Record<string, string>).redis.url, name).toBe(env.WORKFLEET_REDIS_URL);
+      expect((services[name]!.depends_on as Record<string, { condition: string }>)['redis-cluster-init']?.condition, name).toBe('service_completed_successfully');
+    }
   });
 
   it('has an observability profile: Prometheus scraping every process, Grafana with the dashboard provisioned', () => {

@@ -1,7 +1,6 @@
-import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Fleet } from '../helpers/fleet.js';
-import { startServers, type TestServers } from '../helpers/servers.js';
+import { producerQueue, startServers, type TestServers } from '../helpers/servers.js';
 import { httpClient, type WireEvent } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -104,7 +103,7 @@ describe('the fleet end to end', () => {
     );
 
     // A producer in another service: plain BullMQ, the documented queue, job name and prefix.
-    const intake = new Queue('cases', { connection: { url: servers.redis.url }, prefix });
+    const intake = producerQueue(servers.redis.url, 'cases', prefix);
     await intake.addBulk(
       Array.from({ length: 200 }, (_, i) => ({
         name: 'start',
@@ -206,7 +205,7 @@ describe('the fleet end to end', () => {
   }, 90_000);
 
   it('fails a malformed intake job once, with the reason, and keeps running', async () => {
-    const intake = new Queue('cases', { connection: { url: servers.redis.url }, prefix });
+    const intake = producerQueue(servers.redis.url, 'cases', prefix);
     const bad = await intake.add('start', { workflow: 'order', input: 'not an object', extra: 1 });
     const unknown = await intake.add('start', { workflow: 'no-such-workflow' });
     const wrongName = await intake.add('begin', { workflow: 'order' });
@@ -230,7 +229,7 @@ describe('the fleet end to end', () => {
   it('makes one case per idempotency key, whichever door it came through', async () => {
     const key = `dup-${Date.now()}`;
     const body = { workflow: 'flaky', input: { failTimes: 0 }, idempotencyKey: key };
-    const intake = new Queue('cases', { connection: { url: servers.redis.url }, prefix });
+    const intake = producerQueue(servers.redis.url, 'cases', prefix);
     const [first] = await Promise.all([api<{ id: string }>('POST', '/v1/cases', body), intake.add('start', body), intake.add('start', body)]);
     const second = await api<{ id: string }>('POST', '/v1/cases', body);
     // The HTTP request may win the race (201) or find the case an intake job made (200).

@@ -1,10 +1,9 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { Fleet } from '../helpers/fleet.js';
-import { startServers, type TestServers } from '../helpers/servers.js';
+import { producerQueue, startServers, type TestServers } from '../helpers/servers.js';
 import { httpClient, type WireCase } from '../helpers/http.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -135,7 +134,7 @@ describe('the example workflows, one per pattern', () => {
   it('reminder: sleeps on a delayed job, then goes on', async () => {
     const started = Date.now();
     const id = await start('reminder', { to: 'me@example.com' });
-    const timers = new Queue('timers', { connection: { url: servers.redis.url }, prefix });
+    const timers = producerQueue(servers.redis.url, 'timers', prefix);
     await waitFor('the delayed timer job', async () => ((await timers.getJobCountByTypes('delayed')) > 0 ? true : undefined));
     await timers.close();
     expect((await getCase(id)).steps.wait?.status).toBe('waiting');
@@ -183,7 +182,7 @@ describe('operating cases', () => {
     expect(cancelled.body).toMatchObject({ status: 'cancelled', error: { code: 'CANCELLED', message: 'no longer needed' } });
     const child = await until(running.steps.child?.childCaseId ?? '', 'cancelled');
     expect(child.error?.message).toContain('parent cancelled');
-    const queue = new Queue('default', { connection: { url: servers.redis.url }, prefix });
+    const queue = producerQueue(servers.redis.url, 'default', prefix);
     const job = await waitFor(
       'the aborted job to fail',
       async () => {

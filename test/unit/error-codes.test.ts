@@ -23,9 +23,9 @@ const FOREIGN = new Set([
   ...['ECONNREFUSED', 'ECONNRESET', 'ECONNABORTED', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'ENOENT', 'EPERM'],
   ...['HPE_HEADER_OVERFLOW', 'ERR_HTTP_REQUEST_TIMEOUT', 'EOPENBREAKER'],
   ...['LOADING', 'BUSY', 'MASTERDOWN', 'READONLY', 'TRYAGAIN', 'CLUSTERDOWN', 'NOREPLICAS', 'MISCONF'],
-  ...['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP'],
+  ...['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGSTOP', 'SIGCONT'],
   ...['POST', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'],
-  ...['INCR', 'PEXPIRE', 'PTTL', 'KEYS', 'ARGV', 'MATCH', 'COUNT'],
+  ...['INCR', 'PEXPIRE', 'PTTL', 'KEYS', 'ARGV', 'MATCH', 'COUNT', 'INFO', 'NODES', 'KEYSLOT'],
   // psql's variable, set when the FerretDB indexes are made.
   'ON_ERROR_STOP',
   // The CLI's own environment variables (not settings of the fleet).

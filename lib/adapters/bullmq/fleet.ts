@@ -1,5 +1,6 @@
 import type { FleetMember, FleetMonitor, QueueCounts, RedisHealth } from '../../ports/fleet.js';
-import type { BullQueues } from './queues.js';
+import { masterConnections } from '../redis/connection.js';
+import { queueOfMetaKey, queuePrefix, type BullQueues } from './queues.js';
 
 /** A member not seen for this long is taken as gone (heartbeats come every 5 s). */
 const MEMBER_TTL_MS = 20_000;
@@ -17,12 +18,22 @@ export class BullFleetMonitor implements FleetMonitor {
 
   async queueNames(): Promise<string[]> {
     const names = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.queues.connection.scan(cursor, 'MATCH', `${this.prefix}:*:meta`, 'COUNT', 1_000);
-      cursor = next;
-      for (const key of keys) names.add(key.slice(this.prefix.length + 1, -':meta'.length));
-    } while (cursor !== '0');
+    const { cluster } = this.queues;
+    // A cluster's keys are spread over its masters: each is scanned (SCAN reaches one node only).
+    const pattern = `${queuePrefix(this.prefix, '*', cluster)}:*:meta`;
+    await Promise.all(
+      masterConnections(this.queues.connection).map(async (connection) => {
+        let cursor = '0';
+        do {
+          const [next, keys] = await connection.scan(cursor, 'MATCH', pattern, 'COUNT', 1_000);
+          cursor = next;
+          for (const key of keys) {
+            const name = queueOfMetaKey(this.prefix, key, cluster);
+            if (name !== undefined) names.add(name);
+          }
+        } while (cursor !== '0');
+      }),
+    );
     return [...names].sort();
   }
 
@@ -57,10 +68,20 @@ export class BullFleetMonitor implements FleetMonitor {
     return live.sort((a, b) => a.role.localeCompare(b.role) || a.id.localeCompare(b.id));
   }
 
+  /** On a cluster, the master nearest its limit (or, with none set, the fullest), and any policy but noeviction a master has. */
   async redisHealth(): Promise<RedisHealth> {
     // INFO, not CONFIG GET: managed Redis services often disable CONFIG.
-    const info = await this.queues.connection.info('memory');
-    const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
-    return { maxmemoryPolicy: field('maxmemory_policy'), usedMemoryBytes: Number(field('used_memory')) || 0, maxmemoryBytes: Number(field('maxmemory')) || 0 };
+    const masters = await Promise.all(
+      masterConnections(this.queues.connection).map(async (connection) => {
+        const info = await connection.info('memory');
+        const field = (name: string) => new RegExp(`^${name}:(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
+        return { maxmemoryPolicy: field('maxmemory_policy'), usedMemoryBytes: Number(field('used_memory')) || 0, maxmemoryBytes: Number(field('maxmemory')) || 0 };
+      }),
+    );
+    const fullness = (health: RedisHealth) => (health.maxmemoryBytes > 0 ? health.usedMemoryBytes / health.maxmemoryBytes : 0);
+    const [fullest] = masters.sort((a, b) => fullness(b) - fullness(a) || b.usedMemoryBytes - a.usedMemoryBytes);
+    if (!fullest) throw new Error('no Redis master to ask');
+    const policy = masters.find((health) => health.maxmemoryPolicy !== 'noeviction')?.maxmemoryPolicy ?? fullest.maxmemoryPolicy;
+    return { ...fullest, maxmemoryPolicy: policy };
   }
 }

@@ -1,7 +1,8 @@
 import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker, type JobsOptions } from 'bullmq';
-import { Redis, type RedisOptions } from 'ioredis';
 import { GroupCommit } from '../../concurrency/group-commit.js';
 import { ConsumerBackoff } from './consumer-backoff.js';
+import { isClusterUrl } from '../redis/cluster-url.js';
+import { redisConnection, type RedisClient } from '../redis/connection.js';
 import type { StepJob } from '../../core/state.js';
 import { toStepPayload } from '../../core/step-payload.js';
 import {
@@ -55,12 +56,25 @@ class RetryLaterError extends Error {
   }
 }
 
-/** A connection this process owns (and must disconnect). */
-export function redisConnection(url: string, options: RedisOptions = {}): Redis {
-  const connection = new Redis(url, { maxRetriesPerRequest: null, enableReadyCheck: true, ...options });
-  // Errors surface on the commands that fail; without a listener ioredis would print them raw.
-  connection.on('error', () => undefined);
-  return connection;
+/**
+ * BullMQ's key prefix for `queue`. On one Redis it is the fleet's prefix, as it always was
+ * (`workfleet:steps:wait`). On a Redis Cluster the queue's name follows as a hash tag
+ * (`workfleet:{steps}:steps:wait`): BullMQ's scripts take several keys of one queue at once, which
+ * a cluster allows only within one slot, and the tag puts all of a queue's keys in one slot while
+ * different queues spread over the masters.
+ */
+export function queuePrefix(prefix: string, queue: string, cluster: boolean): string {
+  return cluster ? `${prefix}:{${queue}}` : prefix;
+}
+
+/** The queue whose `meta` key `key` is, under `prefix`; undefined for any other key. */
+export function queueOfMetaKey(prefix: string, key: string, cluster: boolean): string | undefined {
+  if (!key.startsWith(`${prefix}:`) || !key.endsWith(':meta')) return undefined;
+  const rest = key.slice(prefix.length + 1, -':meta'.length);
+  if (!cluster) return rest;
+  // `{name}:name`: the name is the second half; the first must say the same.
+  const name = rest.slice((rest.length + 1) / 2 + 1);
+  return rest === `{${name}}:${name}` ? name : undefined;
 }
 
 /** A report's job id: one job per distinct report, so a re-sent report is not queued twice. */
@@ -90,7 +104,9 @@ const cancelChannel = (prefix: string) => `${prefix}:workfleet:cancel`;
 /** The TaskQueues port on BullMQ; one instance per process, sharing one Redis connection. */
 export class BullQueues implements TaskQueues {
   private readonly queues = new Map<string, Queue>();
-  readonly connection: Redis;
+  readonly connection: RedisClient;
+  /** Whether the Redis is a cluster (a `redis+cluster://` URL): queues' keys then carry hash tags. */
+  readonly cluster: boolean;
   /**
    * Jobs added by concurrent callers (50 handlers finishing, 50 cases advancing) go out as one
    * addBulk per queue, one MULTI round trip, instead of one each. Each caller still returns only
@@ -101,6 +117,7 @@ export class BullQueues implements TaskQueues {
   constructor(private readonly options: BullOptions) {
     // Producers should fail fast when Redis is away rather than hang an HTTP request.
     this.connection = redisConnection(options.redisUrl, { maxRetriesPerRequest: 3 });
+    this.cluster = isClusterUrl(options.redisUrl);
     this.adds = new GroupCommit<readonly JobToAdd[], void>(
       async (batches) => {
         const byQueue = new Map<string, Array<{ name: string; data: unknown; opts: JobsOptions }>>();
@@ -121,7 +138,7 @@ export class BullQueues implements TaskQueues {
     if (!queue) {
       queue = new Queue(name, {
         connection: this.connection,
-        prefix: this.options.prefix,
+        prefix: queuePrefix(this.options.prefix, name, this.cluster),
         ...(this.options.retention.eventsMaxLength === undefined ? {} : { streams: { events: { maxLen: this.options.retention.eventsMaxLength } } }),
       });
       queue.on('error', () => undefined); // connection errors surface on the calls that fail
@@ -257,6 +274,10 @@ export class BullConsumers implements QueueConsumers {
       if (!Array.isArray(ids)) return;
       for (const [controller, jobId] of active) if (ids.includes(`${queue}/${jobId}`)) controller.abort(CANCEL_REASON);
     });
+    const cluster = isClusterUrl(this.options.redisUrl);
+    // On a cluster BullMQ is given a Cluster connection (its options cannot name one); it
+    // duplicates it for its blocking commands, and this consumer disconnects it after the worker.
+    const connection = cluster ? redisConnection(this.options.redisUrl) : undefined;
     const worker = new Worker<T>(
       queue,
       async (job, token, bullSignal) => {
@@ -275,8 +296,8 @@ export class BullConsumers implements QueueConsumers {
       },
       {
         // Options, not a connection: BullMQ then owns its connections and closes them with the worker.
-        connection: { url: this.options.redisUrl, maxRetriesPerRequest: null },
-        prefix: this.options.prefix,
+        connection: connection ?? { url: this.options.redisUrl, maxRetriesPerRequest: null },
+        prefix: queuePrefix(this.options.prefix, queue, cluster),
         concurrency: consumerOptions.concurrency,
         lockDuration: consumerOptions.lockDurationMs ?? 30_000,
         maxStalledCount: consumerOptions.maxStalls ?? 1,
@@ -311,6 +332,7 @@ export class BullConsumers implements QueueConsumers {
         }
         clearTimeout(timer);
         subscriber.disconnect();
+        connection?.disconnect();
       },
     };
   }

@@ -1,5 +1,4 @@
-import type { Redis } from 'ioredis';
-import { redisConnection } from '../bullmq/queues.js';
+import { duplicateConnection, redisConnection, type RedisClient } from './connection.js';
 import type { RevocationNotices } from '../../engine/keys.js';
 import type { Logger } from '../../obs/logger.js';
 
@@ -25,7 +24,7 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
 /** Revocation notices on Redis pub/sub: a revoked key's id, published once. */
 export class RedisRevocationNotices implements RevocationNotices {
   constructor(
-    private readonly connection: Redis,
+    private readonly connection: RedisClient,
     private readonly prefix: string,
     private readonly logger: Logger,
   ) {}
@@ -45,8 +44,8 @@ export class RedisRevocationNotices implements RevocationNotices {
  * else) and makes `keys` forget each revoked key. After a lost connection every cached key is
  * forgotten, since notices sent meanwhile were missed (ioredis subscribes again by itself).
  */
-export async function listenForRevocations(connection: Redis, prefix: string, keys: { forget(id: string): void; forgetAll(): void }, logger: Logger): Promise<{ close(): Promise<void> }> {
-  const subscriber = connection.duplicate({ maxRetriesPerRequest: null });
+export async function listenForRevocations(connection: RedisClient, prefix: string, keys: { forget(id: string): void; forgetAll(): void }, logger: Logger): Promise<{ close(): Promise<void> }> {
+  const subscriber = duplicateConnection(connection, { maxRetriesPerRequest: null });
   subscriber.on('error', () => undefined); // a lost connection shows as 'close' below
   let lost = false;
   subscriber.on('close', () => (lost = true));
