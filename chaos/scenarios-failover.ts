@@ -214,20 +214,20 @@ async function lossWindow(cluster: Cluster, wait: boolean): Promise<{ accepted: 
   // The cost, measured first on the healthy cluster: sequential adds and HTTP starts, mean latency.
   const costAccepted: Accepted[] = [];
   const addStarted = Date.now();
-  for (let index = 0; index < 200; index++) {
+  for (let index = 0; index < 100; index++) {
     const idempotencyKey = `cost-${run}-${index}`;
     await cluster.addIntake({ workflow: 'chaos-one', idempotencyKey, input: {} }, { jobId: `intake-${idempotencyKey}`, ...(waitReplicas ? { waitReplicas } : {}) });
     costAccepted.push({ via: 'intake', idempotencyKey, expect: { status: 'completed' } });
   }
-  const addMs = (Date.now() - addStarted) / 200;
+  const addMs = (Date.now() - addStarted) / 100;
   const httpStarted = Date.now();
-  for (let index = 0; index < 50; index++) {
+  for (let index = 0; index < 30; index++) {
     const idempotencyKey = `cost-http-${run}-${index}`;
     const { status, body } = await cluster.http('POST', '/v1/cases', { workflow: 'chaos-one', idempotencyKey, input: {} });
     if (status !== 201) throw new Error(`a start answered ${status} on the healthy cluster`);
     costAccepted.push({ via: 'http', idempotencyKey, caseId: (body as { id: string }).id, expect: { status: 'completed' } });
   }
-  const httpMs = (Date.now() - httpStarted) / 50;
+  const httpMs = (Date.now() - httpStarted) / 30;
   const costs = `intake add${wait ? ' + WAIT 1' : ''} ${addMs.toFixed(1)} ms, HTTP start (REDIS_WAIT_REPLICAS=${wait ? 1 : 0}) ${httpMs.toFixed(1)} ms, mean of sequential calls under nice`;
 
   const cycles: LossCycle[] = [];
@@ -249,7 +249,8 @@ async function lossWindow(cluster: Cluster, wait: boolean): Promise<{ accepted: 
             await pause(50);
           }
         }
-        await pause(20);
+        // About 13 adds a second from both loops: some hundred cases per failover, which the store absorbs.
+        await pause(150);
       }
     };
     const loops = [loop(), loop()];
@@ -439,6 +440,8 @@ export const FAILOVER_SCENARIOS: Scenario[] = [
     quick: false,
     cluster: { redisCluster: true, workers: 2 },
     settleMs: 120_000,
+    // Ten failovers of about 10 s each, then some thousand cases to check.
+    timeoutMs: 9 * 60_000,
     async run(cluster) {
       const result = await lossWindow(cluster, false);
       measured.set('cluster-loss-window', lossChecks(false, result));
@@ -453,6 +456,8 @@ export const FAILOVER_SCENARIOS: Scenario[] = [
     quick: false,
     cluster: { redisCluster: true, workers: 2, env: { REDIS_WAIT_REPLICAS: '1' } },
     settleMs: 120_000,
+    // Ten failovers of about 10 s each, then some thousand cases to check.
+    timeoutMs: 9 * 60_000,
     async run(cluster) {
       const result = await lossWindow(cluster, true);
       measured.set('cluster-loss-window-wait', lossChecks(true, result));

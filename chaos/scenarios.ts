@@ -24,6 +24,8 @@ export interface Scenario {
   run(cluster: Cluster): Promise<ScenarioRun>;
   /** Checks of its own once every case has settled. */
   verify?(cluster: Cluster, accepted: Accepted[]): Promise<CheckResult[]>;
+  /** How long the whole scenario may take, fleet start to invariants. Default 4 min. */
+  timeoutMs?: number;
   /** How long cases may take to settle after the last fault. Default 90 s. */
   settleMs?: number;
   /** Why the scenario cannot run on this machine, asked before its fleet starts; undefined when it can. */
