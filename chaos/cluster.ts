@@ -2,13 +2,17 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Cluster as RedisClusterClient, Redis } from 'ioredis';
 import { MongoClient, type Db } from 'mongodb';
 import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/local-servers/child.js';
 import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/local-servers/ferretdb.js';
 import { freePort } from '../lib/local-servers/free-port.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 import { startRedisServer, type RedisServer } from '../lib/local-servers/redis-server.js';
+import { startRedisCluster, type RedisCluster } from '../lib/local-servers/redis-cluster.js';
+import { queueOfMetaKey, queuePrefix } from '../lib/adapters/bullmq/queues.js';
+import { redisConnection } from '../lib/adapters/redis/connection.js';
+import { waitForReplicas } from '../lib/adapters/redis/wait-replicas.js';
 import type { NetworkNamespace } from './netns.js';
 
 export type Role = 'api' | 'scheduler' | 'worker';
@@ -79,10 +83,16 @@ export class Cluster {
   readonly processes = new Map<string, Running>();
   readonly prefix = `chaos-${randomBytes(4).toString('hex')}`;
   apiUrl = '';
+  /** The fleet's one Redis; not started on a fleet on a Redis Cluster (`redisCluster` instead). */
   redis!: RedisServer;
+  /** The fleet's Redis Cluster (3 masters, a replica each) when started with `redisCluster: true`. */
+  redisCluster?: RedisCluster;
+  /** The suite's own connection to the Redis Cluster, shared by its queues (a producer's connection). */
+  private clusterClient?: RedisClusterClient;
   /** The handlers' effects ledger: a server apart from the fleet's, like a partner's database. */
   ledger!: RedisServer;
   ledgerClient!: Redis;
+  /** A connection to the one Redis (not on a Redis Cluster fleet: see `eachMaster`). */
   redisClient!: Redis;
   mongo!: MongoClient;
   db!: Db;
@@ -107,12 +117,20 @@ export class Cluster {
     env?: Record<string, string>;
     /** Redis with an append-only file (fsync every second). Default false. */
     appendOnly?: boolean;
+    /** The fleet on a Redis Cluster of 3 masters and 3 replicas (lib/local-servers/redis-cluster.ts) instead of one Redis. */
+    redisCluster?: boolean;
   }): Promise<Cluster> {
     const cluster = new Cluster(options.name, options.database, join(options.dir, options.name), options.appendOnly ?? false);
     mkdirSync(cluster.dir, { recursive: true });
-    cluster.redis = await startRedisServer({ dir: join(cluster.dir, 'redis'), appendOnly: cluster.appendOnly });
-    cluster.redisClient = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
-    cluster.redisClient.on('error', () => undefined);
+    if (options.redisCluster) {
+      cluster.redisCluster = await startRedisCluster({ dir: join(cluster.dir, 'redis-cluster') });
+      // A producer's connection fails a command after a few reconnections rather than holding it while a master is away.
+      cluster.clusterClient = redisConnection(cluster.redisCluster.url, { maxRetriesPerRequest: 3 }) as RedisClusterClient;
+    } else {
+      cluster.redis = await startRedisServer({ dir: join(cluster.dir, 'redis'), appendOnly: cluster.appendOnly });
+      cluster.redisClient = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
+      cluster.redisClient.on('error', () => undefined);
+    }
     cluster.ledger = await startRedisServer({});
     cluster.ledgerClient = new Redis(cluster.ledger.url, { maxRetriesPerRequest: null });
     const mongoUrl = `${options.database.ferret.baseUrl}${cluster.prefix.replace(/-/g, '_')}`;
@@ -123,7 +141,7 @@ export class Cluster {
     cluster.apiUrl = `http://127.0.0.1:${port}`;
     cluster.baseEnv = {
       ...CHAOS_ENV,
-      REDIS_URL: cluster.redis.url,
+      REDIS_URL: cluster.redisUrl,
       MONGO_URL: mongoUrl,
       BULLMQ_PREFIX: cluster.prefix,
       API_PORT: String(port),
@@ -137,6 +155,35 @@ export class Cluster {
     const workers = Array.from({ length: options.workers ?? 2 }, (_, i) => cluster.spawn(`worker-${i + 1}`, 'worker'));
     await Promise.all([...schedulers, ...workers]);
     return cluster;
+  }
+
+  /** The fleet's REDIS_URL: the one Redis's, or the cluster's `redis+cluster://` seed list. */
+  get redisUrl(): string {
+    return this.redisCluster?.url ?? this.redis.url;
+  }
+
+  /**
+   * Asks each Redis master that serves slots now (the one Redis on a plain fleet) `question`:
+   * what the keyspace and memory checks need, since a cluster node knows only its own keys.
+   */
+  async eachMaster<T>(question: (redis: Redis) => Promise<T>): Promise<T[]> {
+    if (!this.redisCluster) return [await question(this.redisClient)];
+    const answers: T[] = [];
+    for (const { node } of await this.redisCluster.masters()) {
+      const redis = new Redis(node.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+      redis.on('error', () => undefined);
+      try {
+        answers.push(await question(redis));
+      } finally {
+        redis.disconnect();
+      }
+    }
+    return answers;
+  }
+
+  /** The queue a BullMQ `meta` key belongs to (keys carry the queue as a hash tag on a cluster). */
+  queueOfMetaKey(key: string): string | undefined {
+    return queueOfMetaKey(this.prefix, key, this.redisCluster !== undefined);
   }
 
   /** The settings every process of the fleet starts with (REDIS_URL, MONGO_URL, …). */
@@ -229,16 +276,26 @@ export class Cluster {
   queue(name: string): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: { url: this.redis.url, maxRetriesPerRequest: null }, prefix: this.prefix });
+      queue = this.clusterClient
+        ? new Queue(name, { connection: this.clusterClient, prefix: queuePrefix(this.prefix, name, true) })
+        : new Queue(name, { connection: { url: this.redis.url, maxRetriesPerRequest: null }, prefix: this.prefix });
       queue.on('error', () => undefined);
       this.queues.set(name, queue);
     }
     return queue;
   }
 
-  /** Adds a job to the intake queue as a BullMQ producer in another service would. */
-  async addIntake(data: unknown, options: { name?: string; jobId?: string } = {}): Promise<string> {
+  /**
+   * Adds a job to the intake queue as a BullMQ producer in another service would. With
+   * `waitReplicas` (a fleet on a Redis Cluster), the add counts as done only once that many
+   * replicas confirm it (WAIT on the master that took it; docs/PRODUCERS.md), else it throws.
+   */
+  async addIntake(data: unknown, options: { name?: string; jobId?: string; waitReplicas?: { replicas: number; timeoutMs: number } } = {}): Promise<string> {
     const job = await this.queue('cases').add(options.name ?? 'start', data, { ...(options.jobId ? { jobId: options.jobId } : {}), removeOnComplete: false });
+    if (options.waitReplicas) {
+      if (!this.clusterClient) throw new Error('waitReplicas needs a fleet on a Redis Cluster');
+      await waitForReplicas(this.clusterClient, `${queuePrefix(this.prefix, 'cases', true)}:cases:meta`, options.waitReplicas.replicas, options.waitReplicas.timeoutMs);
+    }
     return job.id ?? '';
   }
 
@@ -270,12 +327,13 @@ export class Cluster {
     await Promise.all(this.names().map((name) => this.kill(name, 'SIGTERM').catch(() => undefined)));
     for (const cleanup of this.cleanups.splice(0)) await cleanup().catch(() => undefined);
     await Promise.all([...this.queues.values()].map((queue) => queue.close().catch(() => undefined)));
-    this.redisClient.disconnect();
+    this.redisClient?.disconnect();
+    this.clusterClient?.disconnect();
     this.ledgerClient.disconnect();
     await this.ledger.stop();
     await this.db.dropDatabase().catch(() => undefined);
     await this.mongo.close().catch(() => undefined);
-    await this.redis.stop();
+    await (this.redisCluster ?? this.redis).stop();
     const logs = join(packageRoot(), 'test-artifacts', 'chaos', this.name);
     mkdirSync(logs, { recursive: true });
     for (const [name, running] of this.processes) writeFileSync(join(logs, `${name}.log`), running.output.join(''));

@@ -193,7 +193,12 @@ export async function checkInvariants(
   // the horizon after the fault's end to be finished or taken back by the stalled-job check.
   // Cases may settle sooner than that, so overdue jobs are looked at again until that deadline.
   const queueNames = new Set<string>();
-  for (const key of await cluster.redisClient.keys(`${cluster.prefix}:*:meta`)) queueNames.add(key.slice(cluster.prefix.length + 1, -':meta'.length));
+  for (const keys of await cluster.eachMaster((redis) => redis.keys(`${cluster.prefix}:*:meta`))) {
+    for (const key of keys) {
+      const name = cluster.queueOfMetaKey(key);
+      if (name !== undefined) queueNames.add(name);
+    }
+  }
   const overdueJobs = async (): Promise<string[]> => {
     const found: string[] = [];
     const now = Date.now();
@@ -213,8 +218,8 @@ export async function checkInvariants(
   checks.push({ name: 'locks', ok: overdue.length === 0, detail: overdue.length === 0 ? `no job active past ${options.lockHorizonMs / 1000} s` : overdue.slice(0, 3).join('; ') });
 
   // 5. Memory bounded: Redis, and every process.
-  const info = await cluster.redisClient.info('memory');
-  const usedBytes = Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0);
+  // On a cluster, the fullest master.
+  const usedBytes = Math.max(0, ...(await cluster.eachMaster((redis) => redis.info('memory'))).map((info) => Number(/used_memory:(\d+)/.exec(info)?.[1] ?? 0)));
   const rss = cluster.rssKb();
   const fat = Object.entries(rss).filter(([, kb]) => kb > options.rssMaxKb);
   checks.push({

@@ -31,7 +31,7 @@ export interface ScenarioResult {
   skipped?: string;
 }
 
-/** A scenario that overruns this is failed and its fleet stopped: the suite stays bounded. */
+/** A scenario that overruns this (or its own `timeoutMs`) is failed and its fleet stopped: the suite stays bounded. */
 const SCENARIO_TIMEOUT_MS = 4 * 60_000;
 const lockHorizonMs = Number(CHAOS_ENV.WORKER_LOCK_DURATION_MS) + 3 * Number(CHAOS_ENV.WORKER_STALLED_CHECK_INTERVAL_MS) + 5_000;
 
@@ -40,6 +40,7 @@ async function runScenario(scenario: Scenario, database: SharedDatabase, dir: st
   const result: ScenarioResult = { name: scenario.name, run, passed: false, cases: 0, faults: 0, lost: 0, duplicated: 0, reExecutions: 0, recoverSeconds: null, seconds: 0, checks: [] };
   let cluster: Cluster | undefined;
   let timer: NodeJS.Timeout | undefined;
+  const timeoutMs = scenario.timeoutMs ?? SCENARIO_TIMEOUT_MS;
   const unavailable = await scenario.unavailable?.();
   if (unavailable !== undefined) return { ...result, skipped: unavailable };
   try {
@@ -66,7 +67,7 @@ async function runScenario(scenario: Scenario, database: SharedDatabase, dir: st
     await Promise.race([
       work(),
       new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`scenario overran ${SCENARIO_TIMEOUT_MS / 1000} s`)), SCENARIO_TIMEOUT_MS);
+        timer = setTimeout(() => reject(new Error(`scenario overran ${timeoutMs / 1000} s`)), timeoutMs);
       }),
     ]);
   } catch (error) {

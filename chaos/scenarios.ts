@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Cluster } from './cluster.js';
 import { readCase, type Accepted, type CheckResult, type TraceEvent } from './invariants.js';
 import { IDEMPOTENCY_SCENARIOS } from './scenarios-idempotency.js';
+import { FAILOVER_SCENARIOS } from './scenarios-failover.js';
 import { INFRASTRUCTURE_SCENARIOS } from './scenarios-infrastructure.js';
 import { PARTITION_SCENARIOS } from './scenarios-partition.js';
 import { SIZE_SCENARIOS } from './scenarios-size.js';
@@ -19,10 +20,12 @@ export interface Scenario {
   name: string;
   /** Part of the quick subset `npm test` runs. */
   quick: boolean;
-  cluster?: { schedulers?: number; workers?: number; env?: Record<string, string>; appendOnly?: boolean };
+  cluster?: { schedulers?: number; workers?: number; env?: Record<string, string>; appendOnly?: boolean; redisCluster?: boolean };
   run(cluster: Cluster): Promise<ScenarioRun>;
   /** Checks of its own once every case has settled. */
   verify?(cluster: Cluster, accepted: Accepted[]): Promise<CheckResult[]>;
+  /** How long the whole scenario may take, fleet start to invariants. Default 4 min. */
+  timeoutMs?: number;
   /** How long cases may take to settle after the last fault. Default 90 s. */
   settleMs?: number;
   /** Why the scenario cannot run on this machine, asked before its fleet starts; undefined when it can. */
@@ -422,4 +425,5 @@ export const SCENARIOS: Scenario[] = [
   ...INFRASTRUCTURE_SCENARIOS,
   ...SIZE_SCENARIOS,
   ...PARTITION_SCENARIOS,
+  ...FAILOVER_SCENARIOS,
 ];

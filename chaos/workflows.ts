@@ -12,6 +12,8 @@ const effect = (id: string, after: string[] = [], maxMs = 200) => ({
 export const CHAOS_WORKFLOWS = [
   /** Three effects in a row. */
   { name: 'chaos-chain', steps: [effect('a'), effect('b', ['a']), effect('c', ['b'])] },
+  /** One quick effect: many small cases (the Redis failover loss-window runs). */
+  { name: 'chaos-one', steps: [effect('a', [], 50)] },
   /** Three effects in parallel and a join. */
   { name: 'chaos-split', steps: [effect('a'), effect('b'), effect('c'), effect('join', ['a', 'b', 'c'])] },
   /** One effect that takes up to 1.5 s: work in flight when a worker is told to stop. */

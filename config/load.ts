@@ -6,7 +6,7 @@ import { configSchema } from './schema.js';
 export interface Config {
   env: 'development' | 'test' | 'production';
   log: { level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent' };
-  redis: { url: string; prefix: string };
+  redis: { url: string; prefix: string; waitReplicas: number; waitTimeoutMs: number };
   mongo: { url: string; operationTimeoutMs: number };
   api: {
     host: string;

@@ -144,6 +144,18 @@ export const configSchema = {
       default: 'workfleet',
       env: 'BULLMQ_PREFIX',
     },
+    waitReplicas: {
+      doc: 'Replicas that must confirm every job the fleet adds (Redis `WAIT`) before the add counts as done: the first step jobs of a case before the API answers 201 and before an intake job is taken, and every later step job and report. Fewer within `REDIS_WAIT_TIMEOUT_MS` fails the add as Redis unavailable (503, consumers retry). 0: no wait, replication stays asynchronous. What it protects and what it costs: docs/RELIABILITY.md (Redis failover).',
+      format: 'non-negative-int',
+      default: 0,
+      env: 'REDIS_WAIT_REPLICAS',
+    },
+    waitTimeoutMs: {
+      doc: 'How long an add waits for `REDIS_WAIT_REPLICAS` replicas before it fails.',
+      format: 'positive-int',
+      default: 1_000,
+      env: 'REDIS_WAIT_TIMEOUT_MS',
+    },
   },
   mongo: {
     url: {

@@ -35,7 +35,12 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
   const store: Store = options.store ?? new MongoStore({ url: config.mongo.url, client: timeout });
   // Said first, so that a process on the wrong servers is visible before anything else happens.
   logger.info({ redis: maskUrl(config.redis.url), mongodb: owned ? maskUrl(config.mongo.url) : 'the store given by the host' }, 'using Redis and MongoDB');
-  const queues = new BullQueues({ redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs });
+  const queues = new BullQueues({
+    redisUrl: config.redis.url,
+    prefix: config.redis.prefix,
+    retention: config.jobs,
+    waitReplicas: { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs },
+  });
   try {
     await Promise.all([reachStore(store, config.mongo.url), reachRedis(queues.connection, config.redis.url)]);
   } catch (error) {

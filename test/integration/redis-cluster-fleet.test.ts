@@ -9,6 +9,7 @@ import type { StepJob } from '../../lib/core/state.js';
 import { startRedisCluster, type RedisCluster } from '../../lib/local-servers/redis-cluster.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import { Lease } from '../../lib/runtime/leadership.js';
+import { isInfrastructureUnavailable } from '../../lib/adapters/unavailable.js';
 import { waitFor } from '../helpers/wait.js';
 
 /**
@@ -107,5 +108,21 @@ describe('the fleet on a Redis Cluster', () => {
     closers.push(() => publisher.disconnect());
     await new RedisRevocationNotices(publisher, 'wfc', logger).publish('key-1');
     await waitFor('the notice', () => (forgotten.includes('key-1') ? true : undefined));
+  });
+
+  it('waits for a replica of the master that took the jobs when told to (REDIS_WAIT_REPLICAS), and fails as unavailable when too few confirm', async () => {
+    const waiting = new BullQueues({ redisUrl: cluster.url, prefix: 'wfw', retention, waitReplicas: { replicas: 1, timeoutMs: 2_000 } });
+    closers.push(() => waiting.close());
+    await waiting.enqueueSteps([{ queue: 'default', jobId: 'c1.a', job: step('a') }]);
+    expect(await waiting.queue('default').getJobState('c1.a')).toBe('waiting');
+
+    // Each master has one replica: two cannot confirm, and the add fails as Redis unavailable (503, retried).
+    const greedy = new BullQueues({ redisUrl: cluster.url, prefix: 'wfw', retention, waitReplicas: { replicas: 2, timeoutMs: 200 } });
+    closers.push(() => greedy.close());
+    const failure = await greedy.enqueueSteps([{ queue: 'default', jobId: 'c1.b', job: step('b') }]).catch((error: unknown) => error);
+    expect(String(failure)).toMatch(/NOREPLICAS 1 of 2 replicas/);
+    expect(isInfrastructureUnavailable(failure)).toBe(true);
+    // The job itself was written: a retry with the same job id finds it.
+    expect(await greedy.queue('default').getJobState('c1.b')).toBe('waiting');
   });
 });

@@ -17,7 +17,7 @@ describe('loadConfig', () => {
   it('gives working defaults for development', () => {
     const config = loadConfig({});
     expect(config.env).toBe('development');
-    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'workfleet' });
+    expect(config.redis).toEqual({ url: 'redis://127.0.0.1:6379', prefix: 'workfleet', waitReplicas: 0, waitTimeoutMs: 1_000 });
     expect(config.worker.queues).toEqual(['default']);
   });
 

@@ -3,6 +3,7 @@ import { GroupCommit } from '../../concurrency/group-commit.js';
 import { ConsumerBackoff } from './consumer-backoff.js';
 import { isClusterUrl } from '../redis/cluster-url.js';
 import { redisConnection, type RedisClient } from '../redis/connection.js';
+import { waitForReplicas } from '../redis/wait-replicas.js';
 import type { StepJob } from '../../core/state.js';
 import { toStepPayload } from '../../core/step-payload.js';
 import {
@@ -40,6 +41,8 @@ export interface BullOptions {
   /** BullMQ key prefix. Default "workfleet". */
   prefix: string;
   retention: JobRetention;
+  /** Replicas that must confirm each batch of added jobs (Redis WAIT) before it counts as added; 0 or absent: none. */
+  waitReplicas?: { replicas: number; timeoutMs: number };
 }
 
 /** The backoff type of step jobs: the delay is decided by the worker and carried by the error. */
@@ -126,7 +129,13 @@ export class BullQueues implements TaskQueues {
           list.push({ name, data, opts });
           byQueue.set(queue, list);
         }
-        await Promise.all([...byQueue].map(([queue, list]) => this.queue(queue).addBulk(list)));
+        await Promise.all(
+          [...byQueue].map(async ([queue, list]) => {
+            await this.queue(queue).addBulk(list);
+            const wait = this.options.waitReplicas;
+            if (wait && wait.replicas > 0) await waitForReplicas(this.connection, `${queuePrefix(this.options.prefix, queue, this.cluster)}:${queue}:meta`, wait.replicas, wait.timeoutMs);
+          }),
+        );
         return batches.map(() => undefined);
       },
       { maxInFlight: 2 },
