@@ -25,7 +25,7 @@ const FOREIGN = new Set([
   ...['LOADING', 'BUSY', 'MASTERDOWN', 'READONLY', 'TRYAGAIN', 'CLUSTERDOWN', 'NOREPLICAS', 'MISCONF'],
   ...['SIGTERM', 'SIGKILL', 'SIGINT', 'SIGHUP', 'SIGSTOP', 'SIGCONT'],
   ...['POST', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS'],
-  ...['INCR', 'PEXPIRE', 'PTTL', 'KEYS', 'ARGV', 'MATCH', 'COUNT', 'INFO', 'NODES', 'KEYSLOT'],
+  ...['INCR', 'PEXPIRE', 'PTTL', 'KEYS', 'ARGV', 'MATCH', 'COUNT', 'INFO', 'NODES', 'KEYSLOT', 'WAIT'],
   // psql's variable, set when the FerretDB indexes are made.
   'ON_ERROR_STOP',
   // The CLI's own environment variables (not settings of the fleet).
