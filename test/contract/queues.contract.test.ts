@@ -1,3 +1,4 @@
+import { sampleStepJob } from '../helpers/samples.js';
 import { toStepPayload } from '../../lib/core/step-payload.js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { BullConsumers, BullQueues } from '../../lib/adapters/bullmq/queues.js';
@@ -29,19 +30,18 @@ function consume<T>(consumers: QueueConsumers, queue: string, processor: (delive
   return consumer;
 }
 
-const job = (stepId: string, maxAttempts = 3): StepJob => ({
-  caseId: 'c1',
-  workflow: 'w',
-  version: 1,
-  stepId,
-  task: 't',
-  input: { n: 1 },
-  idempotencyKey: `c1:${stepId}`,
-  maxAttempts,
-  backoff: { type: 'fixed', delayMs: 10, maxDelayMs: 10, jitter: 0 },
-  timeoutMs: 1_000,
-  breaker: 't',
-});
+const job = (stepId: string, maxAttempts = 3): StepJob =>
+  sampleStepJob({
+    caseId: 'c1',
+    stepId,
+    task: 't',
+    input: { n: 1 },
+    idempotencyKey: `c1:${stepId}`,
+    backoff: { type: 'fixed', delayMs: 10, maxDelayMs: 10, jitter: 0 },
+    timeoutMs: 1_000,
+    breaker: 't',
+    maxAttempts,
+  });
 
 beforeAll(async () => {
   servers = await startServers();

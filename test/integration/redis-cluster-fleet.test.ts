@@ -1,3 +1,4 @@
+import { sampleStepJob } from '../helpers/samples.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AuthFailureLimiter } from '../../api/auth-limiter.js';
 import { BullFleetMonitor } from '../../lib/adapters/bullmq/fleet.js';
@@ -23,19 +24,8 @@ const retention = { keepCompletedSeconds: 3600, keepCompletedCount: 1000, keepFa
 const closers: Array<() => Promise<unknown> | void> = [];
 const logger = createLogger({ level: 'silent', name: 'test-cluster' });
 
-const step = (stepId: string): StepJob => ({
-  caseId: 'c1',
-  workflow: 'w',
-  version: 1,
-  stepId,
-  task: 't',
-  input: { n: 1 },
-  idempotencyKey: `c1:${stepId}`,
-  maxAttempts: 3,
-  backoff: { type: 'fixed', delayMs: 10, maxDelayMs: 10, jitter: 0 },
-  timeoutMs: 1_000,
-  breaker: 't',
-});
+const step = (stepId: string): StepJob =>
+  sampleStepJob({ caseId: 'c1', stepId, task: 't', input: { n: 1 }, idempotencyKey: `c1:${stepId}`, backoff: { type: 'fixed', delayMs: 10, maxDelayMs: 10, jitter: 0 }, timeoutMs: 1_000, breaker: 't' });
 
 beforeAll(async () => {
   cluster = await startRedisCluster();
