@@ -31,13 +31,15 @@ export interface SchedulerOptions {
   ownsProcess?: boolean;
 }
 
+/** How often the lease holder frees lapsed concurrency slots: a dead worker's slots return within its lease plus this. */
+const LIMITS_SWEEP_MS = 2_000;
 /** Composition root of `workfleet scheduler`: intake, step reports, deadlines, reconciliation, fleet duties. */
 export async function runScheduler(config: Config, { store: injected, ownsProcess = true }: SchedulerOptions = {}): Promise<RunningRole> {
   const logger = createLogger({ level: config.log.level, name: 'scheduler' });
   if (ownsProcess) exitOnFatalErrors(logger);
   const metrics = new Metrics('scheduler');
   const engine = await createEngine(config, logger, metrics, injected ? { store: injected } : {});
-  const { cases, repository, advancer, store, queues, workflows, clock } = engine;
+  const { cases, repository, advancer, store, queues, steps: stepQueues, limits, workflows, clock } = engine;
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
   // Logged once per episode: Redis out of memory fails every fetch, and each failure used to be a line.
   const episodes = new EpisodeLog(logger);
@@ -62,10 +64,12 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
   // One scheduler does the fleet's chores (queue depth metrics, retention): whoever holds the lease.
   const lease = new Lease(queues.connection, `${config.redis.prefix}:scheduler:lease`, 15_000).start();
   metrics.watchQueues(async () => (lease.isHeld ? monitor.queueCounts(await monitor.queueNames()) : undefined));
+  metrics.watchConcurrency(async () => (lease.isHeld ? (await limits.stats(1)).groups : undefined));
   metrics.watchStuckCases(async () => (lease.isHeld ? (await store.findStuckCases(0)).count : undefined));
   const reconciler = new Reconciler({
     store,
-    queues,
+    queues: stepQueues,
+    gate: limits,
     workflows,
     repository,
     advancer,
@@ -82,6 +86,10 @@ export async function runScheduler(config: Config, { store: injected, ownsProces
   const loops = [
     every(config.scheduler.deadlineCheckIntervalMs, 'deadlines', logger, async () => void (await enforceDeadlines({ store, advancer, clock }))),
     every(config.scheduler.reconcileIntervalMs, 'reconciler', logger, async () => void (await reconciler.run())),
+    // Slots whose lease lapsed (a worker killed while holding them) go to the next units in line.
+    every(LIMITS_SWEEP_MS, 'limits', logger, async () => {
+      if (lease.isHeld) await stepQueues.dispatch(await limits.sweep(clock.now()));
+    }),
     every(60_000, 'retention', logger, async () => {
       if (lease.isHeld) await retention.runIfDue();
     }),

@@ -12,6 +12,7 @@ import type { Logger } from '../lib/obs/logger.js';
 import type { Clock } from '../lib/ports/clock.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
 import type { TaskQueues } from '../lib/ports/queues.js';
+import type { ConcurrencyGate } from '../lib/ports/limits.js';
 import type { CaseStore } from '../lib/ports/store.js';
 
 const PAGE = 200;
@@ -61,6 +62,8 @@ export class Reconciler {
       repository: CaseRepository;
       advancer: CaseAdvancer;
       monitor: Pick<FleetMonitor, 'members'>;
+      /** Where keyed units wait for a slot (their jobs are not lost meanwhile). */
+      gate?: Pick<ConcurrencyGate, 'position'>;
       redis: RedisClient;
       lockKey: string;
       clock: Clock;
@@ -127,6 +130,8 @@ export class Reconciler {
         const resend: StepReport[] = [];
         for (const command of work) {
           if (command.type !== 'enqueueStep') continue;
+          // A keyed unit waiting in its key's line has no job yet, by design: nothing to repair.
+          if (command.job.concurrency && (await this.deps.gate?.position({ group: command.job.concurrency.group, jobId: command.jobId }))?.state === 'waiting') continue;
           const info = await queues.inspectStepJob(command.queue, command.jobId);
           observed.push({ queue: command.queue, job: command.job, ...info });
           const repair = repairOf(info, now, staleAfterMs);

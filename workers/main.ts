@@ -17,6 +17,7 @@ import { Breakers } from './breakers.js';
 import { loadHandlers } from './handlers.js';
 import { taskProcessor } from './run-task.js';
 import { expandingStepJobs } from './step-jobs.js';
+import { UnitLimits } from './unit-limits.js';
 
 const BREAKER_STATE = { closed: 0, halfOpen: 1, open: 2 } as const;
 
@@ -36,6 +37,8 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
   const logger = createLogger({ level: config.log.level, name: 'worker' });
   if (ownsProcess) exitOnFatalErrors(logger);
   const handlers = await loadHandlers(config.worker.handlers);
+  // Logged once per episode: Redis out of memory fails every fetch, and each failure used to be a line.
+  const episodes = new EpisodeLog(logger);
   const metrics = new Metrics('worker');
   const bull = { redisUrl: config.redis.url, prefix: config.redis.prefix, retention: config.jobs };
   // The engine (store, workflows, advancer): step jobs name their workflow version and the worker
@@ -56,6 +59,18 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     metrics.breakerTransitions.inc({ breaker, state });
     logger.warn({ breaker, state }, 'circuit breaker changed state');
   });
+  // A keyed unit's slot is leased for the worker's lock duration: a worker killed while holding it
+  // loses it within that time (plus the scheduler's sweep), as it loses the job's lock.
+  const limits = new UnitLimits(
+    {
+      gate: engine.limits,
+      rates: engine.limits,
+      dispatch: (admissions) => engine.steps.dispatch(admissions),
+      clock: systemClock,
+      onError: (error) => episodes.failure('limits:renew', error, 'concurrency slot leases not renewed'),
+    },
+    { leaseMs: config.worker.lockDurationMs },
+  );
   const processor = expandingStepJobs(
     { workflows: engine.workflows, reports, clock: systemClock, logger },
     taskProcessor({
@@ -67,10 +82,9 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
       clock: systemClock,
       workerId: processId(),
       startReportDelayMs: config.worker.startReportDelayMs,
+      limits,
     }),
   );
-  // Logged once per episode: Redis out of memory fails every fetch, and each failure used to be a line.
-  const episodes = new EpisodeLog(logger);
   const consumers = new BullConsumers(bull, {
     onError: (err, queue) => episodes.failure(`consumer:${queue}:${infrastructureReason(err) ?? err.name}`, err, `queue consumer error on ${queue}`, { queue }),
   });
@@ -91,6 +105,7 @@ export async function runWorker(config: Config, { ownsProcess = true, store }: W
     { name: 'consumers', run: () => Promise.all(running.map((consumer) => consumer.close(grace))) },
     { name: 'probes', run: async () => void probes?.close() },
     { name: 'breakers', run: async () => breakers.shutdown() },
+    { name: 'limits', run: async () => limits.close() },
     { name: 'engine', run: () => engine.close() },
     { name: 'episodes', run: async () => episodes.close() },
   ];

@@ -10,6 +10,7 @@ import type { Clock } from '../lib/ports/clock.js';
 import { CANCEL_REASON, SHUTDOWN_REASON, type Outcome, type Processor, type TaskQueues } from '../lib/ports/queues.js';
 import type { Handler, TaskContext } from '../lib/sdk/index.js';
 import { isNonRetryable, type Breakers } from './breakers.js';
+import type { UnitLimits } from './unit-limits.js';
 
 export interface TaskRunnerDeps {
   handlers: ReadonlyMap<string, Handler>;
@@ -24,6 +25,8 @@ export interface TaskRunnerDeps {
   startReportDelayMs: number;
   /** Source of jitter for retry delays. Default Math.random. */
   random?: () => number;
+  /** Rate limits and concurrency slots of keyed units (workers/unit-limits.ts); without it, keys limit nothing. */
+  limits?: Pick<UnitLimits, 'admit' | 'release'>;
 }
 
 class StepTimeoutError extends Error {
@@ -67,6 +70,32 @@ function untilAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
  * acknowledged, so a crash in between re-runs the task (at least once) instead of losing it.
  */
 export function taskProcessor(deps: TaskRunnerDeps): Processor<StepJob> {
+  const run = runAttempt(deps);
+  const { limits } = deps;
+  if (!limits) return run;
+  return async (delivery) => {
+    const job = delivery.data;
+    if (!job.rateLimit && !job.concurrency) return run(delivery);
+    const admission = await limits.admit(job, delivery);
+    if (!admission.go) {
+      const { attempt } = delivery;
+      const event: CaseEvent = { type: 'stepDeferred', stepId: job.stepId, attempt, at: deps.clock.now(), breaker: job.breaker, until: admission.until, limit: admission.wait, ...unitAddressOf(job) };
+      await deps.queues.report([{ caseId: job.caseId, event }]);
+      deps.metrics.limitDeferrals.inc({ kind: admission.wait.kind, key_group: admission.wait.group });
+      const why = admission.wait.kind === 'rate' ? 'over its rate limit' : `waiting for a slot (${admission.wait.ahead ?? 0} ahead)`;
+      return { kind: 'defer', until: admission.until, reason: `${admission.wait.group} key "${admission.wait.key}": ${why}` };
+    }
+    try {
+      return await run(delivery);
+    } finally {
+      // Whatever the outcome (a retry waits for its backoff without holding the slot), the next unit of the key may go.
+      await limits.release(delivery.id).catch((error: unknown) => deps.logger.warn({ err: error, jobId: delivery.id }, 'concurrency slot not released; its lease will lapse'));
+    }
+  };
+}
+
+/** One attempt of a unit that may run now: breaker, handler, reports, outcome. */
+function runAttempt(deps: TaskRunnerDeps): Processor<StepJob> {
   const random = deps.random ?? Math.random;
   return async (delivery) => {
     const job = delivery.data;

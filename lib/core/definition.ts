@@ -27,6 +27,15 @@ export const LIMITS = {
   maxNesting: 10,
   /** Signals kept for steps that have not started waiting yet. */
   maxBufferedSignals: 100,
+  /** Slots of one concurrency key. */
+  maxConcurrencyLimit: 10_000,
+  /** Attempts of one rate-limit key per window. */
+  maxRateLimit: 100_000,
+  /** Shortest and longest rate-limit window. */
+  minRateWindowMs: 1_000,
+  maxRateWindowMs: 86_400_000,
+  /** Priorities of starts and steps lie in -maxPriority..maxPriority. */
+  maxPriority: 100,
 } as const;
 
 export const DEFAULTS = {
@@ -109,6 +118,35 @@ const CompensationSchema = Type.Object(
     timeout: Type.Optional(Duration('Time one attempt of the compensation may take.')),
   },
   { additionalProperties: false },
+);
+
+/** Names a group of limits (concurrency, rate): steps naming the same group share it. */
+const LIMIT_GROUP_PATTERN = '^[A-Za-z0-9][A-Za-z0-9_.:/-]*$';
+
+const LimitKey = (description: string) =>
+  Type.String({ minLength: 1, maxLength: 200, description: `${description} A reference such as "\${input.customerId}" (or "\${item.domain}" in a forEach step), or a fixed text.` });
+
+const ConcurrencySchema = Type.Object(
+  {
+    key: LimitKey('The concurrency key: units with the same key share `limit` slots across the whole fleet.'),
+    limit: Type.Integer({ minimum: 1, maximum: LIMITS.maxConcurrencyLimit, description: 'Units of one key running at once, at most.' }),
+    group: Type.Optional(Name('The key space: steps naming the same group share slots by key. Default: the step breaker (the task name).', LIMIT_GROUP_PATTERN, 128)),
+  },
+  {
+    additionalProperties: false,
+    description:
+      'At most `limit` units with the same rendered key run at once across the fleet; the others wait their turn in the key line (higher priority first, aging), and keys are served in turn. A slot is a lease: a crashed worker loses it.',
+  },
+);
+
+const RateLimitSchema = Type.Object(
+  {
+    key: LimitKey('The rate-limit key: units with the same key share `max` starts per `per`.'),
+    max: Type.Integer({ minimum: 1, maximum: LIMITS.maxRateLimit, description: 'Attempts of units with one key started within any window of `per`, at most.' }),
+    per: Duration('The window, from 1s to 1d.'),
+    group: Type.Optional(Name('The key space: steps naming the same group share the limit. Default: the step breaker (the task name).', LIMIT_GROUP_PATTERN, 128)),
+  },
+  { additionalProperties: false, description: 'An attempt over the limit is deferred to its reserved time without spending an attempt; the trace says so.' },
 );
 
 export const StepSchema = Type.Object(
@@ -198,6 +236,15 @@ export const StepSchema = Type.Object(
       }),
     ),
     compensate: Type.Optional(CompensationSchema),
+    concurrency: Type.Optional(ConcurrencySchema),
+    rateLimit: Type.Optional(RateLimitSchema),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: -LIMITS.maxPriority,
+        maximum: LIMITS.maxPriority,
+        description: 'Added to the case priority: among units waiting for a slot of one concurrency key, higher goes first; each second of waiting counts as one level (aging). Default 0.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -278,6 +325,11 @@ export interface CompiledStep extends TaskSettings {
   workflow?: { name: string; version?: number };
   forEach?: { items: string; concurrency: number; failure: 'failFast' | 'collect' };
   repeat?: { while: string; maxIterations: number };
+  /** Slots by key, shared by the steps of one group (compensations are not limited: they undo, and must not queue behind new work). */
+  concurrency?: { group: string; key: string; limit: number };
+  rateLimit?: { group: string; key: string; max: number; perMs: number };
+  /** Added to the case priority for this step units. */
+  priority: number;
 }
 
 /** A validated definition ready to run. */

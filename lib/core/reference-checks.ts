@@ -29,14 +29,16 @@ export function referenceIssues(definition: WellFormedDefinition, ids: ReadonlyS
       [`${at}.compensate.input`, step.compensate?.input, new Set([...upstream, step.id])],
       [`${at}.forEach.items`, step.forEach?.items, upstream],
       [`${at}.sleep.until`, step.sleep?.until, upstream],
+      [`${at}.concurrency.key`, step.concurrency?.key, upstream],
+      [`${at}.rateLimit.key`, step.rateLimit?.key, upstream],
     ];
     for (const [where, template, readable] of templates) {
       if (template === undefined) continue;
       const { references, issues: malformed } = collectReferences(template, where);
       issues.push(...malformed);
       for (const { path, reference } of references) {
-        if ((reference.root === 'item' || reference.root === 'index') && !(step.forEach && where === `${at}.input`)) {
-          issues.push({ path, message: `"\${${reference.text}}" exists only in the input of a forEach step` });
+        if ((reference.root === 'item' || reference.root === 'index') && !(step.forEach && (where === `${at}.input` || where.endsWith('.key')))) {
+          issues.push({ path, message: `"\${${reference.text}}" exists only in the input and limit keys of a forEach step` });
         }
         if (reference.root !== 'steps' || reference.stepId === undefined) continue;
         const text = `\${${reference.text}}`;

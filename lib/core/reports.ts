@@ -39,7 +39,25 @@ const StepReportSchema = Type.Object(
       event('stepRetrying', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Time, error: ErrorInfoSchema, retryAt: Time, ...address }),
       event('stepCompleted', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Time, output: Type.Unknown(), ...address }),
       event('stepFailed', { stepId: StepId, attempt: Attempt, at: Time, startedAt: Type.Optional(Time), error: ErrorInfoSchema, ...address }),
-      event('stepDeferred', { stepId: StepId, attempt: Attempt, at: Time, breaker: Type.String(), until: Time, ...address }),
+      event('stepDeferred', {
+        stepId: StepId,
+        attempt: Attempt,
+        at: Time,
+        breaker: Type.String(),
+        until: Time,
+        limit: Type.Optional(
+          Type.Object(
+            {
+              kind: Type.Union([Type.Literal('rate'), Type.Literal('concurrency')]),
+              group: Type.String({ maxLength: 128 }),
+              key: Type.String({ maxLength: 200 }),
+              ahead: Type.Optional(Type.Integer({ minimum: 0 })),
+            },
+            { additionalProperties: false },
+          ),
+        ),
+        ...address,
+      }),
       event('breakerOpened', { stepId: StepId, at: Time, breaker: Type.String(), until: Time }),
       event('breakerClosed', { stepId: StepId, at: Time, breaker: Type.String() }),
       event('childStarted', { stepId: StepId, run: Run, childId: CaseId, at: Time }),

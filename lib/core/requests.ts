@@ -1,5 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
-import { WORKFLOW_NAME_PATTERN } from './definition.js';
+import { LIMITS, WORKFLOW_NAME_PATTERN } from './definition.js';
 import { InputInvalidError, type ValidationIssue } from './errors.js';
 import { segmentsToPath } from './paths.js';
 import { ILL_FORMED_MESSAGE, isWellFormed } from './text.js';
@@ -28,6 +28,14 @@ export const StartCaseRequestSchema = Type.Object(
       Type.Record(Type.String({ pattern: BUSINESS_KEY_NAME }), Type.String({ minLength: 1, maxLength: 200 }), {
         maxProperties: 10,
         description: 'Up to 10 names and values (e.g. {"orderId": "A-17"}) to find the case by: GET /v1/cases?key=orderId=A-17. Values are well-formed UTF-16.',
+      }),
+    ),
+    priority: Type.Optional(
+      Type.Integer({
+        minimum: -LIMITS.maxPriority,
+        maximum: LIMITS.maxPriority,
+        description:
+          'Orders the units of this case (and its child cases) that wait for a slot of a concurrency key: higher first, each second of waiting counting as one level, so low priority is late but never starved. Default 0.',
       }),
     ),
     idempotencyKey: Type.Optional(

@@ -39,6 +39,8 @@ export interface UnitFields {
   nextAttemptAt?: number;
   /** The breaker that deferred the next attempt, while it is deferred. */
   deferredBy?: string;
+  /** The rate limit or concurrency key the next attempt waits for, while it waits. */
+  deferredFor?: LimitWait;
 }
 
 export const UNIT_STATUSES = ['pending', 'scheduled', 'running', 'completed', 'failed', 'cancelled'] as const;
@@ -104,6 +106,8 @@ export interface CaseState {
   parent?: { caseId: string; stepId: string; run: number };
   /** How deeply this case is nested in parents (0 for a top-level case). */
   depth?: number;
+  /** The start's priority (a child's is its parent's): with each step's own, it orders units waiting for a concurrency slot. Absent: 0. */
+  priority?: number;
   /** Signals that arrived before a step waited for them, oldest first. */
   signals?: ReadonlyArray<{ name: string; payload: unknown; at: number }>;
   /** While compensations run: how the case ends once they are done. */
@@ -174,6 +178,28 @@ export interface StepJob extends UnitAddress {
   timeoutMs: number;
   breaker: string;
   requestId?: string;
+  /** The unit's concurrency slot: the step's group and limit, and the key rendered from the case data. */
+  concurrency?: { group: string; key: string; limit: number };
+  /** The unit's rate limit: the step's group, max and window, and the key rendered from the case data. */
+  rateLimit?: { group: string; key: string; max: number; perMs: number };
+  /** The case priority plus the step's: among units waiting for a slot of one key, higher goes first. Absent: 0. */
+  priority?: number;
+}
+
+/** Why a unit waits without spending an attempt: a rate limit's reservation, or a concurrency slot (`ahead` units before it). */
+export interface LimitWait {
+  kind: 'rate' | 'concurrency';
+  group: string;
+  key: string;
+  ahead?: number;
+}
+
+/** A unit's job, as a cancellation names it. */
+export interface JobRef {
+  queue: string;
+  jobId: string;
+  /** The concurrency group of a keyed unit: its slot, or its place in line, is given up too. */
+  group?: string;
 }
 
 /** Events that move a case, reported by workers, timers, the API and child cases. Times are epoch milliseconds. */
@@ -182,7 +208,7 @@ export type CaseEvent =
   | ({ type: 'stepRetrying'; stepId: string; attempt: number; at: number; startedAt: number; error: ErrorInfo; retryAt: number } & UnitAddress)
   | ({ type: 'stepCompleted'; stepId: string; attempt: number; at: number; startedAt: number; output: unknown } & UnitAddress)
   | ({ type: 'stepFailed'; stepId: string; attempt: number; at: number; startedAt?: number; error: ErrorInfo } & UnitAddress)
-  | ({ type: 'stepDeferred'; stepId: string; attempt: number; at: number; breaker: string; until: number } & UnitAddress)
+  | ({ type: 'stepDeferred'; stepId: string; attempt: number; at: number; breaker: string; until: number; limit?: LimitWait } & UnitAddress)
   | { type: 'breakerOpened'; stepId: string; at: number; breaker: string; until: number }
   | { type: 'breakerClosed'; stepId: string; at: number; breaker: string }
   | { type: 'deadlineExceeded'; at: number }
@@ -205,7 +231,7 @@ export interface StepReport {
 export type Command =
   | { type: 'enqueueStep'; queue: string; jobId: string; job: StepJob }
   | { type: 'scheduleTimer'; jobId: string; at: number; caseId: string; event: CaseEvent & { type: 'timerFired' } }
-  | { type: 'cancelJobs'; jobs: ReadonlyArray<{ queue: string; jobId: string }> }
+  | { type: 'cancelJobs'; jobs: readonly JobRef[] }
   | { type: 'startChild'; parent: { caseId: string; stepId: string; run: number }; depth: number; idempotencyKey: string; request: { workflow: string; version?: number; input: unknown } }
   | { type: 'cancelChildren'; caseId: string; reason: string }
   | { type: 'notifyParent'; caseId: string; event: CaseEvent & { type: 'childFinished' } };

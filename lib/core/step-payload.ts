@@ -19,6 +19,12 @@ export interface StepPayload {
   in?: unknown;
   /** The request id of the case's start, for log correlation. */
   rq?: string;
+  /** The rendered concurrency key (the group and limit are the step's). */
+  ck?: string;
+  /** The rendered rate-limit key. */
+  rk?: string;
+  /** The unit's priority, when not 0. */
+  pr?: number;
 }
 
 export function toStepPayload(job: StepJob): StepPayload {
@@ -27,6 +33,9 @@ export function toStepPayload(job: StepJob): StepPayload {
     v: job.version,
     ...(job.input === undefined ? {} : { in: job.input }),
     ...(job.requestId === undefined ? {} : { rq: job.requestId }),
+    ...(job.concurrency === undefined ? {} : { ck: job.concurrency.key }),
+    ...(job.rateLimit === undefined ? {} : { rk: job.rateLimit.key }),
+    ...(job.priority === undefined ? {} : { pr: job.priority }),
   };
 }
 
@@ -58,7 +67,16 @@ export function isWholeStepJob(data: unknown): data is StepJob {
 
 export function isStepPayload(data: unknown): data is StepPayload {
   const payload = data as Partial<StepPayload> | null;
-  return typeof payload === 'object' && payload !== null && typeof payload.w === 'string' && Number.isSafeInteger(payload.v) && (payload.rq === undefined || typeof payload.rq === 'string');
+  return (
+    typeof payload === 'object' &&
+    payload !== null &&
+    typeof payload.w === 'string' &&
+    Number.isSafeInteger(payload.v) &&
+    (payload.rq === undefined || typeof payload.rq === 'string') &&
+    (payload.ck === undefined || typeof payload.ck === 'string') &&
+    (payload.rk === undefined || typeof payload.rk === 'string') &&
+    (payload.pr === undefined || Number.isSafeInteger(payload.pr))
+  );
 }
 
 /**
@@ -88,5 +106,9 @@ export function stepJobFromPayload(jobId: string, payload: StepPayload, workflow
     breaker: settings.breaker,
     ...address,
     ...(payload.rq === undefined ? {} : { requestId: payload.rq }),
+    // A limit the step no longer declares (or a payload from before it did) limits nothing.
+    ...(payload.ck === undefined || !step.concurrency || unit.address.compensation ? {} : { concurrency: { ...step.concurrency, key: payload.ck } }),
+    ...(payload.rk === undefined || !step.rateLimit || unit.address.compensation ? {} : { rateLimit: { ...step.rateLimit, key: payload.rk } }),
+    ...(payload.pr === undefined ? {} : { priority: payload.pr }),
   };
 }

@@ -43,7 +43,7 @@ function apply(draft: Draft, event: CaseEvent): void {
 }
 
 /** Starts a case: all steps pending, then whatever is ready started (or skipped). */
-export function createCase(workflow: CompiledWorkflow, init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number }): Transition {
+export function createCase(workflow: CompiledWorkflow, init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number; priority?: number }): Transition {
   const steps: Record<string, StepState> = {};
   for (const id of workflow.order) steps[id] = { status: 'pending', attempts: 0, attemptsDone: 0 };
   const deadlineAt = init.now + workflow.deadlineMs;
@@ -62,6 +62,7 @@ export function createCase(workflow: CompiledWorkflow, init: { id: string; input
     ...(init.requestId === undefined ? {} : { requestId: init.requestId }),
     ...(init.parent === undefined ? {} : { parent: init.parent }),
     ...(init.depth ? { depth: init.depth } : {}),
+    ...(init.priority ? { priority: init.priority } : {}),
   };
   const draft = new Draft(workflow, state, init.now, kindOf);
   draft.emit('case.created', init.now, {
@@ -69,6 +70,7 @@ export function createCase(workflow: CompiledWorkflow, init: { id: string; input
     version: workflow.version,
     deadlineAt,
     ...(init.requestId === undefined ? {} : { requestId: init.requestId }),
+    ...(init.priority ? { priority: init.priority } : {}),
     ...(init.parent === undefined ? {} : { parent: init.parent.caseId, parentStep: init.parent.stepId }),
   });
   settle(draft);

@@ -101,6 +101,16 @@ function fieldIssues(definition: WellFormedDefinition, ids: ReadonlySet<string>)
     checkDuration(step.compensate?.timeout, `${at}.compensate.timeout`, LIMITS.maxTimeoutMs, issues);
     checkDuration(step.sleep?.for, `${at}.sleep.for`, LIMITS.maxDeadlineMs, issues);
     checkDuration(step.waitFor?.timeout, `${at}.waitFor.timeout`, LIMITS.maxDeadlineMs, issues);
+    checkDuration(step.rateLimit?.per, `${at}.rateLimit.per`, LIMITS.maxRateWindowMs, issues);
+    const perMs = step.rateLimit ? parseDuration(step.rateLimit.per) : undefined;
+    if (perMs !== undefined && perMs < LIMITS.minRateWindowMs) issues.push({ path: `${at}.rateLimit.per`, message: `must be at least ${LIMITS.minRateWindowMs} ms` });
+    if (step.priority !== undefined && step.concurrency === undefined) {
+      issues.push({ path: `${at}.priority`, message: 'priority orders the units waiting for a slot of a concurrency key: give the step a concurrency' });
+    }
+    // Only tasks run on workers; a sleep, a wait or a child case holds nothing a limit protects.
+    for (const limit of ['concurrency', 'rateLimit', 'priority'] as const) {
+      if (step[limit] !== undefined && step.task === undefined) issues.push({ path: `${at}.${limit}`, message: `${limit} limits the units of a task: give the step a task` });
+    }
     for (const [path, expression] of [
       [`${at}.when`, step.when],
       [`${at}.repeat.while`, step.repeat?.while],
@@ -195,6 +205,7 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
       // A step without an input gets an empty object, so that handlers can always read fields.
       input: step.input ?? {},
       onFailure: step.onFailure ?? 'fail',
+      priority: step.priority ?? 0,
     };
     if (step.when !== undefined) compiled.when = step.when;
     if (step.compensate) {
@@ -218,6 +229,10 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
       };
     }
     if (step.repeat) compiled.repeat = { while: step.repeat.while, maxIterations: step.repeat.maxIterations };
+    if (step.concurrency) compiled.concurrency = { group: step.concurrency.group ?? compiled.breaker, key: step.concurrency.key, limit: step.concurrency.limit };
+    if (step.rateLimit) {
+      compiled.rateLimit = { group: step.rateLimit.group ?? compiled.breaker, key: step.rateLimit.key, max: step.rateLimit.max, perMs: msOr(step.rateLimit.per, LIMITS.minRateWindowMs) };
+    }
     steps.set(step.id, compiled);
   }
 

@@ -26,6 +26,8 @@ export interface StartOrigin {
   requestId?: string;
   parent?: CaseState['parent'];
   depth?: number;
+  /** A child case's: its parent's priority, unless its request says. */
+  priority?: number;
 }
 
 /**
@@ -51,7 +53,7 @@ export class StartRequests implements ChildCases {
    * request carries.
    */
   async prepare(body: unknown, origin: StartOrigin = {}): Promise<NewCase> {
-    const { fallbackIdempotencyKey, startedBy, requestId, parent, depth } = origin;
+    const { fallbackIdempotencyKey, startedBy, requestId, parent, depth, priority } = origin;
     const { workflows, clock, newId } = this.deps;
     const request = parseStartRequest(body);
     const workflow = await workflows.compiled(request.workflow, request.version);
@@ -68,6 +70,7 @@ export class StartRequests implements ChildCases {
       input: request.input ?? {},
       now,
       ...(requestId === undefined ? {} : { requestId }),
+      ...(request.priority ? { priority: request.priority } : priority ? { priority } : {}),
       ...(parent === undefined ? {} : { parent }),
       ...(depth === undefined ? {} : { depth }),
     });
@@ -89,6 +92,7 @@ export class StartRequests implements ChildCases {
       depth: command.depth,
       ...(parent?.startedBy === undefined ? {} : { startedBy: parent.startedBy }),
       ...(parent?.requestId === undefined ? {} : { requestId: parent.requestId }),
+      ...(parent?.priority ? { priority: parent.priority } : {}),
     });
   }
 }

@@ -53,6 +53,13 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  readonly limitDeferrals = new Counter({
+    name: 'workfleet_limit_deferrals_total',
+    help: 'Step attempts deferred by a limit without spending an attempt, by kind (rate: over its rate limit; concurrency: no slot) and key group.',
+    labelNames: ['kind', 'key_group'] as const,
+    registers: [this.registry],
+  });
+
   readonly breakerState = new Gauge({
     name: 'workfleet_breaker_state',
     help: 'Circuit breaker state in this process: 0 closed, 1 half-open, 2 open.',
@@ -105,6 +112,37 @@ export class Metrics {
         for (const [queue, byState] of Object.entries(counts)) {
           for (const [state, value] of Object.entries(byState) as Array<[string, number]>) this.set({ queue, state }, value);
         }
+      },
+    });
+  }
+
+  /**
+   * Concurrency slots in use and units waiting for one, by key group (the groups definitions
+   * name: a bounded set; the keys themselves, unbounded, are in /v1/status), reported by one
+   * scheduler for the fleet.
+   */
+  watchConcurrency(source: () => Promise<ReadonlyArray<{ group: string; inUse: number; waiting: number }> | undefined>): void {
+    const latest = { groups: [] as ReadonlyArray<{ group: string; inUse: number; waiting: number }> };
+    new Gauge({
+      name: 'workfleet_concurrency_in_use',
+      help: 'Concurrency slots held (units admitted or running), by key group, reported by one scheduler for the fleet.',
+      labelNames: ['key_group'] as const,
+      registers: [this.registry],
+      async collect() {
+        this.reset();
+        latest.groups = (await source().catch(() => undefined)) ?? [];
+        for (const { group, inUse } of latest.groups) this.set({ key_group: group }, inUse);
+      },
+    });
+    new Gauge({
+      name: 'workfleet_concurrency_waiting',
+      help: 'Units waiting for a concurrency slot, by key group, reported by one scheduler for the fleet.',
+      labelNames: ['key_group'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        // Read by the in-use gauge just before (prom-client collects the registry in order).
+        for (const { group, waiting } of latest.groups) this.set({ key_group: group }, waiting);
       },
     });
   }

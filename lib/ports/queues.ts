@@ -1,4 +1,4 @@
-import type { CaseEvent, StepJob, StepReport } from '../core/state.js';
+import type { CaseEvent, JobRef, StepJob, StepReport } from '../core/state.js';
 
 export type { StepReport } from '../core/state.js';
 
@@ -44,20 +44,32 @@ export interface StepJobInfo {
   result?: unknown;
 }
 
+/** A step job to add: `rank`, for units holding a concurrency slot, is its slot's rank (lower ranks are taken first). */
+export interface StepToEnqueue {
+  queue: string;
+  jobId: string;
+  job: StepJob;
+  rank?: number;
+}
+
 export interface TaskQueues {
   /** Adds step jobs; a job id already in the queue is not added again. */
-  enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
+  enqueueSteps(jobs: readonly StepToEnqueue[]): Promise<void>;
   /** Adds delayed timer jobs; a timer id already there is not added again. */
   scheduleTimers(timers: readonly Timer[]): Promise<void>;
   /**
    * Stops jobs of a cancelled case: waiting and delayed ones are removed, active ones are told
    * to abort (every consumer listens) and end without another attempt.
    */
-  cancelJobs(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void>;
+  cancelJobs(jobs: readonly JobRef[]): Promise<void>;
   /** Sends reports to the scheduler: workers' reports, and cases' messages to each other. */
   report(reports: readonly StepReport[]): Promise<void>;
   /** Removes finished step jobs and adds them afresh: a job that ended without its report arriving runs again. */
-  replaceSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void>;
+  replaceSteps(jobs: readonly StepToEnqueue[]): Promise<void>;
+  /** Removes step jobs that are not running (waiting, delayed, finished), so that their ids can be added afresh. */
+  removeSteps(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void>;
+  /** Moves delayed step jobs to waiting now (a unit parked for want of a slot, given one); others are left as they are. */
+  promoteSteps(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void>;
   /** Where a step job is, for the reconciler. */
   stepJobState(queue: string, jobId: string): Promise<JobState['state']>;
   /** Where a step job is and what happened to it, for the reconciler's repairs and stuck reasons. */
@@ -73,6 +85,8 @@ export const CANCEL_REASON = 'cancelled';
 /** A job handed to a processor. */
 export interface Delivery<T> {
   id: string;
+  /** The queue the job came from. */
+  queue: string;
   name: string;
   data: T;
   /**

@@ -1,5 +1,7 @@
 import type { Config } from '../../config/load.js';
 import { BullQueues } from '../adapters/bullmq/queues.js';
+import { RedisLimits } from '../adapters/redis/limits.js';
+import { GatedQueues } from '../engine/gated-queues.js';
 import { MongoStore } from '../adapters/mongo/store.js';
 import { isTerminalCase } from '../core/state.js';
 import { CaseAdvancer } from '../engine/advancer.js';
@@ -49,6 +51,9 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
     throw error;
   }
   const clock = systemClock;
+  // Keyed units wait for their concurrency slot in the gate (Redis, shared by the fleet) before their job goes to its queue.
+  const limits = new RedisLimits(queues.connection, { prefix: config.redis.prefix });
+  const steps = new GatedQueues(queues, limits, clock);
   const workflows = new WorkflowRegistry(store, clock);
   const newId = () => uuidv7(clock.now());
   // Built in this order, nothing set afterwards: child cases are prepared by StartRequests (no
@@ -57,7 +62,7 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
   const repository = new CaseRepository({
     store,
     workflows,
-    queues,
+    queues: steps,
     clock,
     children: starts,
     onCreated: (record) => metrics.casesStarted.inc({ workflow: record.workflow }),
@@ -84,6 +89,9 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
   return {
     store,
     queues,
+    /** The step queues behind the concurrency gate: what the engine enqueues to. */
+    steps,
+    limits,
     clock,
     workflows,
     repository,

@@ -62,6 +62,17 @@ export class RecordingQueues implements TaskQueues {
     for (const item of jobs) this.steps.set(`${item.queue}/${item.jobId}`, structuredClone(item));
   }
 
+  async removeSteps(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void> {
+    for (const job of jobs) this.steps.delete(`${job.queue}/${job.jobId}`);
+  }
+
+  /** Every promotion asked for, in order. */
+  readonly promoted: Array<{ queue: string; jobId: string }> = [];
+
+  async promoteSteps(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void> {
+    this.promoted.push(...jobs.map(({ queue, jobId }) => ({ queue, jobId })));
+  }
+
   async stepJobState(queue: string, jobId: string): Promise<JobState['state']> {
     return this.steps.has(`${queue}/${jobId}`) ? 'waiting' : 'missing';
   }

@@ -27,7 +27,7 @@ export interface TestRedis {
 /** Whether this run's suites get a Redis Cluster (WORKFLEET_TEST_REDIS=cluster) rather than one redis-server. */
 const onRedisCluster = process.env.WORKFLEET_TEST_REDIS === 'cluster';
 
-async function startTestRedis(dir: string): Promise<TestRedis> {
+export async function startTestRedis(dir: string): Promise<TestRedis> {
   if (onRedisCluster) {
     const cluster = await startRedisCluster({ dir: join(dir, 'redis-cluster') });
     return { url: cluster.url, cluster, stop: () => cluster.stop() };

@@ -165,6 +165,7 @@ describe('the intake queue', () => {
   const logger = createLogger({ level: 'silent', name: 'intake-test' });
   const delivery = (data: unknown, name = 'start'): Delivery<unknown> => ({
     id: `hostile-${Math.random().toString(36).slice(2)}`,
+    queue: 'cases',
     name,
     data,
     enqueuedAt: Date.now(),

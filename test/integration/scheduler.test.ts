@@ -50,7 +50,7 @@ const order = {
 const done = (stepId: string, output: unknown): CaseEvent => ({ type: 'stepCompleted', stepId, attempt: 1, at: Date.now(), startedAt: Date.now() - 5, output });
 
 function intakeDelivery(data: unknown, id: string, name = 'start'): Delivery<unknown> {
-  return { id, name, data, enqueuedAt: 1_700_000_000_000, attempt: 1, maxAttempts: 1, signal: new AbortController().signal, reportProgress: async () => undefined };
+  return { id, queue: 'cases', name, data, enqueuedAt: 1_700_000_000_000, attempt: 1, maxAttempts: 1, signal: new AbortController().signal, reportProgress: async () => undefined };
 }
 
 beforeAll(async () => {

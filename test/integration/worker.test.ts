@@ -25,7 +25,17 @@ const closers: Array<() => Promise<unknown>> = [];
 const stepJob = (overrides: Partial<StepJob> = {}): StepJob => sampleStepJob({ timeoutMs: 2_000, ...overrides });
 
 function delivery(job: StepJob, attempt = 1, controller = new AbortController()): Delivery<StepJob> {
-  return { id: `${job.caseId}.${job.stepId}`, name: job.task, data: job, enqueuedAt: 1_700_000_000_000, attempt, maxAttempts: job.maxAttempts, signal: controller.signal, reportProgress: async () => undefined };
+  return {
+    id: `${job.caseId}.${job.stepId}`,
+    queue: 'default',
+    name: job.task,
+    data: job,
+    enqueuedAt: 1_700_000_000_000,
+    attempt,
+    maxAttempts: job.maxAttempts,
+    signal: controller.signal,
+    reportProgress: async () => undefined,
+  };
 }
 
 /** A logger whose JSON lines are kept, to read what an operator would see. */

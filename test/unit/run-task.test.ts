@@ -45,6 +45,7 @@ function rig(handlers: Record<string, Handler>) {
   const deliver = (job: StepJob, controller = new AbortController()): Promise<ReturnType<typeof run> extends Promise<infer O> ? O : never> => {
     const delivery: Delivery<StepJob> = {
       id: `${job.caseId}.${job.stepId}`,
+      queue: 'default',
       name: job.task,
       data: job,
       enqueuedAt: T0,

@@ -21,6 +21,7 @@ const logger = createLogger({ level: 'silent', name: 'scheduler-unit' });
 function delivery(data: unknown, options: { id?: string; name?: string; enqueuedAt?: number } = {}): Delivery<unknown> {
   return {
     id: options.id ?? '1',
+    queue: 'cases',
     name: options.name ?? 'start',
     data,
     enqueuedAt: options.enqueuedAt ?? T0 - 1_000,

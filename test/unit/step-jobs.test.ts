@@ -19,7 +19,7 @@ const built = buildUnitJob(state, workflow.steps.get('a')!, {});
 const logger = createLogger({ level: 'silent', name: 'test' });
 
 function delivery(data: unknown, id = built.jobId): Delivery<unknown> {
-  return { id, name: 't.a', data, enqueuedAt: 1_700_000_000_000, attempt: 1, maxAttempts: 3, signal: new AbortController().signal, reportProgress: async () => undefined };
+  return { id, queue: 'default', name: 't.a', data, enqueuedAt: 1_700_000_000_000, attempt: 1, maxAttempts: 3, signal: new AbortController().signal, reportProgress: async () => undefined };
 }
 
 function expand(compiled: (name: string, version?: number) => Promise<typeof workflow>) {

@@ -87,7 +87,7 @@ describe('validateDefinition', () => {
     expect(problems({ name: 'w', steps: [{ id: 'a', sleep: { for: '1s', until: 'x' } }] })).toEqual(['steps[0].sleep: give exactly one of for and until']);
     expect(problems({ name: 'w', steps: [{ id: 'a', waitFor: { signals: ['go'] }, forEach: { items: '${input.x}' } }] })).toEqual(['steps[0].forEach: forEach runs a task for each item: give the step a task']);
     expect(problems({ name: 'w', steps: [step('a', { forEach: { items: 'lines: ${input.x}' } })] })).toEqual(['steps[0].forEach.items: must be one reference to an array, like "${input.lines}"']);
-    expect(problems({ name: 'w', steps: [step('a', { input: '${item}' })] })).toEqual(['steps[0].input: "${item}" exists only in the input of a forEach step']);
+    expect(problems({ name: 'w', steps: [step('a', { input: '${item}' })] })).toEqual(['steps[0].input: "${item}" exists only in the input and limit keys of a forEach step']);
     expect(problems({ name: 'w', steps: [step('a', { onFailure: 'compensate' })] })).toEqual(['steps[0].onFailure: compensate needs steps with a compensate task to run']);
   });
 

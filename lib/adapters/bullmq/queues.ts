@@ -4,7 +4,6 @@ import { ConsumerBackoff } from './consumer-backoff.js';
 import { isClusterUrl } from '../redis/cluster-url.js';
 import { redisConnection, type RedisClient } from '../redis/connection.js';
 import { waitForReplicas } from '../redis/wait-replicas.js';
-import type { StepJob } from '../../core/state.js';
 import { toStepPayload } from '../../core/step-payload.js';
 import {
   CANCEL_REASON,
@@ -21,6 +20,7 @@ import {
   type QueueConsumers,
   type StepJobInfo,
   type StepReport,
+  type StepToEnqueue,
   type TaskQueues,
 } from '../../ports/queues.js';
 
@@ -44,6 +44,9 @@ export interface BullOptions {
   /** Replicas that must confirm each batch of added jobs (Redis WAIT) before it counts as added; 0 or absent: none. */
   waitReplicas?: { replicas: number; timeoutMs: number };
 }
+
+/** BullMQ's highest priority number (the lowest priority). */
+const MAX_PRIORITY = 2_097_152;
 
 /** The backoff type of step jobs: the delay is decided by the worker and carried by the error. */
 const BACKOFF_TYPE = 'workfleet';
@@ -156,23 +159,39 @@ export class BullQueues implements TaskQueues {
     return queue;
   }
 
-  async enqueueSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void> {
+  async enqueueSteps(jobs: readonly StepToEnqueue[]): Promise<void> {
     if (jobs.length === 0) return;
     await this.adds.submit(
       // The payload is the rendered input and the workflow version (lib/core/step-payload.ts);
       // how long finished jobs are kept is the consumers' setting: every field stays short.
-      jobs.map(({ queue, jobId, job }) => ({
+      // A slot's rank becomes the job's BullMQ priority: the first slot of every key is served
+      // before the second of any, so keys take turns (jobs without one come before all of them).
+      jobs.map(({ queue, jobId, job, rank }) => ({
         queue,
         name: job.task,
         data: toStepPayload(job),
-        opts: { jobId, attempts: job.maxAttempts, backoff: { type: BACKOFF_TYPE } },
+        opts: { jobId, attempts: job.maxAttempts, backoff: { type: BACKOFF_TYPE }, ...(rank === undefined ? {} : { priority: Math.min(Math.max(1, rank), MAX_PRIORITY) }) },
       })),
     );
   }
 
-  async replaceSteps(jobs: ReadonlyArray<{ queue: string; jobId: string; job: StepJob }>): Promise<void> {
-    await Promise.all(jobs.map(({ queue, jobId }) => this.queue(queue).remove(jobId)));
+  async replaceSteps(jobs: readonly StepToEnqueue[]): Promise<void> {
+    await this.removeSteps(jobs);
     await this.enqueueSteps(jobs);
+  }
+
+  async removeSteps(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void> {
+    await Promise.all(jobs.map(({ queue, jobId }) => this.queue(queue).remove(jobId)));
+  }
+
+  async promoteSteps(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void> {
+    await Promise.all(
+      jobs.map(async ({ queue, jobId }) => {
+        const job = await Job.fromId(this.queue(queue), jobId);
+        // Not delayed (any more): it came back by itself, or is running; nothing to do.
+        if (job && (await job.isDelayed())) await job.promote().catch(() => undefined);
+      }),
+    );
   }
 
   async scheduleTimers(timers: readonly Timer[]): Promise<void> {
@@ -246,6 +265,7 @@ export class BullQueues implements TaskQueues {
 function toDelivery<T>(job: Job<T>, signal: AbortSignal): Delivery<T> {
   return {
     id: job.id ?? '',
+    queue: job.queueName,
     name: job.name,
     data: job.data,
     enqueuedAt: job.timestamp,

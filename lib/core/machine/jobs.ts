@@ -1,5 +1,6 @@
 import type { CompiledStep, TaskSettings } from '../definition.js';
-import type { CaseState, CaseEvent, Command, StepJob, UnitAddress } from '../state.js';
+import type { CaseState, CaseEvent, Command, JobRef, StepJob, UnitAddress } from '../state.js';
+import { canonicalJson } from '../canonical-json.js';
 import { renderTemplate } from '../template.js';
 import { scope } from './data.js';
 import { runOf } from './draft.js';
@@ -44,10 +45,8 @@ export function buildUnitJob(state: CaseState, step: CompiledStep, address: Unit
   const settings: TaskSettings & { input: unknown } = address.compensation && step.compensate ? step.compensate : step;
   let input: unknown;
   if (address.compensation) input = renderTemplate(step.compensate?.input ?? null, scope(state));
-  else if (address.instance !== undefined) {
-    const items = renderTemplate(step.forEach?.items ?? null, scope(state));
-    input = renderTemplate(step.input, scope(state, { item: Array.isArray(items) ? items[address.instance] : null, index: address.instance }));
-  } else input = renderTemplate(step.input, scope(state));
+  else if (address.instance !== undefined) input = renderTemplate(step.input, scope(state, forEachItemScope(state, step, address.instance)));
+  else input = renderTemplate(step.input, scope(state));
   const job: StepJob = {
     caseId: state.id,
     workflow: state.workflow,
@@ -62,8 +61,38 @@ export function buildUnitJob(state: CaseState, step: CompiledStep, address: Unit
     breaker: settings.breaker,
     ...address,
     ...(state.requestId === undefined ? {} : { requestId: state.requestId }),
+    ...(address.compensation ? {} : unitLimits(state, step, address)),
   };
   return { type: 'enqueueStep', queue: settings.queue, jobId: unitJobId(state.id, step.id, address), job };
+}
+
+/** A rendered limit key as text: a string as it is, anything else as canonical JSON (a missing value is "null"). */
+export function limitKeyText(value: unknown): string {
+  return typeof value === 'string' ? value : canonicalJson(value ?? null);
+}
+
+/** The concurrency slot, rate limit and priority of a unit (not of a compensation: undoing must not queue behind new work). */
+function unitLimits(state: CaseState, step: CompiledStep, address: UnitAddress): Pick<StepJob, 'concurrency' | 'rateLimit' | 'priority'> {
+  if (!step.concurrency && !step.rateLimit) return {};
+  const extra = address.instance === undefined ? {} : forEachItemScope(state, step, address.instance);
+  const render = (key: string) => limitKeyText(renderTemplate(key, scope(state, extra)));
+  const priority = (state.priority ?? 0) + step.priority;
+  return {
+    ...(step.concurrency ? { concurrency: { ...step.concurrency, key: render(step.concurrency.key) } } : {}),
+    ...(step.rateLimit ? { rateLimit: { ...step.rateLimit, key: render(step.rateLimit.key) } } : {}),
+    ...(priority === 0 ? {} : { priority }),
+  };
+}
+
+/** What `${item}` and `${index}` read for item `index` of a forEach step. */
+function forEachItemScope(state: CaseState, step: CompiledStep, index: number): { item: unknown; index: number } {
+  const items = renderTemplate(step.forEach?.items ?? null, scope(state));
+  return { item: Array.isArray(items) ? items[index] : null, index };
+}
+
+/** How a cancellation names the job of one of `step`'s units. */
+export function jobRef(step: CompiledStep, jobId: string): JobRef {
+  return { queue: step.queue, jobId, ...(step.concurrency ? { group: step.concurrency.group } : {}) };
 }
 
 /** The timer that wakes a sleeping step, or ends a wait for signals. */

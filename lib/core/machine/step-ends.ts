@@ -12,7 +12,7 @@ import { parentNotice } from './jobs.js';
 
 export function completeStep(draft: Draft, stepId: string, output: unknown, at: number, data: Record<string, unknown> = {}): void {
   const step = draft.stepState(stepId);
-  draft.setStep(stepId, { ...without(step, 'error', 'nextAttemptAt', 'deferredBy', 'waitingFor'), status: 'completed', output, finishedAt: at });
+  draft.setStep(stepId, { ...without(step, 'error', 'nextAttemptAt', 'deferredBy', 'deferredFor', 'waitingFor'), status: 'completed', output, finishedAt: at });
   draft.emit('step.completed', at, data, stepId);
 }
 
@@ -21,7 +21,7 @@ export function failStep(draft: Draft, stepId: string, error: ErrorInfo, at: num
   const state = draft.step(stepId);
   if (!step || !state) return;
   const stepError: ErrorInfo = { ...error, stepId };
-  draft.setStep(stepId, { ...without(state, 'nextAttemptAt', 'deferredBy', 'waitingFor'), status: 'failed', finishedAt: at, error: stepError });
+  draft.setStep(stepId, { ...without(state, 'nextAttemptAt', 'deferredBy', 'deferredFor', 'waitingFor'), status: 'failed', finishedAt: at, error: stepError });
   draft.emit('step.failed', at, { ...data, error: stepError }, stepId);
   if (!draft.isOpen || draft.state.compensating || step.onFailure === 'continue') return;
   const attempts = typeof error.attempt === 'number' ? ` after ${plural(error.attempt, 'attempt')}` : '';
@@ -44,7 +44,7 @@ export function stopWorkOf(draft: Draft, stepId: string, reason: string): void {
 function cancelStep(draft: Draft, stepId: string, reason: string): void {
   stopWorkOf(draft, stepId, reason);
   const state = draft.stepState(stepId);
-  draft.setStep(stepId, { ...without(state, 'nextAttemptAt', 'deferredBy', 'waitingFor'), status: 'cancelled', finishedAt: draft.now });
+  draft.setStep(stepId, { ...without(state, 'nextAttemptAt', 'deferredBy', 'deferredFor', 'waitingFor'), status: 'cancelled', finishedAt: draft.now });
   draft.emit('step.cancelled', draft.now, { reason }, stepId);
 }
 

@@ -29,7 +29,7 @@ export function applyUnitEvent(draft: Draft, event: UnitEvent): void {
     }
     case 'stepCompleted': {
       markStarted(draft, ref, event.attempt, event.startedAt);
-      const ended = without(current(draft, ref), 'error', 'nextAttemptAt', 'deferredBy');
+      const ended = without(current(draft, ref), 'error', 'nextAttemptAt', 'deferredBy', 'deferredFor');
       writeUnit(draft, ref, { ...ended, status: 'completed', attempts: event.attempt, attemptsDone: event.attempt, finishedAt: event.at, output: event.output });
       draft.emit('step.completed', event.at, { attempt: event.attempt, ...ref.label, durationMs: event.at - event.startedAt }, event.stepId);
       return unitEnded(draft, ref, { output: event.output, at: event.at });
@@ -39,15 +39,21 @@ export function applyUnitEvent(draft: Draft, event: UnitEvent): void {
       const started = current(draft, ref);
       const error: ErrorInfo = { ...event.error, stepId: event.stepId, attempt: event.attempt };
       const attempts = Math.max(started.attempts, event.attempt);
-      writeUnit(draft, ref, { ...without(started, 'nextAttemptAt', 'deferredBy'), status: 'failed', attempts, attemptsDone: event.attempt, finishedAt: event.at, error });
+      writeUnit(draft, ref, { ...without(started, 'nextAttemptAt', 'deferredBy', 'deferredFor'), status: 'failed', attempts, attemptsDone: event.attempt, finishedAt: event.at, error });
       if (ref.address.instance !== undefined) draft.emit('step.failed', event.at, { attempt: event.attempt, ...ref.label, error }, event.stepId);
       // The step's own unit: the step runs until its kind fails it (failStep records it and applies its failure policy).
       if (ref.address.instance === undefined && !ref.address.compensation) draft.setStep(event.stepId, { ...draft.stepState(event.stepId), status: 'running' });
       return unitEnded(draft, ref, { error, at: event.at });
     }
     case 'stepDeferred': {
+      // A breaker's deferral names the breaker; a limit's names the limit and key it waits for.
+      if (event.limit) {
+        if (unit.nextAttemptAt === event.until && unit.deferredFor?.kind === event.limit.kind && unit.deferredFor.key === event.limit.key) return;
+        writeUnit(draft, ref, { ...without(unit, 'deferredBy'), status: 'scheduled', nextAttemptAt: event.until, deferredFor: event.limit });
+        return draft.emit('step.deferred', event.at, { attempt: event.attempt, ...ref.label, until: event.until, limit: event.limit }, event.stepId);
+      }
       if (unit.deferredBy === event.breaker && unit.nextAttemptAt === event.until) return;
-      writeUnit(draft, ref, { ...unit, status: 'scheduled', nextAttemptAt: event.until, deferredBy: event.breaker });
+      writeUnit(draft, ref, { ...without(unit, 'deferredFor'), status: 'scheduled', nextAttemptAt: event.until, deferredBy: event.breaker });
       return draft.emit('step.deferred', event.at, { attempt: event.attempt, ...ref.label, breaker: event.breaker, until: event.until }, event.stepId);
     }
   }

@@ -36,8 +36,8 @@ export function readUnit(draft: Draft, ref: UnitRef): UnitState | undefined {
   if (!step) return undefined;
   if (ref.address.compensation) return step.compensation;
   if (ref.address.instance !== undefined) return step.instances?.[String(ref.address.instance)];
-  const { attempts, attemptsDone, startedAt, finishedAt, output, error, nextAttemptAt, deferredBy } = step;
-  return dropUndefined({ status: ownUnitStatus(step.status), attempts, attemptsDone, startedAt, finishedAt, output, error, nextAttemptAt, deferredBy });
+  const { attempts, attemptsDone, startedAt, finishedAt, output, error, nextAttemptAt, deferredBy, deferredFor } = step;
+  return dropUndefined({ status: ownUnitStatus(step.status), attempts, attemptsDone, startedAt, finishedAt, output, error, nextAttemptAt, deferredBy, deferredFor });
 }
 
 export function writeUnit(draft: Draft, ref: UnitRef, unit: UnitState): void {
@@ -48,7 +48,7 @@ export function writeUnit(draft: Draft, ref: UnitRef, unit: UnitState): void {
   }
   // The step is its own unit: the unit's fields replace the step's (its status only while it runs).
   const { status, ...fields } = unit;
-  const base = without(step, 'error', 'output', 'nextAttemptAt', 'deferredBy', 'startedAt', 'finishedAt');
+  const base = without(step, 'error', 'output', 'nextAttemptAt', 'deferredBy', 'deferredFor', 'startedAt', 'finishedAt');
   draft.setStep(ref.step.id, { ...base, ...(status === 'scheduled' || status === 'running' ? { status } : {}), ...dropUndefined(fields) });
 }
 
@@ -72,7 +72,7 @@ export function markStarted(draft: Draft, ref: UnitRef, attempt: number, at: num
   const unit = readUnit(draft, ref);
   if (!unit || (unit.status !== 'scheduled' && unit.status !== 'running') || attempt <= unit.attemptsDone) return;
   if (attempt < unit.attempts || (attempt === unit.attempts && unit.status === 'running')) return;
-  writeUnit(draft, ref, { ...without(unit, 'deferredBy', 'nextAttemptAt'), status: 'running', attempts: attempt, startedAt: unit.startedAt ?? at });
+  writeUnit(draft, ref, { ...without(unit, 'deferredBy', 'deferredFor', 'nextAttemptAt'), status: 'running', attempts: attempt, startedAt: unit.startedAt ?? at });
   draft.emit('step.started', at, { attempt, ...ref.label, ...(worker === undefined ? {} : { worker }) }, ref.step.id);
 }
 

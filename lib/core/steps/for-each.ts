@@ -2,10 +2,10 @@ import { LIMITS, type CompiledStep } from '../definition.js';
 import { ErrorCode } from '../error-codes.js';
 import { scope } from '../machine/data.js';
 import { runOf, type Draft } from '../machine/draft.js';
-import { buildUnitJob, unitJobId } from '../machine/jobs.js';
+import { buildUnitJob, jobRef, unitJobId } from '../machine/jobs.js';
 import { completeStep, failStep, stopWorkOf } from '../machine/step-ends.js';
 import { isLive, scheduleUnit, unitRef } from '../machine/units.js';
-import type { Command, ErrorInfo, UnitState } from '../state.js';
+import type { Command, ErrorInfo, JobRef, UnitState } from '../state.js';
 import { renderTemplate } from '../template.js';
 import type { StepRules } from './kind.js';
 
@@ -41,10 +41,10 @@ export const forEachStep: StepRules = {
   stop(draft, step) {
     const state = draft.stepState(step.id);
     if (!state.instances) return;
-    const jobs: Array<{ queue: string; jobId: string }> = [];
+    const jobs: JobRef[] = [];
     const instances = { ...state.instances };
     for (const [index, unit] of Object.entries(instances)) {
-      if (isLive(unit)) jobs.push({ queue: step.queue, jobId: unitJobId(draft.state.id, step.id, { run: runOf(state), instance: Number(index) }) });
+      if (isLive(unit)) jobs.push(jobRef(step, unitJobId(draft.state.id, step.id, { run: runOf(state), instance: Number(index) })));
       if (isLive(unit) || unit.status === 'pending') instances[index] = { ...unit, status: 'cancelled' };
     }
     if (jobs.length > 0) draft.commands.push({ type: 'cancelJobs', jobs });

@@ -1,6 +1,6 @@
 import type { CompiledStep } from '../definition.js';
 import { runOf, type Draft } from '../machine/draft.js';
-import { buildUnitJob, unitJobId } from '../machine/jobs.js';
+import { buildUnitJob, jobRef, unitJobId } from '../machine/jobs.js';
 import { failStep } from '../machine/step-ends.js';
 import { isLive, scheduleUnit, unitRef, type UnitOutcome, type UnitRef } from '../machine/units.js';
 import type { StepState } from '../state.js';
@@ -23,7 +23,7 @@ export const taskStep: StepRules = {
 
   stop(draft, step) {
     const state = draft.stepState(step.id);
-    if (isLive(state)) draft.commands.push({ type: 'cancelJobs', jobs: [{ queue: step.queue, jobId: unitJobId(draft.state.id, step.id, ownUnitAddress(step, state)) }] });
+    if (isLive(state)) draft.commands.push({ type: 'cancelJobs', jobs: [jobRef(step, unitJobId(draft.state.id, step.id, ownUnitAddress(step, state)))] });
   },
 
   outstanding(state, step, stepState) {

@@ -1,0 +1,190 @@
+import { lineScore, nextReservation, PARKED_SCORE } from '../../core/limits.js';
+import type { Admission, ClaimAnswer, ConcurrencyGate, GatedUnit, LimitStats, OfferAnswer, RateLimiter, UnitPosition, UnitRef } from '../../ports/limits.js';
+
+interface Key {
+  limit: number;
+  /** job id → lease expiry */
+  held: Map<string, number>;
+  /** waiting units in line order (score, then job id) */
+  line: Array<{ jobId: string; score: number }>;
+}
+
+interface Unit {
+  group: string;
+  key: string;
+  queue: string;
+  /** Empty once enqueued, or for a parked job. */
+  payload: string;
+}
+
+/**
+ * The limits port in one process's memory, for engine tests and the benchmark's engine-only
+ * runs (never a fleet's: slots must be shared by every process). It follows the rules of the
+ * Redis scripts and passes the same contract suite.
+ */
+export class MemoryLimits implements ConcurrencyGate, RateLimiter {
+  private readonly keys = new Map<string, Key>();
+  private readonly units = new Map<string, Unit>();
+  private readonly windows = new Map<string, Map<string, number>>();
+
+  constructor(private readonly admitLeaseMs = 600_000) {}
+
+  private keyOf(group: string, key: string, limit?: number): Key {
+    const id = `${group}\n${key}`;
+    let entry = this.keys.get(id);
+    if (!entry) {
+      entry = { limit: limit ?? 1, held: new Map(), line: [] };
+      this.keys.set(id, entry);
+    }
+    if (limit !== undefined) entry.limit = limit;
+    return entry;
+  }
+
+  private forgetIfIdle(group: string, key: string): void {
+    const entry = this.keys.get(`${group}\n${key}`);
+    if (entry && entry.held.size === 0 && entry.line.length === 0) this.keys.delete(`${group}\n${key}`);
+  }
+
+  private fill(group: string, key: string, now: number, out: Admission[]): void {
+    const entry = this.keyOf(group, key);
+    for (const [jobId, expiry] of entry.held) {
+      if (expiry <= now) {
+        entry.held.delete(jobId);
+        this.units.delete(jobId);
+      }
+    }
+    while (entry.held.size < entry.limit && entry.line.length > 0) {
+      const head = entry.line.shift();
+      const unit = head && this.units.get(head.jobId);
+      if (!head || !unit) continue;
+      entry.held.set(head.jobId, now + this.admitLeaseMs);
+      out.push({ group, key, jobId: head.jobId, queue: unit.queue, ...(unit.payload ? { payload: unit.payload } : {}), rank: entry.held.size });
+      unit.payload = '';
+    }
+    this.forgetIfIdle(group, key);
+  }
+
+  private enterLine(entry: Key, jobId: string, score: number): number {
+    entry.line.push({ jobId, score });
+    entry.line.sort((a, b) => a.score - b.score || (a.jobId < b.jobId ? -1 : a.jobId > b.jobId ? 1 : 0));
+    return entry.line.findIndex((waiting) => waiting.jobId === jobId);
+  }
+
+  async offer(units: readonly GatedUnit[], now: number): Promise<{ answers: OfferAnswer[]; admitted: Admission[] }> {
+    const admitted: Admission[] = [];
+    const answers = units.map((unit): OfferAnswer => {
+      this.fill(unit.group, unit.key, now, admitted);
+      const key = this.keyOf(unit.group, unit.key, unit.limit);
+      if (key.held.has(unit.jobId)) return { jobId: unit.jobId, admitted: true, rank: key.held.size };
+      const place = key.line.findIndex((waiting) => waiting.jobId === unit.jobId);
+      if (place >= 0) return { jobId: unit.jobId, admitted: false, ahead: place };
+      if (key.held.size < key.limit && key.line.length === 0) {
+        key.held.set(unit.jobId, now + this.admitLeaseMs);
+        this.units.set(unit.jobId, { group: unit.group, key: unit.key, queue: unit.queue, payload: '' });
+        return { jobId: unit.jobId, admitted: true, rank: key.held.size };
+      }
+      this.units.set(unit.jobId, { group: unit.group, key: unit.key, queue: unit.queue, payload: unit.payload });
+      return { jobId: unit.jobId, admitted: false, ahead: this.enterLine(key, unit.jobId, lineScore(now, unit.priority)) };
+    });
+    return { answers, admitted };
+  }
+
+  async claim(unit: GatedUnit, now: number, leaseMs: number): Promise<{ answer: ClaimAnswer; admitted: Admission[] }> {
+    const admitted: Admission[] = [];
+    this.fill(unit.group, unit.key, now, admitted);
+    const key = this.keyOf(unit.group, unit.key, unit.limit);
+    if (key.held.has(unit.jobId)) {
+      key.held.set(unit.jobId, now + leaseMs);
+      return { answer: { run: true }, admitted };
+    }
+    const place = key.line.findIndex((waiting) => waiting.jobId === unit.jobId);
+    if (key.held.size < key.limit && (key.line.length === 0 || place === 0)) {
+      if (place === 0) key.line.shift();
+      key.held.set(unit.jobId, now + leaseMs);
+      this.units.set(unit.jobId, { group: unit.group, key: unit.key, queue: unit.queue, payload: '' });
+      return { answer: { run: true }, admitted };
+    }
+    this.units.set(unit.jobId, { group: unit.group, key: unit.key, queue: unit.queue, payload: '' });
+    const ahead = place >= 0 ? place : this.enterLine(key, unit.jobId, PARKED_SCORE);
+    return { answer: { run: false, ahead }, admitted };
+  }
+
+  async renew(units: readonly UnitRef[], until: number): Promise<void> {
+    for (const { jobId } of units) {
+      const unit = this.units.get(jobId);
+      const key = unit && this.keys.get(`${unit.group}\n${unit.key}`);
+      if (key?.held.has(jobId)) key.held.set(jobId, until);
+    }
+  }
+
+  async release(units: readonly UnitRef[], now: number): Promise<Admission[]> {
+    const admitted: Admission[] = [];
+    for (const { jobId } of units) {
+      const unit = this.units.get(jobId);
+      if (!unit) continue;
+      this.units.delete(jobId);
+      const key = this.keyOf(unit.group, unit.key);
+      key.held.delete(jobId);
+      key.line = key.line.filter((waiting) => waiting.jobId !== jobId);
+      this.fill(unit.group, unit.key, now, admitted);
+    }
+    return admitted;
+  }
+
+  async sweep(now: number): Promise<Admission[]> {
+    const admitted: Admission[] = [];
+    for (const id of [...this.keys.keys()]) {
+      const [group = '', key = ''] = id.split('\n');
+      this.fill(group, key, now, admitted);
+    }
+    return admitted;
+  }
+
+  async position({ jobId }: UnitRef): Promise<UnitPosition> {
+    const unit = this.units.get(jobId);
+    const key = unit && this.keys.get(`${unit.group}\n${unit.key}`);
+    if (!unit || !key) return { state: 'none' };
+    const common = { group: unit.group, key: unit.key, inUse: key.held.size, limit: key.limit };
+    if (key.held.has(jobId)) return { state: 'holding', ...common };
+    return {
+      state: 'waiting',
+      ...common,
+      ahead: Math.max(
+        0,
+        key.line.findIndex((waiting) => waiting.jobId === jobId),
+      ),
+    };
+  }
+
+  async stats(top: number): Promise<LimitStats> {
+    const stats: LimitStats = { groups: [], topKeys: [] };
+    const byGroup = new Map<string, Array<{ key: string; entry: Key }>>();
+    for (const [id, entry] of this.keys) {
+      const [group = '', key = ''] = id.split('\n');
+      byGroup.set(group, [...(byGroup.get(group) ?? []), { key, entry }]);
+    }
+    for (const [group, keys] of [...byGroup].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      stats.groups.push({ group, inUse: keys.reduce((sum, { entry }) => sum + entry.held.size, 0), waiting: keys.reduce((sum, { entry }) => sum + entry.line.length, 0) });
+      const busiest = keys.sort((a, b) => b.entry.held.size + b.entry.line.length - (a.entry.held.size + a.entry.line.length)).slice(0, Math.max(1, top));
+      for (const { key, entry } of busiest) stats.topKeys.push({ group, key, inUse: entry.held.size, waiting: entry.line.length, limit: entry.limit });
+    }
+    return stats;
+  }
+
+  async reserve(request: { group: string; key: string; max: number; perMs: number; member: string }, now: number): Promise<number> {
+    const id = `${request.group}\n${request.key}`;
+    const window = this.windows.get(id) ?? new Map<string, number>();
+    this.windows.set(id, window);
+    const mine = window.get(request.member);
+    if (mine !== undefined && mine > now - request.perMs) return mine;
+    for (const [member, at] of window) if (at <= now - request.perMs) window.delete(member);
+    const at = nextReservation(
+      [...window.values()].sort((a, b) => a - b),
+      now,
+      request.max,
+      request.perMs,
+    );
+    window.set(request.member, at);
+    return at;
+  }
+}

@@ -1,0 +1,33 @@
+/**
+ * The rules of concurrency lines and rate windows, shared by every adapter of the limits port
+ * (lib/ports/limits.ts): the Redis scripts follow them step by step, the in-memory gate calls them.
+ */
+
+/** How long one priority level is worth in a line: a unit that has waited this much longer goes ahead of one a level higher. */
+export const PRIORITY_AGING_MS = 1_000;
+
+/**
+ * A unit's place in its key's line, lowest first: when it came, less its priority in aging
+ * steps. A unit of priority 5 arriving now goes ahead of units of priority 0 that came up to 5 s
+ * ago, and behind older ones: low priority waits longer but never for ever, since every later
+ * arrival scores at least `now - maxPriority × PRIORITY_AGING_MS`.
+ */
+export function lineScore(now: number, priority: number): number {
+  return now - priority * PRIORITY_AGING_MS;
+}
+
+/** The line score of a unit that held a slot and lost it (its lease lapsed while its job waited): the head of the line. */
+export const PARKED_SCORE = 0;
+
+/**
+ * The time of the next start under at most `max` starts in any window of `perMs`, given the
+ * reserved times still in the window (ascending, none older than `now - perMs`): now while
+ * fewer than `max` are reserved, else the moment the `max`-th latest leaves the window, never
+ * before the latest reservation (so reservations stay in order and every window holds at most
+ * `max`).
+ */
+export function nextReservation(reserved: readonly number[], now: number, max: number, perMs: number): number {
+  if (reserved.length < max) return now;
+  const leaving = reserved[reserved.length - max] ?? now;
+  return Math.max(now, leaving + perMs, reserved[reserved.length - 1] ?? now);
+}

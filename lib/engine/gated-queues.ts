@@ -1,0 +1,103 @@
+import type { StepJob } from '../core/state.js';
+import type { Clock } from '../ports/clock.js';
+import type { Admission, ConcurrencyGate, GatedUnit } from '../ports/limits.js';
+import type { StepToEnqueue, TaskQueues } from '../ports/queues.js';
+
+/** What a waiting unit keeps in the gate: the job to add once it is admitted. */
+type WaitingJob = Omit<StepToEnqueue, 'rank'>;
+
+/** The gate's view of a keyed unit. */
+function gatedUnit(entry: WaitingJob & { job: StepJob & { concurrency: NonNullable<StepJob['concurrency']> } }): GatedUnit {
+  const { concurrency } = entry.job;
+  return {
+    group: concurrency.group,
+    key: concurrency.key,
+    limit: concurrency.limit,
+    jobId: entry.jobId,
+    queue: entry.queue,
+    priority: entry.job.priority ?? 0,
+    payload: JSON.stringify({ queue: entry.queue, jobId: entry.jobId, job: entry.job } satisfies WaitingJob),
+  };
+}
+
+const isGated = (entry: StepToEnqueue): entry is StepToEnqueue & { job: StepJob & { concurrency: NonNullable<StepJob['concurrency']> } } => entry.job.concurrency !== undefined;
+
+/**
+ * The step queues behind the concurrency gate: a keyed unit's job goes into its queue only once
+ * the unit holds a slot of its key (with the slot's rank as its priority, so that keys take
+ * turns); until then it waits in the key's line in the gate. Admissions (a slot freed by a
+ * release, a cancellation or a lapsed lease) are dispatched here too. Units without a key pass
+ * straight through.
+ */
+export class GatedQueues implements TaskQueues {
+  constructor(
+    private readonly inner: TaskQueues,
+    private readonly gate: ConcurrencyGate,
+    private readonly clock: Clock,
+  ) {}
+
+  async enqueueSteps(jobs: readonly StepToEnqueue[]): Promise<void> {
+    const gated = jobs.filter(isGated);
+    if (gated.length === 0) return this.inner.enqueueSteps(jobs);
+    const { answers, admitted } = await this.gate.offer(gated.map(gatedUnit), this.clock.now());
+    const ranks = new Map(answers.flatMap((answer) => (answer.admitted ? [[answer.jobId, answer.rank] as const] : [])));
+    const now = jobs.flatMap((entry) => {
+      if (!isGated(entry)) return [entry];
+      const rank = ranks.get(entry.jobId);
+      return rank === undefined ? [] : [{ ...entry, rank }];
+    });
+    await this.inner.enqueueSteps(now);
+    await this.dispatch(admitted);
+  }
+
+  /** Puts admitted units' jobs in their queues: added afresh, or promoted when parked there. */
+  async dispatch(admissions: readonly Admission[]): Promise<void> {
+    if (admissions.length === 0) return;
+    const added = admissions.flatMap((admission) => (admission.payload === undefined ? [] : [{ ...(JSON.parse(admission.payload) as WaitingJob), rank: admission.rank }]));
+    const parked = admissions.filter((admission) => admission.payload === undefined);
+    await Promise.all([this.inner.enqueueSteps(added), parked.length > 0 ? this.inner.promoteSteps(parked) : undefined]);
+  }
+
+  async cancelJobs(jobs: Parameters<TaskQueues['cancelJobs']>[0]): Promise<void> {
+    await this.inner.cancelJobs(jobs);
+    // Waiting units leave their line; running ones give up their slot (their worker releases it again when the abort ends them).
+    const keyed = jobs.flatMap((job) => (job.group === undefined ? [] : [{ group: job.group, jobId: job.jobId }]));
+    if (keyed.length > 0) await this.dispatch(await this.gate.release(keyed, this.clock.now()));
+  }
+
+  async replaceSteps(jobs: readonly StepToEnqueue[]): Promise<void> {
+    const gated = jobs.filter(isGated);
+    await this.inner.replaceSteps(jobs.filter((entry) => !isGated(entry)));
+    if (gated.length === 0) return;
+    await this.inner.removeSteps(gated);
+    await this.enqueueSteps(gated);
+  }
+
+  scheduleTimers(...args: Parameters<TaskQueues['scheduleTimers']>) {
+    return this.inner.scheduleTimers(...args);
+  }
+
+  report(...args: Parameters<TaskQueues['report']>) {
+    return this.inner.report(...args);
+  }
+
+  removeSteps(...args: Parameters<TaskQueues['removeSteps']>) {
+    return this.inner.removeSteps(...args);
+  }
+
+  promoteSteps(...args: Parameters<TaskQueues['promoteSteps']>) {
+    return this.inner.promoteSteps(...args);
+  }
+
+  stepJobState(...args: Parameters<TaskQueues['stepJobState']>) {
+    return this.inner.stepJobState(...args);
+  }
+
+  inspectStepJob(...args: Parameters<TaskQueues['inspectStepJob']>) {
+    return this.inner.inspectStepJob(...args);
+  }
+
+  close() {
+    return this.inner.close();
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Fleet-wide limits on the units of keyed steps (docs/LANGUAGE.md, "Concurrency keys" and "Rate
+ * limits"): slots by concurrency key, leased, with a line per key; and rate limits by key, as
+ * reservations in a sliding window. Every adapter passes test/contract/limits.contract.test.ts.
+ */
+
+/** A unit that needs a slot of `key` in `group` before its job may run. */
+export interface GatedUnit {
+  group: string;
+  key: string;
+  /** Slots of the key; the latest offer's limit is the key's. */
+  limit: number;
+  jobId: string;
+  queue: string;
+  /** Orders the key's line: higher first, aged by waiting (`lineScore`). */
+  priority: number;
+  /** What to enqueue when the unit is admitted (opaque to the gate). */
+  payload: string;
+}
+
+/** A unit given a slot: its job is to be put in its queue now. */
+export interface Admission {
+  group: string;
+  key: string;
+  jobId: string;
+  queue: string;
+  /**
+   * The payload to enqueue; undefined when the job is already in its queue, parked (delayed) by
+   * a worker that found no slot for it: it is to be promoted instead.
+   */
+  payload?: string;
+  /** The slot's rank among the key's held slots (1 for the first): serving low ranks first takes keys in turn. */
+  rank: number;
+}
+
+export type OfferAnswer = { jobId: string; admitted: true; rank: number } | { jobId: string; admitted: false; ahead: number };
+
+export type ClaimAnswer = { run: true } | { run: false; ahead: number };
+
+export interface UnitRef {
+  group: string;
+  jobId: string;
+}
+
+/** Where a unit stands: holding a slot, waiting with `ahead` units before it, or unknown to the gate. */
+export type UnitPosition =
+  { state: 'holding'; group: string; key: string; inUse: number; limit: number } | { state: 'waiting'; group: string; key: string; ahead: number; inUse: number; limit: number } | { state: 'none' };
+
+export interface LimitStats {
+  groups: Array<{ group: string; inUse: number; waiting: number }>;
+  /** The busiest keys (in use plus waiting), at most `top` per group. */
+  topKeys: Array<{ group: string; key: string; inUse: number; waiting: number; limit: number }>;
+}
+
+export interface ConcurrencyGate {
+  /**
+   * Units about to be enqueued: each is admitted (it holds a slot, leased for `admitLeaseMs`
+   * until a worker claims it) or waits in its key's line. Idempotent by job id: a unit already
+   * holding answers admitted again (its job may be re-added), one waiting keeps its place. The
+   * admissions returned besides are of units whose slot came free (a lapsed lease).
+   */
+  offer(units: readonly GatedUnit[], now: number): Promise<{ answers: OfferAnswer[]; admitted: Admission[] }>;
+  /**
+   * A worker is about to run the unit's job: it holds its slot (now leased for `leaseMs`), or
+   * takes a free one, or is parked at the head of the line (its job is to be delayed, and
+   * promoted when admitted). Admissions of units whose slot came free on the way are returned.
+   */
+  claim(unit: GatedUnit, now: number, leaseMs: number): Promise<{ answer: ClaimAnswer; admitted: Admission[] }>;
+  /** Extends the leases of slots held by running units. */
+  renew(units: readonly UnitRef[], until: number): Promise<void>;
+  /** The units are done with their slots, or will never run (their case ended): slots freed, lines left, and the next waiting admitted. */
+  release(units: readonly UnitRef[], now: number): Promise<Admission[]>;
+  /** Frees the slots whose lease ran out (their worker died) and admits the next waiting. */
+  sweep(now: number): Promise<Admission[]>;
+  position(unit: UnitRef): Promise<UnitPosition>;
+  stats(top: number): Promise<LimitStats>;
+}
+
+export interface RateLimiter {
+  /**
+   * Reserves a start for `member` (one attempt of one unit) under `max` per `perMs` for `key` in
+   * `group`, and answers its time: now or earlier, go; later, defer until then. The same member
+   * gets the same reservation back while it lasts.
+   */
+  reserve(request: { group: string; key: string; max: number; perMs: number; member: string }, now: number): Promise<number>;
+}
