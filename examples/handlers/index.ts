@@ -77,6 +77,13 @@ export default defineHandlers({
     return { slept: input.ms ?? 100 };
   },
 
+  /** Holds for `ms` and says when it ran: what tests of concurrency and rate limits measure. */
+  'demo.hold': async (input: { ms?: number }, ctx) => {
+    const startedAt = Date.now();
+    await pause(input.ms ?? 100, ctx.signal);
+    return { startedAt, endedAt: Date.now() };
+  },
+
   /** Returns its input. */
   'demo.echo': async (input: unknown) => input,
 
