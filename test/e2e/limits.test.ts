@@ -4,7 +4,6 @@ import { RedisLimits } from '../../lib/adapters/redis/limits.js';
 import { Fleet } from '../helpers/fleet.js';
 import { httpClient, type WireCase } from '../helpers/http.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
-import { waitFor } from '../helpers/wait.js';
 
 /**
  * Concurrency keys through the real fleet: three worker processes share each key's slots (never
@@ -26,10 +25,10 @@ interface Held {
 
 /** The most handlers of one key running at once: exactly, from their intervals, and at every 10 ms sample. */
 function overlap(intervals: readonly Held[]): { exact: number; sampled: number } {
-  const edges = intervals.flatMap((held) => [
+  const edges = intervals.flatMap((held): Array<[number, number]> => [
     [held.startedAt, 1],
     [held.endedAt, -1],
-  ]) as Array<[number, number]>;
+  ]);
   // An end and a start at the same millisecond: the end first (the slot was given back).
   edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   let running = 0;
