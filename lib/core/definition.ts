@@ -249,6 +249,20 @@ export const StepSchema = Type.Object(
   { additionalProperties: false },
 );
 
+const WorkflowConcurrencySchema = Type.Object(
+  {
+    key: Type.String({ minLength: 1, maxLength: 200, description: 'The key, rendered from the start input: "${input.customerId}", or a fixed text.' }),
+    limit: Type.Integer({ minimum: 1, maximum: LIMITS.maxConcurrencyLimit, description: 'Open cases of one key at once, at most.' }),
+    strategy: Type.Optional(
+      Type.Union([Type.Literal('queue'), Type.Literal('cancel-in-progress'), Type.Literal('cancel-newest')], {
+        description:
+          'When the key is full: queue (default) — the new case waits its turn (higher priority first); cancel-in-progress — the oldest open cases of the key are cancelled to make room (the latest start wins); cancel-newest — the new case is cancelled at once.',
+      }),
+    ),
+  },
+  { additionalProperties: false, description: 'At most `limit` open cases of this workflow with the same key; each case holds its slot from its start to its end.' },
+);
+
 export const WorkflowDefinitionSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Ignored; lets editors find this schema.' })),
@@ -256,6 +270,7 @@ export const WorkflowDefinitionSchema = Type.Object(
     description: Type.Optional(Type.String({ maxLength: 4000 })),
     deadline: Type.Optional(Duration('Time a case may take before it fails with DEADLINE_EXCEEDED. Default 24h.')),
     defaults: Type.Optional(StepDefaults),
+    concurrency: Type.Optional(WorkflowConcurrencySchema),
     onCancel: Type.Optional(
       Type.Union([Type.Literal('stop'), Type.Literal('compensate')], {
         description: 'What a cancel does unless the request says: stop (default) ends the case at once; compensate undoes completed steps first.',
@@ -349,4 +364,8 @@ export interface CompiledWorkflow {
   inputSchema?: CompiledInputSchema;
   /** Whether a cancel that does not say runs compensations. */
   compensateOnCancel: boolean;
+  /** Open cases by key: their key group is `workflow:<name>`. */
+  concurrency?: { group: string; key: string; limit: number; strategy: CaseConcurrencyStrategy };
 }
+
+export type CaseConcurrencyStrategy = 'queue' | 'cancel-in-progress' | 'cancel-newest';

@@ -31,3 +31,17 @@ export function nextReservation(reserved: readonly number[], now: number, max: n
   const leaving = reserved[reserved.length - max] ?? now;
   return Math.max(now, leaving + perMs, reserved[reserved.length - 1] ?? now);
 }
+
+/**
+ * The key group of a workflow's case-level concurrency: `workflow:<name>`. Its slots are held by
+ * cases (the job id is the case id) from their start to their end, however long that is.
+ */
+export const CASE_GROUP_PREFIX = 'workflow:';
+
+/** How long a case's slot is leased: as long as any case may live. It is given up when the case ends; the lease is the last resort. */
+const CASE_SLOT_LEASE_MS = 366 * 86_400_000;
+
+/** The slot lease of an admitted unit of `group` until a worker claims it (`unitMs`), or of a case for its whole life. */
+export function admitLeaseOf(group: string, unitMs: number): number {
+  return group.startsWith(CASE_GROUP_PREFIX) ? CASE_SLOT_LEASE_MS : unitMs;
+}

@@ -19,6 +19,15 @@ export function referenceIssues(definition: WellFormedDefinition, ids: ReadonlyS
   const unknownStep = (stepId: string, text: string) => `unknown step "${stepId}" in "${text}"${didYouMean(stepId, ids)}`;
   const notUpstream = (stepId: string, text: string) => `"${text}" reads step "${stepId}", which is not guaranteed to have run: add it to after`;
 
+  // A case's key is decided at its start: it can read only the start input.
+  if (definition.concurrency?.key !== undefined) {
+    const { references, issues: malformed } = collectReferences(definition.concurrency.key, 'concurrency.key');
+    issues.push(...malformed);
+    for (const { path, reference } of references) {
+      if (reference.root !== 'input') issues.push({ path, message: `"\${${reference.text}}" is not known when a case starts: a case's key reads only its input` });
+    }
+  }
+
   definition.steps.forEach((step, index) => {
     if (!step) return;
     const at = `steps[${index}]`;

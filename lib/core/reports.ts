@@ -58,6 +58,7 @@ const StepReportSchema = Type.Object(
         ),
         ...address,
       }),
+      event('caseAdmitted', { at: Time }),
       event('breakerOpened', { stepId: StepId, at: Time, breaker: Type.String(), until: Time }),
       event('breakerClosed', { stepId: StepId, at: Time, breaker: Type.String() }),
       event('childStarted', { stepId: StepId, run: Run, childId: CaseId, at: Time }),

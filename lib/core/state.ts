@@ -1,4 +1,4 @@
-import type { BackoffPolicy } from './definition.js';
+import type { BackoffPolicy, CaseConcurrencyStrategy } from './definition.js';
 
 export const CASE_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'cancelled'] as const;
 export type CaseStatus = (typeof CASE_STATUSES)[number];
@@ -106,6 +106,11 @@ export interface CaseState {
   parent?: { caseId: string; stepId: string; run: number };
   /** How deeply this case is nested in parents (0 for a top-level case). */
   depth?: number;
+  /**
+   * The case's slot of its workflow's concurrency key (rendered from its input at the start):
+   * `waiting` until it is admitted, and while it waits no step starts.
+   */
+  concurrency?: { group: string; key: string; limit: number; strategy: CaseConcurrencyStrategy; waiting: boolean };
   /** The start's priority (a child's is its parent's): with each step's own, it orders units waiting for a concurrency slot. Absent: 0. */
   priority?: number;
   /** Signals that arrived before a step waited for them, oldest first. */
@@ -123,6 +128,8 @@ export const TRACE_TYPES = [
   'case.cancelled',
   'case.compensating',
   'case.retried',
+  'case.queued',
+  'case.admitted',
   'case.stuck',
   'step.scheduled',
   'step.started',
@@ -212,6 +219,8 @@ export type CaseEvent =
   | { type: 'breakerOpened'; stepId: string; at: number; breaker: string; until: number }
   | { type: 'breakerClosed'; stepId: string; at: number; breaker: string }
   | { type: 'deadlineExceeded'; at: number }
+  /** The case holds its slot of its workflow's concurrency key: its steps may start. */
+  | { type: 'caseAdmitted'; at: number }
   | { type: 'signal'; name: string; payload: unknown; at: number }
   | { type: 'timerFired'; stepId: string; run: number; kind: 'sleep' | 'signalTimeout'; at: number }
   | { type: 'childStarted'; stepId: string; run: number; childId: string; at: number }
@@ -234,7 +243,11 @@ export type Command =
   | { type: 'cancelJobs'; jobs: readonly JobRef[] }
   | { type: 'startChild'; parent: { caseId: string; stepId: string; run: number }; depth: number; idempotencyKey: string; request: { workflow: string; version?: number; input: unknown } }
   | { type: 'cancelChildren'; caseId: string; reason: string }
-  | { type: 'notifyParent'; caseId: string; event: CaseEvent & { type: 'childFinished' } };
+  | { type: 'notifyParent'; caseId: string; event: CaseEvent & { type: 'childFinished' } }
+  /** Ask for the case's slot of its key (admitted: a caseAdmitted event follows), as its strategy says. */
+  | { type: 'awaitSlot'; caseId: string; group: string; key: string; limit: number; strategy: CaseConcurrencyStrategy; priority: number; deadlineAt: number }
+  /** The case has ended: its slot, or its place in line, goes to the next case of its key. */
+  | { type: 'releaseSlot'; group: string; caseId: string };
 
 /** The result of a transition: the next state, the history it adds, the work it asks for. */
 export interface Transition {

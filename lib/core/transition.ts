@@ -3,6 +3,7 @@ import type { CompiledWorkflow } from './definition.js';
 import { applyCaseEvent } from './machine/case-events.js';
 import { Draft, runOf } from './machine/draft.js';
 import { buildUnitJob, parentNotice } from './machine/jobs.js';
+import { awaitSlot, queueForSlot, releaseSlot, slotOf } from './machine/slots.js';
 import { settle } from './machine/settle.js';
 import { applyUnitEvent, isUnitEvent } from './machine/unit-events.js';
 import { isLive } from './machine/units.js';
@@ -73,6 +74,8 @@ export function createCase(workflow: CompiledWorkflow, init: { id: string; input
     ...(init.priority ? { priority: init.priority } : {}),
     ...(init.parent === undefined ? {} : { parent: init.parent.caseId, parentStep: init.parent.stepId }),
   });
+  const slot = slotOf(workflow, draft.state);
+  if (slot) queueForSlot(draft, slot);
   settle(draft);
   const result = draft.finish();
   // A new case starts at revision 0: the first stored document is the one just built.
@@ -108,7 +111,9 @@ export function outstandingWork(workflow: CompiledWorkflow, state: CaseState): C
   // A finished child's notice to its parent: if the process that finished it died (or failed)
   // before sending it, a later duplicate report is the moment to send it again; the parent
   // applies it once.
-  if (isTerminalCase(state.status)) return state.parent ? [parentNotice(state, state.parent)] : [];
+  // Likewise its slot: given up again (a no-op if it was).
+  if (isTerminalCase(state.status)) return [...(state.parent ? [parentNotice(state, state.parent)] : []), ...releaseSlot(state)];
+  if (state.concurrency?.waiting) return [awaitSlot(state, state.concurrency)];
   const commands: Command[] = [];
   for (const id of workflow.order) {
     const step = workflow.steps.get(id);

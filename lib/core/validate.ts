@@ -13,6 +13,7 @@ import {
   type WorkflowDefinition,
 } from './definition.js';
 import { parseDuration, type Duration } from './duration.js';
+import { CASE_GROUP_PREFIX } from './limits.js';
 import { DefinitionInvalidError, type ValidationIssue } from './errors.js';
 import { expressionProblem } from './expressions.js';
 import { checkInputSchema } from './input-schema-check.js';
@@ -258,5 +259,8 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
     output: definition.output,
     ...(definition.input === undefined ? {} : { inputSchema: compileInputSchema(definition.input) }),
     compensateOnCancel: definition.onCancel === 'compensate',
+    ...(definition.concurrency === undefined
+      ? {}
+      : { concurrency: { group: `${CASE_GROUP_PREFIX}${definition.name}`, key: definition.concurrency.key, limit: definition.concurrency.limit, strategy: definition.concurrency.strategy ?? 'queue' } }),
   };
 }

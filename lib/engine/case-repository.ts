@@ -5,6 +5,7 @@ import { isTerminalCase, type CaseState, type Command, type StepReport, type Tra
 import { outstandingWork } from '../core/transition.js';
 import type { Clock } from '../ports/clock.js';
 import type { TaskQueues } from '../ports/queues.js';
+import type { CaseSlots } from './case-slots.js';
 import type { CaseRead, CaseRecord, CaseStore } from '../ports/store.js';
 import type { WorkflowRegistry } from './workflows.js';
 
@@ -58,6 +59,8 @@ export class CaseRepository {
       queues: TaskQueues;
       clock: Clock;
       children: ChildCases;
+      /** Slots of workflows' concurrency keys; without it a keyed workflow's cases wait for ever (every process of a fleet has it). */
+      slots?: Pick<CaseSlots, 'request' | 'release'>;
       /** Called with each case created (not with a replay's existing case). */
       onCreated?: (record: CaseRecord) => void;
     },
@@ -169,6 +172,8 @@ export class CaseRepository {
       }
     }
     for (const command of of('startChild')) reports.push(...(await this.startChildCase(command)));
+    const { slots } = this.deps;
+    if (slots) reports.push(...(await slots.request(of('awaitSlot'))), ...(await slots.release(of('releaseSlot'))));
     if (reports.length > 0) await queues.report(reports);
   }
 

@@ -1,3 +1,4 @@
+import { CASE_GROUP_PREFIX } from '../core/limits.js';
 import type { StepJob } from '../core/state.js';
 import type { Clock } from '../ports/clock.js';
 import type { Admission, ConcurrencyGate, GatedUnit } from '../ports/limits.js';
@@ -53,9 +54,17 @@ export class GatedQueues implements TaskQueues {
   /** Puts admitted units' jobs in their queues: added afresh, or promoted when parked there. */
   async dispatch(admissions: readonly Admission[]): Promise<void> {
     if (admissions.length === 0) return;
-    const added = admissions.flatMap((admission) => (admission.payload === undefined ? [] : [{ ...(JSON.parse(admission.payload) as WaitingJob), rank: admission.rank }]));
-    const parked = admissions.filter((admission) => admission.payload === undefined);
-    await Promise.all([this.inner.enqueueSteps(added), parked.length > 0 ? this.inner.promoteSteps(parked) : undefined]);
+    // A case given its slot of its workflow's key (a slot freed by a sweep) is told through the results queue.
+    const cases = admissions.filter((admission) => admission.group.startsWith(CASE_GROUP_PREFIX));
+    const units = admissions.filter((admission) => !admission.group.startsWith(CASE_GROUP_PREFIX));
+    const added = units.flatMap((admission) => (admission.payload === undefined ? [] : [{ ...(JSON.parse(admission.payload) as WaitingJob), rank: admission.rank }]));
+    const parked = units.filter((admission) => admission.payload === undefined);
+    const at = this.clock.now();
+    await Promise.all([
+      this.inner.enqueueSteps(added),
+      parked.length > 0 ? this.inner.promoteSteps(parked) : undefined,
+      cases.length > 0 ? this.inner.report(cases.map((admission) => ({ caseId: admission.jobId, event: { type: 'caseAdmitted', at } }))) : undefined,
+    ]);
   }
 
   async cancelJobs(jobs: Parameters<TaskQueues['cancelJobs']>[0]): Promise<void> {

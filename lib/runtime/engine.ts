@@ -2,6 +2,7 @@ import type { Config } from '../../config/load.js';
 import { BullQueues } from '../adapters/bullmq/queues.js';
 import { RedisLimits } from '../adapters/redis/limits.js';
 import { GatedQueues } from '../engine/gated-queues.js';
+import { CaseSlots } from '../engine/case-slots.js';
 import { MongoStore } from '../adapters/mongo/store.js';
 import { isTerminalCase } from '../core/state.js';
 import { CaseAdvancer } from '../engine/advancer.js';
@@ -65,6 +66,7 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
     queues: steps,
     clock,
     children: starts,
+    slots: new CaseSlots({ gate: limits, clock }),
     onCreated: (record) => metrics.casesStarted.inc({ workflow: record.workflow }),
   });
   const advancer = new CaseAdvancer({

@@ -1,3 +1,5 @@
+import { MemoryLimits } from '../../lib/adapters/memory/limits.js';
+import { CaseSlots } from '../../lib/engine/case-slots.js';
 import { MemoryStore } from '../../lib/adapters/memory/store.js';
 import { CaseAdvancer } from '../../lib/engine/advancer.js';
 import { BulkService } from '../../lib/engine/bulk.js';
@@ -48,10 +50,12 @@ export function memoryEngine(options: { now: number; store?: MemoryStore; bulkPa
   const workflows = new WorkflowRegistry(store, clock);
   const logger = createLogger({ level: 'silent', name: 'engine-test' });
   const newId = sequentialIds();
+  // One gate for the engine and its peers, as Redis is one for a fleet.
+  const limits = new MemoryLimits();
   const wire = () => {
     let conflicts = 0;
     const starts = new StartRequests({ store, workflows, clock, newId });
-    const repository = new CaseRepository({ store, workflows, queues, clock, children: starts });
+    const repository = new CaseRepository({ store, workflows, queues, clock, children: starts, slots: new CaseSlots({ gate: limits, clock }) });
     const advancer = new CaseAdvancer({ repository, workflows, clock, logger, hooks: { onConflict: () => void conflicts++ } });
     const cases = new CaseService({ store, workflows, starts, repository, advancer, clock });
     return { repository, advancer, cases, conflicts: () => conflicts };

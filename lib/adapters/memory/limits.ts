@@ -1,4 +1,4 @@
-import { lineScore, nextReservation, PARKED_SCORE } from '../../core/limits.js';
+import { admitLeaseOf, lineScore, nextReservation, PARKED_SCORE } from '../../core/limits.js';
 import type { Admission, ClaimAnswer, ConcurrencyGate, GatedUnit, LimitStats, OfferAnswer, RateLimiter, UnitPosition, UnitRef } from '../../ports/limits.js';
 
 interface Key {
@@ -57,7 +57,7 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
       const head = entry.line.shift();
       const unit = head && this.units.get(head.jobId);
       if (!head || !unit) continue;
-      entry.held.set(head.jobId, now + this.admitLeaseMs);
+      entry.held.set(head.jobId, now + admitLeaseOf(group, this.admitLeaseMs));
       out.push({ group, key, jobId: head.jobId, queue: unit.queue, ...(unit.payload ? { payload: unit.payload } : {}), rank: entry.held.size });
       unit.payload = '';
     }
@@ -79,7 +79,7 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
       const place = key.line.findIndex((waiting) => waiting.jobId === unit.jobId);
       if (place >= 0) return { jobId: unit.jobId, admitted: false, ahead: place };
       if (key.held.size < key.limit && key.line.length === 0) {
-        key.held.set(unit.jobId, now + this.admitLeaseMs);
+        key.held.set(unit.jobId, now + admitLeaseOf(unit.group, this.admitLeaseMs));
         this.units.set(unit.jobId, { group: unit.group, key: unit.key, queue: unit.queue, payload: '' });
         return { jobId: unit.jobId, admitted: true, rank: key.held.size };
       }
@@ -154,6 +154,11 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
         key.line.findIndex((waiting) => waiting.jobId === jobId),
       ),
     };
+  }
+
+  async holders(group: string, key: string): Promise<string[]> {
+    const entry = this.keys.get(`${group}\n${key}`);
+    return entry ? [...entry.held].sort((a, b) => a[1] - b[1]).map(([jobId]) => jobId) : [];
   }
 
   async stats(top: number): Promise<LimitStats> {

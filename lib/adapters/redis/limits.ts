@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { lineScore } from '../../core/limits.js';
+import { admitLeaseOf, lineScore } from '../../core/limits.js';
 import type { Admission, ClaimAnswer, ConcurrencyGate, GatedUnit, LimitStats, OfferAnswer, RateLimiter, UnitPosition, UnitRef } from '../../ports/limits.js';
 import type { RedisClient } from './connection.js';
 import { CLAIM, OFFER, POSITION, RELEASE, RENEW, RESERVE, STATS, SWEEP } from './limits-scripts.js';
@@ -71,7 +71,7 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
     await Promise.all(
       [...byGroup].map(async ([group, list]) => {
         const args = list.flatMap((unit) => [unit.jobId, storedKey(unit.key), unit.limit, lineScore(now, unit.priority), unit.queue, unit.payload]);
-        const [replies, admissions] = (await this.scripts.wfOffer(this.base(group), now, this.admitLeaseMs, list.length, ...args)) as [Reply[][], Reply[][]];
+        const [replies, admissions] = (await this.scripts.wfOffer(this.base(group), now, admitLeaseOf(group, this.admitLeaseMs), list.length, ...args)) as [Reply[][], Reply[][]];
         for (const [jobId, held, place] of replies) {
           answers.set(String(jobId), held === 1 ? { jobId: String(jobId), admitted: true, rank: Number(place) } : { jobId: String(jobId), admitted: false, ahead: Number(place) });
         }
@@ -83,7 +83,11 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
 
   async claim(unit: GatedUnit, now: number, leaseMs: number): Promise<{ answer: ClaimAnswer; admitted: Admission[] }> {
     await this.register([unit.group]);
-    const [run, ahead, admissions] = (await this.scripts.wfClaim(this.base(unit.group), now, leaseMs, this.admitLeaseMs, unit.jobId, storedKey(unit.key), unit.limit, unit.queue)) as [number, number, Reply[][]];
+    const [run, ahead, admissions] = (await this.scripts.wfClaim(this.base(unit.group), now, leaseMs, admitLeaseOf(unit.group, this.admitLeaseMs), unit.jobId, storedKey(unit.key), unit.limit, unit.queue)) as [
+      number,
+      number,
+      Reply[][],
+    ];
     return { answer: run === 1 ? { run: true } : { run: false, ahead: Number(ahead) }, admitted: admissions.map((reply) => admission(unit.group, reply)) };
   }
 
@@ -94,7 +98,7 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
   async release(units: readonly UnitRef[], now: number): Promise<Admission[]> {
     const admitted = await Promise.all(
       [...groupBy(units, (unit) => unit.group)].map(async ([group, list]) => {
-        const replies = (await this.scripts.wfRelease(this.base(group), now, this.admitLeaseMs, ...list.map((unit) => unit.jobId))) as Reply[][];
+        const replies = (await this.scripts.wfRelease(this.base(group), now, admitLeaseOf(group, this.admitLeaseMs), ...list.map((unit) => unit.jobId))) as Reply[][];
         return replies.map((reply) => admission(group, reply));
       }),
     );
@@ -105,7 +109,7 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
     const groups = await this.connection.smembers(this.groupsKey);
     const admitted = await Promise.all(
       groups.map(async (group) => {
-        const replies = (await this.scripts.wfSweep(this.base(group), now, this.admitLeaseMs, SWEEP_BATCH)) as Reply[][];
+        const replies = (await this.scripts.wfSweep(this.base(group), now, admitLeaseOf(group, this.admitLeaseMs), SWEEP_BATCH)) as Reply[][];
         return replies.map((reply) => admission(group, reply));
       }),
     );
@@ -118,6 +122,11 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
     const [holding, key, ahead, inUse, limit] = reply;
     const common = { group: unit.group, key: String(key), inUse: Number(inUse), limit: Number(limit) };
     return holding === 1 ? { state: 'holding', ...common } : { state: 'waiting', ...common, ahead: Number(ahead) };
+  }
+
+  async holders(group: string, key: string): Promise<string[]> {
+    // Scored by lease expiry; a case's lease is as long for every case, so the oldest comes first.
+    return this.connection.zrange(`${this.base(group)}:held:${storedKey(key)}`, '0', '-1');
   }
 
   async stats(top: number): Promise<LimitStats> {

@@ -3,10 +3,11 @@ import { signalBufferRefusal } from '../signals.js';
 import type { CaseEvent, ErrorInfo, StepState } from '../state.js';
 import { deliverSignal, waitsFor } from '../steps/wait-for.js';
 import { runOf, type Draft } from './draft.js';
+import { queueForSlot } from './slots.js';
 import { stopCase } from './step-ends.js';
 
 /** Events about the whole case rather than one unit or step: requests, the deadline, the reconciler's remarks, breakers. */
-export type CaseLevelEvent = CaseEvent & { type: 'deadlineExceeded' | 'signal' | 'cancel' | 'stuck' | 'retry' | 'breakerOpened' | 'breakerClosed' };
+export type CaseLevelEvent = CaseEvent & { type: 'deadlineExceeded' | 'signal' | 'cancel' | 'stuck' | 'retry' | 'breakerOpened' | 'breakerClosed' | 'caseAdmitted' };
 
 export function applyCaseEvent(draft: Draft, event: CaseLevelEvent): void {
   switch (event.type) {
@@ -32,6 +33,13 @@ export function applyCaseEvent(draft: Draft, event: CaseLevelEvent): void {
     case 'cancel':
       if (!draft.isOpen || draft.state.compensating) return;
       return stopCase(draft, 'cancelled', { code: ErrorCode.cancelled, message: event.reason }, event.compensate ?? draft.workflow.compensateOnCancel);
+    case 'caseAdmitted': {
+      const slot = draft.state.concurrency;
+      if (!draft.isOpen || !slot?.waiting) return;
+      draft.patchCase({ concurrency: { ...slot, waiting: false } });
+      // The steps start as the case settles after this event.
+      return draft.emit('case.admitted', event.at, { group: slot.group, key: slot.key, waitedMs: Math.max(0, event.at - draft.state.createdAt) });
+    }
     case 'stuck':
       if (!draft.isOpen || draft.state.stuck?.reason === event.reason) return;
       draft.patchCase({ stuck: { reason: event.reason, since: draft.state.stuck?.since ?? event.at } });
@@ -44,7 +52,10 @@ export function applyCaseEvent(draft: Draft, event: CaseLevelEvent): void {
         draft.setStep(id, { status: 'pending', attempts: 0, attemptsDone: 0, run: runOf(state) + 1 });
       }
       draft.patchCase({ status: 'running', error: undefined, finishedAt: undefined, deadlineAt: draft.now + draft.workflow.deadlineMs });
-      return draft.emit('case.retried', event.at, { deadlineAt: draft.state.deadlineAt });
+      draft.emit('case.retried', event.at, { deadlineAt: draft.state.deadlineAt });
+      // A case of a keyed workflow gave its slot up when it failed: it waits for one again before its steps resume.
+      if (draft.state.concurrency) queueForSlot(draft, { ...draft.state.concurrency, waiting: true });
+      return;
     }
   }
 }

@@ -14,6 +14,8 @@ import { endCase, failStep } from './step-ends.js';
  */
 export function settle(draft: Draft): void {
   if (!draft.isOpen) return;
+  // Waiting for its slot of the workflow's concurrency key: nothing starts yet.
+  if (draft.state.concurrency?.waiting) return;
   if (draft.state.compensating) return settleCompensation(draft);
   for (let changed = true; changed && draft.isOpen && !draft.state.compensating;) {
     changed = false;

@@ -3,6 +3,7 @@ import { plural } from '../format.js';
 import type { ErrorInfo } from '../state.js';
 import { without, type Draft } from './draft.js';
 import { parentNotice } from './jobs.js';
+import { releaseSlot } from './slots.js';
 
 /**
  * How steps and cases end: a step completes, fails (and its failure policy decides the case's
@@ -69,6 +70,7 @@ export function endCase(draft: Draft, status: 'completed' | 'failed' | 'cancelle
   draft.emit(type, at, detail.error ? { durationMs, error: detail.error } : { durationMs });
   const { parent } = draft.state;
   if (parent) draft.commands.push(parentNotice(draft.state, parent));
+  draft.commands.push(...releaseSlot(draft.state));
 }
 
 /** Ends the case as failed or cancelled, after compensations if `compensate` and there are any. */
