@@ -1,5 +1,6 @@
 import type { RedisClient } from '../lib/adapters/redis/connection.js';
 import { randomUUID } from 'node:crypto';
+import { CASE_GROUP_PREFIX } from '../lib/core/limits.js';
 import { childFinishedEvent } from '../lib/core/machine/jobs.js';
 import { repairOf, workerLostEvent } from '../lib/core/repairs.js';
 import { isTerminalCase, type Command, type StepReport } from '../lib/core/state.js';
@@ -28,6 +29,9 @@ async function releaseLock(redis: RedisClient, key: string, token: string): Prom
   await (redis as unknown as { workfleetReleaseLock(key: string, token: string): Promise<number> }).workfleetReleaseLock(key, token);
 }
 
+/** Holders of one workflow key group whose case the reconciler checks per pass, at most. */
+const CASE_SLOTS_PER_PASS = 200;
+
 export interface ReconcileReport {
   /** Cases idle past the stale threshold whose document was behind their history. */
   casesCaughtUp: number;
@@ -38,6 +42,8 @@ export interface ReconcileReport {
   jobsReplaced: number;
   /** Jobs that lost their worker more often than allowed: their steps failed with WORKER_LOST. */
   workersLost: number;
+  /** Slots of workflow concurrency keys still held by cases that had ended (the release was lost in a crash): given up. */
+  caseSlotsFreed: number;
   /** Cases newly marked stuck (or whose reason changed). */
   casesMarkedStuck: number;
   /** Reports a finished job kept and the case never got: sent again rather than running the task again. */
@@ -63,7 +69,7 @@ export class Reconciler {
       advancer: CaseAdvancer;
       monitor: Pick<FleetMonitor, 'members'>;
       /** Where keyed units wait for a slot (their jobs are not lost meanwhile). */
-      gate?: Pick<ConcurrencyGate, 'position'>;
+      gate?: Pick<ConcurrencyGate, 'position' | 'stats' | 'heldIn' | 'release'>;
       redis: RedisClient;
       lockKey: string;
       clock: Clock;
@@ -80,7 +86,8 @@ export class Reconciler {
     if ((await redis.set(lockKey, token, 'PX', lockTtlMs, 'NX')) !== 'OK') return undefined;
     try {
       const report = await this.restoreJobs();
-      if (report.casesCaughtUp + report.jobsRestored + report.jobsReplaced + report.workersLost + report.casesMarkedStuck + report.reportsResent > 0) {
+      report.caseSlotsFreed = await this.freeEndedCaseSlots();
+      if (report.caseSlotsFreed + report.casesCaughtUp + report.jobsRestored + report.jobsReplaced + report.workersLost + report.casesMarkedStuck + report.reportsResent > 0) {
         this.deps.logger.warn(report, 'reconciler repaired cases');
       } else if (report.projectionsWritten > 0) {
         this.deps.logger.debug(report, 'reconciler wrote the projections of cases still moving');
@@ -89,6 +96,32 @@ export class Reconciler {
     } finally {
       await releaseLock(redis, lockKey, token);
     }
+  }
+
+  /**
+   * A case gives its slot of its workflow's key up when it ends; if the process that ended it
+   * died before that, the slot would be held until its lease (as long as any case may live)
+   * ran out. Each pass looks at up to CASE_SLOTS_PER_PASS holders of each workflow key group and
+   * frees those whose case has ended; the next case in line is admitted.
+   */
+  private async freeEndedCaseSlots(): Promise<number> {
+    const { gate, store, clock, queues } = this.deps;
+    if (!gate) return 0;
+    const groups = (await gate.stats(1)).groups.filter((group) => group.group.startsWith(CASE_GROUP_PREFIX) && group.inUse > 0);
+    let freed = 0;
+    for (const { group } of groups) {
+      const ended: Array<{ group: string; jobId: string }> = [];
+      for (const caseId of await gate.heldIn(group, CASE_SLOTS_PER_PASS)) {
+        const record = await store.getCase(caseId);
+        if (record && isTerminalCase(record.status)) ended.push({ group, jobId: caseId });
+      }
+      if (ended.length === 0) continue;
+      const now = clock.now();
+      const admitted = await gate.release(ended, now);
+      if (admitted.length > 0) await queues.report(admitted.map((admission) => ({ caseId: admission.jobId, event: { type: 'caseAdmitted', at: now } })));
+      freed += ended.length;
+    }
+    return freed;
   }
 
   /** A child that finished while its notice to the parent was lost: send the notice again. */
@@ -107,7 +140,7 @@ export class Reconciler {
     const { store, queues, workflows, clock, staleAfterMs, logger } = this.deps;
     const now = clock.now();
     const servedQueues = new Set((await this.deps.monitor.members(now)).filter((member) => member.role === 'worker').flatMap((member) => member.queues));
-    const report: ReconcileReport = { casesChecked: 0, casesCaughtUp: 0, projectionsWritten: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 };
+    const report: ReconcileReport = { casesChecked: 0, casesCaughtUp: 0, projectionsWritten: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0, caseSlotsFreed: 0 };
     let afterId: string | undefined;
     for (;;) {
       const page = await store.findStaleCases(now - staleAfterMs, PAGE, afterId);

@@ -73,6 +73,8 @@ export interface ConcurrencyGate {
   /** Frees the slots whose lease ran out (their worker died) and admits the next waiting. */
   sweep(now: number): Promise<Admission[]>;
   position(unit: UnitRef): Promise<UnitPosition>;
+  /** Up to `max` units holding slots in `group`, over all keys, the soonest lease to run out first. */
+  heldIn(group: string, max: number): Promise<string[]>;
   /** The units holding slots of `key` in `group`, the longest held first (bounded by the key's limit). */
   holders(group: string, key: string): Promise<string[]>;
   stats(top: number): Promise<LimitStats>;

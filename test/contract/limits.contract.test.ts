@@ -146,6 +146,16 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
     if (name === 'redis') expect(position).toMatchObject({ state: 'holding', key: expect.stringMatching(/^#[0-9a-f]{32}$/) });
   });
 
+  it('lists the holders of a key, longest held first, and of a whole group by lease', async () => {
+    const { limits } = make();
+    await limits.offer([unit('a', 'k1', { limit: 2 }), unit('b', 'k2', { limit: 2 })], 1_000);
+    await limits.offer([unit('c', 'k1', { limit: 2 }), unit('d', 'k1', { limit: 2 })], 2_000);
+    expect(await limits.holders('crm', 'k1')).toEqual(['a', 'c']);
+    expect(await limits.holders('crm', 'none')).toEqual([]);
+    expect(await limits.heldIn('crm', 2)).toEqual(['a', 'b']);
+    expect((await limits.heldIn('crm', 10)).sort()).toEqual(['a', 'b', 'c']);
+  });
+
   it('reserves starts so that no window of `per` holds more than `max`, the same member keeping its time', async () => {
     const { limits } = make();
     const request = (member: string) => ({ group: 'partner', key: 'p1', max: 3, perMs: 1_000, member });

@@ -32,6 +32,8 @@ export interface MemoryEngine {
   repository: CaseRepository;
   advancer: CaseAdvancer;
   cases: CaseService;
+  /** The concurrency gate its cases' slots are in. */
+  limits: MemoryLimits;
   /** Bulk operations over this engine's cases, `bulkPageSize` cases a page. */
   bulk: BulkService;
   conflicts: () => number;
@@ -62,5 +64,5 @@ export function memoryEngine(options: { now: number; store?: MemoryStore; bulkPa
   };
   const services = wire();
   const bulk = new BulkService({ store, cases: services.cases, clock, newId, logger, ...(options.bulkPageSize === undefined ? {} : { pageSize: options.bulkPageSize }) });
-  return { store, queues, clock, workflows, ...services, bulk, peer: wire };
+  return { store, queues, clock, workflows, limits, ...services, bulk, peer: wire };
 }

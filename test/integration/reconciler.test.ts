@@ -40,6 +40,7 @@ afterAll(async () => {
 
 function reconcilerFor(engine: MemoryEngine, lockKey: string): Reconciler {
   return new Reconciler({
+    gate: engine.limits,
     store: engine.store,
     queues: engine.queues,
     workflows: engine.workflows,
@@ -121,5 +122,27 @@ describe('Reconciler', () => {
     for (const report of resent) await engine.advancer.apply(parent.id, report.event);
     expect(await engine.store.getCase(parent.id)).toMatchObject({ status: 'completed', steps: { kid: { status: 'completed', output: { work: { n: 1 } } } } });
     expect((await engine.store.readTrace(parent.id)).filter((event) => event.type === 'step.completed' && event.stepId === 'kid')).toHaveLength(1);
+  });
+
+  it('frees the slot of a workflow concurrency key that an ended case still holds (its release lost in a crash), admitting the next case', async () => {
+    const engine = memoryEngine({ now: T0 });
+    await engine.workflows.apply({ name: 'sync', concurrency: { key: '${input.account}', limit: 1 }, steps: [{ id: 'pull', task: 'sync.pull' }] });
+    const deliver = async () => {
+      for (const report of engine.queues.reports.splice(0)) await engine.advancer.apply(report.caseId, report.event);
+    };
+    const ended = (await engine.cases.start({ workflow: 'sync', input: { account: 'acme' } })).record.id;
+    await deliver();
+    await engine.advancer.apply(ended, { type: 'stepCompleted', stepId: 'pull', attempt: 1, at: T0 + 5, startedAt: T0 + 1, output: {} });
+    await deliver();
+    expect((await engine.cases.get(ended)).status).toBe('completed');
+    // The release was lost: the ended case holds the slot again.
+    await engine.limits.offer([{ group: 'workflow:sync', key: 'acme', limit: 1, jobId: ended, queue: '', priority: 0, payload: 'case' }], T0 + 6);
+    const next = (await engine.cases.start({ workflow: 'sync', input: { account: 'acme' } })).record.id;
+    await deliver();
+    expect(engine.queues.jobIds()).not.toContain(`${next}.pull`);
+    const report = await reconcilerFor(engine, 'case-slots').run();
+    expect(report?.caseSlotsFreed).toBe(1);
+    await deliver();
+    expect(engine.queues.jobIds()).toContain(`${next}.pull`);
   });
 });

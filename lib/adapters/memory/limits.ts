@@ -156,6 +156,14 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
     };
   }
 
+  async heldIn(group: string, max: number): Promise<string[]> {
+    const held = [...this.keys].filter(([id]) => id.startsWith(`${group}\n`)).flatMap(([, entry]) => [...entry.held]);
+    return held
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, max)
+      .map(([jobId]) => jobId);
+  }
+
   async holders(group: string, key: string): Promise<string[]> {
     const entry = this.keys.get(`${group}\n${key}`);
     return entry ? [...entry.held].sort((a, b) => a[1] - b[1]).map(([jobId]) => jobId) : [];

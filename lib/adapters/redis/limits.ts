@@ -124,6 +124,10 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
     return holding === 1 ? { state: 'holding', ...common } : { state: 'waiting', ...common, ahead: Number(ahead) };
   }
 
+  async heldIn(group: string, max: number): Promise<string[]> {
+    return this.connection.zrange(`${this.base(group)}:leases`, '0', String(Math.max(0, max - 1)));
+  }
+
   async holders(group: string, key: string): Promise<string[]> {
     // Scored by lease expiry; a case's lease is as long for every case, so the oldest comes first.
     return this.connection.zrange(`${this.base(group)}:held:${storedKey(key)}`, '0', '-1');
