@@ -5,6 +5,7 @@ import { decodeCase, type CaseDocument } from '../../lib/adapters/mongo/document
 import { MongoStore } from '../../lib/adapters/mongo/store.js';
 import type { CaseEvent, CaseState, TraceEvent } from '../../lib/core/state.js';
 import { createCase, transition } from '../../lib/core/transition.js';
+import { compileWorkflow } from '../../lib/core/validate.js';
 import type { CaseQuery, CaseRecord, Store } from '../../lib/ports/store.js';
 import { order, orderDefinition, T0 } from '../unit/fixtures.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
@@ -148,6 +149,27 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(await commit(store, started.state, next.state, next.events)).toBe('committed');
       expect(await store.getCase(started.state.id)).toEqual(next.state);
       expect((await store.readTrace(started.state.id)).map((event) => event.seq)).toEqual([1, 2, 3, 4, 5]);
+    });
+
+    it('keeps a case’s concurrency slot and priority, and a unit’s limit deferral, through its history and projection', async () => {
+      const store = await makeStore();
+      const keyed = compileWorkflow({ name: 'keyed', concurrency: { key: '${input.account}', limit: 1 }, steps: [{ id: 'pull', task: 'sync.pull', concurrency: { key: 'k', limit: 2 } }] }, 1);
+      const started = createCase(keyed, { id: '01a00000-0000-7000-8000-0000000000c1', input: { account: 'acme' }, now: T0, priority: 7 });
+      expect(started.state.concurrency).toEqual({ group: 'workflow:keyed', key: 'acme', limit: 1, strategy: 'queue', waiting: true });
+      await store.createCase(started.state, started.events);
+      expect(await store.getCase(started.state.id)).toEqual(started.state);
+      const admitted = transition(keyed, started.state, [{ type: 'caseAdmitted', at: T0 + 1 }], T0 + 1);
+      expect(await commit(store, started.state, admitted.state, admitted.events)).toBe('committed');
+      const deferred = transition(
+        keyed,
+        admitted.state,
+        [{ type: 'stepDeferred', stepId: 'pull', attempt: 1, at: T0 + 2, breaker: 'sync.pull', until: T0 + 5_000, limit: { kind: 'concurrency', group: 'sync.pull', key: 'k', ahead: 2 } }],
+        T0 + 2,
+      );
+      expect(await commit(store, admitted.state, deferred.state, deferred.events)).toBe('committed');
+      expect(await store.getCase(started.state.id)).toEqual(deferred.state);
+      expect(await catchUp(store, started.state.id)).toEqual(deferred.state);
+      expect(deferred.state).toMatchObject({ priority: 7, concurrency: { waiting: false }, steps: { pull: { deferredFor: { kind: 'concurrency', key: 'k', ahead: 2 } } } });
     });
 
     it('lets exactly one of many racing writers commit a revision', async () => {

@@ -52,6 +52,27 @@ describe('the example workflows, one per pattern', () => {
     expect(done.output).toMatchObject({ reservationId: expect.stringMatching(/^rsv-/), receipt: expect.stringMatching(/^rcpt-/), trackingNumber: expect.stringMatching(/^TRK/) });
   });
 
+  it('crawl: runs at most 3 fetches of one domain at once, and the rate limit lets all 8 through within the minute', async () => {
+    const done = await until(await start('crawl', { domain: 'a.example', partner: 'p-crawl', pages: [1, 2, 3, 4, 5, 6, 7, 8] }, { priority: 5 }), 'completed', 30_000);
+    const items = (done.steps.fetch?.output as { items: Array<{ startedAt: number; endedAt: number }> }).items;
+    expect(items).toHaveLength(8);
+    const most = Math.max(...items.map((item) => items.filter((other) => other.startedAt <= item.startedAt && item.startedAt < other.endedAt).length));
+    expect(most).toBe(3);
+  });
+
+  it('account-sync: a newer start cancels the sync in progress (cancel-in-progress), its trace saying which case replaced it', async () => {
+    const first = await start('account-sync', { account: 'acme' });
+    await until(first, 'running');
+    await waitFor('the first sync to hold its slot', async () => ((await trace(first)).some((event) => event.type === 'case.admitted') ? true : undefined));
+    const second = await start('account-sync', { account: 'acme' });
+    const cancelled = await until(first, 'cancelled');
+    expect(cancelled.error?.message).toBe(`cancel-in-progress: case ${second} started with key "acme" (workflow:account-sync)`);
+    const done = await until(second, 'completed', 30_000);
+    expect(done.output).toMatchObject({ push: { account: 'acme' } });
+    const types = (await trace(second)).map((event) => event.type);
+    expect(types.slice(0, 3)).toEqual(['case.created', 'case.queued', 'case.admitted']);
+  });
+
   it('partner-lookup: retries through a short outage behind its breaker', async () => {
     const done = await until(await start('partner-lookup', { customerId: 'c-7', outageMs: 1_000, outageId: 'patterns' }), 'completed', 60_000);
     expect(done.output).toEqual({ lookup: { customerId: 'c-7', tier: 'gold' } });

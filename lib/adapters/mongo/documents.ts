@@ -39,6 +39,7 @@ export interface UnitDocument {
   error?: ErrorDocument;
   nextAttemptAt?: number;
   deferredBy?: string;
+  deferredFor?: UnitState['deferredFor'];
 }
 
 export interface StepDocument extends Omit<UnitDocument, 'status'> {
@@ -111,6 +112,8 @@ export interface CaseDocument {
   requestId?: string;
   parent?: CaseState['parent'];
   depth?: number;
+  priority?: number;
+  concurrency?: CaseState['concurrency'];
   /** Buffered signals, their payloads as JSON text. */
   signals?: Array<{ name: string; payload: string; at: number }>;
   compensating?: { status: 'failed' | 'cancelled'; error: ErrorDocument };
@@ -194,6 +197,7 @@ function encodeUnit<S extends StepState['status']>(unit: UnitFields & { status: 
     error: unit.error && encodeError(unit.error),
     nextAttemptAt: unit.nextAttemptAt,
     deferredBy: unit.deferredBy,
+    deferredFor: unit.deferredFor,
   });
 }
 
@@ -208,6 +212,7 @@ function decodeUnit(doc: UnitDocument): UnitState {
     error: doc.error && decodeError(doc.error),
     nextAttemptAt: doc.nextAttemptAt,
     deferredBy: doc.deferredBy,
+    deferredFor: doc.deferredFor,
   });
 }
 
@@ -279,6 +284,7 @@ export function caseChanges(previous: CaseState, next: CaseState): HistoryChange
     ['deadlineAt', previous.deadlineAt, next.deadlineAt, (value: number) => new Date(value)],
     ['compensating', previous.compensating, next.compensating, (value: NonNullable<CaseState['compensating']>) => ({ status: value.status, error: encodeError(value.error) })],
     ['stuck', previous.stuck, next.stuck, (value: NonNullable<CaseState['stuck']>) => value],
+    ['concurrency', previous.concurrency, next.concurrency, (value: NonNullable<CaseState['concurrency']>) => value],
   ];
   for (const [path, before, after, encode] of fields) {
     if (before === after) continue;
@@ -451,6 +457,8 @@ function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'created
     requestId: state.requestId,
     parent: state.parent,
     depth: state.depth,
+    priority: state.priority,
+    concurrency: state.concurrency,
     signals: state.signals?.map(encodeSignal),
     compensating: state.compensating && { status: state.compensating.status, error: encodeError(state.compensating.error) },
     stuck: state.stuck,
@@ -500,6 +508,8 @@ export function decodeCase(doc: CaseDocument): CaseRecord {
     requestId: doc.requestId,
     parent: doc.parent,
     depth: doc.depth,
+    priority: doc.priority,
+    concurrency: doc.concurrency,
     signals: doc.signals?.map((signal) => ({ name: signal.name, payload: fromJson(signal.payload), at: signal.at })),
     compensating: doc.compensating && { status: doc.compensating.status, error: decodeError(doc.compensating.error) },
     stuck: doc.stuck,
