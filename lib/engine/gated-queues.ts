@@ -68,10 +68,14 @@ export class GatedQueues implements TaskQueues {
   }
 
   async cancelJobs(jobs: Parameters<TaskQueues['cancelJobs']>[0]): Promise<void> {
+    // A running unit keeps its slot until its worker has aborted it and releases it: freeing it
+    // now could start the next unit of the key while the aborted one still runs.
+    const keyed = jobs.filter((job) => job.group !== undefined);
+    const running = new Set((await Promise.all(keyed.map(async (job) => ((await this.inner.stepJobState(job.queue, job.jobId)) === 'active' ? job.jobId : undefined)))).filter((id) => id !== undefined));
     await this.inner.cancelJobs(jobs);
-    // Waiting units leave their line; running ones give up their slot (their worker releases it again when the abort ends them).
-    const keyed = jobs.flatMap((job) => (job.group === undefined ? [] : [{ group: job.group, jobId: job.jobId }]));
-    if (keyed.length > 0) await this.dispatch(await this.gate.release(keyed, this.clock.now()));
+    // Waiting units leave their line; admitted ones not yet running give their slot up.
+    const leaving = keyed.flatMap((job) => (job.group === undefined || running.has(job.jobId) ? [] : [{ group: job.group, jobId: job.jobId }]));
+    if (leaving.length > 0) await this.dispatch(await this.gate.release(leaving, this.clock.now()));
   }
 
   async replaceSteps(jobs: readonly StepToEnqueue[]): Promise<void> {
