@@ -5,6 +5,23 @@ export interface GroupCommitOptions {
   maxBatch?: number;
   /** Batches being written at once. Default 1. */
   maxInFlight?: number;
+  /**
+   * How long one batch may take before its calls fail with a GroupCommitTimeoutError and its
+   * place is given to the next batch. Default: no limit. A write that never settles (a client
+   * stuck on a connection that died) would otherwise hold every later call for ever; the
+   * abandoned write may still finish, so writes given a deadline must be safe to repeat.
+   */
+  timeoutMs?: number;
+}
+
+/** A batch took longer than its deadline; its calls may be retried (the write may yet have happened). */
+export class GroupCommitTimeoutError extends Error {
+  /** A socket's timeout code: the error counts as an unavailability (lib/adapters/unavailable.ts). */
+  readonly code = 'ETIMEDOUT';
+  constructor(timeoutMs: number) {
+    super(`a batched write took longer than ${timeoutMs} ms`);
+    this.name = 'GroupCommitTimeoutError';
+  }
 }
 
 /**
@@ -23,6 +40,7 @@ export class GroupCommit<I, O> {
   private scheduled = false;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
+  private readonly timeoutMs: number | undefined;
 
   constructor(
     private readonly write: (items: readonly I[]) => Promise<ReadonlyArray<O | Error>>,
@@ -30,6 +48,7 @@ export class GroupCommit<I, O> {
   ) {
     this.maxBatch = options.maxBatch ?? 500;
     this.maxInFlight = options.maxInFlight ?? 1;
+    this.timeoutMs = options.timeoutMs;
   }
 
   submit(item: I): Promise<O> {
@@ -55,8 +74,19 @@ export class GroupCommit<I, O> {
   }
 
   private async run(batch: GroupCommit<I, O>['pending']): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const results = await this.write(batch.map((entry) => entry.item));
+      const writing = this.write(batch.map((entry) => entry.item));
+      const { timeoutMs } = this;
+      const results =
+        timeoutMs === undefined
+          ? await writing
+          : await Promise.race([
+              writing,
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(() => reject(new GroupCommitTimeoutError(timeoutMs)), timeoutMs);
+              }),
+            ]);
       batch.forEach((entry, index) => {
         const result = results[index];
         if (result instanceof Error) entry.reject(result);
@@ -65,6 +95,7 @@ export class GroupCommit<I, O> {
     } catch (error) {
       for (const entry of batch) entry.reject(error);
     } finally {
+      clearTimeout(timer);
       this.inFlight -= 1;
       this.pump();
     }

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { isInfrastructureUnavailable } from '../../lib/adapters/unavailable.js';
 import { GroupCommit } from '../../lib/concurrency/group-commit.js';
 
 const tick = () => new Promise((resolve) => setImmediate(resolve));
@@ -65,5 +66,23 @@ describe('GroupCommit', () => {
     batches[0]?.finish();
     batches[2]?.finish();
     expect(await Promise.all(calls)).toEqual([10, 20, 30, 40, 50]);
+  });
+
+  it('fails a batch that outlives its deadline as unavailable and lets the next batch go out', async () => {
+    const { batches, write } = controlledWrite();
+    const group = new GroupCommit(write, { maxInFlight: 1, timeoutMs: 50 });
+    const stuck = group.submit(1);
+    await tick();
+    const next = group.submit(2);
+    await tick();
+    expect(batches).toHaveLength(1);
+    await expect(stuck).rejects.toMatchObject({ name: 'GroupCommitTimeoutError', code: 'ETIMEDOUT' });
+    expect(isInfrastructureUnavailable(await stuck.catch((error: unknown) => error))).toBe(true);
+    await tick();
+    expect(batches.map((batch) => batch.items)).toEqual([[1], [2]]);
+    batches[1]?.finish();
+    expect(await next).toBe(20);
+    // The abandoned write finishing late changes nothing.
+    batches[0]?.finish();
   });
 });

@@ -45,6 +45,9 @@ export interface BullOptions {
   waitReplicas?: { replicas: number; timeoutMs: number };
 }
 
+/** How long one batch of adds (with its WAIT) may take before its callers are told Redis is unavailable. */
+const ENQUEUE_TIMEOUT_MS = 10_000;
+
 /** BullMQ's highest priority number (the lowest priority). */
 const MAX_PRIORITY = 2_097_152;
 
@@ -141,7 +144,9 @@ export class BullQueues implements TaskQueues {
         );
         return batches.map(() => undefined);
       },
-      { maxInFlight: 2 },
+      // Bounded: an addBulk stuck on a connection to a node that died (a failover) must not hold
+      // every later enqueue; its callers fail as Redis-unavailable and retry (adds are idempotent).
+      { maxInFlight: 2, timeoutMs: ENQUEUE_TIMEOUT_MS },
     );
   }
 
