@@ -15,7 +15,7 @@ export interface GroupCommitOptions {
 }
 
 /** A batch took longer than its deadline; its calls may be retried (the write may yet have happened). */
-export class GroupCommitTimeoutError extends Error {
+class GroupCommitTimeoutError extends Error {
   /** A socket's timeout code: the error counts as an unavailability (lib/adapters/unavailable.ts). */
   readonly code = 'ETIMEDOUT';
   constructor(timeoutMs: number) {
