@@ -28,6 +28,11 @@ export interface StartCaseRequest {
   input?: Record<string, unknown>;
   /** A second start with the same key returns the first case instead of making another. */
   idempotencyKey?: string;
+  /**
+   * How long the case answers for `idempotencyKey` ("1h", "7d", or milliseconds): a start with the
+   * key after that makes a new case. Default: for ever.
+   */
+  idempotencyWindow?: number | string;
   /** Up to 10 names and values to find the case by later (`list({ key: 'orderId=A-17' })`). */
   businessKeys?: Record<string, string>;
 }

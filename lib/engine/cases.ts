@@ -4,7 +4,7 @@ import { retryRefusal } from '../core/machine/case-events.js';
 import { DERIVED_SCOPE, producerScope } from '../core/idempotency.js';
 import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
-import { canonicalJson, parseStartRequest } from '../core/requests.js';
+import { canonicalJson, idempotencyWindowMs, parseStartRequest } from '../core/requests.js';
 import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
 import { createCase, transition } from '../core/transition.js';
 import type { Clock, IdGenerator } from '../ports/clock.js';
@@ -63,6 +63,8 @@ export class StartRequests implements ChildCases {
       .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {}, businessKeys: request.businessKeys ?? {} }))
       .digest('hex');
     const now = clock.now();
+    // The window is the key's lifetime, set by the start that makes the case (a replay's own window changes nothing).
+    const windowMs = idempotencyWindowMs(request);
     const started = createCase(workflow, {
       id: newId(),
       input: request.input ?? {},
@@ -74,6 +76,7 @@ export class StartRequests implements ChildCases {
     const record: CaseRecord = {
       ...started.state,
       ...(idempotencyKey === undefined ? {} : { idempotencyKey, idempotencyScope, requestHash }),
+      ...(windowMs === undefined ? {} : { idempotencyExpiresAt: now + windowMs }),
       ...(startedBy === undefined ? {} : { startedBy }),
       ...(request.businessKeys === undefined ? {} : { businessKeys: request.businessKeys }),
     };

@@ -63,7 +63,7 @@ const required =
 const shapes: Array<{ name: string; all: readonly string[]; required: readonly string[]; schema: () => Schema }> = [
   {
     name: 'StartCaseRequest',
-    ...keys<StartCaseRequest>()(['workflow', 'version', 'input', 'idempotencyKey', 'businessKeys']),
+    ...keys<StartCaseRequest>()(['workflow', 'version', 'input', 'idempotencyKey', 'idempotencyWindow', 'businessKeys']),
     required: required<StartCaseRequest>()(['workflow']),
     schema: () => operation('POST', '/v1/cases')!.requestBody!.content['application/json']!.schema,
   },
