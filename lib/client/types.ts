@@ -46,6 +46,28 @@ export interface StartedCase {
 }
 
 /**
+ * The answer (202) to a start of a workflow with `debounce:`: it joined a burst of starts, whose
+ * one case starts when the burst closes, with the burst's last start. `id` is the id that case will
+ * have (`get(id)` is NotFoundError until then).
+ */
+export interface DebouncedStart {
+  id: string;
+  status: 'debounced';
+  workflow: string;
+  version: number;
+  debounce: {
+    /** The debounce key the start's input rendered. */
+    key: string;
+    /** opened: this start began the burst; joined: it joined an open one; replayed: its idempotency key had joined this burst before. */
+    outcome: 'opened' | 'joined' | 'replayed';
+    /** When the case starts as things stand (ISO 8601); later starts may put it off, up to the workflow's maxWait. Null for a replay of a closed burst. */
+    startsAt: string | null;
+    /** Starts in the burst so far; null for a replay of a closed burst. */
+    starts: number | null;
+  };
+}
+
+/**
  * A case as `GET /v1/cases/:id` shows it (`CaseView`), its steps (`StepView`) and why a case or
  * step failed (`ErrorInfo`, whose `code` is stable: STEP_FAILED, STEP_TIMEOUT, DEADLINE_EXCEEDED,
  * or a handler's code): the types of the API's own response schema (lib/core/case-view.ts),

@@ -202,6 +202,25 @@ export const StepSchema = Type.Object(
   { additionalProperties: false },
 );
 
+/** `debounce:` (lib/core/debounce.ts checks what the schema cannot: references, bounds). */
+const DebounceSchema = Type.Object(
+  {
+    key: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 500,
+        description: 'Starts whose key renders the same (per producer) are one burst: a template over the start input, e.g. "${input.userId}". None: every start is.',
+      }),
+    ),
+    for: Duration('Quiet time: the case starts this long after the last start of its burst. 1ms to 7d.'),
+    maxWait: Type.Optional(Duration('The longest a burst may put its case off, from its first start, however often starts come. At least `for`, at most 7d. Default: no bound.')),
+  },
+  {
+    additionalProperties: false,
+    description: "Collapse a burst of starts into one case, started `for` after the last of them (or at `maxWait`) with the last one's input.",
+  },
+);
+
 export const WorkflowDefinitionSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Ignored; lets editors find this schema.' })),
@@ -225,6 +244,7 @@ export const WorkflowDefinitionSchema = Type.Object(
         },
       ),
     ),
+    debounce: Type.Optional(DebounceSchema),
     steps: Type.Array(StepSchema, { minItems: 1, maxItems: LIMITS.maxSteps }),
     output: Type.Optional(
       Type.Unknown({
@@ -297,4 +317,13 @@ export interface CompiledWorkflow {
   inputSchema?: CompiledInputSchema;
   /** Whether a cancel that does not say runs compensations. */
   compensateOnCancel: boolean;
+  /** `debounce:`, durations in ms: starts are collapsed into one case per burst. */
+  debounce?: CompiledDebounce;
+}
+
+/** A workflow's debounce: the key template (none: one burst for all starts), the quiet time and the bound. */
+export interface CompiledDebounce {
+  key?: string;
+  forMs: number;
+  maxWaitMs?: number;
 }

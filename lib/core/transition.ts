@@ -43,7 +43,17 @@ function apply(draft: Draft, event: CaseEvent): void {
 }
 
 /** Starts a case: all steps pending, then whatever is ready started (or skipped). */
-export function createCase(workflow: CompiledWorkflow, init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number }): Transition {
+/** What the trace of a case a debounce burst made says of the burst: its key, how many starts it collapsed, when the first came. */
+export interface DebouncedCreation {
+  key: string;
+  starts: number;
+  firstAt: number;
+}
+
+export function createCase(
+  workflow: CompiledWorkflow,
+  init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number; debounced?: DebouncedCreation },
+): Transition {
   const steps: Record<string, StepState> = {};
   for (const id of workflow.order) steps[id] = { status: 'pending', attempts: 0, attemptsDone: 0 };
   const deadlineAt = init.now + workflow.deadlineMs;
@@ -70,6 +80,7 @@ export function createCase(workflow: CompiledWorkflow, init: { id: string; input
     deadlineAt,
     ...(init.requestId === undefined ? {} : { requestId: init.requestId }),
     ...(init.parent === undefined ? {} : { parent: init.parent.caseId, parentStep: init.parent.stepId }),
+    ...(init.debounced === undefined ? {} : { debounced: init.debounced }),
   });
   settle(draft);
   const result = draft.finish();

@@ -12,6 +12,7 @@ import {
   type StepDefinition,
   type WorkflowDefinition,
 } from './definition.js';
+import { compileDebounce, debounceIssues } from './debounce.js';
 import { parseDuration, type Duration } from './duration.js';
 import { DefinitionInvalidError, type ValidationIssue } from './errors.js';
 import { expressionProblem } from './expressions.js';
@@ -70,6 +71,7 @@ function fieldIssues(definition: WellFormedDefinition, ids: ReadonlySet<string>)
   checkDuration(definition.defaults?.retry?.backoff?.delay, 'defaults.retry.backoff.delay', LIMITS.maxDeadlineMs, issues);
   checkDuration(definition.defaults?.retry?.backoff?.maxDelay, 'defaults.retry.backoff.maxDelay', LIMITS.maxDeadlineMs, issues);
   if (definition.input !== undefined) issues.push(...checkInputSchema(definition.input).issues);
+  issues.push(...debounceIssues(definition.debounce));
 
   const seen = new Set<string>();
   definition.steps.forEach((step, index) => {
@@ -243,5 +245,6 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
     output: definition.output,
     ...(definition.input === undefined ? {} : { inputSchema: compileInputSchema(definition.input) }),
     compensateOnCancel: definition.onCancel === 'compensate',
+    ...(definition.debounce === undefined ? {} : { debounce: compileDebounce(definition.debounce) }),
   };
 }

@@ -2,7 +2,10 @@ import { MemoryStore } from '../../lib/adapters/memory/store.js';
 import { CaseAdvancer } from '../../lib/engine/advancer.js';
 import { BulkService } from '../../lib/engine/bulk.js';
 import { CaseRepository } from '../../lib/engine/case-repository.js';
-import { CaseService, StartRequests } from '../../lib/engine/cases.js';
+import { MemoryStartDebouncer } from '../../lib/adapters/memory/debounce.js';
+import { CaseService } from '../../lib/engine/cases.js';
+import { DebouncedStarts } from '../../lib/engine/debounced-starts.js';
+import { StartRequests } from '../../lib/engine/start-requests.js';
 import { WorkflowRegistry } from '../../lib/engine/workflows.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import type { Clock } from '../../lib/ports/clock.js';
@@ -25,6 +28,8 @@ function sequentialIds(): () => string {
 export interface MemoryEngine {
   store: MemoryStore;
   queues: RecordingQueues;
+  /** Bursts of debounced starts; `debouncer.closes` lists the closes the Redis adapter would schedule. */
+  debouncer: MemoryStartDebouncer;
   clock: ManualClock;
   workflows: WorkflowRegistry;
   repository: CaseRepository;
@@ -48,15 +53,17 @@ export function memoryEngine(options: { now: number; store?: MemoryStore; bulkPa
   const workflows = new WorkflowRegistry(store, clock);
   const logger = createLogger({ level: 'silent', name: 'engine-test' });
   const newId = sequentialIds();
+  const debouncer = new MemoryStartDebouncer();
   const wire = () => {
     let conflicts = 0;
     const starts = new StartRequests({ store, workflows, clock, newId });
     const repository = new CaseRepository({ store, workflows, queues, clock, children: starts });
     const advancer = new CaseAdvancer({ repository, workflows, clock, logger, hooks: { onConflict: () => void conflicts++ } });
-    const cases = new CaseService({ store, workflows, starts, repository, advancer, clock });
+    const debounced = new DebouncedStarts({ debouncer, clock, newId });
+    const cases = new CaseService({ store, workflows, starts, debounced, repository, advancer, clock });
     return { repository, advancer, cases, conflicts: () => conflicts };
   };
   const services = wire();
   const bulk = new BulkService({ store, cases: services.cases, clock, newId, logger, ...(options.bulkPageSize === undefined ? {} : { pageSize: options.bulkPageSize }) });
-  return { store, queues, clock, workflows, ...services, bulk, peer: wire };
+  return { store, queues, debouncer, clock, workflows, ...services, bulk, peer: wire };
 }
