@@ -231,7 +231,7 @@ export class MongoStore implements Store {
     for (let attempt = 1; ; attempt++) {
       if ((await this.inserts.submit(doc)) === 'created') return { created: true };
       const existing = scoped === undefined ? null : await this.cases.findOne({ scopedIdempotencyKey: scoped });
-      if (existing && !keyExpired({ ...(existing.idempotencyExpiresAt ? { idempotencyExpiresAt: existing.idempotencyExpiresAt.getTime() } : {}) }, record.createdAt)) {
+      if (existing && !keyExpired({ idempotencyExpiresAt: existing.idempotencyExpiresAt?.getTime() }, record.createdAt)) {
         // At its latest revision: the replay carries out the work the case still has under way.
         await this.foldHistory(existing);
         return { created: false, existing: decodeCase(existing) };
