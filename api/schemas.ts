@@ -23,6 +23,26 @@ const CaseStatus = Type.Union(CASE_STATUSES.map((status) => Type.Literal(status)
 
 export const StartedCaseSchema = Type.Object({ id: Type.String(), status: CaseStatus, workflow: Type.String(), version: Type.Integer() }, { $id: 'StartedCase' });
 
+export const DebouncedStartSchema = Type.Object(
+  {
+    id: Type.String({ description: 'The id the case will have: `GET /v1/cases/:id` answers 404 until the burst closes, then the case.' }),
+    status: Type.Literal('debounced'),
+    workflow: Type.String(),
+    version: Type.Integer({ description: 'The version the start was checked against; the case runs the version of the last start of the burst.' }),
+    debounce: Type.Object({
+      key: Type.String({ description: "The debounce key the start's input rendered." }),
+      outcome: Type.Union([Type.Literal('opened'), Type.Literal('joined'), Type.Literal('replayed')], {
+        description: 'opened: this start began the burst; joined: it joined an open one (its input replaces the earlier ones); replayed: its idempotency key had joined this burst before (nothing changed).',
+      }),
+      startsAt: Type.Union([Type.String({ format: 'date-time' }), Type.Null()], {
+        description: 'When the burst closes and its case starts, as things stand: a later start in the burst puts it off, up to maxWait after the first. Null for a replay of a burst already closed.',
+      }),
+      starts: Type.Union([Type.Integer(), Type.Null()], { description: 'Starts in the burst so far, this one included (null for a replay of a closed burst).' }),
+    }),
+  },
+  { $id: 'DebouncedStart', description: 'A start of a workflow with `debounce:`: it joined a burst, whose one case starts when the burst closes, with the last start of the burst.' },
+);
+
 export const CaseListSchema = Type.Object(
   {
     cases: Type.Array(

@@ -32,8 +32,11 @@ function describe(event: WireTraceEvent): string {
   const took = typeof data.durationMs === 'number' ? ` in ${formatDuration(data.durationMs)}` : '';
   const error = data.error as WireError | undefined;
   switch (event.type) {
-    case 'case.created':
-      return `${String(data.workflow)} v${String(data.version)}`;
+    case 'case.created': {
+      const debounced = data.debounced as { key?: unknown; starts?: unknown } | undefined;
+      const burst = debounced ? color.dim(` from ${String(debounced.starts)} debounced starts (key "${String(debounced.key)}")`) : '';
+      return `${String(data.workflow)} v${String(data.version)}${burst}`;
+    }
     case 'step.scheduled':
       return `task ${String(data.task)} on queue ${String(data.queue)}`;
     case 'step.started':

@@ -10,7 +10,7 @@ import { CASE_FILTER_FIELDS, parseCaseFilter } from '../case-filter.js';
 import { ErrorCode } from '../../lib/core/error-codes.js';
 import { sendError } from '../errors.js';
 import { presentCase, presentSummary, presentTrace } from '../presenters.js';
-import { CaseListSchema, CaseViewSchema, errorResponses, StartedCaseSchema, TraceSchema } from '../schemas.js';
+import { CaseListSchema, CaseViewSchema, DebouncedStartSchema, errorResponses, StartedCaseSchema, TraceSchema } from '../schemas.js';
 
 const tags = ['cases'];
 
@@ -49,14 +49,24 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
         tags,
         operationId: 'startCase',
         description:
-          'Starts a case of the latest version of a workflow, or of `version`. A repeat with the same idempotency key answers 200 with the case it started; the same key with a different request answers 409.',
-        summary: 'Start a case (201), or find the one its idempotency key started (200)',
+          'Starts a case of the latest version of a workflow, or of `version`. A repeat with the same idempotency key answers 200 with the case it started; the same key with a different request answers 409. ' +
+          "A workflow with `debounce:` collapses a burst of starts with the same key into one case: such a start answers 202 with the id the burst's case will have and when it starts (docs/PRODUCERS.md).",
+        summary: 'Start a case (201), find the one its idempotency key started (200), or join a debounce burst (202)',
         body: StartCaseRequestSchema,
-        response: { 200: StartedCaseSchema, 201: StartedCaseSchema, ...errorResponses(400, 401, 403, 404, 409, 413, 429) },
+        response: { 200: StartedCaseSchema, 201: StartedCaseSchema, 202: DebouncedStartSchema, ...errorResponses(400, 401, 403, 404, 409, 413, 429) },
       },
     },
     async (request, reply) => {
-      const { record, created } = await cases.start(request.body, { startedBy: request.principal.id, requestId: request.id });
+      const started = await cases.submit(request.body, { startedBy: request.principal.id, requestId: request.id });
+      if (started.kind === 'debounced') {
+        const { id, workflow, version, key, outcome, startsAt, starts } = started.debounced;
+        // The Location names the case to be: 404 until the burst closes.
+        return reply
+          .status(202)
+          .header('location', `/v1/cases/${id}`)
+          .send({ id, status: 'debounced', workflow, version, debounce: { key, outcome, startsAt: startsAt === undefined ? null : new Date(startsAt).toISOString(), starts: starts ?? null } });
+      }
+      const { record, created } = started;
       return reply
         .status(created ? 201 : 200)
         .header('location', `/v1/cases/${record.id}`)

@@ -69,6 +69,26 @@ async function follow(api: WorkfleetClient, id: string, timeoutMs: number): Prom
   }
 }
 
+/** What a debounced start (202) is told: the burst it joined and when its case starts. */
+function debouncedLine(debounce: { key: string; startsAt: string | null; starts: number | null } | undefined): string {
+  const when = debounce?.startsAt ? `starts at ${debounce.startsAt}` : 'its burst has closed';
+  return color.yellow(`debounced (key "${debounce?.key ?? ''}", ${debounce?.starts ?? '?'} starts in the burst): ${when}`);
+}
+
+/** Waits until the case a debounce burst will make exists (404 until the burst closes). */
+async function untilMade(api: WorkfleetClient, id: string, deadline: number): Promise<void> {
+  for (;;) {
+    try {
+      await api.request('GET', `/v1/cases/${id}`);
+      return;
+    } catch (error) {
+      if (!(error instanceof ApiError && error.status === 404)) throw error;
+    }
+    if (Date.now() > deadline) throw new ApiError(0, ErrorCode.waitTimeout, `the debounced case ${id} has not started yet`);
+    await sleep(250);
+  }
+}
+
 /** Client commands for cases. */
 export function caseCommands(program: Command): void {
   const caseCommand = program.command('case').description('start and inspect cases');
@@ -91,13 +111,16 @@ export function caseCommands(program: Command): void {
           ...(input ? { input } : {}),
           ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
         };
-        const { status, body } = await api.request<{ id: string; status: string }>('POST', '/v1/cases', request);
+        const { status, body } = await api.request<{ id: string; status: string; debounce?: { key: string; startsAt: string | null; starts: number | null } }>('POST', '/v1/cases', request);
+        const said = status === 202 ? debouncedLine(body.debounce) : status === 201 ? 'started' : color.dim('already started with this idempotency key');
         if (!options.wait) {
           if (options.json) return console.log(JSON.stringify(body));
-          return console.log(`${body.id} ${status === 201 ? 'started' : color.dim('already started with this idempotency key')}`);
+          return console.log(`${body.id} ${said}`);
         }
-        console.log(color.bold(`case ${body.id}`));
-        const record = await follow(api, body.id, options.timeout * 1000);
+        console.log(color.bold(`case ${body.id}`) + (status === 202 ? ` ${said}` : ''));
+        const deadline = Date.now() + options.timeout * 1000;
+        if (status === 202) await untilMade(api, body.id, deadline);
+        const record = await follow(api, body.id, Math.max(0, deadline - Date.now()));
         if (options.json) console.log(JSON.stringify(record, null, 2));
         else if (record.status === 'completed') console.log(`\n${color.green('completed')}\n${JSON.stringify(record.output, null, 2)}`);
         else console.log(`\n${color.red(record.status)}: ${record.error?.code}: ${record.error?.message}`);

@@ -116,6 +116,13 @@ export default defineHandlers({
     units: input.packed.reduce((sum, item) => sum + (item?.quantity ?? 0), 0),
   }),
 
+  // --- search index (debounced starts) ---
+  /** Reindexes one document at the revision its last edit gave: what a burst of edits comes to. */
+  'search.index': async (input: { documentId: string; revision?: number }, ctx) => {
+    await latency(ctx, 10);
+    return { indexed: input.documentId, revision: input.revision ?? null };
+  },
+
   // --- polling (structured loop) ---
   /** Reports "ready" from iteration `readyAfter` on: a job that polls a long operation. */
   'report.status': async (input: { readyAfter?: number }, ctx) => ({ ready: (ctx.iteration ?? 1) >= (input.readyAfter ?? 3), checks: ctx.iteration ?? 1 }),

@@ -1,4 +1,4 @@
-import { apiErrorFor, CLIENT_ERROR_CODES, InvalidResponseError, WaitTimeoutError, WorkfleetAbortError, WorkfleetApiError, WorkfleetConnectionError, WorkfleetError } from './errors.js';
+import { apiErrorFor, CLIENT_ERROR_CODES, InvalidResponseError, NotFoundError, WaitTimeoutError, WorkfleetAbortError, WorkfleetApiError, WorkfleetConnectionError, WorkfleetError } from './errors.js';
 import {
   FINISHED_CASE_STATUSES,
   type BulkAction,
@@ -12,6 +12,7 @@ import {
   type CaseList,
   type CaseSummary,
   type CaseView,
+  type DebouncedStart,
   type FinishedCase,
   type ListCasesQuery,
   type StartCaseRequest,
@@ -60,8 +61,11 @@ export interface WaitOptions {
   signal?: AbortSignal;
 }
 
-/** A started case, and whether this call made it (false: its idempotency key had made it before). */
-export type StartResult = StartedCase & { created: boolean };
+/**
+ * A started case, and whether this call made it (false: its idempotency key had made it before);
+ * or, for a workflow with `debounce:`, the burst the start joined (`status: 'debounced'`).
+ */
+export type StartResult = (StartedCase & { created: boolean }) | (DebouncedStart & { created: false });
 
 /** A case operation the client performs, as `openapi.json` names it (checked by a contract test). */
 export interface ClientOperation {
@@ -73,7 +77,7 @@ export interface ClientOperation {
 
 /** Every route the client calls, for the contract test against openapi.json. */
 export const CLIENT_OPERATIONS = {
-  start: { method: 'POST', path: '/v1/cases', success: [200, 201] },
+  start: { method: 'POST', path: '/v1/cases', success: [200, 201, 202] },
   get: { method: 'GET', path: '/v1/cases/{id}', success: [200] },
   list: { method: 'GET', path: '/v1/cases', success: [200] },
   trace: { method: 'GET', path: '/v1/cases/{id}/trace', success: [200] },
@@ -161,8 +165,8 @@ export class WorkfleetClient {
    * ConflictError (IDEMPOTENCY_CONFLICT).
    */
   async start(request: StartCaseRequest, options: RequestOptions = {}): Promise<StartResult> {
-    const { status, body } = await this.call<StartedCase>(CLIENT_OPERATIONS.start, {}, { body: request, idempotent: request.idempotencyKey !== undefined, ...options });
-    return { ...body, created: status === 201 };
+    const { status, body } = await this.call<StartedCase | DebouncedStart>(CLIENT_OPERATIONS.start, {}, { body: request, idempotent: request.idempotencyKey !== undefined, ...options });
+    return body.status === 'debounced' ? { ...body, created: false } : { ...body, created: status === 201 };
   }
 
   /** The case with its steps. NotFoundError when there is none (or the key may not read it). */
@@ -269,6 +273,11 @@ export class WorkfleetClient {
    * result, not an error: look at `status` and `error`.
    */
   async waitForResult(id: string, options: WaitOptions = {}): Promise<FinishedCase> {
+    return this.waitFor(id, options, false);
+  }
+
+  /** `waitForResult`; with `missingIsPending` (a debounced start's case, made when its burst closes) a case not made yet is waited for too. */
+  private async waitFor(id: string, options: WaitOptions, missingIsPending: boolean): Promise<FinishedCase> {
     const timeoutMs = options.timeoutMs ?? 60_000;
     const deadline = Date.now() + timeoutMs;
     let interval = options.pollIntervalMs ?? 250;
@@ -282,18 +291,18 @@ export class WorkfleetClient {
       } catch (error) {
         // A read that timed out because the wait's own deadline ran out is the wait timing out.
         if (error instanceof WorkfleetConnectionError && error.code === CLIENT_ERROR_CODES.requestTimeout && Date.now() >= deadline) continue;
-        throw error;
+        if (!(missingIsPending && last === undefined && error instanceof NotFoundError)) throw error;
       }
-      if (FINISHED.has(last.status)) return last as FinishedCase;
+      if (last && FINISHED.has(last.status)) return last as FinishedCase;
       await pause(Math.max(0, Math.min(interval, deadline - Date.now())), options.signal);
       interval = Math.min(maxInterval, Math.ceil(interval * 1.5));
     }
   }
 
-  /** `start`, then `waitForResult`. */
+  /** `start`, then `waitForResult`; for a debounced start, the case its burst makes (its wait includes the burst's). */
   async run(request: StartCaseRequest, options: WaitOptions = {}): Promise<FinishedCase> {
-    const { id } = await this.start(request, options.signal ? { signal: options.signal } : {});
-    return this.waitForResult(id, options);
+    const started = await this.start(request, options.signal ? { signal: options.signal } : {});
+    return this.waitFor(started.id, options, started.status === 'debounced');
   }
 
   private async call<T>(

@@ -28,6 +28,11 @@ export interface StartCaseRequest {
   input?: Record<string, unknown>;
   /** A second start with the same key returns the first case instead of making another. */
   idempotencyKey?: string;
+  /**
+   * How long the case answers for `idempotencyKey` ("1h", "7d", or milliseconds): a start with the
+   * key after that makes a new case. Default: for ever.
+   */
+  idempotencyWindow?: number | string;
   /** Up to 10 names and values to find the case by later (`list({ key: 'orderId=A-17' })`). */
   businessKeys?: Record<string, string>;
 }
@@ -38,6 +43,28 @@ export interface StartedCase {
   status: CaseStatus;
   workflow: string;
   version: number;
+}
+
+/**
+ * The answer (202) to a start of a workflow with `debounce:`: it joined a burst of starts, whose
+ * one case starts when the burst closes, with the burst's last start. `id` is the id that case will
+ * have (`get(id)` is NotFoundError until then).
+ */
+export interface DebouncedStart {
+  id: string;
+  status: 'debounced';
+  workflow: string;
+  version: number;
+  debounce: {
+    /** The debounce key the start's input rendered. */
+    key: string;
+    /** opened: this start began the burst; joined: it joined an open one; replayed: its idempotency key had joined this burst before. */
+    outcome: 'opened' | 'joined' | 'replayed';
+    /** When the case starts as things stand (ISO 8601); later starts may put it off, up to the workflow's maxWait. Null for a replay of a closed burst. */
+    startsAt: string | null;
+    /** Starts in the burst so far; null for a replay of a closed burst. */
+    starts: number | null;
+  };
 }
 
 /**

@@ -263,6 +263,25 @@ const WorkflowConcurrencySchema = Type.Object(
   { additionalProperties: false, description: 'At most `limit` open cases of this workflow with the same key; each case holds its slot from its start to its end.' },
 );
 
+/** `debounce:` (lib/core/debounce.ts checks what the schema cannot: references, bounds). */
+const DebounceSchema = Type.Object(
+  {
+    key: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 500,
+        description: 'Starts whose key renders the same (per producer) are one burst: a template over the start input, e.g. "${input.userId}". None: every start is.',
+      }),
+    ),
+    for: Duration('Quiet time: the case starts this long after the last start of its burst. 1ms to 7d.'),
+    maxWait: Type.Optional(Duration('The longest a burst may put its case off, from its first start, however often starts come. At least `for`, at most 7d. Default: no bound.')),
+  },
+  {
+    additionalProperties: false,
+    description: "Collapse a burst of starts into one case, started `for` after the last of them (or at `maxWait`) with the last one's input.",
+  },
+);
+
 export const WorkflowDefinitionSchema = Type.Object(
   {
     $schema: Type.Optional(Type.String({ description: 'Ignored; lets editors find this schema.' })),
@@ -287,6 +306,7 @@ export const WorkflowDefinitionSchema = Type.Object(
         },
       ),
     ),
+    debounce: Type.Optional(DebounceSchema),
     steps: Type.Array(StepSchema, { minItems: 1, maxItems: LIMITS.maxSteps }),
     output: Type.Optional(
       Type.Unknown({
@@ -366,6 +386,15 @@ export interface CompiledWorkflow {
   compensateOnCancel: boolean;
   /** Open cases by key: their key group is `workflow:<name>`. */
   concurrency?: { group: string; key: string; limit: number; strategy: CaseConcurrencyStrategy };
+  /** `debounce:`, durations in ms: starts are collapsed into one case per burst. */
+  debounce?: CompiledDebounce;
+}
+
+/** A workflow's debounce: the key template (none: one burst for all starts), the quiet time and the bound. */
+export interface CompiledDebounce {
+  key?: string;
+  forMs: number;
+  maxWaitMs?: number;
 }
 
 export type CaseConcurrencyStrategy = 'queue' | 'cancel-in-progress' | 'cancel-newest';

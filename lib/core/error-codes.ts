@@ -146,6 +146,14 @@ const TABLE = {
     surfaces: ['http'],
     description: 'The idempotency key already started a case with a different request; `details.caseId` names it.',
   },
+  debounceKeyInvalid: {
+    code: 'DEBOUNCE_KEY_INVALID',
+    retryable: false,
+    httpStatus: 400,
+    surfaces: ['http', 'job'],
+    description:
+      "The workflow debounces its starts by a key (`debounce.key`), and this start's input renders it to nothing (a reference reads a missing, null or empty value) or to more than 200 characters; `details.reference` names the reference.",
+  },
   caseStateConflict: {
     code: 'CASE_STATE_CONFLICT',
     retryable: false,

@@ -49,3 +49,16 @@ export function legacyScope(doc: { idempotencyKey: string; startedBy?: string; r
   if (startedBy === INTAKE_STARTER && key.startsWith('intake:') && requestId === key) return DERIVED_SCOPE;
   return producerScope(startedBy);
 }
+
+/** The longest `idempotencyWindow` a start may ask for: 365 days (without one, a key is kept for ever). */
+export const MAX_IDEMPOTENCY_WINDOW_MS = 365 * 86_400_000;
+
+/**
+ * Whether a case's idempotency key has stopped answering for it at `now`: its start gave the key
+ * a window (`idempotencyWindow`, stored as `idempotencyExpiresAt`) and the window is over. The
+ * next start with the key then makes a new case, and the key moves to it. Without a window a key
+ * answers for ever (until retention deletes its case).
+ */
+export function keyExpired(record: { idempotencyExpiresAt?: number }, now: number): boolean {
+  return record.idempotencyExpiresAt !== undefined && record.idempotencyExpiresAt <= now;
+}

@@ -1,6 +1,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { LIMITS, WORKFLOW_NAME_PATTERN } from './definition.js';
+import { parseDuration } from './duration.js';
 import { InputInvalidError, type ValidationIssue } from './errors.js';
+import { MAX_IDEMPOTENCY_WINDOW_MS } from './idempotency.js';
 import { segmentsToPath } from './paths.js';
 import { ILL_FORMED_MESSAGE, isWellFormed } from './text.js';
 import { schemaIssues } from './validate.js';
@@ -46,6 +48,14 @@ export const StartCaseRequestSchema = Type.Object(
           "A second start with the same key from the same producer (API key; the intake queue's, or with auth off every caller's, are one) returns the first case instead of making another. Another producer's same key is another key. Well-formed UTF-16 only.",
       }),
     ),
+    idempotencyWindow: Type.Optional(
+      // Shapes only: `windowOf` checks the value, at every door, with a message that says what a window is.
+      Type.Union([Type.Integer(), Type.String({ maxLength: 40 })], {
+        description:
+          'How long the case this start makes answers for its idempotencyKey: a start with the key after the window makes a new case (and the key moves to it). ' +
+          'Milliseconds, or text such as "30s", "1h", "7d"; at most 365 days. Default: for ever. Needs an idempotencyKey.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -80,11 +90,30 @@ function storedKeyIssues(request: StartCaseRequest): ValidationIssue[] {
   return strings.filter(([, text]) => !isWellFormed(text)).map(([path]) => ({ path, message: ILL_FORMED_MESSAGE }));
 }
 
+/** The request's idempotency window in milliseconds (undefined: none), or the problem with it. */
+function windowOf(request: StartCaseRequest): { ms?: number; issue?: ValidationIssue } {
+  if (request.idempotencyWindow === undefined) return {};
+  const path = 'idempotencyWindow';
+  const ms = parseDuration(request.idempotencyWindow);
+  if (ms === undefined) return { issue: { path, message: `${JSON.stringify(request.idempotencyWindow)} is not a duration: use milliseconds or text like "30s", "1h", "7d"` } };
+  if (ms < 1) return { issue: { path, message: `${JSON.stringify(request.idempotencyWindow)} is not a window: give at least 1ms` } };
+  if (ms > MAX_IDEMPOTENCY_WINDOW_MS) return { issue: { path, message: `must be at most 365d (${MAX_IDEMPOTENCY_WINDOW_MS} ms)` } };
+  if (request.idempotencyKey === undefined) return { issue: { path, message: 'is the lifetime of an idempotency key: send an idempotencyKey with it' } };
+  return { ms };
+}
+
+/** The idempotency window of a request that passed `parseStartRequest`, in milliseconds; undefined when it has none. */
+export function idempotencyWindowMs(request: StartCaseRequest): number | undefined {
+  return windowOf(request).ms;
+}
+
 /** Validates a start request from any door; throws InputInvalidError naming each problem. */
 export function parseStartRequest(data: unknown): StartCaseRequest {
   const issues = schemaIssues(StartCaseRequestSchema, data);
   if (issues.length > 0) throw new InputInvalidError(issues, 'start request');
   const request = data as StartCaseRequest;
+  const window = windowOf(request).issue;
+  if (window) throw new InputInvalidError([window], 'start request');
   const stored = storedKeyIssues(request);
   if (stored.length > 0) throw new InputInvalidError(stored, 'start request');
   const payload = payloadIssues(request.input ?? {}, 'input', PAYLOAD_LIMITS.maxInputBytes);

@@ -44,7 +44,17 @@ function apply(draft: Draft, event: CaseEvent): void {
 }
 
 /** Starts a case: all steps pending, then whatever is ready started (or skipped). */
-export function createCase(workflow: CompiledWorkflow, init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number; priority?: number }): Transition {
+/** What the trace of a case a debounce burst made says of the burst: its key, how many starts it collapsed, when the first came. */
+export interface DebouncedCreation {
+  key: string;
+  starts: number;
+  firstAt: number;
+}
+
+export function createCase(
+  workflow: CompiledWorkflow,
+  init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number; priority?: number; debounced?: DebouncedCreation },
+): Transition {
   const steps: Record<string, StepState> = {};
   for (const id of workflow.order) steps[id] = { status: 'pending', attempts: 0, attemptsDone: 0 };
   const deadlineAt = init.now + workflow.deadlineMs;
@@ -73,6 +83,7 @@ export function createCase(workflow: CompiledWorkflow, init: { id: string; input
     ...(init.requestId === undefined ? {} : { requestId: init.requestId }),
     ...(init.priority ? { priority: init.priority } : {}),
     ...(init.parent === undefined ? {} : { parent: init.parent.caseId, parentStep: init.parent.stepId }),
+    ...(init.debounced === undefined ? {} : { debounced: init.debounced }),
   });
   const slot = slotOf(workflow, draft.state);
   if (slot) queueForSlot(draft, slot);

@@ -12,6 +12,7 @@ import {
   type StepDefinition,
   type WorkflowDefinition,
 } from './definition.js';
+import { compileDebounce, debounceIssues } from './debounce.js';
 import { parseDuration, type Duration } from './duration.js';
 import { CASE_GROUP_PREFIX } from './limits.js';
 import { DefinitionInvalidError, type ValidationIssue } from './errors.js';
@@ -71,6 +72,7 @@ function fieldIssues(definition: WellFormedDefinition, ids: ReadonlySet<string>)
   checkDuration(definition.defaults?.retry?.backoff?.delay, 'defaults.retry.backoff.delay', LIMITS.maxDeadlineMs, issues);
   checkDuration(definition.defaults?.retry?.backoff?.maxDelay, 'defaults.retry.backoff.maxDelay', LIMITS.maxDeadlineMs, issues);
   if (definition.input !== undefined) issues.push(...checkInputSchema(definition.input).issues);
+  issues.push(...debounceIssues(definition.debounce));
 
   const seen = new Set<string>();
   definition.steps.forEach((step, index) => {
@@ -262,5 +264,6 @@ export function compileWorkflow(document: unknown, version: number): CompiledWor
     ...(definition.concurrency === undefined
       ? {}
       : { concurrency: { group: `${CASE_GROUP_PREFIX}${definition.name}`, key: definition.concurrency.key, limit: definition.concurrency.limit, strategy: definition.concurrency.strategy ?? 'queue' } }),
+    ...(definition.debounce === undefined ? {} : { debounce: compileDebounce(definition.debounce) }),
   };
 }

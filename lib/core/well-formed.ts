@@ -7,9 +7,11 @@ import { StepSchema, WorkflowDefinitionSchema, type StepDefinition, type Workflo
  * that one pass finds every problem: a field with a wrong shape is left out here (its schema
  * problem is reported already) instead of stopping the checks of everything else.
  */
-export interface WellFormedDefinition extends Partial<Omit<WorkflowDefinition, 'steps'>> {
+export interface WellFormedDefinition extends Partial<Omit<WorkflowDefinition, 'steps' | 'debounce'>> {
   /** By the index the step has in the document; undefined where a step has no string id. */
   steps: Array<StepDefinition | undefined>;
+  /** Its fields of the right shape, so that a bad `for` does not hide a bad `key`. */
+  debounce?: Partial<NonNullable<WorkflowDefinition['debounce']>>;
 }
 
 const isObject = (value: unknown): value is Record<string, unknown> => value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -36,6 +38,7 @@ function wellFormedStep(step: unknown): StepDefinition | undefined {
 export function wellFormedParts(document: unknown): WellFormedDefinition {
   if (!isObject(document)) return { steps: [] };
   const { steps, ...rest } = document;
-  const kept = wellFormedFields(rest, WorkflowDefinitionSchema.properties) as Partial<WorkflowDefinition>;
+  const kept = wellFormedFields(rest, WorkflowDefinitionSchema.properties) as Omit<WellFormedDefinition, 'steps'>;
+  if (isObject(rest.debounce)) kept.debounce = wellFormedFields(rest.debounce, WorkflowDefinitionSchema.properties.debounce.properties);
   return { ...kept, steps: Array.isArray(steps) ? steps.map(wellFormedStep) : [] };
 }

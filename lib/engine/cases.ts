@@ -1,16 +1,14 @@
-import { createHash } from 'node:crypto';
 import { caseNotFoundError, caseStateConflictError, eventRefusedError, signalNotAcceptedError, startIncompleteError, WorkfleetError } from '../core/errors.js';
 import { retryRefusal } from '../core/machine/case-events.js';
-import { DERIVED_SCOPE, producerScope } from '../core/idempotency.js';
-import { assertCaseInput } from '../core/input-schema.js';
 import { acceptedSignals } from '../core/signals.js';
-import { canonicalJson, parseStartRequest } from '../core/requests.js';
-import { isTerminalCase, type CaseState, type Command, type TraceEvent } from '../core/state.js';
-import { createCase, transition } from '../core/transition.js';
-import type { Clock, IdGenerator } from '../ports/clock.js';
+import { isTerminalCase, type Command, type TraceEvent } from '../core/state.js';
+import { transition } from '../core/transition.js';
+import type { Clock } from '../ports/clock.js';
 import type { CaseQuery, CaseRecord, CaseStore, CaseSummary } from '../ports/store.js';
 import type { CaseAdvancer } from './advancer.js';
-import type { CaseRepository, ChildCases, NewCase } from './case-repository.js';
+import type { CaseRepository, NewCase } from './case-repository.js';
+import { parseBurstRef, type DebouncedStart, type DebouncedStarts } from './debounced-starts.js';
+import type { StartOrigin, StartRequests } from './start-requests.js';
 import type { WorkflowRegistry } from './workflows.js';
 
 export interface StartResult {
@@ -19,83 +17,8 @@ export interface StartResult {
   created: boolean;
 }
 
-/** Where a start came from: see `StartRequests.prepare`. */
-export interface StartOrigin {
-  fallbackIdempotencyKey?: string;
-  startedBy?: string;
-  requestId?: string;
-  parent?: CaseState['parent'];
-  depth?: number;
-  /** A child case's: its parent's priority, unless its request says. */
-  priority?: number;
-}
-
-/**
- * Turns start requests into new cases, not written yet: checked against their workflow, with
- * their idempotency key, its scope and the request's hash. The child cases of sub-workflow
- * steps are made here too, so the case repository that creates them needs no CaseService.
- */
-export class StartRequests implements ChildCases {
-  constructor(
-    private readonly deps: {
-      store: Pick<CaseStore, 'getCase'>;
-      workflows: WorkflowRegistry;
-      clock: Clock;
-      newId: IdGenerator;
-    },
-  ) {}
-
-  /**
-   * Validates a start request and makes its case. `fallbackIdempotencyKey` is used when the
-   * request has none (the intake queue passes one derived from its job, so a redelivered job
-   * cannot start a second case); it is in the derived scope, which no request can reach.
-   * `startedBy` names the API key (or door) it came through, and so the scope of a key the
-   * request carries.
-   */
-  async prepare(body: unknown, origin: StartOrigin = {}): Promise<NewCase> {
-    const { fallbackIdempotencyKey, startedBy, requestId, parent, depth, priority } = origin;
-    const { workflows, clock, newId } = this.deps;
-    const request = parseStartRequest(body);
-    const workflow = await workflows.compiled(request.workflow, request.version);
-    // Checked here, at every door, so that a case never starts with an input its handlers cannot use.
-    assertCaseInput(workflow, request.input ?? {});
-    const idempotencyKey = request.idempotencyKey ?? fallbackIdempotencyKey;
-    const idempotencyScope = request.idempotencyKey !== undefined ? producerScope(startedBy) : DERIVED_SCOPE;
-    const requestHash = createHash('sha256')
-      .update(canonicalJson({ workflow: request.workflow, version: request.version, input: request.input ?? {}, businessKeys: request.businessKeys ?? {} }))
-      .digest('hex');
-    const now = clock.now();
-    const started = createCase(workflow, {
-      id: newId(),
-      input: request.input ?? {},
-      now,
-      ...(requestId === undefined ? {} : { requestId }),
-      ...(request.priority ? { priority: request.priority } : priority ? { priority } : {}),
-      ...(parent === undefined ? {} : { parent }),
-      ...(depth === undefined ? {} : { depth }),
-    });
-    const record: CaseRecord = {
-      ...started.state,
-      ...(idempotencyKey === undefined ? {} : { idempotencyKey, idempotencyScope, requestHash }),
-      ...(startedBy === undefined ? {} : { startedBy }),
-      ...(request.businessKeys === undefined ? {} : { businessKeys: request.businessKeys }),
-    };
-    return { record, events: started.events, commands: started.commands };
-  }
-
-  /** The child case of a sub-workflow step; it inherits who started the parent. */
-  async prepareChild(command: Command & { type: 'startChild' }): Promise<NewCase> {
-    const parent = await this.deps.store.getCase(command.parent.caseId);
-    return this.prepare(command.request, {
-      fallbackIdempotencyKey: command.idempotencyKey,
-      parent: command.parent,
-      depth: command.depth,
-      ...(parent?.startedBy === undefined ? {} : { startedBy: parent.startedBy }),
-      ...(parent?.requestId === undefined ? {} : { requestId: parent.requestId }),
-      ...(parent?.priority ? { priority: parent.priority } : {}),
-    });
-  }
-}
+/** What a door's start came to: a case (made now, or found by its idempotency key), or a place in a debounce burst. */
+export type SubmitResult = ({ kind: 'case' } & StartResult) | { kind: 'debounced'; debounced: DebouncedStart };
 
 /**
  * Starting and reading cases, the same for every door (HTTP, intake queue, CLI through HTTP).
@@ -108,15 +31,52 @@ export class CaseService {
       store: CaseStore;
       workflows: WorkflowRegistry;
       starts: StartRequests;
+      debounced: DebouncedStarts;
       repository: CaseRepository;
       advancer: CaseAdvancer;
       clock: Clock;
     },
   ) {}
 
-  /** Validates and starts a case (see `StartRequests.prepare` for `origin`). */
+  /**
+   * A start from a door (HTTP, the intake queue): a case at once, or, for a workflow with
+   * `debounce:`, the burst the start joined (lib/engine/debounced-starts.ts), whose case is made
+   * when the burst closes (`closeBurst`). See `StartRequests.prepare` for `origin`.
+   */
+  async submit(body: unknown, origin: StartOrigin = {}): Promise<SubmitResult> {
+    const checked = await this.deps.starts.check(body);
+    const { debounce } = checked.workflow;
+    if (debounce !== undefined) return { kind: 'debounced', debounced: await this.deps.debounced.join(checked, debounce, origin) };
+    return { kind: 'case', ...(await this.create(this.deps.starts.build(checked, origin))) };
+  }
+
+  /** Validates and starts a case now, whatever the workflow's `debounce:` (the doors `submit`). */
   async start(body: unknown, origin: StartOrigin = {}): Promise<StartResult> {
-    const start = await this.deps.starts.prepare(body, origin);
+    return this.create(await this.deps.starts.prepare(body, origin));
+  }
+
+  /**
+   * Closes the burst a close job names, if it is due: its case is made from its last start, under
+   * the burst's id and an idempotency key derived from it, so that a close run again after a
+   * crash finds the case instead of making another. 'wait' says when to look again.
+   */
+  async closeBurst(data: unknown): Promise<{ kind: 'wait'; dueAt: number } | { kind: 'gone' } | ({ kind: 'started' } & StartResult)> {
+    const ref = parseBurstRef(data);
+    const closed = await this.deps.debounced.close(ref);
+    if (closed.kind !== 'start') return closed;
+    const { start } = closed;
+    const checked = await this.deps.starts.check(start.request);
+    const origin = {
+      fallbackIdempotencyKey: `debounce:${ref.burstId}`,
+      ...(start.startedBy === undefined ? {} : { startedBy: start.startedBy }),
+      ...(start.requestId === undefined ? {} : { requestId: start.requestId }),
+    };
+    const made = await this.create(this.deps.starts.build(checked, origin, { id: ref.burstId, debounced: { key: start.key, starts: closed.starts, firstAt: closed.firstAt } }));
+    await this.deps.debounced.release(ref);
+    return { kind: 'started', ...made };
+  }
+
+  private create(start: NewCase): Promise<StartResult> {
     // From the insert on, a failure may leave the case made: the error says so (StartIncompleteError).
     return this.incomplete(start.record, () => this.deps.repository.create(start));
   }

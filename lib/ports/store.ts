@@ -53,6 +53,11 @@ export interface CaseRecord extends CaseState {
   idempotencyScope?: string;
   /** Hash of the start request, to tell a replay from a conflicting reuse of the key. */
   requestHash?: string;
+  /**
+   * When the key stops answering for this case (ms; the start's `idempotencyWindow` after its
+   * creation): a start with it from then on makes a new case. None: it answers for ever.
+   */
+  idempotencyExpiresAt?: number;
 }
 
 export interface CaseSummary {
@@ -103,7 +108,9 @@ export interface CaseStore {
   /**
    * Inserts a new case (its creation and first transition, one write); with an idempotency key
    * already used in the same scope, returns the case it made instead, at its latest revision.
-   * The same key in another scope is another key.
+   * The same key in another scope is another key. A key whose window is over (`keyExpired` at
+   * the new case's `createdAt`, lib/core/idempotency.ts) is taken from its case, which keeps it
+   * as a record only, and the new case is inserted with it.
    */
   createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult>;
   /** The case at its latest committed revision. */

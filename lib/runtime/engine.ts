@@ -1,4 +1,5 @@
 import type { Config } from '../../config/load.js';
+import { RedisStartDebouncer } from '../adapters/bullmq/debounce.js';
 import { BullQueues } from '../adapters/bullmq/queues.js';
 import { RedisLimits } from '../adapters/redis/limits.js';
 import { GatedQueues } from '../engine/gated-queues.js';
@@ -8,7 +9,9 @@ import { isTerminalCase } from '../core/state.js';
 import { CaseAdvancer } from '../engine/advancer.js';
 import { BulkService } from '../engine/bulk.js';
 import { CaseRepository } from '../engine/case-repository.js';
-import { CaseService, StartRequests } from '../engine/cases.js';
+import { CaseService } from '../engine/cases.js';
+import { DebouncedStarts } from '../engine/debounced-starts.js';
+import { StartRequests } from '../engine/start-requests.js';
 import { WorkflowRegistry } from '../engine/workflows.js';
 import type { Logger } from '../obs/logger.js';
 import type { Metrics } from '../obs/metrics.js';
@@ -86,7 +89,10 @@ export async function createEngine(config: Config, logger: Logger, metrics: Metr
       },
     },
   });
-  const cases = new CaseService({ store, workflows, starts, repository, advancer, clock });
+  // Bursts of debounced starts live in Redis, beside the intake queue that closes them: one burst fleet-wide.
+  const debouncer = new RedisStartDebouncer(queues, { prefix: config.redis.prefix, retention: config.jobs, waitReplicas: { replicas: config.redis.waitReplicas, timeoutMs: config.redis.waitTimeoutMs } });
+  const debounced = new DebouncedStarts({ debouncer, clock, newId });
+  const cases = new CaseService({ store, workflows, starts, debounced, repository, advancer, clock });
   const bulk = new BulkService({ store, cases, clock, newId, logger });
   return {
     store,

@@ -11,6 +11,7 @@ import {
   type CaseList,
   type CaseSummary,
   type CaseView,
+  type DebouncedStart,
   type ErrorInfo,
   type StartCaseRequest,
   type StartedCase,
@@ -63,7 +64,7 @@ const required =
 const shapes: Array<{ name: string; all: readonly string[]; required: readonly string[]; schema: () => Schema }> = [
   {
     name: 'StartCaseRequest',
-    ...keys<StartCaseRequest>()(['workflow', 'version', 'input', 'idempotencyKey', 'businessKeys']),
+    ...keys<StartCaseRequest>()(['workflow', 'version', 'input', 'idempotencyKey', 'idempotencyWindow', 'businessKeys']),
     required: required<StartCaseRequest>()(['workflow']),
     schema: () => operation('POST', '/v1/cases')!.requestBody!.content['application/json']!.schema,
   },
@@ -72,6 +73,18 @@ const shapes: Array<{ name: string; all: readonly string[]; required: readonly s
     ...keys<StartedCase>()(['id', 'status', 'workflow', 'version']),
     required: required<StartedCase>()(['id', 'status', 'workflow', 'version']),
     schema: () => response('POST', '/v1/cases', '201'),
+  },
+  {
+    name: 'DebouncedStart',
+    ...keys<DebouncedStart>()(['id', 'status', 'workflow', 'version', 'debounce']),
+    required: required<DebouncedStart>()(['id', 'status', 'workflow', 'version', 'debounce']),
+    schema: () => response('POST', '/v1/cases', '202'),
+  },
+  {
+    name: 'DebouncedStart.debounce',
+    ...keys<DebouncedStart['debounce']>()(['key', 'outcome', 'startsAt', 'starts']),
+    required: required<DebouncedStart['debounce']>()(['key', 'outcome', 'startsAt', 'starts']),
+    schema: () => response('POST', '/v1/cases', '202').properties!.debounce!,
   },
   {
     name: 'CaseView',

@@ -133,6 +133,41 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(answer).toEqual({ created: false, existing: { ...moved, idempotencyKey: 'key-latest', requestHash: 'h' } });
     });
 
+    it('gives a key whose window is over to a new case; within the window the key answers with its case', async () => {
+      const store = await makeStore();
+      const ids = ['01a00000-0000-7000-8000-000000000030', '01a00000-0000-7000-8000-000000000031', '01a00000-0000-7000-8000-000000000032', '01a00000-0000-7000-8000-000000000033'];
+      const [first, inside, after, again] = ids.map((id, n) => newCase(id, T0 + [0, 999, 1_000, 1_500][n]!));
+      if (!first || !inside || !after || !again) throw new Error('four cases expected');
+      const keyed = (state: CaseState, expiresAt?: number): CaseRecord => ({
+        ...state,
+        idempotencyKey: 'windowed',
+        idempotencyScope: 'key:p',
+        requestHash: 'h',
+        ...(expiresAt === undefined ? {} : { idempotencyExpiresAt: expiresAt }),
+      });
+      expect(await store.createCase(keyed(first.state, T0 + 1_000), first.events)).toEqual({ created: true });
+      // 1 ms before the window ends: the first case, whatever the replay's own window.
+      expect(await store.createCase(keyed(inside.state, T0 + 5_000), inside.events)).toEqual({ created: false, existing: expect.objectContaining({ id: first.state.id }) });
+      // At its end: a new case, which takes the key (with no window of its own: for ever).
+      expect(await store.createCase(keyed(after.state), after.events)).toEqual({ created: true });
+      expect(await store.createCase(keyed(again.state), again.events)).toEqual({ created: false, existing: expect.objectContaining({ id: after.state.id }) });
+      // The first case keeps its key and scope as a record of how it was started.
+      expect(await store.getCase(first.state.id)).toMatchObject({ idempotencyKey: 'windowed', idempotencyScope: 'key:p', idempotencyExpiresAt: T0 + 1_000 });
+      expect(await store.getCase(inside.state.id)).toBeUndefined();
+    });
+
+    it('makes one case of racing starts with a key whose window is over', async () => {
+      const store = await makeStore();
+      const old = newCase('01a00000-0000-7000-8000-000000000040');
+      await store.createCase({ ...old.state, idempotencyKey: 'raced', requestHash: 'h', idempotencyExpiresAt: T0 + 10 }, old.events);
+      const racers = Array.from({ length: 6 }, (_, n) => newCase(`01a00000-0000-7000-8000-00000000005${n}`, T0 + 100));
+      const answers = await Promise.all(racers.map((racer) => store.createCase({ ...racer.state, idempotencyKey: 'raced', requestHash: 'h', idempotencyExpiresAt: T0 + 60_000 }, racer.events)));
+      const made = answers.filter((answer) => answer.created);
+      expect(made).toHaveLength(1);
+      const winner = racers[answers.indexOf(made[0]!)]!.state.id;
+      expect(answers.filter((answer) => !answer.created)).toEqual(Array.from({ length: 5 }, () => ({ created: false, existing: expect.objectContaining({ id: winner }) })));
+    });
+
     it('lets cases without an idempotency key coexist', async () => {
       const store = await makeStore();
       for (const id of ['01a00000-0000-7000-8000-000000000004', '01a00000-0000-7000-8000-000000000005']) {

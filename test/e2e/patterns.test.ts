@@ -111,6 +111,16 @@ describe('the example workflows, one per pattern', () => {
     expect(done.steps.escalate?.output).toEqual({ escalated: true });
   });
 
+  it('search-index: a burst of edits of one document makes one reindex, at the last revision (debounce)', async () => {
+    const answers = [];
+    for (let revision = 1; revision <= 5; revision++) answers.push(await api<{ id: string; status: string }>('POST', '/v1/cases', { workflow: 'search-index', input: { documentId: 'doc-7', revision } }));
+    expect(answers.map((answer) => [answer.status, answer.body.status])).toEqual(Array(5).fill([202, 'debounced']));
+    expect(new Set(answers.map((answer) => answer.body.id)).size).toBe(1);
+    const done = await until(answers[0]?.body.id ?? '', 'completed');
+    expect(done.output).toEqual({ index: { indexed: 'doc-7', revision: 5 } });
+    expect((await api<{ cases: unknown[] }>('GET', '/v1/cases?workflow=search-index')).body.cases).toHaveLength(1);
+  });
+
   it('notify: runs every branch the input asks for and joins only those (WCP6, WCP7)', async () => {
     const id = await start('notify', { channels: ['email', 'push'] });
     const done = await until(id, 'completed');

@@ -4,7 +4,10 @@ import { MemoryStore } from '../../lib/adapters/memory/store.js';
 import { CaseAdvancer } from '../../lib/engine/advancer.js';
 import { BulkService } from '../../lib/engine/bulk.js';
 import { CaseRepository } from '../../lib/engine/case-repository.js';
-import { CaseService, StartRequests } from '../../lib/engine/cases.js';
+import { MemoryStartDebouncer } from '../../lib/adapters/memory/debounce.js';
+import { CaseService } from '../../lib/engine/cases.js';
+import { DebouncedStarts } from '../../lib/engine/debounced-starts.js';
+import { StartRequests } from '../../lib/engine/start-requests.js';
 import { WorkflowRegistry } from '../../lib/engine/workflows.js';
 import { createLogger } from '../../lib/obs/logger.js';
 import type { Clock } from '../../lib/ports/clock.js';
@@ -27,6 +30,8 @@ function sequentialIds(): () => string {
 export interface MemoryEngine {
   store: MemoryStore;
   queues: RecordingQueues;
+  /** Bursts of debounced starts; `debouncer.closes` lists the closes the Redis adapter would schedule. */
+  debouncer: MemoryStartDebouncer;
   clock: ManualClock;
   workflows: WorkflowRegistry;
   repository: CaseRepository;
@@ -54,15 +59,17 @@ export function memoryEngine(options: { now: number; store?: MemoryStore; bulkPa
   const newId = sequentialIds();
   // One gate for the engine and its peers, as Redis is one for a fleet.
   const limits = new MemoryLimits();
+  const debouncer = new MemoryStartDebouncer();
   const wire = () => {
     let conflicts = 0;
     const starts = new StartRequests({ store, workflows, clock, newId });
     const repository = new CaseRepository({ store, workflows, queues, clock, children: starts, slots: new CaseSlots({ gate: limits, clock }) });
     const advancer = new CaseAdvancer({ repository, workflows, clock, logger, hooks: { onConflict: () => void conflicts++ } });
-    const cases = new CaseService({ store, workflows, starts, repository, advancer, clock });
+    const debounced = new DebouncedStarts({ debouncer, clock, newId });
+    const cases = new CaseService({ store, workflows, starts, debounced, repository, advancer, clock });
     return { repository, advancer, cases, conflicts: () => conflicts };
   };
   const services = wire();
   const bulk = new BulkService({ store, cases: services.cases, clock, newId, logger, ...(options.bulkPageSize === undefined ? {} : { pageSize: options.bulkPageSize }) });
-  return { store, queues, clock, workflows, limits, ...services, bulk, peer: wire };
+  return { store, queues, debouncer, clock, workflows, limits, ...services, bulk, peer: wire };
 }

@@ -76,7 +76,7 @@ beforeAll(async () => {
   keys.operator = (await api.keys.create({ name: 'operator', roles: ['operator'] })).key;
   keys.producer = (await api.keys.create({ name: 'checkout', roles: ['producer'] })).key;
   keys.otherProducer = (await api.keys.create({ name: 'billing', roles: ['producer'] })).key;
-  for (const name of ['order', 'approval']) {
+  for (const name of ['order', 'approval', 'search-index']) {
     const response = await fetch(`${baseUrl}/v1/workflows`, {
       method: 'POST',
       headers: { authorization: `Bearer ${keys.admin}`, 'content-type': 'application/yaml' },
@@ -108,6 +108,16 @@ afterAll(async () => {
 const order = (extra: Record<string, unknown> = {}) => ({ workflow: 'order', input: { sku: 'book-42', quantity: 1, amount: 25, ...extra } });
 
 describe('WorkfleetClient against the real API', () => {
+  it('answers a debounced start with the burst, and run() waits through it for the case the burst makes', async () => {
+    const producer = client(keys.producer);
+    const first = await producer.start({ workflow: 'search-index', input: { documentId: 'doc-c', revision: 1 } });
+    expect(first).toMatchObject({ status: 'debounced', created: false, debounce: { key: 'doc-c', outcome: 'opened', starts: 1 } });
+    if (first.status !== 'debounced') throw new Error('a debounced start expected');
+    expect(Date.parse(first.debounce.startsAt ?? '')).toBeGreaterThan(Date.now());
+    const done = await producer.run({ workflow: 'search-index', input: { documentId: 'doc-c', revision: 2 } }, { timeoutMs: 30_000 });
+    expect(done).toMatchObject({ id: first.id, status: 'completed', output: { index: { indexed: 'doc-c', revision: 2 } } });
+  });
+
   it('starts a case, recognises a repeated idempotency key, and waits for the result', async () => {
     const producer = client(keys.producer);
     const idempotencyKey = `order-${Date.now()}`;

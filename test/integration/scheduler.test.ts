@@ -139,13 +139,14 @@ describe('intake', () => {
 
   it('defers a job, spending no attempt, while MongoDB cannot be reached', async () => {
     const config = loadConfig({ REDIS_URL: servers.redis.url, MONGO_URL: 'mongodb://127.0.0.1:1/nowhere' });
-    const { CaseService, StartRequests } = await import('../../lib/engine/cases.js');
+    const { CaseService } = await import('../../lib/engine/cases.js');
+    const { StartRequests } = await import('../../lib/engine/start-requests.js');
     const { WorkflowRegistry } = await import('../../lib/engine/workflows.js');
     const { MongoStore } = await import('../../lib/adapters/mongo/store.js');
     const store = new MongoStore({ url: config.mongo.url, client: { serverSelectionTimeoutMS: 300 } });
     const workflows = new WorkflowRegistry(store, systemClock);
     const starts = new StartRequests({ store, workflows, clock: systemClock, newId: () => 'x' });
-    const cases = new CaseService({ store, workflows, starts, repository: undefined as never, advancer: undefined as never, clock: systemClock });
+    const cases = new CaseService({ store, workflows, starts, debounced: undefined as never, repository: undefined as never, advancer: undefined as never, clock: systemClock });
     const process = intakeProcessor({ cases, clock: systemClock, logger, metrics: new Metrics('scheduler') });
     expect(await process(intakeDelivery({ workflow: 'order' }, '1'))).toMatchObject({ kind: 'defer', until: expect.any(Number) });
     await store.close();
@@ -217,7 +218,17 @@ describe('reconciler', () => {
       stuckAfterMs: 300_000,
       lockTtlMs: 10_000,
     });
-    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 1, projectionsWritten: 0, jobsRestored: 1, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 });
+    expect(await reconciler.run()).toEqual({
+      caseSlotsFreed: 0,
+      casesChecked: 1,
+      casesCaughtUp: 1,
+      projectionsWritten: 0,
+      jobsRestored: 1,
+      jobsReplaced: 0,
+      workersLost: 0,
+      casesMarkedStuck: 0,
+      reportsResent: 0,
+    });
     expect(await engine.queues.stepJobState('default', `${record.id}.reserve`)).toBe('waiting');
     expect(await engine.store.getCase(record.id)).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
     expect(
@@ -228,7 +239,17 @@ describe('reconciler', () => {
     ).toMatchObject({ revision: 1, steps: { charge: { status: 'completed' } } });
     await client.close();
     // A second run finds nothing more to do.
-    expect(await reconciler.run()).toEqual({ casesChecked: 1, casesCaughtUp: 0, projectionsWritten: 0, jobsRestored: 0, jobsReplaced: 0, workersLost: 0, casesMarkedStuck: 0, reportsResent: 0 });
+    expect(await reconciler.run()).toEqual({
+      caseSlotsFreed: 0,
+      casesChecked: 1,
+      casesCaughtUp: 0,
+      projectionsWritten: 0,
+      jobsRestored: 0,
+      jobsReplaced: 0,
+      workersLost: 0,
+      casesMarkedStuck: 0,
+      reportsResent: 0,
+    });
   });
 
   function reconcilerFor(engine: Engine, prefix: string, aheadMs: number) {

@@ -44,6 +44,11 @@ describe('the trace timeline', () => {
     expect(lines.filter((line) => line.includes('stamped'))).toHaveLength(2);
   });
 
+  it('says of a debounced case how many starts its burst collapsed, and by which key', () => {
+    const [line] = renderTimeline([event(1, 'case.created', 0, undefined, { workflow: 'search-index', version: 2, debounced: { key: 'doc-7', starts: 4, firstAt: T - 3_000 } })]).split('\n');
+    expect(line?.replace(/\u001b\[[0-9;]*m/g, '')).toMatch(/case\.created +search-index v2 from 4 debounced starts \(key "doc-7"\)$/);
+  });
+
   it('prints events in seq order, the order the case changed in, whatever order they came in', () => {
     const shuffled = [split[4]!, split[0]!, split[8]!, split[2]!, split[6]!, split[1]!, split[5]!, split[3]!, split[7]!];
     expect(renderTimeline(shuffled)).toBe(renderTimeline(split));

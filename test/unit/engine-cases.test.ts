@@ -47,6 +47,23 @@ describe('CaseService.start', () => {
     });
   });
 
+  it('answers a key with its case within the idempotency window, and makes a new case once it is over', async () => {
+    const { cases, clock } = await orderEngine();
+    const first = await cases.start(body({ idempotencyKey: 'hourly', idempotencyWindow: '1h' }));
+    expect(first.record.idempotencyExpiresAt).toBe(T0 + 3_600_000);
+    clock.time = T0 + 3_599_999;
+    // A replay's own window changes nothing: the key's lifetime is the first start's.
+    expect(await cases.start(body({ idempotencyKey: 'hourly', idempotencyWindow: '1ms' }))).toMatchObject({ created: false, record: { id: first.record.id } });
+    clock.time = T0 + 3_600_000;
+    // Over: a new case, even for another request (no conflict with an expired key).
+    const next = await cases.start(body({ idempotencyKey: 'hourly', input: { sku: 'pen', amount: 3 } }));
+    expect(next.created).toBe(true);
+    expect(next.record.id).not.toBe(first.record.id);
+    clock.time = T0 + 10 * 3_600_000;
+    // The new case had no window: the key answers with it for ever.
+    expect(await cases.start(body({ idempotencyKey: 'hourly', input: { sku: 'pen', amount: 3 } }))).toMatchObject({ created: false, record: { id: next.record.id } });
+  });
+
   it('makes one case of an intake job delivered twice (its job id as the key)', async () => {
     const { cases, store } = await orderEngine();
     const first = await cases.start(body(), { fallbackIdempotencyKey: 'intake-job-9', startedBy: 'intake' });

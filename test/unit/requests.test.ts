@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputInvalidError } from '../../lib/core/errors.js';
-import { canonicalJson, parseStartRequest, PAYLOAD_LIMITS } from '../../lib/core/requests.js';
+import { canonicalJson, idempotencyWindowMs, parseStartRequest, PAYLOAD_LIMITS } from '../../lib/core/requests.js';
 
 function issuesOf(data: unknown): string[] {
   try {
@@ -21,6 +21,18 @@ describe('parseStartRequest', () => {
       idempotencyKey: 'k-1',
     });
     expect(parseStartRequest({ workflow: 'order' })).toEqual({ workflow: 'order' });
+  });
+
+  it('takes an idempotency window in milliseconds or as text, with a key, up to 365 days', () => {
+    expect(idempotencyWindowMs(parseStartRequest({ workflow: 'w', idempotencyKey: 'k', idempotencyWindow: '1h30m' }))).toBe(5_400_000);
+    expect(idempotencyWindowMs(parseStartRequest({ workflow: 'w', idempotencyKey: 'k', idempotencyWindow: 250 }))).toBe(250);
+    expect(idempotencyWindowMs(parseStartRequest({ workflow: 'w', idempotencyKey: 'k' }))).toBeUndefined();
+    expect(issuesOf({ workflow: 'w', idempotencyWindow: '1h' })).toEqual(['idempotencyWindow: is the lifetime of an idempotency key: send an idempotencyKey with it']);
+    expect(issuesOf({ workflow: 'w', idempotencyKey: 'k', idempotencyWindow: '0s' })).toEqual(['idempotencyWindow: "0s" is not a window: give at least 1ms']);
+    expect(issuesOf({ workflow: 'w', idempotencyKey: 'k', idempotencyWindow: '366d' })).toEqual(['idempotencyWindow: must be at most 365d (31536000000 ms)']);
+    expect(issuesOf({ workflow: 'w', idempotencyKey: 'k', idempotencyWindow: 'an hour' })).toEqual([expect.stringMatching(/^idempotencyWindow: "an hour" is not a duration/)]);
+    expect(issuesOf({ workflow: 'w', idempotencyKey: 'k', idempotencyWindow: 0 })).toEqual(['idempotencyWindow: 0 is not a window: give at least 1ms']);
+    expect(issuesOf({ workflow: 'w', idempotencyKey: 'k', idempotencyWindow: -5 })).toEqual([expect.stringMatching(/^idempotencyWindow: -5 is not a duration/)]);
   });
 
   it('names each bad field', () => {

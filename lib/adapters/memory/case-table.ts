@@ -39,6 +39,12 @@ export class CaseTable {
     return key === undefined ? undefined : this.keys.get(key);
   }
 
+  /** Frees the idempotency key `entry` holds (its window is over); the case keeps it as a record. */
+  releaseKey(entry: CaseEntry): void {
+    const key = keyOf(entry.record);
+    if (key !== undefined && this.keys.get(key) === entry) this.keys.delete(key);
+  }
+
   insert(entry: CaseEntry): void {
     const { record } = entry;
     this.entries.set(record.id, entry);

@@ -2,6 +2,7 @@ import type { BulkCaseResult, BulkOperation, CaseFilter } from '../../core/bulk.
 import type { WorkflowDefinition } from '../../core/definition.js';
 import { ErrorCode } from '../../core/error-codes.js';
 import { WorkfleetError } from '../../core/errors.js';
+import { keyExpired } from '../../core/idempotency.js';
 import type { CaseState, CaseStatus, TraceEvent } from '../../core/state.js';
 import type { CaseQuery, CaseRead, CaseRecord, CaseSummary, CreateResult, Store, StoredKey, StoredWorkflow, WorkflowSummary } from '../../ports/store.js';
 import { CaseTable, type CaseEntry } from './case-table.js';
@@ -9,7 +10,7 @@ import { MemoryBulkOperations } from './bulk-operations.js';
 import { decodeCursor, encodeCursor } from '../case-cursor.js';
 
 /** The fields of a CaseRecord that say how the case was started; a transition never changes them. */
-const START_FIELDS = ['startedBy', 'businessKeys', 'idempotencyKey', 'idempotencyScope', 'requestHash'] as const satisfies ReadonlyArray<keyof CaseRecord>;
+const START_FIELDS = ['startedBy', 'businessKeys', 'idempotencyKey', 'idempotencyScope', 'requestHash', 'idempotencyExpiresAt'] as const satisfies ReadonlyArray<keyof CaseRecord>;
 
 /** Whether a case matches a filter, as the MongoDB adapter's query decides it. */
 function matchesFilter(record: CaseRecord, query: CaseFilter): boolean {
@@ -93,9 +94,11 @@ export class MemoryStore implements Store {
 
   async createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult> {
     const existing = this.cases.byIdempotencyKey(record);
-    if (existing) return { created: false, existing: structuredClone(existing.record) };
+    if (existing && !keyExpired(existing.record, record.createdAt)) return { created: false, existing: structuredClone(existing.record) };
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
     if (this.cases.get(record.id)) throw new WorkfleetError(ErrorCode.caseIdTaken, `case id ${record.id} is already taken`);
+    // Its window is over: the key moves to the new case.
+    if (existing) this.cases.releaseKey(existing);
     this.cases.insert({ record: structuredClone(record), createdTrace: structuredClone(events), history: [] });
     return { created: true };
   }

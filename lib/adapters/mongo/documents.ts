@@ -127,6 +127,13 @@ export interface CaseDocument {
    * had scopes until the store's upgrade gives them one (idempotency-upgrade.ts).
    */
   scopedIdempotencyKey?: string;
+  /**
+   * `scopedIdempotencyKey` once its window is over and a new case took the key: kept to show
+   * whose the key was, out of the unique index.
+   */
+  releasedIdempotencyKey?: string;
+  /** When the key stops answering for this case (the start's idempotencyWindow); none: never. */
+  idempotencyExpiresAt?: Date;
   requestHash?: string;
   startedBy?: string;
   /** `name=value` strings, one per business key, indexed for search. */
@@ -436,7 +443,9 @@ function changesDeferrals(previous: CaseState, next: CaseState): boolean {
 }
 
 /** The document fields that mirror CaseState, for inserts and for `$set` diffs. */
-function encodeCaseFields(state: CaseState): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'scopedIdempotencyKey' | 'requestHash' | 'startedBy' | 'businessKeys'> {
+function encodeCaseFields(
+  state: CaseState,
+): Omit<CaseDocument, '_id' | 'createdTrace' | 'idempotencyKey' | 'scopedIdempotencyKey' | 'releasedIdempotencyKey' | 'idempotencyExpiresAt' | 'requestHash' | 'startedBy' | 'businessKeys'> {
   const steps: Record<string, StepDocument> = {};
   for (const [id, step] of Object.entries(state.steps)) steps[id] = encodeStep(step);
   return compact({
@@ -476,6 +485,7 @@ export function encodeCase(record: CaseRecord, createdTrace: readonly TraceEvent
     createdTrace: createdTrace.map(encodeTrace),
     idempotencyKey: record.idempotencyKey,
     scopedIdempotencyKey: record.idempotencyKey === undefined ? undefined : scopedKey(record.idempotencyScope, record.idempotencyKey),
+    idempotencyExpiresAt: record.idempotencyExpiresAt === undefined ? undefined : new Date(record.idempotencyExpiresAt),
     requestHash: record.requestHash,
     startedBy: record.startedBy,
     businessKeys: record.businessKeys && Object.entries(record.businessKeys).map(([name, value]) => businessKeyTerm(name, value)),
@@ -486,6 +496,8 @@ export function encodeCase(record: CaseRecord, createdTrace: readonly TraceEvent
 export function businessKeyTerm(name: string, value: string): string {
   return `${name}=${value}`;
 }
+
+const scopeOfStored = (scoped: string | undefined) => (scoped === undefined ? undefined : scopeOf(scoped));
 
 export function decodeCase(doc: CaseDocument): CaseRecord {
   const steps: Record<string, StepState> = {};
@@ -514,7 +526,8 @@ export function decodeCase(doc: CaseDocument): CaseRecord {
     compensating: doc.compensating && { status: doc.compensating.status, error: decodeError(doc.compensating.error) },
     stuck: doc.stuck,
     idempotencyKey: doc.idempotencyKey,
-    idempotencyScope: doc.scopedIdempotencyKey === undefined ? undefined : scopeOf(doc.scopedIdempotencyKey),
+    idempotencyScope: scopeOfStored(doc.scopedIdempotencyKey ?? doc.releasedIdempotencyKey),
+    idempotencyExpiresAt: doc.idempotencyExpiresAt?.getTime(),
     requestHash: doc.requestHash,
     startedBy: doc.startedBy,
     businessKeys:

@@ -26,7 +26,10 @@ export async function upgradeIdempotencyKeys(db: Db, cases: Collection<CaseDocum
   if (await upgrades.findOne({ _id: UPGRADE_ID })) return { scoped: 0, unscoped: 0 };
   let scoped = 0;
   let unscoped = 0;
-  const legacy = cases.find({ idempotencyKey: { $exists: true }, scopedIdempotencyKey: { $exists: false } }, { projection: { _id: 1, idempotencyKey: 1, startedBy: 1, requestId: 1, parent: 1 } });
+  const legacy = cases.find(
+    { idempotencyKey: { $exists: true }, scopedIdempotencyKey: { $exists: false }, releasedIdempotencyKey: { $exists: false } },
+    { projection: { _id: 1, idempotencyKey: 1, startedBy: 1, requestId: 1, parent: 1 } },
+  );
   let batch: Array<AnyBulkWriteOperation<CaseDocument>> = [];
   const flush = async () => {
     if (batch.length === 0) return;

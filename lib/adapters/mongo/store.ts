@@ -29,7 +29,7 @@ import { Retention } from './retention.js';
 import { probeServerFeatures, type ServerFeatures } from './server-features.js';
 import { MongoWorkflows } from './workflows.js';
 import { upgradeIdempotencyKeys } from './idempotency-upgrade.js';
-import { scopedKey } from '../../core/idempotency.js';
+import { keyExpired, scopedKey } from '../../core/idempotency.js';
 
 /**
  * Case documents one batch of projections updates at once (so at most twice this many per
@@ -44,6 +44,9 @@ const UPDATES_AT_ONCE = 2;
  * it is sent: the driver would otherwise fail the whole batch it is in, other cases' commits too.
  */
 const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024;
+
+/** Inserts of a case whose idempotency key was taken, each after releasing a key whose window was over. */
+const KEY_RELEASE_ATTEMPTS = 3;
 
 /** History entries looked up by `_id` at once where the server answers nothing else from an index. */
 const HISTORY_LOOKUPS_AT_ONCE = 8;
@@ -223,14 +226,24 @@ export class MongoStore implements Store {
   // --- cases ---
 
   async createCase(record: CaseRecord, events: readonly TraceEvent[]): Promise<CreateResult> {
-    const result = await this.inserts.submit(encodeCase(record, events));
-    if (result === 'created') return { created: true };
-    const existing = record.idempotencyKey === undefined ? null : await this.cases.findOne({ scopedIdempotencyKey: scopedKey(record.idempotencyScope, record.idempotencyKey) });
+    const doc = encodeCase(record, events);
+    const scoped = record.idempotencyKey === undefined ? undefined : scopedKey(record.idempotencyScope, record.idempotencyKey);
+    for (let attempt = 1; ; attempt++) {
+      if ((await this.inserts.submit(doc)) === 'created') return { created: true };
+      const existing = scoped === undefined ? null : await this.cases.findOne({ scopedIdempotencyKey: scoped });
+      if (existing && !keyExpired({ idempotencyExpiresAt: existing.idempotencyExpiresAt?.getTime() }, record.createdAt)) {
+        // At its latest revision: the replay carries out the work the case still has under way.
+        await this.foldHistory(existing);
+        return { created: false, existing: decodeCase(existing) };
+      }
+      // The key is free again (another start released it and has not inserted yet), or its window
+      // is over: released, conditionally (a racer may have released it first), then inserted again.
+      // Neither lasts: a released key is taken by the first insert, whose window has just begun.
+      if (scoped === undefined || attempt >= KEY_RELEASE_ATTEMPTS) break;
+      if (existing) await this.cases.updateOne({ _id: existing._id, scopedIdempotencyKey: scoped }, { $unset: { scopedIdempotencyKey: '' }, $set: { releasedIdempotencyKey: scoped } });
+    }
     // Only a case id taken by another case (ids are UUIDv7: practically never); a new id will do.
-    if (!existing) throw new WorkfleetError(ErrorCode.caseIdTaken, `case id ${record.id} is already taken`);
-    // At its latest revision: the replay carries out the work the case still has under way.
-    await this.foldHistory(existing);
-    return { created: false, existing: decodeCase(existing) };
+    throw new WorkfleetError(ErrorCode.caseIdTaken, `case id ${record.id} is already taken`);
   }
 
   /** New cases of many callers in one unordered insertMany; a duplicate (idempotency key) fails only its own document. */
