@@ -1,5 +1,5 @@
 import type { WorkflowDefinition } from '../../core/definition.js';
-import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type StepState, type TraceEvent, type TraceType, type UnitFields, type UnitState } from '../../core/state.js';
+import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type LimitWait, type StepState, type TraceEvent, type TraceType, type UnitFields, type UnitState } from '../../core/state.js';
 import { scopedKey, scopeOf } from '../../core/idempotency.js';
 import type { CaseRecord, StoredKey, StoredWorkflow } from '../../ports/store.js';
 
@@ -39,6 +39,7 @@ export interface UnitDocument {
   error?: ErrorDocument;
   nextAttemptAt?: number;
   deferredBy?: string;
+  deferredFor?: LimitWait;
 }
 
 export interface StepDocument extends Omit<UnitDocument, 'status'> {
@@ -194,6 +195,7 @@ function encodeUnit<S extends StepState['status']>(unit: UnitFields & { status: 
     error: unit.error && encodeError(unit.error),
     nextAttemptAt: unit.nextAttemptAt,
     deferredBy: unit.deferredBy,
+    deferredFor: unit.deferredFor && compact({ ...unit.deferredFor }),
   });
 }
 
@@ -208,6 +210,7 @@ function decodeUnit(doc: UnitDocument): UnitState {
     error: doc.error && decodeError(doc.error),
     nextAttemptAt: doc.nextAttemptAt,
     deferredBy: doc.deferredBy,
+    deferredFor: doc.deferredFor && compact({ ...doc.deferredFor }),
   });
 }
 
