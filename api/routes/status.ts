@@ -62,8 +62,9 @@ const StatusSchema = Type.Object(
 
 /**
  * GET /v1/status: the fleet at a glance for operators: every queue's job counts, the live
- * processes with their queues and concurrency, cases by status, and the open cases the
- * scheduler's reconciler marked stuck, longest-stuck first, with the reason it saw.
+ * processes with their queues and concurrency, cases by status, the open cases the
+ * scheduler's reconciler marked stuck, longest-stuck first, with the reason it saw, and the
+ * concurrency key groups with their busiest keys (a bounded read: 10 keys a group).
  */
 export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor; store: CaseStore; limits: Pick<ConcurrencyGate, 'stats'>; clock: Clock; stuckAfterMs: number }): void {
   app.get(
