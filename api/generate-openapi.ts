@@ -20,6 +20,7 @@ export async function buildOfflineServer(config: Config): Promise<FastifyInstanc
     keys: unused,
     schedules: unused,
     fleet: { monitor: { queueNames: async () => [] } as never, queues: unused },
+    limits: unused,
     checks: [],
   });
 }

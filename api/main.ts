@@ -39,6 +39,7 @@ export async function runApi(config: Config): Promise<void> {
     keys,
     schedules: new BullSchedules(engine.queues),
     fleet: { monitor, queues: engine.queues },
+    limits: engine.limits,
     redis: engine.queues.connection,
     isDraining: () => draining,
     checks: fleetReadinessChecks({ store: engine.store, redisHealth: () => monitor.redisHealth() }),

@@ -1,5 +1,6 @@
 import type { CaseView, StepView } from '../lib/core/case-view.js';
 import { DERIVED_SCOPE } from '../lib/core/idempotency.js';
+import type { StepLimits } from '../lib/core/limit-waits.js';
 import type { StepState, TraceEvent, UnitFields, UnitState } from '../lib/core/state.js';
 import type { CaseRecord, CaseSummary } from '../lib/ports/store.js';
 
@@ -19,7 +20,19 @@ function presentUnit<S extends string>(unit: UnitFields & { status: S }) {
   };
 }
 
-function presentStep(step: StepState): StepView {
+/** A keyed step's waits as presented: times as ISO 8601. */
+function presentLimits(limits: StepLimits): NonNullable<StepView['limits']> {
+  return {
+    ...limits,
+    waits: limits.waits.map((wait) => {
+      if (wait.kind !== 'rate') return wait;
+      const { until, ...rest } = wait;
+      return until === undefined ? rest : { ...rest, until: iso(until) };
+    }),
+  };
+}
+
+function presentStep(step: StepState, limits?: StepLimits): StepView {
   const instances = Object.values(step.instances ?? {});
   const count = (status: UnitState['status']) => instances.filter((unit) => unit.status === status).length;
   return {
@@ -28,6 +41,7 @@ function presentStep(step: StepState): StepView {
     scheduledAt: iso(step.scheduledAt),
     ...(step.nextAttemptAt === undefined ? {} : { nextAttemptAt: iso(step.nextAttemptAt) }),
     ...(step.deferredBy === undefined ? {} : { deferredBy: step.deferredBy }),
+    ...(limits === undefined ? {} : { limits: presentLimits(limits) }),
     ...(step.waitingFor === undefined ? {} : { waitingFor: { signals: [...(step.waitingFor.signals ?? [])], until: iso(step.waitingFor.until) } }),
     ...(step.iteration === undefined ? {} : { iteration: step.iteration }),
     ...(step.itemCount === undefined
@@ -67,9 +81,10 @@ export function presentItems(step: StepState, page: { offset: number; limit: num
   };
 }
 
-export function presentCase(record: CaseRecord): CaseView {
+/** `limits`: where the queued units of keyed steps stand, by step (lib/core/limit-waits.ts); only a read of one case asks. */
+export function presentCase(record: CaseRecord, limits: Readonly<Record<string, StepLimits>> = {}): CaseView {
   const steps: Record<string, StepView> = {};
-  for (const [id, step] of Object.entries(record.steps)) steps[id] = presentStep(step);
+  for (const [id, step] of Object.entries(record.steps)) steps[id] = presentStep(step, limits[id]);
   return {
     id: record.id,
     workflow: record.workflow,

@@ -21,6 +21,7 @@ import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { Clock } from '../lib/ports/clock.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
+import type { ConcurrencyGate } from '../lib/ports/limits.js';
 import type { Schedules } from '../lib/ports/schedules.js';
 import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
 import { declareAccess, installAuth, type Authenticator } from './auth.js';
@@ -29,6 +30,7 @@ import { OPENAPI_DOCUMENT } from './openapi.js';
 import { SHARED_SCHEMAS } from './schemas.js';
 import { mountBullBoard } from './bull-board.js';
 import { clientErrorAnswer, frameworkErrors, installErrorHandling } from './errors.js';
+import { LimitWaits } from './limit-waits.js';
 import { failOpenRedisStore } from './rate-limit-store.js';
 import { installRequestDeadline } from './request-deadline.js';
 import { bulkRoutes } from './routes/bulk.js';
@@ -55,6 +57,8 @@ export interface ApiDeps {
   schedules: Schedules;
   /** The fleet's queues and processes, for /v1/status and Bull Board. */
   fleet: { monitor: FleetMonitor; queues: BullQueues };
+  /** The concurrency gate: where keyed units stand in their key's line (a case's read), the busiest keys (/v1/status). */
+  limits: Pick<ConcurrencyGate, 'position' | 'stats'>;
   /** Where rate-limit counters live, shared by every API replica; in memory when absent. */
   redis?: RedisClient;
   checks: readonly ReadinessCheck[];
@@ -179,9 +183,9 @@ export async function buildServer(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   healthRoutes(app, { checks: deps.checks, metrics: deps.metrics, isDraining: deps.isDraining ?? (() => false) });
-  statusRoutes(app, { monitor: deps.fleet.monitor, store: deps.store, clock: deps.clock, stuckAfterMs: config.scheduler.stuckAfterMs });
+  statusRoutes(app, { monitor: deps.fleet.monitor, store: deps.store, limits: deps.limits, clock: deps.clock, stuckAfterMs: config.scheduler.stuckAfterMs });
   workflowRoutes(app, { workflows: deps.workflows, store: deps.store, monitor: deps.fleet.monitor, clock: deps.clock });
-  caseRoutes(app, deps.cases);
+  caseRoutes(app, deps.cases, new LimitWaits({ gate: deps.limits, workflows: deps.workflows }));
   bulkRoutes(app, deps.bulk);
   keyRoutes(app, deps.keys);
   scheduleRoutes(app, { schedules: deps.schedules, workflows: deps.workflows });

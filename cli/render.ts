@@ -48,7 +48,7 @@ function describe(event: WireTraceEvent): string {
     case 'step.failed':
       return `${attempt}: ${error?.code}: ${error?.message}`;
     case 'step.deferred':
-      return `breaker ${String(data.breaker)} open; waits ${formatDuration(Number(data.until) - Date.parse(event.at))} (no attempt spent)`;
+      return `${deferredBy(data)}; waits ${formatDuration(Number(data.until) - Date.parse(event.at))} (no attempt spent)`;
     case 'breaker.opened':
       return `breaker ${String(data.breaker)} opened`;
     case 'breaker.closed':
@@ -82,6 +82,14 @@ function describe(event: WireTraceEvent): string {
     default:
       return JSON.stringify(data);
   }
+}
+
+/** What deferred an attempt: an open breaker, or the limit and key it waits for. */
+function deferredBy(data: Record<string, unknown>): string {
+  const limit = data.limit as { kind?: string; key?: string; ahead?: number } | undefined;
+  if (!limit) return `breaker ${String(data.breaker)} open`;
+  if (limit.kind === 'rate') return `rate limited (key ${String(limit.key)})`;
+  return `no slot of key ${String(limit.key)}${typeof limit.ahead === 'number' ? ` (${limit.ahead} ahead)` : ''}`;
 }
 
 function paintType(type: string): string {
@@ -150,6 +158,15 @@ export function renderTimeline(events: readonly WireTraceEvent[]): string {
   return ordered.map((event) => timeline.line(event)).join('\n');
 }
 
+/** A queued unit of a keyed step that waits (GET /v1/cases/:id, `steps.*.limits.waits`). */
+interface WireLimitWait {
+  instance?: number;
+  kind: 'concurrency' | 'rate';
+  key: string;
+  ahead?: number;
+  until?: string | null;
+}
+
 interface WireStep {
   status: string;
   attempts: number;
@@ -157,6 +174,25 @@ interface WireStep {
   finishedAt: string | null;
   error: WireError | null;
   output?: unknown;
+  limits?: { queued: number; rateLimited: number; checked: number; waitingForSlot: number; waits: WireLimitWait[]; unavailable?: boolean };
+}
+
+/** Waits printed under a step; the API lists a few more, and counts them all. */
+const PRINTED_WAITS = 3;
+
+/** What a keyed step's queued units wait for, one line each: a count for a forEach, then its first waits. */
+function limitLines(limits: NonNullable<WireStep['limits']>): string[] {
+  const lines: string[] = [];
+  if (limits.queued > 1) {
+    const looked = limits.queued - limits.rateLimited > limits.checked ? ` (${limits.checked} looked up)` : '';
+    lines.push(`${limits.queued} queued: ${limits.waitingForSlot} waiting for a slot, ${limits.rateLimited} rate limited${looked}`);
+  }
+  if (limits.unavailable) lines.push('places in line unknown: Redis did not answer');
+  for (const wait of limits.waits.slice(0, PRINTED_WAITS)) {
+    const item = wait.instance === undefined ? '' : `item ${wait.instance}: `;
+    lines.push(wait.kind === 'rate' ? `${item}rate limited (key ${wait.key})${wait.until ? ` until ${wait.until}` : ''}` : `${item}waiting for a slot of key ${wait.key} (${wait.ahead ?? 0} ahead)`);
+  }
+  return lines;
 }
 
 export interface WireCase {
@@ -191,6 +227,7 @@ export function renderCase(record: WireCase): string {
     const duration = step.startedAt && step.finishedAt ? formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt)) : '';
     lines.push(`  ${id.padEnd(20)} ${paintStatus(step.status.padEnd(10))} ${String(step.attempts).padStart(8)}  ${duration}`);
     if (step.error) lines.push(`  ${''.padEnd(20)} ${color.red(`${step.error.code}: ${step.error.message}`)}`);
+    for (const line of step.limits ? limitLines(step.limits) : []) lines.push(`  ${''.padEnd(20)} ${color.yellow(line)}`);
   }
   if (record.error) lines.push('', color.red(`error ${record.error.code}: ${record.error.message}`));
   if (record.status === 'completed') lines.push('', 'output:', JSON.stringify(record.output, null, 2));

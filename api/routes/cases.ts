@@ -9,6 +9,7 @@ import type { CaseService } from '../../lib/engine/cases.js';
 import { CASE_FILTER_FIELDS, parseCaseFilter } from '../case-filter.js';
 import { ErrorCode } from '../../lib/core/error-codes.js';
 import { sendError } from '../errors.js';
+import type { LimitWaits } from '../limit-waits.js';
 import { presentCase, presentSummary, presentTrace } from '../presenters.js';
 import { CaseListSchema, CaseViewSchema, DebouncedStartSchema, errorResponses, StartedCaseSchema, TraceSchema } from '../schemas.js';
 
@@ -33,7 +34,8 @@ const ListQuery = Type.Object(
   { additionalProperties: false },
 );
 
-export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
+/** `waits`: where the queued units of keyed steps stand, added to a read of one case. */
+export function caseRoutes(app: FastifyInstance, cases: CaseService, waits: LimitWaits): void {
   app.post<{ Body: Static<typeof StartCaseRequestSchema> }>(
     '/v1/cases',
     {
@@ -116,13 +118,17 @@ export function caseRoutes(app: FastifyInstance, cases: CaseService): void {
       schema: {
         tags,
         operationId: 'getCase',
-        description: "Every step's status, attempts, output and error. A key that may read only the cases it started gets 404 for the others.",
+        description:
+          "Every step's status, attempts, output and error. A step with a concurrency key or a rate limit whose units are queued says what they wait for (`limits`): a slot of their key, with the units ahead in its line (looked up for at most 10 units per read), or the rate limit, until when. A key that may read only the cases it started gets 404 for the others.",
         summary: 'A case with its steps',
         params: CaseParams,
         response: { 200: CaseViewSchema, ...errorResponses(401, 403, 404, 429) },
       },
     },
-    async (request) => presentCase(await readable(request.params.id, request.principal)),
+    async (request) => {
+      const record = await readable(request.params.id, request.principal);
+      return presentCase(record, await waits.of(record));
+    },
   );
 
   const operate = { permission: 'cases:operate' as const };

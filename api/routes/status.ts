@@ -3,11 +3,14 @@ import type { FastifyInstance } from 'fastify';
 import { CASE_STATUSES } from '../../lib/core/state.js';
 import type { Clock } from '../../lib/ports/clock.js';
 import type { FleetMonitor } from '../../lib/ports/fleet.js';
+import type { ConcurrencyGate, LimitStats } from '../../lib/ports/limits.js';
 import type { CaseStore } from '../../lib/ports/store.js';
 import { errorResponses } from '../schemas.js';
 
 /** Stuck cases listed at most; `more` says whether there are others. */
 const STUCK_SAMPLE = 20;
+/** The busiest concurrency keys listed per group: keys are unbounded, the read is not. */
+const TOP_KEYS = 10;
 
 const Time = Type.String({ format: 'date-time' });
 const QueueCounts = Type.Object({ waiting: Type.Integer(), active: Type.Integer(), delayed: Type.Integer(), failed: Type.Integer(), completed: Type.Integer(), prioritized: Type.Integer() });
@@ -38,16 +41,32 @@ const StatusSchema = Type.Object(
       more: Type.Boolean({ description: 'Whether more cases are stuck than listed.' }),
     }),
     redis: Type.Object({ maxmemoryPolicy: Type.String(), usedMemoryBytes: Type.Integer() }),
+    concurrency: Type.Object(
+      {
+        groups: Type.Array(
+          Type.Object({
+            group: Type.String(),
+            inUse: Type.Integer({ description: 'Slots held: units admitted or running.' }),
+            waiting: Type.Integer({ description: 'Units waiting in the lines of its keys.' }),
+            topKeys: Type.Array(Type.Object({ key: Type.String(), inUse: Type.Integer(), waiting: Type.Integer(), limit: Type.Integer() }), {
+              description: `The busiest keys (in use plus waiting), at most ${TOP_KEYS}.`,
+            }),
+          }),
+        ),
+      },
+      { description: 'Concurrency keys by group (the groups steps name): slots in use, units waiting, the busiest keys.' },
+    ),
   },
   { title: 'FleetStatus' },
 );
 
 /**
  * GET /v1/status: the fleet at a glance for operators: every queue's job counts, the live
- * processes with their queues and concurrency, cases by status, and the open cases the
- * scheduler's reconciler marked stuck, longest-stuck first, with the reason it saw.
+ * processes with their queues and concurrency, cases by status, the open cases the
+ * scheduler's reconciler marked stuck, longest-stuck first, with the reason it saw, and the
+ * concurrency key groups with their busiest keys (a bounded read: 10 keys a group).
  */
-export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor; store: CaseStore; clock: Clock; stuckAfterMs: number }): void {
+export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor; store: CaseStore; limits: Pick<ConcurrencyGate, 'stats'>; clock: Clock; stuckAfterMs: number }): void {
   app.get(
     '/v1/status',
     {
@@ -56,19 +75,21 @@ export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor
         tags: ['operations'],
         operationId: 'getStatus',
         description:
-          "For operators: every BullMQ queue under the prefix with its job counts, the live processes (API, schedulers, workers) with their queues and concurrency, cases by status, the open cases the reconciler marked stuck (longest stuck first, with the reason it saw) and Redis's eviction policy and memory use.",
-        summary: 'Queues, live processes, cases by status, stuck cases',
+          "For operators: every BullMQ queue under the prefix with its job counts, the live processes (API, schedulers, workers) with their queues and concurrency, cases by status, the open cases the reconciler marked stuck (longest stuck first, with the reason it saw), Redis's eviction policy and memory use, and each concurrency key group's slots in use and units waiting with its busiest keys.",
+        summary: 'Queues, live processes, cases by status, stuck cases, concurrency keys',
         response: { 200: StatusSchema, ...errorResponses(401, 403, 429) },
       },
     },
     async () => {
       const now = deps.clock.now();
-      const [names, members, cases, stuck, redis] = await Promise.all([
+      // Redis away or too slow fails the whole answer (503 with Retry-After), as for the queues.
+      const [names, members, cases, stuck, redis, limits] = await Promise.all([
         deps.monitor.queueNames(),
         deps.monitor.members(now),
         deps.store.countByStatus(),
         deps.store.findStuckCases(STUCK_SAMPLE),
         deps.monitor.redisHealth(),
+        deps.limits.stats(TOP_KEYS),
       ]);
       const iso = (ms: number) => new Date(ms).toISOString();
       return {
@@ -91,7 +112,20 @@ export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor
           more: stuck.count > stuck.cases.length,
         },
         redis,
+        concurrency: concurrencyGroups(limits),
       };
     },
   );
+}
+
+/** The gate's stats with each group's busiest keys under it. */
+function concurrencyGroups(stats: LimitStats) {
+  return {
+    groups: stats.groups.map(({ group, inUse, waiting }) => ({
+      group,
+      inUse,
+      waiting,
+      topKeys: stats.topKeys.filter((key) => key.group === group).map(({ key, inUse: held, waiting: queued, limit }) => ({ key, inUse: held, waiting: queued, limit })),
+    })),
+  };
 }

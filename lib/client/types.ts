@@ -5,7 +5,7 @@
  * required there is required here, and the status lists match.
  */
 
-import type { CaseView, ErrorInfo } from '../core/case-view.js';
+import type { CaseView, ErrorInfo, StepView } from '../core/case-view.js';
 
 /** Every status a case can have; the last three are final. */
 export const CASE_STATUSES = ['pending', 'running', 'waiting', 'completed', 'failed', 'cancelled'] as const;
@@ -74,6 +74,9 @@ export interface DebouncedStart {
  * so that the client's idea of a case cannot drift from what the API sends.
  */
 export type { CaseView, ErrorInfo, StepView } from '../core/case-view.js';
+
+/** Where the queued units of a keyed step stand (`StepView.limits`), and one unit that waits (`StepLimitsView['waits'][number]`). */
+export type StepLimitsView = NonNullable<StepView['limits']>;
 
 /** A case that will not change again. */
 export type FinishedCase = CaseView & { status: FinishedCaseStatus };

@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import { MAX_LISTED_WAITS, MAX_PLACE_LOOKUPS } from './limit-waits.js';
 import { CASE_STATUSES, STEP_STATUSES } from './state.js';
 
 /**
@@ -30,6 +31,32 @@ export type ErrorInfo = Static<typeof ErrorInfoSchema>;
 // A reference to the shared schema in the API's answers (components/schemas/ErrorInfo), typed as ErrorInfo.
 const ErrorOrNull = () => Type.Union([Type.Ref(ErrorInfoSchema), Type.Null()]);
 
+/** One queued unit of a keyed step that waits: for a slot of its concurrency key, or for its rate limit. */
+const LimitWaitSchema = Type.Object({
+  instance: Type.Optional(Type.Integer({ description: 'forEach: the item.' })),
+  kind: Type.Union([Type.Literal('concurrency'), Type.Literal('rate')], { description: 'concurrency: waits for a slot of its key; rate: deferred by its rate limit.' }),
+  group: Type.String(),
+  key: Type.String({ description: 'The rendered key (a digest, #…, when it is long or not printable).' }),
+  ahead: Type.Optional(Type.Integer({ description: "concurrency: units before it in its key's line." })),
+  inUse: Type.Optional(Type.Integer({ description: "concurrency: the key's slots in use." })),
+  limit: Type.Optional(Type.Integer({ description: "concurrency: the key's slots." })),
+  until: Type.Optional(Time),
+});
+
+/** Where a keyed step's queued units stand; places in line cost a Redis call each, so a read looks up a bounded number. */
+const StepLimitsSchema = Type.Object(
+  {
+    queued: Type.Integer({ description: 'Units queued and not running: 1 for a task step, the dispatched items of a forEach.' }),
+    rateLimited: Type.Integer({ description: 'Of them, deferred by the rate limit (all counted).' }),
+    checked: Type.Integer({ description: `Of the others, those whose place in their key's line was looked up: at most ${MAX_PLACE_LOOKUPS} for one read of a case.` }),
+    waitingForSlot: Type.Integer({ description: 'Of those looked up, waiting for a slot of their key.' }),
+    holdingSlot: Type.Integer({ description: 'Of those looked up, holding a slot: their job waits in its queue for a worker.' }),
+    waits: Type.Array(LimitWaitSchema, { description: `The first ${MAX_LISTED_WAITS} units that wait, in item order.` }),
+    unavailable: Type.Optional(Type.Boolean({ description: 'Redis did not answer in time: places in line are unknown.' })),
+  },
+  { description: 'A step with a concurrency key or a rate limit, while units of it are queued: what they wait for.' },
+);
+
 export const StepViewSchema = Type.Object({
   status: Type.Union(STEP_STATUSES.map((status) => Type.Literal(status))),
   attempts: Type.Integer(),
@@ -40,6 +67,7 @@ export const StepViewSchema = Type.Object({
   scheduledAt: Time,
   nextAttemptAt: Type.Optional(Time),
   deferredBy: Type.Optional(Type.String({ description: 'The breaker that deferred the next attempt.' })),
+  limits: Type.Optional(StepLimitsSchema),
   waitingFor: Type.Optional(Type.Object({ signals: Type.Array(Type.String()), until: Time })),
   iteration: Type.Optional(Type.Integer({ description: 'repeat: the current or last iteration.' })),
   items: Type.Optional(

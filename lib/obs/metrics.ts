@@ -1,6 +1,9 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { QueueCounts } from '../ports/fleet.js';
 
+/** How long one reading of the concurrency gate serves the gauges: long enough for one scrape, short enough that the next reads again. */
+const SHARED_READING_MS = 1_000;
+
 /**
  * workfleet's Prometheus metrics: one registry per process, base units, `_total` counters,
  * labels bounded by workflow, task, queue and breaker names (never case or job ids). Its own
@@ -122,16 +125,31 @@ export class Metrics {
    * scheduler for the fleet.
    */
   watchConcurrency(source: () => Promise<ReadonlyArray<{ group: string; inUse: number; waiting: number }> | undefined>): void {
-    const latest = { groups: [] as ReadonlyArray<{ group: string; inUse: number; waiting: number }> };
+    type Groups = ReadonlyArray<{ group: string; inUse: number; waiting: number }>;
+    // Both gauges of one scrape share one reading: prom-client collects a registry's metrics
+    // concurrently, so one gauge cannot wait for the other to have read.
+    let reading: { at: number; groups: Promise<Groups> } | undefined;
+    const read = (): Promise<Groups> => {
+      const now = Date.now();
+      if (!reading || now - reading.at > SHARED_READING_MS)
+        reading = {
+          at: now,
+          groups: source().then(
+            (groups) => groups ?? [],
+            () => [],
+          ),
+        };
+      return reading.groups;
+    };
     new Gauge({
       name: 'workfleet_concurrency_in_use',
       help: 'Concurrency slots held (units admitted or running), by key group, reported by one scheduler for the fleet.',
       labelNames: ['key_group'] as const,
       registers: [this.registry],
       async collect() {
+        const groups = await read();
         this.reset();
-        latest.groups = (await source().catch(() => undefined)) ?? [];
-        for (const { group, inUse } of latest.groups) this.set({ key_group: group }, inUse);
+        for (const { group, inUse } of groups) this.set({ key_group: group }, inUse);
       },
     });
     new Gauge({
@@ -139,10 +157,10 @@ export class Metrics {
       help: 'Units waiting for a concurrency slot, by key group, reported by one scheduler for the fleet.',
       labelNames: ['key_group'] as const,
       registers: [this.registry],
-      collect() {
+      async collect() {
+        const groups = await read();
         this.reset();
-        // Read by the in-use gauge just before (prom-client collects the registry in order).
-        for (const { group, waiting } of latest.groups) this.set({ key_group: group }, waiting);
+        for (const { group, waiting } of groups) this.set({ key_group: group }, waiting);
       },
     });
   }

@@ -123,6 +123,7 @@ const shapes: Array<{ name: string; all: readonly string[]; required: readonly s
       'scheduledAt',
       'nextAttemptAt',
       'deferredBy',
+      'limits',
       'waitingFor',
       'iteration',
       'items',

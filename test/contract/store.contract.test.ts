@@ -268,6 +268,17 @@ describe.each(adapters)('Store contract: %s', (_name, makeStore) => {
       expect(await store.readCase('01a00000-0000-7000-8000-00000000ffff')).toBeUndefined();
     });
 
+    it('keeps what a limit deferred a unit for, as history and as the projection', async () => {
+      const store = await makeStore();
+      const started = newCase('01a00000-0000-7000-8000-000000000010');
+      await store.createCase(started.state, started.events);
+      const limit = { kind: 'concurrency' as const, group: 'customers', key: 'acme', ahead: 2 };
+      const deferred = await advance(store, started.state.id, { type: 'stepDeferred', stepId: 'charge', attempt: 1, at: T0 + 1, breaker: 'payments', until: T0 + 5_000, limit }, T0 + 1);
+      expect(deferred.steps.charge?.deferredFor).toEqual(limit);
+      expect(await store.getCase(started.state.id)).toEqual(deferred);
+      expect(await catchUp(store, started.state.id)).toEqual(deferred);
+    });
+
     it('reads a case at its latest revision after hand-offs, and a status change after them projects it whole', async () => {
       const store = await makeStore();
       const started = newCase('01a00000-0000-7000-8000-000000000009');

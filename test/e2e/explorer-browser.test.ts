@@ -278,6 +278,47 @@ describe('the case explorer in Chromium', () => {
     await viewer.context.close();
   }, 120_000);
 
+  it('shows what keyed steps wait for: a slot of their key with the units ahead, a rate limit until a time; the fleet page shows the key groups', async () => {
+    // No worker takes queue keyed-idle: the first unit of acme holds its one slot, the others wait in line.
+    expect(
+      (await call('POST', '/v1/workflows', { name: 'keyed', steps: [{ id: 'call', task: 'demo.echo', queue: 'keyed-idle', concurrency: { key: '${input.customer}', limit: 1, group: 'customers' } }] })).status,
+    ).toBe(201);
+    expect((await call('POST', '/v1/workflows', { name: 'rated', steps: [{ id: 'call', task: 'demo.echo', rateLimit: { key: 'partner-x', max: 1, per: '1h', group: 'partners' } }] })).status).toBe(201);
+    const keyed = [await start('keyed', { customer: 'acme' }, 'keyed-1'), await start('keyed', { customer: 'acme' }, 'keyed-2'), await start('keyed', { customer: 'acme' }, 'keyed-3')];
+    const rated = [await start('rated', {}, 'rated-1'), await start('rated', {}, 'rated-2')];
+    await until(rated[0]!, 'completed');
+    await waitFor('the second call to be rate limited', async () => ((await call('GET', `/v1/cases/${rated[1]}`)).body.steps.call.limits?.rateLimited === 1 ? true : undefined), { timeoutMs: 30_000 });
+    const { context, page, problems } = await openTab();
+    await signIn(page, keys.viewer);
+
+    await page.goto(`${fleet.apiUrl}/ui#/cases/${keyed[2]}`);
+    await expect.poll(() => stateOf(page, 'call')).toBe('waiting');
+    expect(await page.locator('#graph [data-step="call"]').textContent()).toContain('slot of acme: 1 ahead');
+    await page.locator('#graph [data-step="call"]').click();
+    await expect.poll(() => page.locator('#step-limits').textContent()).toBe('waiting for a slot of key acme (1 ahead)');
+    await expect.poll(() => page.locator('#step-job').textContent()).toContain("not yet enqueued: it waits in its key's line for a slot");
+    await page.screenshot({ path: join(SHOTS, 'explorer-case-keyed.png'), fullPage: true });
+    await page.goto(`${fleet.apiUrl}/ui#/cases/${keyed[0]}`);
+    await expect.poll(() => stateOf(page, 'call')).toBe('scheduled');
+
+    await page.goto(`${fleet.apiUrl}/ui#/cases/${rated[1]}`);
+    await expect.poll(() => stateOf(page, 'call')).toBe('waiting');
+    await page.locator('#graph [data-step="call"]').click();
+    await expect.poll(() => page.locator('#step-limits').textContent()).toMatch(/^rate limited \(key partner-x\) until \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+    expect(await page.locator('#step-panel').textContent()).toContain('(rate limit)');
+    await expect.poll(() => page.locator('#gantt-body .gantt-row[data-unit="call"] .seg[data-kind="deferred"]').getAttribute('title')).toContain('rate limited (key partner-x)');
+
+    await page.goto(`${fleet.apiUrl}/ui#/fleet`);
+    const customers = page.locator('#concurrency tr[data-group="customers"]');
+    await customers.waitFor();
+    expect((await customers.locator('td').allTextContents()).slice(0, 3)).toEqual(['customers', '1', '2']);
+    expect(await customers.locator('[data-key="acme"]').textContent()).toBe('acme 1/1 in use, 2 waiting');
+    await page.screenshot({ path: join(SHOTS, 'explorer-fleet-keys.png'), fullPage: true });
+    expect(problems).toEqual([]);
+    await context.close();
+    for (const id of keyed) expect((await call('POST', `/v1/cases/${id}/cancel`, {})).status).toBe(200);
+  }, 90_000);
+
   it('shows the fleet: queues with depth and age, workers, breakers, stuck cases, links into Bull Board', async () => {
     // The case retried above defers attempts while flaky.fetch's breaker is open; once it has
     // failed again, no open case has a deferred step.

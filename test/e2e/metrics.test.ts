@@ -68,4 +68,20 @@ describe('metrics', () => {
     expect(sampleValue(text, 'workfleet_transitions_total', { outcome: 'applied' }) ?? 0).toBe(0);
     expect(await (await fetch(`http://127.0.0.1:${fleet.metricsPorts.get('scheduler')}/health`)).json()).toEqual({ status: 'ok' });
   });
+
+  it('the scheduler reports concurrency slots in use and units waiting by key group, never by key', async () => {
+    // No worker takes queue nobody: the first unit of the key holds its one slot, two wait in line.
+    const post = (path: string, body: unknown) => fetch(`${fleet.apiUrl}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    expect((await post('/v1/workflows', { name: 'keyed', steps: [{ id: 'k', task: 'demo.echo', queue: 'nobody', concurrency: { key: '${input.customer}', limit: 1, group: 'metered' } }] })).status).toBe(201);
+    for (let i = 0; i < 3; i++) expect((await post('/v1/cases', { workflow: 'keyed', input: { customer: 'acme-secret-customer' } })).status).toBe(201);
+    const url = `http://127.0.0.1:${fleet.metricsPorts.get('scheduler')}/metrics`;
+    const text = await waitFor('the concurrency gauges', async () => {
+      const scraped = await scrape(url);
+      return sampleValue(scraped, 'workfleet_concurrency_waiting', { key_group: 'metered' }) === 2 ? scraped : undefined;
+    });
+    expect(sampleValue(text, 'workfleet_concurrency_in_use', { key_group: 'metered', process: 'scheduler' })).toBe(1);
+    const samples = parseMetrics(text).filter((sample) => sample.name.startsWith('workfleet_concurrency_'));
+    expect(new Set(samples.map((sample) => Object.keys(sample.labels).sort().join(',')))).toEqual(new Set(['key_group,process']));
+    expect(text).not.toContain('acme-secret-customer');
+  });
 });

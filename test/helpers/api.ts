@@ -63,6 +63,7 @@ export async function startApi(servers: TestServers, env: Record<string, string>
     keys,
     schedules: new BullSchedules(engine.queues),
     fleet: { monitor, queues: engine.queues },
+    limits: engine.limits,
     redis: engine.queues.connection,
     checks: [
       { name: 'mongodb', check: (timeoutMs) => engine.store.ping(timeoutMs) },

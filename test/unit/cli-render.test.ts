@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { renderTimeline, Timeline, type WireTraceEvent } from '../../cli/render.js';
+import { renderCase, renderTimeline, Timeline, type WireCase, type WireTraceEvent } from '../../cli/render.js';
 
 const T = Date.parse('2030-01-01T00:00:00.000Z');
 const event = (seq: number, type: string, atMs: number, stepId?: string, data: Record<string, unknown> = {}): WireTraceEvent => ({
@@ -70,4 +70,70 @@ describe('the trace timeline', () => {
     expect(long[1]).toMatch(/^ +\+1:05\.250 +step\.retried +fetch +attempt 1 failed in 250 ms: UPSTREAM_DOWN: 503; next try in 30 s$/);
     expect(long[2]).toMatch(/^ *\+1:02:03\.004 +step\.deferred +fetch +breaker fetch open; waits 5 min \(no attempt spent\)$/);
   });
+
+  it('says which limit deferred an attempt', () => {
+    const lines = renderTimeline([
+      event(1, 'step.deferred', 0, 'call', { attempt: 1, until: T + 60_000, limit: { kind: 'rate', group: 'p', key: 'partner-7' } }),
+      event(2, 'step.deferred', 60_000, 'call', { attempt: 1, until: T + 65_000, limit: { kind: 'concurrency', group: 'c', key: 'acme', ahead: 2 } }),
+    ]).split('\n');
+    expect(lines[0]).toMatch(/call +rate limited \(key partner-7\); waits 1 min \(no attempt spent\)$/);
+    expect(lines[1]).toMatch(/call +no slot of key acme \(2 ahead\); waits 5 s \(no attempt spent\)$/);
+  });
 });
+
+describe('a case in the terminal', () => {
+  const step = { status: 'scheduled', attempts: 0, startedAt: null, finishedAt: null, error: null };
+  const record = (steps: WireCase['steps']): WireCase => ({
+    id: 'c1',
+    workflow: 'w',
+    version: 1,
+    status: 'running',
+    input: {},
+    output: null,
+    error: null,
+    steps,
+    createdAt: '2030-01-01T00:00:00.000Z',
+    updatedAt: '2030-01-01T00:00:00.000Z',
+    finishedAt: null,
+  });
+
+  it('says under a keyed step what its queued units wait for: the key and the units ahead, a rate limit and until when, a count for many items', () => {
+    const text = renderCase(
+      record({
+        call: { ...step, limits: { queued: 1, rateLimited: 0, checked: 1, waitingForSlot: 1, waits: [{ kind: 'concurrency', key: 'acme', ahead: 1 }] } },
+        each: {
+          ...step,
+          status: 'running',
+          limits: {
+            queued: 5_000,
+            rateLimited: 1,
+            checked: 10,
+            waitingForSlot: 9,
+            waits: [
+              { instance: 0, kind: 'rate', key: 'p', until: '2030-01-01T01:00:00.000Z' },
+              ...Array.from({ length: 9 }, (_, i) => ({ instance: i + 1, kind: 'concurrency' as const, key: `k${i}`, ahead: i })),
+            ],
+          },
+        },
+      }),
+    ).split('\n');
+    expect(lines(text, 'call')).toEqual(['waiting for a slot of key acme (1 ahead)']);
+    expect(lines(text, 'each')).toEqual([
+      '5000 queued: 9 waiting for a slot, 1 rate limited (10 looked up)',
+      'item 0: rate limited (key p) until 2030-01-01T01:00:00.000Z',
+      'item 1: waiting for a slot of key k0 (0 ahead)',
+      'item 2: waiting for a slot of key k1 (1 ahead)',
+    ]);
+  });
+});
+
+/** The indented lines printed under a step's row. */
+function lines(text: string[], stepId: string): string[] {
+  const at = text.findIndex((line) => line.trim().startsWith(`${stepId} `));
+  const under: string[] = [];
+  for (const line of text.slice(at + 1)) {
+    if (!/^ {23}\S/.test(line)) break;
+    under.push(line.trim());
+  }
+  return under;
+}

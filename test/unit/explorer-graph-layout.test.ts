@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GRAPH_SIZES, layersOf, layoutGraph } from '../../ui/src/graph-layout.js';
-import { displayState, stepDetail } from '../../ui/src/model.js';
+import { describeWait, displayState, limitsSummary, stepDetail } from '../../ui/src/model.js';
 import { rowWindow } from '../../ui/src/virtual.js';
 
 describe('the workflow graph layout', () => {
@@ -84,6 +84,36 @@ describe('step states on screen', () => {
     expect(stepDetail({ ...base, status: 'scheduled', deferredBy: 'partner' }, now)).toContain('breaker partner');
     expect(stepDetail({ ...base, attempts: 0, status: 'waiting', waitingFor: { signals: ['approve', 'reject'], until: null } }, now)).toBe('awaits approve|reject');
     expect(stepDetail({ ...base, attempts: 0, status: 'running', items: { total: 10, completed: 3, failed: 1, running: 2, pending: 4 } }, now)).toBe('3/10 items, 1 failed');
+  });
+});
+
+describe('steps held by limits on screen', () => {
+  const base = { attempts: 0, startedAt: null, finishedAt: null, output: null, error: null };
+  const none = { queued: 1, rateLimited: 0, checked: 1, waitingForSlot: 0, holdingSlot: 0, waits: [] };
+  const slot = { kind: 'concurrency' as const, group: 'customers', key: 'acme', ahead: 2, inUse: 1, limit: 1 };
+
+  it('draws a task step waiting for a slot or a rate limit as waiting, one holding a slot as scheduled', () => {
+    expect(displayState({ ...base, status: 'scheduled', limits: { ...none, waitingForSlot: 1, waits: [slot] } })).toBe('waiting');
+    expect(displayState({ ...base, status: 'scheduled', limits: { ...none, checked: 0, rateLimited: 1, waits: [{ kind: 'rate', group: 'p', key: 'k', until: null }] } })).toBe('waiting');
+    expect(displayState({ ...base, status: 'scheduled', limits: { ...none, holdingSlot: 1 } })).toBe('scheduled');
+  });
+
+  it('says which key and how many are ahead, or until when the rate limit holds', () => {
+    const now = Date.parse('2030-01-01T00:00:00Z');
+    expect(stepDetail({ ...base, status: 'scheduled', limits: { ...none, waitingForSlot: 1, waits: [slot] } }, now)).toBe('slot of acme: 2 ahead');
+    expect(describeWait(slot)).toBe('waiting for a slot of key acme (2 ahead)');
+    expect(describeWait({ ...slot, instance: 4, ahead: 0 })).toBe('item 4: waiting for a slot of key acme (0 ahead)');
+    expect(describeWait({ kind: 'rate', group: 'p', key: 'partner-7', until: '2030-01-01T00:00:00Z' })).toMatch(/^rate limited \(key partner-7\) until \d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
+    // A rate deferral is not a retry backoff, though both set the next attempt.
+    const rated = { ...base, status: 'scheduled', nextAttemptAt: '2030-01-01T00:01:00Z', limits: { ...none, checked: 0, rateLimited: 1, waits: [{ kind: 'rate' as const, group: 'p', key: 'k' }] } };
+    expect(stepDetail(rated, now)).toBe('rate limited (key k)');
+  });
+
+  it('sums up a forEach: how many items wait for what, and how many places were looked up', () => {
+    expect(limitsSummary({ queued: 10_000, rateLimited: 3, checked: 10, waitingForSlot: 7, holdingSlot: 3, waits: [] })).toBe('7 waiting for a slot, 3 rate limited of 10000 queued (10 looked up)');
+    expect(limitsSummary({ queued: 5, rateLimited: 0, checked: 5, waitingForSlot: 2, holdingSlot: 3, waits: [] })).toBe('2 waiting for a slot of 5 queued');
+    expect(limitsSummary({ queued: 5, rateLimited: 0, checked: 0, waitingForSlot: 0, holdingSlot: 0, waits: [], unavailable: true })).toBe('places in line unknown (Redis did not answer) of 5 queued');
+    expect(limitsSummary({ queued: 5, rateLimited: 0, checked: 5, waitingForSlot: 0, holdingSlot: 5, waits: [] })).toBe('');
   });
 });
 

@@ -60,6 +60,19 @@ describe('Gantt rows from a trace', () => {
     expect(gantt.end).toBe(now);
   });
 
+  it('says what a limit deferral waits for: a slot of a key with the units ahead, or a rate limit', () => {
+    const gantt = buildGantt(
+      [
+        ev(0, 'step.scheduled', 'call'),
+        ev(10, 'step.deferred', 'call', { attempt: 1, until: T0 + 1_000, limit: { kind: 'rate', group: 'partner', key: 'acme' } }),
+        ev(1_000, 'step.deferred', 'call', { attempt: 1, until: T0 + 6_000, limit: { kind: 'concurrency', group: 'customers', key: 'acme', ahead: 2 } }),
+      ],
+      T0 + 2_000,
+    );
+    expect(shape(gantt, 'call')).toEqual(['queued:done@0-10', 'deferred1:done@10-1000', 'deferred1:open@1000-2000']);
+    expect(gantt.rows.find((row) => row.key === 'call')?.segments.map((segment) => segment.note)).toEqual(['', 'rate limited (key acme)', 'waiting for a slot of key acme (2 ahead)']);
+  });
+
   it('gives forEach items, repeat iterations, compensations and a retried case rows of their own', () => {
     const gantt = buildGantt(
       [

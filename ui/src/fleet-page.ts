@@ -15,6 +15,7 @@ interface Status {
   cases: Record<string, number>;
   stuck: { afterMs: number; cases: Array<{ id: string; workflow: string; status: string; updatedAt: string; reason: string }>; more: boolean };
   redis: { maxmemoryPolicy: string; usedMemoryBytes: number };
+  concurrency: { groups: Array<{ group: string; inUse: number; waiting: number; topKeys: Array<{ key: string; inUse: number; waiting: number; limit: number }> }> };
 }
 
 interface Fleet {
@@ -26,7 +27,7 @@ interface Fleet {
 
 const board = (queue: string) => `/admin/queues/queue/${encodeURIComponent(queue)}`;
 
-/** The fleet at a glance: queues with depth and age, live processes, breakers, stuck cases. */
+/** The fleet at a glance: queues with depth and age, live processes, concurrency keys, breakers, stuck cases. */
 export function fleetPage(context: PageContext): () => void {
   const { root } = context;
   const error = h('p', { class: 'error', role: 'alert', id: 'fleet-error' });
@@ -101,6 +102,29 @@ export function fleetPage(context: PageContext): () => void {
               ),
             ),
           'No live process.',
+        ),
+        h('h3', {}, 'Concurrency keys'),
+        h('p', { class: 'muted' }, 'Slots in use and units waiting by key group, with the busiest keys of each (slots in use of the limit, units waiting in line).'),
+        table(
+          'concurrency',
+          ['group', 'in use', 'waiting', 'busiest keys'],
+          status.concurrency.groups.map((group) =>
+            h(
+              'tr',
+              { 'data-group': group.group },
+              h('td', {}, group.group),
+              h('td', { class: 'num' }, group.inUse),
+              h('td', { class: 'num' }, group.waiting),
+              h(
+                'td',
+                {},
+                ...group.topKeys.map((key) =>
+                  h('div', { class: 'limit-key', 'data-key': key.key }, h('span', { class: 'mono' }, key.key), ` ${key.inUse}/${key.limit} in use${key.waiting ? `, ${key.waiting} waiting` : ''}`),
+                ),
+              ),
+            ),
+          ),
+          'No step has a concurrency key in use.',
         ),
         h('h3', {}, 'Breakers deferring work'),
         h(

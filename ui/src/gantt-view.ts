@@ -12,7 +12,7 @@ const KIND_WORDS: Record<Segment['kind'], string> = {
   queued: 'queued',
   attempt: 'attempt',
   backoff: 'retry backoff',
-  deferred: 'deferred by open breaker',
+  deferred: 'deferred (open breaker or limit)',
   waiting: 'waiting',
   running: 'running',
 };
@@ -166,7 +166,7 @@ function legend(): HTMLElement {
     item('kind-attempt outcome-failed', 'attempt failed'),
     item('kind-attempt outcome-open', 'running'),
     item('kind-backoff outcome-done', 'retry backoff'),
-    item('kind-deferred outcome-done', 'breaker deferral'),
+    item('kind-deferred outcome-done', 'deferral: breaker or limit'),
     item('kind-waiting outcome-open', 'signal or timer wait'),
     item('kind-attempt outcome-cancelled', 'cancelled'),
   );

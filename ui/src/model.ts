@@ -3,12 +3,37 @@
  * means on screen. Pure: no DOM.
  */
 
+import { formatTime } from './format.js';
+
 export interface ErrorInfo {
   code: string;
   message: string;
   stepId?: string;
   attempt?: number;
   details?: unknown;
+}
+
+/** One queued unit of a keyed step that waits: for a slot of its key, or for its rate limit. */
+export interface LimitWait {
+  instance?: number;
+  kind: 'concurrency' | 'rate';
+  group: string;
+  key: string;
+  ahead?: number;
+  inUse?: number;
+  limit?: number;
+  until?: string | null;
+}
+
+/** Where a keyed step's queued units stand (places in line are looked up for a few units per read). */
+export interface StepLimits {
+  queued: number;
+  rateLimited: number;
+  checked: number;
+  waitingForSlot: number;
+  holdingSlot: number;
+  waits: LimitWait[];
+  unavailable?: boolean;
 }
 
 export interface StepView {
@@ -21,6 +46,7 @@ export interface StepView {
   error: ErrorInfo | null;
   nextAttemptAt?: string | null;
   deferredBy?: string;
+  limits?: StepLimits;
   waitingFor?: { signals: string[]; until: string | null };
   iteration?: number;
   items?: { total: number; completed: number; failed: number; running: number; pending: number };
@@ -139,7 +165,7 @@ export function stepKind(step: StepDefinition): string {
  */
 export function displayState(step: StepView | undefined): string {
   if (!step) return 'pending';
-  if (step.status === 'scheduled' && (step.deferredBy || step.nextAttemptAt)) return 'waiting';
+  if (step.status === 'scheduled' && (step.deferredBy || step.nextAttemptAt || step.limits?.waitingForSlot || step.limits?.rateLimited)) return 'waiting';
   if (step.compensation?.status === 'completed' && step.status !== 'compensated') return 'compensated';
   return step.status;
 }
@@ -151,8 +177,10 @@ export function stepDetail(step: StepView | undefined, now: number): string {
   if (step.items) parts.push(`${step.items.completed}/${step.items.total} items${step.items.failed ? `, ${step.items.failed} failed` : ''}`);
   if (step.waitingFor?.signals.length) parts.push(`awaits ${step.waitingFor.signals.join('|')}`);
   else if (step.status === 'waiting') parts.push('timer');
+  const limited = limitsDetail(step.limits);
+  if (limited) parts.push(limited);
   if (step.deferredBy) parts.push(`breaker ${step.deferredBy}`);
-  else if (step.status === 'scheduled' && step.nextAttemptAt) {
+  else if (step.status === 'scheduled' && step.nextAttemptAt && !step.limits?.rateLimited && !step.limits?.waitingForSlot) {
     const due = Date.parse(step.nextAttemptAt) - now;
     parts.push(due > 0 ? `retry in ${Math.ceil(due / 1000)} s` : 'retry due');
   }
@@ -160,4 +188,30 @@ export function stepDetail(step: StepView | undefined, now: number): string {
   if (step.iteration !== undefined) parts.push(`iteration ${step.iteration}`);
   if (step.status === 'skipped') parts.push('skipped');
   return parts.join(' · ') || step.status;
+}
+
+/** What one unit waits for, in words: "waiting for a slot of key acme (2 ahead)", "rate limited (key partner) until …". */
+export function describeWait(wait: LimitWait): string {
+  const item = wait.instance === undefined ? '' : `item ${wait.instance}: `;
+  if (wait.kind === 'rate') return `${item}rate limited (key ${wait.key})${wait.until ? ` until ${formatTime(wait.until)}` : ''}`;
+  return `${item}waiting for a slot of key ${wait.key} (${wait.ahead ?? 0} ahead)`;
+}
+
+/** A short line for the graph: the one unit's wait, or how a forEach's queued items stand. */
+function limitsDetail(limits: StepLimits | undefined): string {
+  if (!limits) return '';
+  const [first] = limits.waits;
+  if (limits.queued === 1 && first) return first.kind === 'rate' ? `rate limited (key ${first.key})` : `slot of ${first.key}: ${first.ahead ?? 0} ahead`;
+  return limitsSummary(limits);
+}
+
+/** How many of a step's queued units wait for what; places in line are known for those looked up only. */
+export function limitsSummary(limits: StepLimits): string {
+  const parts: string[] = [];
+  if (limits.waitingForSlot) parts.push(`${limits.waitingForSlot} waiting for a slot`);
+  if (limits.rateLimited) parts.push(`${limits.rateLimited} rate limited`);
+  if (limits.unavailable) parts.push('places in line unknown (Redis did not answer)');
+  if (parts.length === 0) return '';
+  const unchecked = limits.queued - limits.rateLimited - limits.checked;
+  return `${parts.join(', ')} of ${limits.queued} queued${unchecked > 0 && !limits.unavailable ? ` (${limits.checked} looked up)` : ''}`;
 }

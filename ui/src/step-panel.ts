@@ -1,7 +1,7 @@
 import { api, describeError } from './api.js';
 import { fill, h, pre } from './dom.js';
 import { formatClock, formatDuration, formatJson, formatTime } from './format.js';
-import { displayState, stepKind, type CaseView, type StepDefinition } from './model.js';
+import { describeWait, displayState, limitsSummary, stepKind, type CaseView, type StepDefinition, type StepLimits } from './model.js';
 import { ChildCaseList, ItemList } from './step-children.js';
 import { unitLabel, type GanttRow, type UnitKey } from './timeline.js';
 
@@ -82,7 +82,8 @@ export class StepPanel {
         step?.scheduledAt ? field('scheduled', formatTime(step.scheduledAt)) : null,
         step?.startedAt ? field('started', formatTime(step.startedAt)) : null,
         step?.finishedAt ? field('finished', formatTime(step.finishedAt), step.startedAt ? ` (${formatDuration(Date.parse(step.finishedAt) - Date.parse(step.startedAt))})` : '') : null,
-        step?.nextAttemptAt ? field('next attempt', formatTime(step.nextAttemptAt), step.deferredBy ? ` (breaker ${step.deferredBy} open)` : ' (retry backoff)') : null,
+        step?.nextAttemptAt ? field('next attempt', formatTime(step.nextAttemptAt), nextAttemptReason(step.deferredBy, step.limits)) : null,
+        step?.limits ? limitsField(step.limits, unit.instance) : null,
         step?.waitingFor
           ? field('waits for', step.waitingFor.signals.length ? `signal ${step.waitingFor.signals.join(' or ')}` : 'timer', step.waitingFor.until ? ` until ${formatTime(step.waitingFor.until)}` : '')
           : null,
@@ -107,13 +108,16 @@ export class StepPanel {
     );
     if (isItemParent) this.items?.update(step);
     if (definition?.workflow) this.children?.update(childCases, step);
-    if (isTask && (changed || this.jobFor !== `${unitLabel(unit)}|${step?.status}|${step?.attempts}`)) {
-      this.jobFor = `${unitLabel(unit)}|${step?.status}|${step?.attempts}`;
-      void this.loadJob(unit);
+    // A unit waiting in its key's line has no job yet: it is added when a slot comes free.
+    const inLine = Boolean(step?.limits?.waits.some((wait) => wait.kind === 'concurrency' && wait.instance === unit.instance));
+    const jobFor = `${unitLabel(unit)}|${step?.status}|${step?.attempts}|${inLine}`;
+    if (isTask && (changed || this.jobFor !== jobFor)) {
+      this.jobFor = jobFor;
+      void this.loadJob(unit, inLine);
     }
   }
 
-  private async loadJob(unit: UnitKey): Promise<void> {
+  private async loadJob(unit: UnitKey, inLine: boolean): Promise<void> {
     const query = new URLSearchParams();
     if (unit.instance !== undefined) query.set('instance', String(unit.instance));
     if (unit.iteration !== undefined) query.set('iteration', String(unit.iteration));
@@ -130,7 +134,7 @@ export class StepPanel {
           {},
           field('queue', job.queue),
           field('job id', h('span', { class: 'mono' }, job.jobId)),
-          field('state', job.state === 'missing' ? 'not in Redis (not yet enqueued, or removed after it finished)' : job.state),
+          field('state', job.state !== 'missing' ? job.state : inLine ? "not yet enqueued: it waits in its key's line for a slot" : 'not in Redis (not yet enqueued, or removed after it finished)'),
           field('attempts made', String(job.attemptsMade)),
           job.failedReason ? field('failed reason', job.failedReason) : null,
           job.enqueuedAt ? field('enqueued', formatTime(job.enqueuedAt)) : null,
@@ -147,6 +151,25 @@ export class StepPanel {
       fill(this.job, h('h4', {}, 'Job'), h('p', { class: 'error' }, describeError(error)));
     }
   }
+}
+
+/** Why the next attempt waits: an open breaker, a limit, or a retry's backoff. */
+function nextAttemptReason(breaker: string | undefined, limits: StepLimits | undefined): string {
+  if (breaker) return ` (breaker ${breaker} open)`;
+  const [first] = limits?.queued === 1 ? limits.waits : [];
+  if (first) return first.kind === 'rate' ? ' (rate limit)' : ' (no slot free)';
+  return ' (retry backoff)';
+}
+
+/**
+ * What the step's queued units wait for: its one unit's wait, or for a forEach (or one item of
+ * it) how its items stand and the first waits the API looked up.
+ */
+function limitsField(limits: StepLimits, instance: number | undefined): HTMLElement | null {
+  const waits = instance === undefined ? limits.waits : limits.waits.filter((wait) => wait.instance === instance);
+  const summary = limits.queued > 1 && instance === undefined ? limitsSummary(limits) : limits.unavailable ? 'place in line unknown (Redis did not answer)' : '';
+  if (!summary && waits.length === 0) return null;
+  return field('limits', h('span', { id: 'step-limits' }, summary, ...waits.map((wait) => h('div', { class: 'limit-wait', 'data-kind': wait.kind }, describeWait(wait)))));
 }
 
 /** Every attempt and wait of the unit; dates stay on one line, the table scrolls in its box when narrow. */

@@ -1,8 +1,9 @@
 /**
  * Turns a case's trace into Gantt rows: one row per unit of work (a step, one forEach item, one
  * repeat iteration, a compensation, or a step run again after the case was retried), each a
- * sequence of segments: queued, attempt, backoff before a retry, breaker deferral, and waits
- * for a signal or timer. Pure, so that what the timeline claims is unit-tested.
+ * sequence of segments: queued, attempt, backoff before a retry, deferral (by an open breaker,
+ * a rate limit, or no free slot of a concurrency key), and waits for a signal or timer. Pure,
+ * so that what the timeline claims is unit-tested.
  */
 
 export interface TraceEventLike {
@@ -182,7 +183,7 @@ export function buildGantt(events: readonly TraceEventLike[], now: number): Gant
         const row = rowFor(unit, false);
         close(row, at, 'done');
         const until = num(data.until);
-        openSegment(row, { kind: 'deferred', start: at, note: `breaker ${String(data.breaker)} open`, ...(attempt === undefined ? {} : { attempt }), ...(until === undefined ? {} : { plannedEnd: until }) });
+        openSegment(row, { kind: 'deferred', start: at, note: deferralNote(data), ...(attempt === undefined ? {} : { attempt }), ...(until === undefined ? {} : { plannedEnd: until }) });
         break;
       }
       case 'step.waiting': {
@@ -292,4 +293,15 @@ export function monotonicOffsets(events: readonly TraceEventLike[]): Map<number,
     last = offsetMs;
   }
   return offsets;
+}
+
+/** Why an attempt was deferred: the open breaker, or the limit and key it waits for (`step.deferred` data). */
+function deferralNote(data: Record<string, unknown>): string {
+  const limit = data.limit as { kind?: unknown; group?: unknown; key?: unknown; ahead?: unknown } | undefined;
+  if (limit && typeof limit === 'object') {
+    const key = String(limit.key);
+    if (limit.kind === 'rate') return `rate limited (key ${key})`;
+    return `waiting for a slot of key ${key}${typeof limit.ahead === 'number' ? ` (${limit.ahead} ahead)` : ''}`;
+  }
+  return `breaker ${String(data.breaker)} open`;
 }

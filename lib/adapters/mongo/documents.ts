@@ -1,5 +1,5 @@
 import type { WorkflowDefinition } from '../../core/definition.js';
-import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type StepState, type TraceEvent, type TraceType, type UnitFields, type UnitState } from '../../core/state.js';
+import { isTerminalCase, type CaseState, type CaseStatus, type ErrorInfo, type LimitWait, type StepState, type TraceEvent, type TraceType, type UnitFields, type UnitState } from '../../core/state.js';
 import { scopedKey, scopeOf } from '../../core/idempotency.js';
 import type { CaseRecord, StoredKey, StoredWorkflow } from '../../ports/store.js';
 
@@ -39,7 +39,7 @@ export interface UnitDocument {
   error?: ErrorDocument;
   nextAttemptAt?: number;
   deferredBy?: string;
-  deferredFor?: UnitState['deferredFor'];
+  deferredFor?: LimitWait;
 }
 
 export interface StepDocument extends Omit<UnitDocument, 'status'> {
@@ -204,7 +204,7 @@ function encodeUnit<S extends StepState['status']>(unit: UnitFields & { status: 
     error: unit.error && encodeError(unit.error),
     nextAttemptAt: unit.nextAttemptAt,
     deferredBy: unit.deferredBy,
-    deferredFor: unit.deferredFor,
+    deferredFor: unit.deferredFor && compact({ ...unit.deferredFor }),
   });
 }
 
@@ -219,7 +219,7 @@ function decodeUnit(doc: UnitDocument): UnitState {
     error: doc.error && decodeError(doc.error),
     nextAttemptAt: doc.nextAttemptAt,
     deferredBy: doc.deferredBy,
-    deferredFor: doc.deferredFor,
+    deferredFor: doc.deferredFor && compact({ ...doc.deferredFor }),
   });
 }
 
