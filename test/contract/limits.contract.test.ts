@@ -91,6 +91,21 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
     expect(order).toEqual(['new-high', 'old-low', 'late-mid']);
   });
 
+  it('keeps the units of one offer in the order given (the items of a forEach), not in job-id text order', async () => {
+    const { limits } = make();
+    const units = Array.from({ length: 12 }, (_, index) => unit(`c.each.i${index}`, 'k', { limit: 1 }));
+    await limits.offer(units, 1_000);
+    const order: string[] = [];
+    let holder = 'c.each.i0';
+    for (let step = 0; step < 11; step++) {
+      const [next] = await limits.release([{ group: 'crm', jobId: holder }], 2_000 + step);
+      if (!next) throw new Error('nothing admitted');
+      order.push(next.jobId);
+      holder = next.jobId;
+    }
+    expect(order).toEqual(units.slice(1).map((entry) => entry.jobId));
+  });
+
   it('lets a worker claim: the holder renews, a free slot is taken, else the job is parked at the head and promoted when admitted', async () => {
     const { limits } = make();
     await limits.offer([unit('a'), unit('b'), unit('c')], 1_000);

@@ -72,7 +72,7 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
 
   async offer(units: readonly GatedUnit[], now: number): Promise<{ answers: OfferAnswer[]; admitted: Admission[] }> {
     const admitted: Admission[] = [];
-    const answers = units.map((unit): OfferAnswer => {
+    const answers = units.map((unit, order): OfferAnswer => {
       this.fill(unit.group, unit.key, now, admitted);
       const key = this.keyOf(unit.group, unit.key, unit.limit);
       if (key.held.has(unit.jobId)) return { jobId: unit.jobId, admitted: true, rank: key.held.size };
@@ -84,7 +84,7 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
         return { jobId: unit.jobId, admitted: true, rank: key.held.size };
       }
       this.units.set(unit.jobId, { group: unit.group, key: unit.key, queue: unit.queue, payload: unit.payload });
-      return { jobId: unit.jobId, admitted: false, ahead: this.enterLine(key, unit.jobId, lineScore(now, unit.priority)) };
+      return { jobId: unit.jobId, admitted: false, ahead: this.enterLine(key, unit.jobId, lineScore(now, unit.priority, order)) };
     });
     return { answers, admitted };
   }

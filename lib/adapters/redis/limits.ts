@@ -70,7 +70,7 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
     const admitted: Admission[] = [];
     await Promise.all(
       [...byGroup].map(async ([group, list]) => {
-        const args = list.flatMap((unit) => [unit.jobId, storedKey(unit.key), unit.limit, lineScore(now, unit.priority), unit.queue, unit.payload]);
+        const args = list.flatMap((unit, order) => [unit.jobId, storedKey(unit.key), unit.limit, lineScore(now, unit.priority, order), unit.queue, unit.payload]);
         const [replies, admissions] = (await this.scripts.wfOffer(this.base(group), now, admitLeaseOf(group, this.admitLeaseMs), list.length, ...args)) as [Reply[][], Reply[][]];
         for (const [jobId, held, place] of replies) {
           answers.set(String(jobId), held === 1 ? { jobId: String(jobId), admitted: true, rank: Number(place) } : { jobId: String(jobId), admitted: false, ahead: Number(place) });
