@@ -1,4 +1,5 @@
-import { DelayedError, Job, Queue, UnrecoverableError, WaitingError, Worker, type JobsOptions } from 'bullmq';
+import { Job, Queue, Worker, type JobsOptions } from 'bullmq';
+import { RetryLaterError, settleOutcome } from './settle.js';
 import { GroupCommit } from '../../concurrency/group-commit.js';
 import { ConsumerBackoff } from './consumer-backoff.js';
 import { isClusterUrl } from '../redis/cluster-url.js';
@@ -53,17 +54,6 @@ const MAX_PRIORITY = 2_097_152;
 
 /** The backoff type of step jobs: the delay is decided by the worker and carried by the error. */
 const BACKOFF_TYPE = 'workfleet';
-
-/** Thrown to BullMQ for a retry; BullMQ's backoff strategy reads the delay from it. */
-class RetryLaterError extends Error {
-  constructor(
-    message: string,
-    readonly delayMs: number,
-  ) {
-    super(message);
-    this.name = 'RetryLaterError';
-  }
-}
 
 /**
  * BullMQ's key prefix for `queue`. On one Redis it is the fleet's prefix, as it always was
@@ -326,7 +316,7 @@ export class BullConsumers implements QueueConsumers {
           active.delete(controller);
           bullSignal?.removeEventListener('abort', forward);
         }
-        return settle(job, token, outcome);
+        return settleOutcome(job, token, outcome, (error) => this.events.onError?.(error as Error, queue));
       },
       {
         // Options, not a connection: BullMQ then owns its connections and closes them with the worker.
@@ -369,22 +359,5 @@ export class BullConsumers implements QueueConsumers {
         connection?.disconnect();
       },
     };
-  }
-}
-
-async function settle(job: Job, token: string | undefined, outcome: Outcome): Promise<unknown> {
-  switch (outcome.kind) {
-    case 'complete':
-      return outcome.result ?? null;
-    case 'retry':
-      throw new RetryLaterError(outcome.reason, outcome.delayMs);
-    case 'fail':
-      throw new UnrecoverableError(outcome.reason);
-    case 'defer':
-      await job.moveToDelayed(outcome.until, token);
-      throw new DelayedError(outcome.reason);
-    case 'handBack':
-      await job.moveToWait(token);
-      throw new WaitingError();
   }
 }
