@@ -1,0 +1,193 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { RedisLimits } from '../lib/adapters/redis/limits.js';
+import { freePort } from '../lib/local-servers/free-port.js';
+import { packageRoot } from '../lib/runtime/package-root.js';
+import { sleep, spawnProcesses, startBenchServers, waitQuiet, type BenchServers } from './harness.js';
+import { median } from './stats.js';
+import { measured, withFleet, type BenchContext, type PerCase } from './workfleet.js';
+import { KEYS, STORES, type StoreKind } from './workloads.js';
+
+/**
+ * `npm run bench:limits [-- --only keys|fairness] [--units N]`: what concurrency keys cost and
+ * what they buy, on the bench's private redis-server and FerretDB.
+ *
+ * `keys`: the 1-step workload with its cases spread over 1,000 concurrency keys (limit 1, so a
+ * key's second case waits in its line for the first) against the same workload without keys, on
+ * each store (BENCH_STORES, as `npm run bench`), measured as the bench measures it
+ * (bench/workfleet.ts `measured`, about BENCH_SECONDS of cases after a warm-up), BENCH_RUNS times
+ * (default 2, the two workloads in turn, their order alternating): cases/s, and per step (one step
+ * a case) the CPU ms of each process, Redis commands and scripts, BullMQ jobs; medians.
+ *
+ * `fairness`: a fleet of real processes (API, scheduler, two workers of 10) on FerretDB; the start
+ * latency of a small key's two units (from the case's creation to their handlers' start) on the
+ * idle fleet, then behind one key with `--units` (default 100,000) units offered under a limit of
+ * 5: 100 cases of a 1,000-item forEach, each item holding its slot 3 s, so that the gate holds
+ * nearly all of them in its line. Prints the medians and their ratio.
+ */
+
+const option = (name: string, fallback: string) => {
+  const at = process.argv.indexOf(name);
+  return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
+};
+const ONLY = option('--only', 'keys,fairness').split(',');
+const UNITS = Number(option('--units', '100000'));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const RUNS = Number(process.env.BENCH_RUNS ?? 2);
+const MEASURED_STORES = STORES.filter((store) => (process.env.BENCH_STORES ?? STORES.join(',')).split(',').includes(store));
+
+const started = Date.now();
+const log = (message: string) => process.stdout.write(`[${String(Math.round((Date.now() - started) / 1000)).padStart(4)} s] ${message}\n`);
+
+interface KeysRow {
+  store: StoreKind;
+  workload: 'one' | 'keyed';
+  perSecond: number;
+  perStep: PerCase;
+}
+
+const cpuOf = (row: KeysRow) => Object.values(row.perStep.cpuMs).reduce((sum, ms) => sum + ms, 0);
+
+/** The median of each figure over the runs of one workload on one store. */
+function medians(rows: readonly KeysRow[]) {
+  const of = (pick: (row: KeysRow) => number) => median(rows.map(pick));
+  const processes = [...new Set(rows.flatMap((row) => Object.keys(row.perStep.cpuMs)))];
+  return {
+    perSecond: of((row) => row.perSecond),
+    cpuMs: of(cpuOf),
+    cpuMsByProcess: Object.fromEntries(processes.map((name) => [name, of((row) => row.perStep.cpuMs[name] ?? 0)])),
+    redisCommands: of((row) => row.perStep.redisCommands),
+    redisScripts: of((row) => row.perStep.redisScripts),
+    bullmqJobs: of((row) => row.perStep.bullmqJobs),
+  };
+}
+
+async function keysCost(ctx: BenchContext): Promise<Record<string, unknown>> {
+  const rows: KeysRow[] = [];
+  for (let run = 0; run < RUNS; run++) {
+    for (const store of MEASURED_STORES) {
+      const scale = store === 'memory' ? 5 : 1;
+      // ABBA: the order alternates between runs, so that a machine getting busier or quieter favours neither.
+      for (const workload of run % 2 === 0 ? (['one', 'keyed'] as const) : (['keyed', 'one'] as const)) {
+        await waitQuiet(ctx.servers);
+        log(`keys: run ${run + 1}/${RUNS}, ${workload} on ${store} …`);
+        const result = await withFleet(ctx, store, {}, (fleet) => measured(ctx, fleet, workload, 200 * scale, 300));
+        rows.push({ store, workload, perSecond: result.rate, perStep: result.perCase });
+      }
+    }
+  }
+  log(`1-step cases, without keys and over ${KEYS} concurrency keys (limit 1); per step, median of ${RUNS} run(s):`);
+  log(`${'store'.padEnd(9)}${'workload'.padEnd(10)}${'cases/s'.padStart(9)}${'CPU ms'.padStart(9)}  ${'by process'.padEnd(48)}${'Redis cmds'.padStart(11)}${'scripts'.padStart(9)}${'jobs'.padStart(6)}`);
+  const figures: Record<string, Record<string, ReturnType<typeof medians>>> = {};
+  for (const store of MEASURED_STORES) {
+    for (const workload of ['one', 'keyed'] as const) {
+      const row = medians(rows.filter((entry) => entry.store === store && entry.workload === workload));
+      (figures[store] ??= {})[workload] = row;
+      const byProcess = Object.entries(row.cpuMsByProcess)
+        .map(([name, ms]) => `${name} ${ms.toFixed(2)}`)
+        .join(', ');
+      log(
+        `${store.padEnd(9)}${workload.padEnd(10)}${row.perSecond.toFixed(0).padStart(9)}${row.cpuMs.toFixed(2).padStart(9)}  ${byProcess.padEnd(48)}${row.redisCommands.toFixed(1).padStart(11)}${row.redisScripts.toFixed(1).padStart(9)}${row.bullmqJobs.toFixed(2).padStart(6)}`,
+      );
+    }
+    const plain = figures[store]?.one;
+    const keyed = figures[store]?.keyed;
+    if (!plain || !keyed) continue;
+    log(
+      `${store}: with keys ${(keyed.cpuMs / plain.cpuMs).toFixed(2)}x the CPU per step (${keyed.cpuMs - plain.cpuMs >= 0 ? '+' : ''}${(keyed.cpuMs - plain.cpuMs).toFixed(2)} ms), ` +
+        `${(keyed.redisCommands / plain.redisCommands).toFixed(2)}x the Redis commands (+${(keyed.redisCommands - plain.redisCommands).toFixed(1)}), ` +
+        `${(keyed.redisScripts / plain.redisScripts).toFixed(2)}x the scripts, ${(keyed.perSecond / plain.perSecond).toFixed(2)}x the cases/s`,
+    );
+  }
+  return { runs: rows, medians: figures };
+}
+
+/** A fleet of workfleet processes on FerretDB with an API, for the fairness measurement. */
+async function fairness(servers: BenchServers, redis: Redis): Promise<Record<string, unknown>> {
+  const prefix = `wf-fair-${Date.now().toString(36)}`;
+  const database = prefix.replace(/-/g, '_');
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}`;
+  const env = {
+    REDIS_URL: servers.redis.url,
+    MONGO_URL: `${servers.mongoBase}${database}`,
+    BULLMQ_PREFIX: prefix,
+    API_PORT: String(port),
+    API_RATE_LIMIT_PER_MINUTE: '0',
+    WORKER_CONCURRENCY: '10',
+    NODE_ENV: 'test',
+  };
+  const children = await spawnProcesses(['api', 'scheduler', 'worker', 'worker'], env);
+  const http = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const response = await fetch(`${url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
+    return (await response.json()) as T;
+  };
+  try {
+    await servers.indexDatabase(database);
+    await http('POST', '/v1/workflows', {
+      name: 'fair',
+      steps: [
+        {
+          id: 'each',
+          task: 'demo.hold',
+          forEach: { items: '${input.items}', concurrency: 1000 },
+          input: { ms: '${input.ms}' },
+          concurrency: { key: '${input.customer}', limit: 5, group: 'fair' },
+          timeout: '60s',
+        },
+      ],
+    });
+    const start = (customer: string, items: number, ms: number) => http<{ id: string }>('POST', '/v1/cases', { workflow: 'fair', input: { customer, items: Array.from({ length: items }, (_, i) => i), ms } });
+    /** Case creation to the later handler start of a small case's two units (ms). */
+    const smallLatency = async (): Promise<number> => {
+      const { id } = await start('small', 2, 50);
+      for (const deadline = Date.now() + 120_000; Date.now() < deadline; await sleep(50)) {
+        const record = await http<{ status: string; createdAt: string; steps: { each?: { output?: { items: Array<{ startedAt: number }> } } } }>('GET', `/v1/cases/${id}`);
+        if (record.status === 'completed') return Math.max(...(record.steps.each?.output?.items ?? []).map((held) => held.startedAt)) - Date.parse(record.createdAt);
+        if (record.status !== 'running') throw new Error(`small case ${record.status}`);
+      }
+      throw new Error('small case not done in 120 s');
+    };
+    const runs = async (count: number) => {
+      const figures: number[] = [];
+      for (let run = 0; run < count; run++) figures.push(await smallLatency());
+      return figures;
+    };
+    await runs(1);
+    const idle = await runs(7);
+    log(`fairness: idle fleet, small key's units start ${median(idle)} ms after the case is created (${idle.join(', ')})`);
+
+    const limits = new RedisLimits(redis, { prefix });
+    const cases = Math.ceil(UNITS / 1000);
+    const offering = Date.now();
+    for (let made = 0; made < cases; made += 5) await Promise.all(Array.from({ length: Math.min(5, cases - made) }, () => start('big', Math.min(1000, UNITS - made * 1000), 3_000)));
+    const waitingFor = UNITS - 5;
+    let big = (await limits.stats(1)).topKeys[0];
+    for (const deadline = Date.now() + 600_000; (big?.waiting ?? 0) < waitingFor - 5 && Date.now() < deadline; await sleep(500)) big = (await limits.stats(1)).topKeys[0];
+    log(
+      `fairness: ${UNITS} units of key "big" offered in ${((Date.now() - offering) / 1000).toFixed(1)} s; the gate: ${big?.inUse} in use, ${big?.waiting} waiting; Redis ${(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]) / 1048576).toFixed(0)} MiB`,
+    );
+    const behind = await runs(7);
+    const after = (await limits.stats(1)).topKeys[0];
+    const ratio = median(behind) / median(idle);
+    log(`fairness: behind ${after?.waiting} waiting units of one key, small key's units start ${median(behind)} ms after the case is created (${behind.join(', ')}): ${ratio.toFixed(2)}x idle`);
+    return { idleMs: idle, behindMs: behind, units: UNITS, waitingAfter: after?.waiting, ratio };
+  } finally {
+    await Promise.all(children.map((child) => child.stop('SIGTERM', 30_000)));
+  }
+}
+
+const servers = await startBenchServers();
+const redis = new Redis(servers.redis.url);
+const results: Record<string, unknown> = { at: new Date().toISOString(), store: servers.store, seconds: SECONDS };
+try {
+  if (ONLY.includes('keys')) results.keys = await keysCost({ servers, redis, seconds: SECONDS });
+  if (ONLY.includes('fairness')) results.fairness = await fairness(servers, redis);
+} finally {
+  redis.disconnect();
+  await servers.stop();
+}
+mkdirSync(join(packageRoot(), 'bench', 'results'), { recursive: true });
+writeFileSync(join(packageRoot(), 'bench', 'results', 'limits-latest.json'), `${JSON.stringify(results, null, 2)}\n`);
