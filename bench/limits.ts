@@ -77,7 +77,8 @@ async function keysCost(ctx: BenchContext): Promise<Record<string, unknown>> {
       }
     }
   }
-  log(`1-step cases, without keys and over ${KEYS} concurrency keys (limit 1); per step, median of ${RUNS} run(s):`);
+  for (const row of rows) log(`  ${row.store} ${row.workload}: ${row.perSecond.toFixed(0)} cases/s, ${cpuOf(row).toFixed(2)} CPU ms and ${row.perStep.redisCommands.toFixed(1)} Redis commands per step`);
+  log(`1-step cases, without keys and over ${KEYS} concurrency keys (limit 1); per step, median of ${RUNS} run(s) (of two: the lower):`);
   log(`${'store'.padEnd(9)}${'workload'.padEnd(10)}${'cases/s'.padStart(9)}${'CPU ms'.padStart(9)}  ${'by process'.padEnd(48)}${'Redis cmds'.padStart(11)}${'scripts'.padStart(9)}${'jobs'.padStart(6)}`);
   const figures: Record<string, Record<string, ReturnType<typeof medians>>> = {};
   for (const store of MEASURED_STORES) {
@@ -163,11 +164,16 @@ async function fairness(servers: BenchServers, redis: Redis): Promise<Record<str
     const cases = Math.ceil(UNITS / 1000);
     const offering = Date.now();
     for (let made = 0; made < cases; made += 5) await Promise.all(Array.from({ length: Math.min(5, cases - made) }, () => start('big', Math.min(1000, UNITS - made * 1000), 3_000)));
-    const waitingFor = UNITS - 5;
+    const madeAt = Date.now();
+    // Until the gate's line stops growing (the big key's units run meanwhile, 5 at a time, so it never quite reaches UNITS).
     let big = (await limits.stats(1)).topKeys[0];
-    for (const deadline = Date.now() + 600_000; (big?.waiting ?? 0) < waitingFor - 5 && Date.now() < deadline; await sleep(500)) big = (await limits.stats(1)).topKeys[0];
+    for (let last = -1, deadline = Date.now() + 600_000; (big?.waiting ?? 0) > last && Date.now() < deadline;) {
+      last = big?.waiting ?? 0;
+      await sleep(2_000);
+      big = (await limits.stats(1)).topKeys[0];
+    }
     log(
-      `fairness: ${UNITS} units of key "big" offered in ${((Date.now() - offering) / 1000).toFixed(1)} s; the gate: ${big?.inUse} in use, ${big?.waiting} waiting; Redis ${(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]) / 1048576).toFixed(0)} MiB`,
+      `fairness: ${UNITS} units of key "big" offered (${cases} cases made in ${((madeAt - offering) / 1000).toFixed(1)} s, the line full ${((Date.now() - offering) / 1000).toFixed(1)} s after the first); the gate: ${big?.inUse} in use, ${big?.waiting} waiting; Redis ${(Number(/used_memory:(\d+)/.exec(await redis.info('memory'))?.[1]) / 1048576).toFixed(0)} MiB`,
     );
     const behind = await runs(7);
     const after = (await limits.stats(1)).topKeys[0];
