@@ -10,7 +10,7 @@ import { measured, withFleet, type BenchContext, type PerCase } from './workflee
 import { KEYS, STORES, type StoreKind } from './workloads.js';
 
 /**
- * `npm run bench:limits [-- --only keys|fairness] [--units N]`: what concurrency keys cost and
+ * `npm run bench:limits [-- --only keys,fairness,rate-foreach] [--units N]`: what concurrency keys cost and
  * what they buy, on the bench's private redis-server and FerretDB.
  *
  * `keys`: the 1-step workload with its cases spread over 1,000 concurrency keys (limit 1, so a
@@ -25,13 +25,16 @@ import { KEYS, STORES, type StoreKind } from './workloads.js';
  * idle fleet, then behind one key with `--units` (default 100,000) units offered under a limit of
  * 5: 100 cases of a 1,000-item forEach, each item holding its slot 3 s, so that the gate holds
  * nearly all of them in its line. Prints the medians and their ratio.
+ *
+ * `rate-foreach`: on such a fleet, a forEach of 320 items under a rate limit of 5 a second (see
+ * `rateForEach`): how many of a minute's 300 starts it makes in its first minute.
  */
 
 const option = (name: string, fallback: string) => {
   const at = process.argv.indexOf(name);
   return at >= 0 ? (process.argv[at + 1] ?? fallback) : fallback;
 };
-const ONLY = option('--only', 'keys,fairness').split(',');
+const ONLY = option('--only', 'keys,fairness,rate-foreach').split(',');
 const UNITS = Number(option('--units', '100000'));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const RUNS = Number(process.env.BENCH_RUNS ?? 2);
@@ -104,9 +107,11 @@ async function keysCost(ctx: BenchContext): Promise<Record<string, unknown>> {
   return { runs: rows, medians: figures };
 }
 
-/** A fleet of workfleet processes on FerretDB with an API, for the fairness measurement. */
-async function fairness(servers: BenchServers, redis: Redis): Promise<Record<string, unknown>> {
-  const prefix = `wf-fair-${Date.now().toString(36)}`;
+type Http = <T>(method: string, path: string, body?: unknown) => Promise<T>;
+
+/** Runs `use` on a fleet of workfleet processes (API, scheduler, two workers of 10) on FerretDB, then stops it. */
+async function withProcessFleet<T>(servers: BenchServers, use: (fleet: { http: Http; prefix: string }) => Promise<T>): Promise<T> {
+  const prefix = `wf-lim-${Date.now().toString(36)}`;
   const database = prefix.replace(/-/g, '_');
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
@@ -120,13 +125,30 @@ async function fairness(servers: BenchServers, redis: Redis): Promise<Record<str
     NODE_ENV: 'test',
   };
   const children = await spawnProcesses(['api', 'scheduler', 'worker', 'worker'], env);
-  const http = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+  const http: Http = async <R>(method: string, path: string, body?: unknown): Promise<R> => {
     const response = await fetch(`${url}${path}`, { method, headers: body === undefined ? {} : { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
     if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${await response.text()}`);
-    return (await response.json()) as T;
+    return (await response.json()) as R;
   };
   try {
     await servers.indexDatabase(database);
+    return await use({ http, prefix });
+  } finally {
+    await Promise.all(children.map((child) => child.stop('SIGTERM', 30_000)));
+  }
+}
+
+/** The case once it has finished. */
+async function finished<T extends { status: string }>(http: Http, id: string, timeoutMs: number): Promise<T> {
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(100)) {
+    const record = await http<T>('GET', `/v1/cases/${id}`);
+    if (record.status !== 'running') return record;
+  }
+  throw new Error(`case ${id} not finished in ${timeoutMs} ms`);
+}
+
+async function fairness(servers: BenchServers, redis: Redis): Promise<Record<string, unknown>> {
+  return withProcessFleet(servers, async ({ http, prefix }) => {
     await http('POST', '/v1/workflows', {
       name: 'fair',
       steps: [
@@ -180,9 +202,43 @@ async function fairness(servers: BenchServers, redis: Redis): Promise<Record<str
     const ratio = median(behind) / median(idle);
     log(`fairness: behind ${after?.waiting} waiting units of one key, small key's units start ${median(behind)} ms after the case is created (${behind.join(', ')}): ${ratio.toFixed(2)}x idle`);
     return { idleMs: idle, behindMs: behind, units: UNITS, waitingAfter: after?.waiting, ratio };
-  } finally {
-    await Promise.all(children.map((child) => child.stop('SIGTERM', 30_000)));
-  }
+  });
+}
+
+/**
+ * A forEach of 320 items under a rate limit of 5 a second, in one case: every item but the first
+ * five is deferred to its reserved second, and each deferral is a transition of that one case.
+ * Prints the starts in the first minute (the allowance is 300), the longest pause between two
+ * starts, and the items that came back more than a second after their reserved time (so reserved
+ * again, at the back of the line).
+ */
+async function rateForEach(servers: BenchServers): Promise<Record<string, unknown>> {
+  return withProcessFleet(servers, async ({ http }) => {
+    await http('POST', '/v1/workflows', {
+      name: 'rated',
+      steps: [{ id: 'each', task: 'demo.hold', forEach: { items: '${input.items}', concurrency: 1000 }, input: { ms: 10 }, rateLimit: { key: '${input.partner}', max: 5, per: '1s' }, timeout: '20s' }],
+    });
+    const { id } = await http<{ id: string }>('POST', '/v1/cases', { workflow: 'rated', input: { partner: 'initech', items: Array.from({ length: 320 }, (_, i) => i) } });
+    const record = await finished<{ status: string; steps: { each?: { output?: { items: Array<{ startedAt: number }> } } } }>(http, id, 300_000);
+    const starts = (record.steps.each?.output?.items ?? []).map((held) => held.startedAt).sort((a, b) => a - b);
+    const first = starts[0] ?? 0;
+    const inMinute = starts.filter((at) => at < first + 60_000).length;
+    const gap = Math.max(...starts.slice(1).map((at, index) => at - (starts[index] ?? at)));
+    const { events } = await http<{ events: Array<{ type: string; at: string; data: { instance?: number } }> }>('GET', `/v1/cases/${id}/trace`);
+    const deferrals = new Map<number, number>();
+    let firstPassEnd = 0;
+    for (const event of events.filter((entry) => entry.type === 'step.deferred')) {
+      const instance = event.data.instance ?? -1;
+      if (!deferrals.has(instance)) firstPassEnd = Math.max(firstPassEnd, Date.parse(event.at) - first);
+      deferrals.set(instance, (deferrals.get(instance) ?? 0) + 1);
+    }
+    const again = [...deferrals.values()].filter((count) => count > 1).length;
+    log(
+      `rate in a forEach: ${record.status}; ${inMinute} of 320 items started in the first 60 s (allowance 300); the first deferral of every item made by ${(firstPassEnd / 1000).toFixed(1)} s; ` +
+        `longest pause between starts ${(gap / 1000).toFixed(1)} s; ${again} items deferred again (back more than 1 s after their reserved time)`,
+    );
+    return { inMinute, firstPassSeconds: firstPassEnd / 1000, longestPauseSeconds: gap / 1000, deferredAgain: again };
+  });
 }
 
 const servers = await startBenchServers();
@@ -191,6 +247,7 @@ const results: Record<string, unknown> = { at: new Date().toISOString(), store: 
 try {
   if (ONLY.includes('keys')) results.keys = await keysCost({ servers, redis, seconds: SECONDS });
   if (ONLY.includes('fairness')) results.fairness = await fairness(servers, redis);
+  if (ONLY.includes('rate-foreach')) results.rateForEach = await rateForEach(servers);
 } finally {
   redis.disconnect();
   await servers.stop();
