@@ -7,7 +7,7 @@ import type { FleetSpec } from './fleet-process.js';
 import type { BenchServers } from './harness.js';
 import { sleep } from './harness.js';
 import { newCounters, type FinishedCounts, type StoreCounters } from './store-counters.js';
-import { CONCURRENCY, type StoreKind } from './workloads.js';
+import { CONCURRENCY, inputOf, type StoreKind } from './workloads.js';
 
 const id = () => randomBytes(4).toString('hex');
 
@@ -158,7 +158,7 @@ export class Fleet {
 
   async submit(workflow: string, count: number, from = 0): Promise<void> {
     for (let i = 0; i < count; i += 500) {
-      await this.intake.addBulk(Array.from({ length: Math.min(500, count - i) }, (_, j) => ({ name: 'start', data: { workflow, input: { n: from + i + j } } })));
+      await this.intake.addBulk(Array.from({ length: Math.min(500, count - i) }, (_, j) => ({ name: 'start', data: { workflow, input: inputOf(workflow, from + i + j) } })));
     }
   }
 

@@ -70,7 +70,13 @@ export async function spawnProcesses(roles: readonly string[], env: Record<strin
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
   );
-  await Promise.all(children.map((child) => waitForOutput(child, /(scheduler|worker) started|api listening/, 30_000, 'workfleet process')));
+  try {
+    await Promise.all(children.map((child) => waitForOutput(child, /(scheduler|worker) started|api listening/, 30_000, 'workfleet process')));
+  } catch (error) {
+    // None is left running when one did not start.
+    await Promise.all(children.map((child) => child.stop('SIGKILL', 5_000).catch(() => undefined)));
+    throw error;
+  }
   // Keep reading (and dropping) their output, so that a full pipe never blocks them.
   for (const child of children) {
     child.process.stdout?.resume();

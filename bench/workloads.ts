@@ -16,7 +16,15 @@ export const WORKFLOWS = {
   },
   // Its step waits on a queue no worker serves: what Redis holds for a case waiting for a worker.
   parked: { steps: [{ id: 'a', ...ECHO, queue: 'parked' }] },
+  // The 1-step workload under a concurrency key, its cases spread over KEYS keys (bench/limits.ts).
+  keyed: { steps: [{ id: 'a', ...ECHO, concurrency: { key: '${input.k}', limit: 1 } }] },
 } as const;
+
+/** The keys the `keyed` workload's cases are spread over. */
+export const KEYS = 1_000;
+
+/** The input of case number `n` of a workload: `keyed` cases take key `k<n mod KEYS>`, one after another. */
+export const inputOf = (workflow: string, n: number): Record<string, unknown> => (workflow === 'keyed' ? { n, k: `k${n % KEYS}` } : { n });
 
 export type WorkflowName = keyof typeof WORKFLOWS;
 

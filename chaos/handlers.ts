@@ -34,12 +34,19 @@ export default defineHandlers({
    * An effect made once per idempotency key, after a random latency (so work is in flight when
    * faults hit), plus `holdMs` when given (a step that is surely still running when a fault lands).
    */
-  'chaos.effect': async (input: { maxMs?: number; holdMs?: number }, ctx) => {
-    await pause((input.holdMs ?? 0) + 20 + Math.floor(Math.random() * (input.maxMs ?? 200)), ctx.signal);
-    await redis.incr(`${prefix}:executions:${ctx.idempotencyKey}`);
-    const written = await redis.set(`${prefix}:effects:${ctx.idempotencyKey}`, String(ctx.attempt), 'NX');
-    if (written === 'OK') await redis.incr(`${prefix}:effects-written`);
-    return { effect: ctx.idempotencyKey, attempt: ctx.attempt };
+  'chaos.effect': async (input: { maxMs?: number; holdMs?: number; key?: string }, ctx) => {
+    // A run under a concurrency key is logged (start, then end unless its process dies) for the scenario to count overlaps.
+    const run = input.key === undefined ? undefined : { key: `${prefix}:runs:${input.key}`, id: `${ctx.idempotencyKey}#${ctx.attempt}#${Math.random()}` };
+    if (run) await redis.rpush(run.key, JSON.stringify({ id: run.id, pid: process.pid, startedAt: Date.now() }));
+    try {
+      await pause((input.holdMs ?? 0) + 20 + Math.floor(Math.random() * (input.maxMs ?? 200)), ctx.signal);
+      await redis.incr(`${prefix}:executions:${ctx.idempotencyKey}`);
+      const written = await redis.set(`${prefix}:effects:${ctx.idempotencyKey}`, String(ctx.attempt), 'NX');
+      if (written === 'OK') await redis.incr(`${prefix}:effects-written`);
+      return { effect: ctx.idempotencyKey, attempt: ctx.attempt };
+    } finally {
+      if (run) await redis.rpush(run.key, JSON.stringify({ id: run.id, endedAt: Date.now() }));
+    }
   },
 
   /** Waits `ms`, honoring the abort signal. */

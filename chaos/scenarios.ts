@@ -5,6 +5,7 @@ import { IDEMPOTENCY_SCENARIOS } from './scenarios-idempotency.js';
 import { FAILOVER_SCENARIOS } from './scenarios-failover.js';
 import { INFRASTRUCTURE_SCENARIOS } from './scenarios-infrastructure.js';
 import { PARTITION_SCENARIOS } from './scenarios-partition.js';
+import { LIMITS_SCENARIOS } from './scenarios-limits.js';
 import { SIZE_SCENARIOS } from './scenarios-size.js';
 
 export interface ScenarioRun {
@@ -424,6 +425,7 @@ export const SCENARIOS: Scenario[] = [
   ...IDEMPOTENCY_SCENARIOS,
   ...INFRASTRUCTURE_SCENARIOS,
   ...SIZE_SCENARIOS,
+  ...LIMITS_SCENARIOS,
   ...PARTITION_SCENARIOS,
   ...FAILOVER_SCENARIOS,
 ];

@@ -68,7 +68,7 @@ export interface ConcurrencyGate {
   claim(unit: GatedUnit, now: number, leaseMs: number): Promise<{ answer: ClaimAnswer; admitted: Admission[] }>;
   /** Extends the leases of slots held by running units. */
   renew(units: readonly UnitRef[], until: number): Promise<void>;
-  /** The units are done with their slots, or will never run (their case ended): slots freed, lines left, and the next waiting admitted. */
+  /** The units are done with their slots, or will never run (their case ended): slots freed, lines left, then the next waiting admitted (never one of the units released). */
   release(units: readonly UnitRef[], now: number): Promise<Admission[]>;
   /** Frees the slots whose lease ran out (their worker died) and admits the next waiting. */
   sweep(now: number): Promise<Admission[]>;

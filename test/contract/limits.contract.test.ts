@@ -150,6 +150,20 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
     }
   });
 
+  it('admits none of the units it releases together (a cancelled case gives back its slots and places at once)', async () => {
+    const { limits } = make();
+    // a and b hold the key's two slots; c and d wait behind them (one case), e after them (another case).
+    await limits.offer([unit('a'), unit('b'), unit('c'), unit('d')], 1_000);
+    await limits.offer([unit('e')], 1_001);
+    const admitted = await limits.release(
+      ['a', 'b', 'c', 'd'].map((jobId) => ({ group: 'crm', jobId })),
+      1_100,
+    );
+    // Only e: a slot given to c or d would put a job of the cancelled case back in its queue.
+    expect(admitted).toEqual([{ group: 'crm', key: 'acme', jobId: 'e', queue: 'default', payload: '{"job":"e"}', rank: 1 }]);
+    expect((await limits.stats(5)).groups).toEqual([{ group: 'crm', inUse: 1, waiting: 0 }]);
+  });
+
   it('names the busiest keys in its stats, and stores a long key as a digest', async () => {
     const { limits } = make();
     const long = 'k'.repeat(300);

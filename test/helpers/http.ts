@@ -25,6 +25,7 @@ export interface WireCase {
   waitingFor: Array<{ stepId: string; signals: string[] }>;
   parent?: { caseId: string; stepId: string };
   idempotencyKey?: string;
+  createdAt: string;
 }
 
 export interface WireEvent {

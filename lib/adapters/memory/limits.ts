@@ -118,7 +118,8 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
   }
 
   async release(units: readonly UnitRef[], now: number): Promise<Admission[]> {
-    const admitted: Admission[] = [];
+    // Every unit leaves before any key is filled, as in the Redis script: else a unit released further on could be admitted.
+    const touched = new Map<string, { group: string; key: string }>();
     for (const { jobId } of units) {
       const unit = this.units.get(jobId);
       if (!unit) continue;
@@ -126,8 +127,10 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
       const key = this.keyOf(unit.group, unit.key);
       key.held.delete(jobId);
       key.line = key.line.filter((waiting) => waiting.jobId !== jobId);
-      this.fill(unit.group, unit.key, now, admitted);
+      touched.set(`${unit.group}\n${unit.key}`, { group: unit.group, key: unit.key });
     }
+    const admitted: Admission[] = [];
+    for (const { group, key } of touched.values()) this.fill(group, key, now, admitted);
     return admitted;
   }
 

@@ -75,10 +75,10 @@ local function fill(K, now, admitLease, out)
   end
 end
 
--- The unit's slot or place given up; the next waiting admitted.
-local function leave(jobId, now, admitLease, out)
+-- The unit's slot or place given up; answers its key (to be filled), or nil for a unit unknown here.
+local function leave(jobId)
   local entry = redis.call('HGET', units, jobId)
-  if not entry then return end
+  if not entry then return nil end
   local K = split(entry)
   if redis.call('ZREM', base .. ':held:' .. K, jobId) == 1 then
     redis.call('HINCRBY', count, 'held', -1)
@@ -88,7 +88,7 @@ local function leave(jobId, now, admitLease, out)
   redis.call('HDEL', units, jobId)
   redis.call('ZREM', leases, jobId)
   forget(K)
-  fill(K, now, admitLease, out)
+  return K
 end
 `;
 
@@ -175,11 +175,22 @@ end
 return 0
 `;
 
-/** ARGV: now, admitLeaseMs, then job ids. Answers the admitted. */
+/**
+ * ARGV: now, admitLeaseMs, then job ids. Answers the admitted. Every unit leaves before any key
+ * is filled: filling after each would admit units released further on (a cancelled case's), whose
+ * jobs would then be put back in their queue.
+ */
 export const RELEASE = `${PRELUDE}
 local now, admitLease = tonumber(ARGV[1]), tonumber(ARGV[2])
-local admitted = {}
-for i = 3, #ARGV do leave(ARGV[i], now, admitLease, admitted) end
+local admitted, touched, seen = {}, {}, {}
+for i = 3, #ARGV do
+  local K = leave(ARGV[i])
+  if K and not seen[K] then
+    seen[K] = true
+    touched[#touched + 1] = K
+  end
+end
+for _, K in ipairs(touched) do fill(K, now, admitLease, admitted) end
 return admitted
 `;
 
