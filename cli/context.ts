@@ -63,6 +63,12 @@ export function positiveInt(value: string): number {
   return Number(value);
 }
 
+/** A whole number, negative too (a priority); the API checks its range. */
+export function wholeNumber(value: string): number {
+  if (!/^-?[0-9]+$/.test(value)) throw new InvalidArgumentError('must be a whole number');
+  return Number(value);
+}
+
 export interface ClientFlags {
   apiUrl?: string;
   apiKey?: string;

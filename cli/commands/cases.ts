@@ -3,7 +3,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { ErrorCode } from '../../lib/core/error-codes.js';
 import { formatDuration } from '../../lib/core/format.js';
 import { ApiError, type WorkfleetClient } from '../client.js';
-import { client, clientOptions, positiveInt } from '../context.js';
+import { client, clientOptions, positiveInt, wholeNumber } from '../context.js';
 import { bySeq, color, renderCase, renderTimeline, Timeline, type WireCase, type WireTraceEvent } from '../render.js';
 
 function parseInput(options: { input?: string; inputFile?: string }): Record<string, unknown> | undefined {
@@ -99,10 +99,14 @@ export function caseCommands(program: Command): void {
     .option('--input-file <file>', 'case input from a JSON file')
     .option('--version <n>', 'definition version (default: latest)', positiveInt)
     .option('--idempotency-key <key>', 'a retried start with the same key returns the same case')
+    .option('--priority <n>', 'orders the case among those waiting for a concurrency key: higher first, -100 to 100 (docs/LANGUAGE.md, Priorities)', wholeNumber)
     .option('--wait', 'follow the case live and end with its output or error')
     .option('--timeout <seconds>', 'with --wait: give up after this long', positiveInt, 600)
     .action(
-      async (name: string, options: { input?: string; inputFile?: string; version?: number; idempotencyKey?: string; wait?: boolean; timeout: number; json?: boolean; apiUrl?: string; apiKey?: string }) => {
+      async (
+        name: string,
+        options: { input?: string; inputFile?: string; version?: number; idempotencyKey?: string; priority?: number; wait?: boolean; timeout: number; json?: boolean; apiUrl?: string; apiKey?: string },
+      ) => {
         const api = client(options);
         const input = parseInput(options);
         const request = {
@@ -110,6 +114,7 @@ export function caseCommands(program: Command): void {
           ...(options.version ? { version: options.version } : {}),
           ...(input ? { input } : {}),
           ...(options.idempotencyKey ? { idempotencyKey: options.idempotencyKey } : {}),
+          ...(options.priority === undefined ? {} : { priority: options.priority }),
         };
         const { status, body } = await api.request<{ id: string; status: string; debounce?: { key: string; startsAt: string | null; starts: number | null } }>('POST', '/v1/cases', request);
         const said = status === 202 ? debouncedLine(body.debounce) : status === 201 ? 'started' : color.dim('already started with this idempotency key');
