@@ -8,6 +8,7 @@ import { stuckReason, type ObservedJob } from '../lib/core/stuck.js';
 import { outstandingWork } from '../lib/core/transition.js';
 import type { CaseAdvancer } from '../lib/engine/advancer.js';
 import type { CaseRepository } from '../lib/engine/case-repository.js';
+import { caseAdmittedReport } from '../lib/engine/case-slots.js';
 import type { WorkflowRegistry } from '../lib/engine/workflows.js';
 import type { Logger } from '../lib/obs/logger.js';
 import type { Clock } from '../lib/ports/clock.js';
@@ -118,7 +119,7 @@ export class Reconciler {
       if (ended.length === 0) continue;
       const now = clock.now();
       const admitted = await gate.release(ended, now);
-      if (admitted.length > 0) await queues.report(admitted.map((admission) => ({ caseId: admission.jobId, event: { type: 'caseAdmitted', at: now } })));
+      if (admitted.length > 0) await queues.report(admitted.map((admission) => caseAdmittedReport(admission.jobId, now)));
       freed += ended.length;
     }
     return freed;

@@ -21,11 +21,11 @@ export class CaseSlots {
     const now = this.deps.clock.now();
     const units = commands.map((command) => ({ group: command.group, key: command.key, limit: command.limit, jobId: command.caseId, queue: '', priority: command.priority, payload: 'case' }));
     const { answers, admitted } = await this.deps.gate.offer(units, now);
-    const reports: StepReport[] = admitted.map((admission) => admittedReport(admission.jobId, now));
+    const reports: StepReport[] = admitted.map((admission) => caseAdmittedReport(admission.jobId, now));
     for (const [index, answer] of answers.entries()) {
       const command = commands[index];
       if (!command) continue;
-      if (answer.admitted) reports.push(admittedReport(command.caseId, now));
+      if (answer.admitted) reports.push(caseAdmittedReport(command.caseId, now));
       else if (command.strategy === 'cancel-newest') reports.push(...(await this.refuse(command, now)));
       else if (command.strategy === 'cancel-in-progress') reports.push(...(await this.makeRoom(command, answer.ahead, now)));
     }
@@ -39,14 +39,14 @@ export class CaseSlots {
       commands.map((command) => ({ group: command.group, jobId: command.caseId })),
       now,
     );
-    return admitted.map((admission) => admittedReport(admission.jobId, now));
+    return admitted.map((admission) => caseAdmittedReport(admission.jobId, now));
   }
 
   /** cancel-newest: the newcomer leaves the line and is cancelled, its reason in its trace. */
   private async refuse(command: AwaitSlot, now: number): Promise<StepReport[]> {
     const admitted = await this.deps.gate.release([{ group: command.group, jobId: command.caseId }], now);
     const reason = `cancel-newest: ${command.limit} open case(s) of key "${command.key}" (${command.group}) already`;
-    return [...admitted.map((admission) => admittedReport(admission.jobId, now)), { caseId: command.caseId, event: { type: 'cancel', reason, at: now } }];
+    return [...admitted.map((admission) => caseAdmittedReport(admission.jobId, now)), { caseId: command.caseId, event: { type: 'cancel', reason, at: now } }];
   }
 
   /**
@@ -62,4 +62,5 @@ export class CaseSlots {
   }
 }
 
-const admittedReport = (caseId: string, at: number): StepReport => ({ caseId, event: { type: 'caseAdmitted', at } });
+/** The message that tells a case it holds its slot of its workflow's key. */
+export const caseAdmittedReport = (caseId: string, at: number): StepReport => ({ caseId, event: { type: 'caseAdmitted', at } });

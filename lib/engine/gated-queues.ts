@@ -2,6 +2,7 @@ import { CASE_GROUP_PREFIX } from '../core/limits.js';
 import type { StepJob } from '../core/state.js';
 import type { Clock } from '../ports/clock.js';
 import type { Admission, ConcurrencyGate, GatedUnit } from '../ports/limits.js';
+import { caseAdmittedReport } from './case-slots.js';
 import type { StepToEnqueue, TaskQueues } from '../ports/queues.js';
 
 /** What a waiting unit keeps in the gate: the job to add once it is admitted. */
@@ -63,19 +64,19 @@ export class GatedQueues implements TaskQueues {
     await Promise.all([
       this.inner.enqueueSteps(added),
       parked.length > 0 ? this.inner.promoteSteps(parked) : undefined,
-      cases.length > 0 ? this.inner.report(cases.map((admission) => ({ caseId: admission.jobId, event: { type: 'caseAdmitted', at } }))) : undefined,
+      cases.length > 0 ? this.inner.report(cases.map((admission) => caseAdmittedReport(admission.jobId, at))) : undefined,
     ]);
   }
 
-  async cancelJobs(jobs: Parameters<TaskQueues['cancelJobs']>[0]): Promise<void> {
-    // A running unit keeps its slot until its worker has aborted it and releases it: freeing it
-    // now could start the next unit of the key while the aborted one still runs.
-    const keyed = jobs.filter((job) => job.group !== undefined);
-    const running = new Set((await Promise.all(keyed.map(async (job) => ((await this.inner.stepJobState(job.queue, job.jobId)) === 'active' ? job.jobId : undefined)))).filter((id) => id !== undefined));
-    await this.inner.cancelJobs(jobs);
-    // Waiting units leave their line; admitted ones not yet running give their slot up.
-    const leaving = keyed.flatMap((job) => (job.group === undefined || running.has(job.jobId) ? [] : [{ group: job.group, jobId: job.jobId }]));
+  async cancelJobs(jobs: Parameters<TaskQueues['cancelJobs']>[0]): Promise<{ running: readonly string[] }> {
+    const cancelled = await this.inner.cancelJobs(jobs);
+    // Waiting units leave their line; admitted ones not yet running give their slot up. A running
+    // unit keeps its slot until its worker has aborted it and releases it: freeing it now could
+    // start the next unit of the key while the aborted one still runs.
+    const running = new Set(cancelled.running);
+    const leaving = jobs.flatMap((job) => (job.group === undefined || running.has(job.jobId) ? [] : [{ group: job.group, jobId: job.jobId }]));
     if (leaving.length > 0) await this.dispatch(await this.gate.release(leaving, this.clock.now()));
+    return cancelled;
   }
 
   async replaceSteps(jobs: readonly StepToEnqueue[]): Promise<void> {

@@ -59,9 +59,10 @@ export interface TaskQueues {
   scheduleTimers(timers: readonly Timer[]): Promise<void>;
   /**
    * Stops jobs of a cancelled case: waiting and delayed ones are removed, active ones are told
-   * to abort (every consumer listens) and end without another attempt.
+   * to abort (every consumer listens) and end without another attempt. Answers the ids of those
+   * that were running, read on the way (no second look per job).
    */
-  cancelJobs(jobs: readonly JobRef[]): Promise<void>;
+  cancelJobs(jobs: readonly JobRef[]): Promise<{ running: readonly string[] }>;
   /** Sends reports to the scheduler: workers' reports, and cases' messages to each other. */
   report(reports: readonly StepReport[]): Promise<void>;
   /** Removes finished step jobs and adds them afresh: a job that ended without its report arriving runs again. */

@@ -47,11 +47,17 @@ export class RecordingQueues implements TaskQueues {
     for (const timer of timers) if (!this.timers.has(timer.jobId)) this.timers.set(timer.jobId, structuredClone(timer));
   }
 
-  async cancelJobs(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void> {
+  /** Job ids a worker is running (the test says which): a cancellation tells them to abort rather than removing them. */
+  readonly active = new Set<string>();
+
+  async cancelJobs(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<{ running: readonly string[] }> {
+    const running: string[] = [];
     for (const job of jobs) {
       this.cancelled.push({ ...job });
-      this.steps.delete(`${job.queue}/${job.jobId}`);
+      if (this.active.has(job.jobId)) running.push(job.jobId);
+      else this.steps.delete(`${job.queue}/${job.jobId}`);
     }
+    return { running };
   }
 
   async report(reports: readonly StepReport[]): Promise<void> {

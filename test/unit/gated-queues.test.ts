@@ -2,7 +2,6 @@ import { describe, expect, it } from 'vitest';
 import { MemoryLimits } from '../../lib/adapters/memory/limits.js';
 import type { StepJob } from '../../lib/core/state.js';
 import { GatedQueues } from '../../lib/engine/gated-queues.js';
-import type { JobState } from '../../lib/ports/queues.js';
 import { ManualClock } from '../helpers/memory-engine.js';
 import { RecordingQueues } from '../helpers/recording-queues.js';
 import { sampleStepJob } from '../helpers/samples.js';
@@ -10,20 +9,13 @@ import { T0 } from './fixtures.js';
 
 /** The step queues behind the gate: keyed units enter their queue only with a slot, and a cancellation frees what it may. */
 
-class QueuesWithActive extends RecordingQueues {
-  readonly active = new Set<string>();
-  override async stepJobState(queue: string, jobId: string): Promise<JobState['state']> {
-    return this.active.has(jobId) ? 'active' : super.stepJobState(queue, jobId);
-  }
-}
-
 const keyed = (n: number): { queue: string; jobId: string; job: StepJob } => {
   const jobId = `01a2023c-80f9-7f9d-88eb-510cc1842ef8.s${n}`;
   return { queue: 'default', jobId, job: sampleStepJob({ stepId: `s${n}`, concurrency: { group: 'crm', key: 'acme', limit: 2 } }) };
 };
 
 function setup() {
-  const inner = new QueuesWithActive();
+  const inner = new RecordingQueues();
   const gate = new MemoryLimits();
   const queues = new GatedQueues(inner, gate, new ManualClock(T0));
   return { inner, gate, queues };

@@ -201,13 +201,17 @@ export class BullQueues implements TaskQueues {
     );
   }
 
-  async cancelJobs(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<void> {
-    if (jobs.length === 0) return;
+  async cancelJobs(jobs: ReadonlyArray<{ queue: string; jobId: string }>): Promise<{ running: readonly string[] }> {
+    if (jobs.length === 0) return { running: [] };
     const active: string[] = [];
+    const running: string[] = [];
     await Promise.all(
       jobs.map(async ({ queue, jobId }) => {
         const state = await this.queue(queue).getJobState(jobId);
-        if (state === 'active') active.push(`${queue}/${jobId}`);
+        if (state === 'active') {
+          active.push(`${queue}/${jobId}`);
+          running.push(jobId);
+        }
         // Removing refuses a locked (active) job; those are aborted by their worker instead.
         else if (state !== 'unknown' && state !== 'completed' && state !== 'failed')
           await this.queue(queue)
@@ -216,6 +220,7 @@ export class BullQueues implements TaskQueues {
       }),
     );
     if (active.length > 0) await this.connection.publish(cancelChannel(this.options.prefix), JSON.stringify(active));
+    return { running };
   }
 
   async report(reports: readonly StepReport[]): Promise<void> {
