@@ -357,7 +357,7 @@ export const FAILOVER_SCENARIOS: Scenario[] = [
       const master = await rc.masterOf(key);
       const replica = await replicaOf(rc, master);
       const faultAt = Date.now();
-      rc.pause(master);
+      await rc.pause(master);
       const probeRun = probe(cluster);
       const promoted = await promotedMaster(rc, key, master);
       const promotedAt = Date.now();

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
+import { pauseProcess, resumeProcess } from '../lib/local-servers/pause.js';
 import type { Cluster } from './cluster.js';
 import type { Accepted, CheckResult } from './invariants.js';
 import type { Scenario } from './scenarios.js';
@@ -252,12 +253,12 @@ export const INFRASTRUCTURE_SCENARIOS: Scenario[] = [
       // 2. The store paused well past the request deadline, with starts and reads in flight.
       const pid = cluster.databasePid();
       const pausedAt = Date.now();
-      process.kill(pid, 'SIGSTOP');
+      await pauseProcess(pid);
       const reading = { done: false };
       const second = traffic.start('chaos-chain', 40);
       const reads = traffic.readUntil(`/v1/cases/${known}`, 200, reading);
       await pause(REQUEST_TIMEOUT_MS * 3);
-      process.kill(pid, 'SIGCONT');
+      resumeProcess(pid);
       const resumedAt = Date.now();
       const rates = logRates(cluster, marks, (resumedAt - cutAt) / 1000);
       await second;

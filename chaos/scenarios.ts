@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { pauseProcess, resumeProcess } from '../lib/local-servers/pause.js';
 import type { Cluster } from './cluster.js';
 import { readCase, type Accepted, type CheckResult, type TraceEvent } from './invariants.js';
 import { IDEMPOTENCY_SCENARIOS } from './scenarios-idempotency.js';
@@ -291,9 +292,11 @@ export const SCENARIOS: Scenario[] = [
     async run(cluster) {
       const load = startCases(cluster, 'chaos-chain', 40, { via: 'http' });
       await untilBusy(cluster);
-      process.kill(cluster.redis.child.process.pid ?? 0, 'SIGSTOP');
+      const pid = cluster.redis.child.process.pid;
+      if (pid === undefined) throw new Error('redis-server has no pid');
+      await pauseProcess(pid);
       await pause(15_000);
-      process.kill(cluster.redis.child.process.pid ?? 0, 'SIGCONT');
+      resumeProcess(pid);
       return { accepted: await load, faults: 1, faultEndedAt: Date.now() };
     },
   },
@@ -305,9 +308,9 @@ export const SCENARIOS: Scenario[] = [
       const load = startCases(cluster, 'chaos-chain', 40);
       await untilBusy(cluster);
       const pid = cluster.databasePid();
-      process.kill(pid, 'SIGSTOP');
+      await pauseProcess(pid);
       await pause(10_000);
-      process.kill(pid, 'SIGCONT');
+      resumeProcess(pid);
       return { accepted: await load, faults: 1, faultEndedAt: Date.now() };
     },
   },

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { spawnManaged, waitForOutput, type ManagedChild } from './child.js';
 import { freePort } from './free-port.js';
+import { pauseProcess, resumeProcess } from './pause.js';
 
 const run = promisify(execFile);
 
@@ -46,8 +47,8 @@ export interface RedisCluster {
   masterOf(key: string): Promise<RedisClusterNode>;
   /** SIGKILL: the node is gone until `restart`. */
   kill(node: RedisClusterNode): Promise<void>;
-  /** SIGSTOP: the node holds its connections but answers nothing (a hung server). */
-  pause(node: RedisClusterNode): void;
+  /** SIGSTOP, resolved once every thread has stopped: the node holds its connections but answers nothing (a hung server). */
+  pause(node: RedisClusterNode): Promise<void>;
   resume(node: RedisClusterNode): void;
   /** Starts a killed (or stopped) node again on its port and with its nodes.conf: it rejoins. */
   restart(node: RedisClusterNode): Promise<void>;
@@ -231,12 +232,12 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
       paused.delete(node);
       await node.child.stop('SIGKILL');
     },
-    pause(node) {
-      node.child.process.kill('SIGSTOP');
+    async pause(node) {
       paused.add(node);
+      await pauseProcess(processId(node));
     },
     resume(node) {
-      node.child.process.kill('SIGCONT');
+      resumeProcess(processId(node));
       paused.delete(node);
     },
     async restart(node) {
@@ -285,4 +286,10 @@ export async function startRedisCluster(options: RedisClusterOptions = {}): Prom
     throw error;
   }
   return cluster;
+}
+
+function processId(node: RedisClusterNode): number {
+  const { pid } = node.child.process;
+  if (pid === undefined) throw new Error(`Redis Cluster node ${node.port} has no process`);
+  return pid;
 }

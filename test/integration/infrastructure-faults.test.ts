@@ -7,6 +7,7 @@ import { Metrics } from '../../lib/obs/metrics.js';
 import { runReadinessChecks } from '../../lib/obs/readiness.js';
 import { fleetReadinessChecks } from '../../lib/runtime/readiness.js';
 import { freePort } from '../../lib/local-servers/free-port.js';
+import { pauseProcess, resumeProcess } from '../../lib/local-servers/pause.js';
 import { startApi, type TestApi } from '../helpers/api.js';
 import { startServers, type TestServers } from '../helpers/servers.js';
 import { TcpProxy } from '../helpers/tcp-proxy.js';
@@ -38,7 +39,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  if (servers?.storePid) process.kill(servers.storePid, 'SIGCONT');
+  if (servers?.storePid) resumeProcess(servers.storePid);
   await redis?.config('SET', 'maxmemory', '0').catch(() => undefined);
   redis?.disconnect();
   await Promise.all(apis.map((started) => started.close().catch(() => undefined)));
@@ -119,7 +120,8 @@ describe('store paused (SIGSTOP)', () => {
     const { call } = await api({ MONGO_OPERATION_TIMEOUT_MS: '1000', API_REQUEST_TIMEOUT_MS: '2000' });
     expect((await start(call, 'pause-before')).status).toBe(201);
     const bounded = <T>(promise: Promise<T>) => Promise.race([promise, new Promise<'hung'>((resolve) => setTimeout(() => resolve('hung'), 8_000))]);
-    process.kill(pid, 'SIGSTOP');
+    // Every thread stopped before the start is sent: one still running answered it 201 (CI, a loaded machine).
+    await pauseProcess(pid);
     let answer;
     let ready;
     let answerMs = 0;
@@ -128,7 +130,7 @@ describe('store paused (SIGSTOP)', () => {
       const t0 = Date.now();
       [answer, ready] = await Promise.all([bounded(start(call, 'pause-1')).finally(() => (answerMs = Date.now() - t0)), bounded(call('GET', '/ready')).finally(() => (readyMs = Date.now() - t0))]);
     } finally {
-      process.kill(pid, 'SIGCONT');
+      resumeProcess(pid);
     }
     expect(answer).not.toBe('hung');
     expect(ready).not.toBe('hung');
