@@ -21,7 +21,7 @@ import type { Logger } from '../lib/obs/logger.js';
 import type { Metrics } from '../lib/obs/metrics.js';
 import type { Clock } from '../lib/ports/clock.js';
 import type { FleetMonitor } from '../lib/ports/fleet.js';
-import type { ConcurrencyGate } from '../lib/ports/limits.js';
+import type { ConcurrencyGate, RateLimiter } from '../lib/ports/limits.js';
 import type { Schedules } from '../lib/ports/schedules.js';
 import type { CaseStore, WorkflowStore } from '../lib/ports/store.js';
 import { declareAccess, installAuth, type Authenticator } from './auth.js';
@@ -57,8 +57,8 @@ export interface ApiDeps {
   schedules: Schedules;
   /** The fleet's queues and processes, for /v1/status and Bull Board. */
   fleet: { monitor: FleetMonitor; queues: BullQueues };
-  /** The concurrency gate: where keyed units stand in their key's line (a case's read), the busiest keys (/v1/status). */
-  limits: Pick<ConcurrencyGate, 'position' | 'stats'>;
+  /** The concurrency gate and rate limiter: where keyed units stand in their key's line (a case's read), the busiest keys (/v1/status). */
+  limits: Pick<ConcurrencyGate, 'position' | 'stats'> & Pick<RateLimiter, 'rateStats'>;
   /** Where rate-limit counters live, shared by every API replica; in memory when absent. */
   redis?: RedisClient;
   checks: readonly ReadinessCheck[];

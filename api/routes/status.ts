@@ -3,13 +3,13 @@ import type { FastifyInstance } from 'fastify';
 import { CASE_STATUSES } from '../../lib/core/state.js';
 import type { Clock } from '../../lib/ports/clock.js';
 import type { FleetMonitor } from '../../lib/ports/fleet.js';
-import type { ConcurrencyGate, LimitStats } from '../../lib/ports/limits.js';
+import type { ConcurrencyGate, LimitStats, RateLimiter, RateStats } from '../../lib/ports/limits.js';
 import type { CaseStore } from '../../lib/ports/store.js';
 import { errorResponses } from '../schemas.js';
 
 /** Stuck cases listed at most; `more` says whether there are others. */
 const STUCK_SAMPLE = 20;
-/** The busiest concurrency keys listed per group: keys are unbounded, the read is not. */
+/** The busiest concurrency and rate-limit keys listed per group: keys are unbounded, the read is not. */
 const TOP_KEYS = 10;
 
 const Time = Type.String({ format: 'date-time' });
@@ -56,6 +56,28 @@ const StatusSchema = Type.Object(
       },
       { description: 'Concurrency keys by group (the groups steps name): slots in use, units waiting, the busiest keys.' },
     ),
+    rateLimits: Type.Object(
+      {
+        groups: Type.Array(
+          Type.Object({
+            group: Type.String(),
+            keys: Type.Integer({ description: 'Keys with a start reserved in their window.' }),
+            deferred: Type.Integer({ description: 'Units deferred by the limit: starts reserved for later (over the 1,000 most recently used keys).' }),
+            topKeys: Type.Array(
+              Type.Object({
+                key: Type.String(),
+                max: Type.Integer(),
+                perMs: Type.Integer(),
+                used: Type.Integer({ description: 'Starts in the last perMs.' }),
+                deferred: Type.Integer({ description: 'Starts reserved for later.' }),
+              }),
+              { description: `The busiest keys (used plus deferred), at most ${TOP_KEYS}.` },
+            ),
+          }),
+        ),
+      },
+      { description: 'Rate-limit keys by group (the groups steps name): the keys in use, the units they defer, the busiest keys.' },
+    ),
   },
   { title: 'FleetStatus' },
 );
@@ -64,9 +86,12 @@ const StatusSchema = Type.Object(
  * GET /v1/status: the fleet at a glance for operators: every queue's job counts, the live
  * processes with their queues and concurrency, cases by status, the open cases the
  * scheduler's reconciler marked stuck, longest-stuck first, with the reason it saw, and the
- * concurrency key groups with their busiest keys (a bounded read: 10 keys a group).
+ * concurrency key and rate-limit groups with their busiest keys (a bounded read: 10 keys a group).
  */
-export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor; store: CaseStore; limits: Pick<ConcurrencyGate, 'stats'>; clock: Clock; stuckAfterMs: number }): void {
+export function statusRoutes(
+  app: FastifyInstance,
+  deps: { monitor: FleetMonitor; store: CaseStore; limits: Pick<ConcurrencyGate, 'stats'> & Pick<RateLimiter, 'rateStats'>; clock: Clock; stuckAfterMs: number },
+): void {
   app.get(
     '/v1/status',
     {
@@ -75,21 +100,22 @@ export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor
         tags: ['operations'],
         operationId: 'getStatus',
         description:
-          "For operators: every BullMQ queue under the prefix with its job counts, the live processes (API, schedulers, workers) with their queues and concurrency, cases by status, the open cases the reconciler marked stuck (longest stuck first, with the reason it saw), Redis's eviction policy and memory use, and each concurrency key group's slots in use and units waiting with its busiest keys.",
-        summary: 'Queues, live processes, cases by status, stuck cases, concurrency keys',
+          "For operators: every BullMQ queue under the prefix with its job counts, the live processes (API, schedulers, workers) with their queues and concurrency, cases by status, the open cases the reconciler marked stuck (longest stuck first, with the reason it saw), Redis's eviction policy and memory use, each concurrency key group's slots in use and units waiting with its busiest keys, and each rate-limit group's keys in use and units deferred with its busiest keys.",
+        summary: 'Queues, live processes, cases by status, stuck cases, concurrency and rate-limit keys',
         response: { 200: StatusSchema, ...errorResponses(401, 403, 429) },
       },
     },
     async () => {
       const now = deps.clock.now();
       // Redis away or too slow fails the whole answer (503 with Retry-After), as for the queues.
-      const [names, members, cases, stuck, redis, limits] = await Promise.all([
+      const [names, members, cases, stuck, redis, limits, rates] = await Promise.all([
         deps.monitor.queueNames(),
         deps.monitor.members(now),
         deps.store.countByStatus(),
         deps.store.findStuckCases(STUCK_SAMPLE),
         deps.monitor.redisHealth(),
         deps.limits.stats(TOP_KEYS),
+        deps.limits.rateStats(TOP_KEYS, now),
       ]);
       const iso = (ms: number) => new Date(ms).toISOString();
       return {
@@ -113,6 +139,7 @@ export function statusRoutes(app: FastifyInstance, deps: { monitor: FleetMonitor
         },
         redis,
         concurrency: concurrencyGroups(limits),
+        rateLimits: rateGroups(rates),
       };
     },
   );
@@ -126,6 +153,18 @@ function concurrencyGroups(stats: LimitStats) {
       inUse,
       waiting,
       topKeys: stats.topKeys.filter((key) => key.group === group).map(({ key, inUse: held, waiting: queued, limit }) => ({ key, inUse: held, waiting: queued, limit })),
+    })),
+  };
+}
+
+/** The rate limiter's stats with each group's busiest keys under it. */
+function rateGroups(stats: RateStats) {
+  return {
+    groups: stats.groups.map(({ group, keys, deferred }) => ({
+      group,
+      keys,
+      deferred,
+      topKeys: stats.topKeys.filter((key) => key.group === group).map(({ key, max, perMs, used, deferred: later }) => ({ key, max, perMs, used, deferred: later })),
     })),
   };
 }

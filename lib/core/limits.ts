@@ -53,3 +53,8 @@ const CASE_SLOT_LEASE_MS = 366 * 86_400_000;
 export function admitLeaseOf(group: string, unitMs: number): number {
   return group.startsWith(CASE_GROUP_PREFIX) ? CASE_SLOT_LEASE_MS : unitMs;
 }
+
+/** The busiest of one group's rate-limit keys, most used plus deferred first (ties by key), at most `top` (at least one). */
+export function busiestRateKeys<T extends { key: string; used: number; deferred: number }>(keys: readonly T[], top: number): T[] {
+  return [...keys].sort((a, b) => b.used + b.deferred - (a.used + a.deferred) || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)).slice(0, Math.max(1, top));
+}

@@ -80,6 +80,28 @@ export interface ConcurrencyGate {
   stats(top: number): Promise<LimitStats>;
 }
 
+/** One rate-limit key as its window stands now. */
+export interface RateKeyUse {
+  group: string;
+  key: string;
+  max: number;
+  perMs: number;
+  /** Starts reserved in the last `perMs` up to now. */
+  used: number;
+  /** Starts reserved for later: units deferred by the limit. */
+  deferred: number;
+}
+
+export interface RateStats {
+  /** Each group with keys whose window is not empty; `deferred` over the keys looked at (the most recently reserved, at most RATE_STATS_SCAN). */
+  groups: Array<{ group: string; keys: number; deferred: number }>;
+  /** The busiest keys (used plus deferred), at most `top` per group. */
+  topKeys: RateKeyUse[];
+}
+
+/** Keys of one group a rate-stats read looks at, at most: the most recently reserved ones. */
+export const RATE_STATS_SCAN = 1_000;
+
 export interface RateLimiter {
   /**
    * Reserves a start for `member` (one attempt of one unit) under `max` per `perMs` for `key` in
@@ -87,4 +109,6 @@ export interface RateLimiter {
    * gets the same reservation back while it lasts.
    */
   reserve(request: { group: string; key: string; max: number; perMs: number; member: string }, now: number): Promise<number>;
+  /** The rate-limit groups with live windows and their busiest keys (/v1/status). */
+  rateStats(top: number, now: number): Promise<RateStats>;
 }

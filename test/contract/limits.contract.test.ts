@@ -197,4 +197,28 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
     // Later, the old reservations have left the window.
     expect(await limits.reserve(request('m7'), 20_000)).toBe(20_000);
   });
+
+  it('lists the groups with live windows and their busiest keys: starts used in the window, starts deferred, the limit', async () => {
+    const { limits } = make();
+    const reserve = (group: string, key: string, members: number, now: number, max = 2) =>
+      Promise.all(Array.from({ length: members }, (_, n) => limits.reserve({ group, key, max, perMs: 1_000, member: `${key}-${n}-${now}` }, now)));
+    expect(await limits.rateStats(10, 0)).toEqual({ groups: [], topKeys: [] });
+    await reserve('partner', 'busy', 5, 10_000); // 2 now, 2 at 11 000, 1 at 12 000
+    await reserve('partner', 'calm', 1, 10_000);
+    await reserve('search', 'idx', 1, 10_000, 100);
+    const stats = await limits.rateStats(1, 10_500);
+    expect(stats.groups).toEqual([
+      { group: 'partner', keys: 2, deferred: 3 },
+      { group: 'search', keys: 1, deferred: 0 },
+    ]);
+    expect(stats.topKeys).toEqual([
+      { group: 'partner', key: 'busy', max: 2, perMs: 1_000, used: 2, deferred: 3 },
+      { group: 'search', key: 'idx', max: 100, perMs: 1_000, used: 1, deferred: 0 },
+    ]);
+    // Once the deferred starts are due they count as used, and a window gone quiet leaves the list.
+    const later = await limits.rateStats(10, 12_000);
+    expect(later.groups).toEqual([{ group: 'partner', keys: 1, deferred: 0 }]);
+    expect(later.topKeys).toEqual([{ group: 'partner', key: 'busy', max: 2, perMs: 1_000, used: 1, deferred: 0 }]);
+    expect(await limits.rateStats(10, 13_001)).toEqual({ groups: [], topKeys: [] });
+  });
 });

@@ -278,7 +278,7 @@ describe('the case explorer in Chromium', () => {
     await viewer.context.close();
   }, 120_000);
 
-  it('shows what keyed steps wait for: a slot of their key with the units ahead, a rate limit until a time; the fleet page shows the key groups', async () => {
+  it('shows what keyed steps wait for: a slot of their key with the units ahead, a rate limit until a time; the fleet page shows the key groups and rate-limit groups', async () => {
     // No worker takes queue keyed-idle: the first unit of acme holds its one slot, the others wait in line.
     expect(
       (await call('POST', '/v1/workflows', { name: 'keyed', steps: [{ id: 'call', task: 'demo.echo', queue: 'keyed-idle', concurrency: { key: '${input.customer}', limit: 1, group: 'customers' } }] })).status,
@@ -313,6 +313,11 @@ describe('the case explorer in Chromium', () => {
     await customers.waitFor();
     expect((await customers.locator('td').allTextContents()).slice(0, 3)).toEqual(['customers', '1', '2']);
     expect(await customers.locator('[data-key="acme"]').textContent()).toBe('acme 1/1 in use, 2 waiting');
+    // The second call of partner-x is deferred for the hour its one start allows.
+    const partners = page.locator('#rate-limits tr[data-group="partners"]');
+    await partners.waitFor();
+    expect((await partners.locator('td').allTextContents()).slice(0, 3)).toEqual(['partners', '1', '1']);
+    expect(await partners.locator('[data-key="partner-x"]').textContent()).toBe('partner-x 1/1 per 1 h, 1 deferred');
     await page.screenshot({ path: join(SHOTS, 'explorer-fleet-keys.png'), fullPage: true });
     expect(problems).toEqual([]);
     await context.close();

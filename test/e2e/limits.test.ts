@@ -189,6 +189,17 @@ describe('rate limits across the fleet', () => {
     for (let batch = 0; batch < 320; batch += 20) {
       ids.push(...(await Promise.all(Array.from({ length: 20 }, () => start('per-partner', { partner: 'initech', ms: 10 })))));
     }
+    // Meanwhile /v1/status shows the key at its limit and the units it defers.
+    type RateGroup = { group: string; keys: number; deferred: number; topKeys: Array<{ key: string; max: number; perMs: number; used: number; deferred: number }> };
+    const partners = await waitFor('the rate-limited key in /v1/status', async () => {
+      const { body } = await api<{ rateLimits: { groups: RateGroup[] } }>('GET', '/v1/status');
+      const group = body.rateLimits.groups.find((entry) => entry.group === 'partners');
+      return group && group.deferred > 0 ? group : undefined;
+    });
+    expect(partners.keys).toBeGreaterThanOrEqual(1);
+    expect(partners.topKeys[0]).toMatchObject({ key: 'initech', max: 5, perMs: 1_000 });
+    expect(partners.topKeys[0]?.used).toBeLessThanOrEqual(5);
+    expect(partners.topKeys[0]?.deferred).toBeGreaterThan(0);
     const records = await Promise.all(ids.map((id) => finished(id, 90_000)));
     expect(records.every((record) => record.status === 'completed')).toBe(true);
     const held = records.map((record) => record.steps.call?.output as Held);

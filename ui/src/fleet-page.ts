@@ -1,6 +1,6 @@
 import { api, describeError } from './api.js';
 import { fill, h } from './dom.js';
-import { formatAge, formatDuration, formatTime } from './format.js';
+import { formatAge, formatDuration, formatPeriod, formatTime } from './format.js';
 import type { PageContext } from './main.js';
 import { CASE_STATUSES } from './model.js';
 import { poll } from './poller.js';
@@ -16,6 +16,7 @@ interface Status {
   stuck: { afterMs: number; cases: Array<{ id: string; workflow: string; status: string; updatedAt: string; reason: string }>; more: boolean };
   redis: { maxmemoryPolicy: string; usedMemoryBytes: number };
   concurrency: { groups: Array<{ group: string; inUse: number; waiting: number; topKeys: Array<{ key: string; inUse: number; waiting: number; limit: number }> }> };
+  rateLimits: { groups: Array<{ group: string; keys: number; deferred: number; topKeys: Array<{ key: string; max: number; perMs: number; used: number; deferred: number }> }> };
 }
 
 interface Fleet {
@@ -27,7 +28,7 @@ interface Fleet {
 
 const board = (queue: string) => `/admin/queues/queue/${encodeURIComponent(queue)}`;
 
-/** The fleet at a glance: queues with depth and age, live processes, concurrency keys, breakers, stuck cases. */
+/** The fleet at a glance: queues with depth and age, live processes, concurrency keys, rate limits, breakers, stuck cases. */
 export function fleetPage(context: PageContext): () => void {
   const { root } = context;
   const error = h('p', { class: 'error', role: 'alert', id: 'fleet-error' });
@@ -125,6 +126,38 @@ export function fleetPage(context: PageContext): () => void {
             ),
           ),
           'No step has a concurrency key in use.',
+        ),
+        h('h3', {}, 'Rate limits'),
+        h(
+          'p',
+          { class: 'muted' },
+          'Keys with starts in their window and units deferred by the limit, by group, with the busiest keys of each (starts in the last window of the limit, starts reserved for later).',
+        ),
+        table(
+          'rate-limits',
+          ['group', 'keys', 'deferred', 'busiest keys'],
+          status.rateLimits.groups.map((group) =>
+            h(
+              'tr',
+              { 'data-group': group.group },
+              h('td', {}, group.group),
+              h('td', { class: 'num' }, group.keys),
+              h('td', { class: 'num' }, group.deferred),
+              h(
+                'td',
+                {},
+                ...group.topKeys.map((key) =>
+                  h(
+                    'div',
+                    { class: 'limit-key', 'data-key': key.key },
+                    h('span', { class: 'mono' }, key.key),
+                    ` ${key.used}/${key.max} per ${formatPeriod(key.perMs)}${key.deferred ? `, ${key.deferred} deferred` : ''}`,
+                  ),
+                ),
+              ),
+            ),
+          ),
+          'No step has a rate-limit key in use.',
         ),
         h('h3', {}, 'Breakers deferring work'),
         h(

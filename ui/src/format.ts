@@ -10,6 +10,17 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(ms / 86_400_000)} d ${Math.round((abs % 86_400_000) / 3_600_000)} h`;
 }
 
+/** A limit's period as its definition would say it: whole hours, minutes or seconds (1 h, 90 s), else ms. */
+export function formatPeriod(ms: number): string {
+  for (const [unit, size] of [
+    ['h', 3_600_000],
+    ['min', 60_000],
+    ['s', 1_000],
+  ] as const)
+    if (ms >= size && ms % size === 0) return `${ms / size} ${unit}`;
+  return `${ms} ms`;
+}
+
 /** A local date and time to the second, e.g. 2025-01-31 14:03:09. */
 export function formatTime(iso: string | number | null | undefined): string {
   if (iso === null || iso === undefined) return '';

@@ -1,5 +1,18 @@
-import { admitLeaseOf, lineScore, nextReservation, PARKED_SCORE } from '../../core/limits.js';
-import type { Admission, ClaimAnswer, ConcurrencyGate, GatedUnit, LimitStats, OfferAnswer, RateLimiter, UnitPosition, UnitRef } from '../../ports/limits.js';
+import { admitLeaseOf, busiestRateKeys, lineScore, nextReservation, PARKED_SCORE } from '../../core/limits.js';
+import {
+  RATE_STATS_SCAN,
+  type Admission,
+  type ClaimAnswer,
+  type ConcurrencyGate,
+  type GatedUnit,
+  type LimitStats,
+  type OfferAnswer,
+  type RateKeyUse,
+  type RateLimiter,
+  type RateStats,
+  type UnitPosition,
+  type UnitRef,
+} from '../../ports/limits.js';
 
 interface Key {
   limit: number;
@@ -7,6 +20,13 @@ interface Key {
   held: Map<string, number>;
   /** waiting units in line order (score, then job id) */
   line: Array<{ jobId: string; score: number }>;
+}
+
+/** One rate-limit key's window: member → reserved time, with the key's latest limit. */
+interface RateWindow {
+  max: number;
+  perMs: number;
+  reserved: Map<string, number>;
 }
 
 interface Unit {
@@ -25,7 +45,7 @@ interface Unit {
 export class MemoryLimits implements ConcurrencyGate, RateLimiter {
   private readonly keys = new Map<string, Key>();
   private readonly units = new Map<string, Unit>();
-  private readonly windows = new Map<string, Map<string, number>>();
+  private readonly windows = new Map<string, RateWindow>();
 
   constructor(private readonly admitLeaseMs = 600_000) {}
 
@@ -189,18 +209,47 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
 
   async reserve(request: { group: string; key: string; max: number; perMs: number; member: string }, now: number): Promise<number> {
     const id = `${request.group}\n${request.key}`;
-    const window = this.windows.get(id) ?? new Map<string, number>();
-    this.windows.set(id, window);
-    const mine = window.get(request.member);
+    const window = this.windows.get(id) ?? { max: request.max, perMs: request.perMs, reserved: new Map<string, number>() };
+    this.windows.set(id, Object.assign(window, { max: request.max, perMs: request.perMs }));
+    const { reserved } = window;
+    const mine = reserved.get(request.member);
     if (mine !== undefined && mine > now - request.perMs) return mine;
-    for (const [member, at] of window) if (at <= now - request.perMs) window.delete(member);
+    for (const [member, at] of reserved) if (at <= now - request.perMs) reserved.delete(member);
     const at = nextReservation(
-      [...window.values()].sort((a, b) => a - b),
+      [...reserved.values()].sort((a, b) => a - b),
       now,
       request.max,
       request.perMs,
     );
-    window.set(request.member, at);
+    reserved.set(request.member, at);
     return at;
+  }
+
+  async rateStats(top: number, now: number): Promise<RateStats> {
+    const byGroup = new Map<string, Array<{ key: string; latest: number; use: RateKeyUse }>>();
+    for (const [id, window] of this.windows) {
+      const [group = '', key = ''] = id.split('\n');
+      const times = [...window.reserved.values()].filter((at) => at > now - window.perMs);
+      // As on Redis: a window whose latest reservation has left it is forgotten.
+      if (times.length === 0) {
+        this.windows.delete(id);
+        continue;
+      }
+      const used = times.filter((at) => at <= now).length;
+      const use = { group, key, max: window.max, perMs: window.perMs, used, deferred: times.length - used };
+      byGroup.set(group, [...(byGroup.get(group) ?? []), { key, latest: Math.max(...times), use }]);
+    }
+    const stats: RateStats = { groups: [], topKeys: [] };
+    for (const [group, keys] of [...byGroup].sort(([a], [b]) => (a < b ? -1 : 1))) {
+      const scanned = keys.sort((a, b) => b.latest - a.latest || (a.key < b.key ? -1 : 1)).slice(0, RATE_STATS_SCAN);
+      stats.groups.push({ group, keys: keys.length, deferred: scanned.reduce((sum, { use }) => sum + use.deferred, 0) });
+      stats.topKeys.push(
+        ...busiestRateKeys(
+          scanned.map(({ use }) => use),
+          top,
+        ),
+      );
+    }
+    return stats;
   }
 }

@@ -227,11 +227,36 @@ return { held, waiting, top }
 `;
 
 /**
- * KEYS: the window of one rate-limit key (a ZSET member → reserved time). ARGV: now, max, perMs,
- * member. Answers the member's reserved time, by nextReservation (lib/core/limits.ts).
+ * The rate limiter's scripts take the group's base name `<prefix>:rate:{<group>}` and work in its
+ * slot:
+ *
+ *   <base>:<key>    ZSET member (one attempt of one unit) → reserved time: the key's window
+ *   <base>#keys     ZSET key → when its window empties (its latest reservation + per): live keys
+ *   <base>#specs    HASH key → "<max>:<perMs>", the key's latest limit
+ *
+ * A window expires with its last reservation; the index forgets a key a little later (a few at
+ * each reservation, the rest at a stats read), so the keyspace is bounded by the keys in use.
  */
-export const RESERVE = `
-local key, now, max, per, member = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+const RATE_PRELUDE = `
+local base = KEYS[1]
+local index, specs = base .. '#keys', base .. '#specs'
+
+local function forgetEmptied(now, max)
+  local gone = redis.call('ZRANGEBYSCORE', index, '-inf', now, 'LIMIT', 0, max)
+  if #gone > 0 then
+    redis.call('ZREM', index, unpack(gone))
+    redis.call('HDEL', specs, unpack(gone))
+  end
+end
+`;
+
+/**
+ * ARGV: now, max, perMs, member, key. Answers the member's reserved time, by nextReservation
+ * (lib/core/limits.ts), and keeps the key in the group's index while its window lives.
+ */
+export const RESERVE = `${RATE_PRELUDE}
+local now, max, per, member, K = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local key = base .. ':' .. K
 local mine = redis.call('ZSCORE', key, member)
 if mine and tonumber(mine) > now - per then return mine end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', now - per)
@@ -243,6 +268,33 @@ if n >= max then
   at = math.max(now, leaving + per, last)
 end
 redis.call('ZADD', key, at, member)
-redis.call('PEXPIRE', key, at - now + per + 1000)
+local ttl = at - now + per + 1000
+redis.call('PEXPIRE', key, ttl)
+if at + per > tonumber(redis.call('ZSCORE', index, K) or '0') then redis.call('ZADD', index, at + per, K) end
+redis.call('HSET', specs, K, max .. ':' .. per)
+forgetEmptied(now, 10)
+if redis.call('PTTL', index) < ttl then
+  redis.call('PEXPIRE', index, ttl)
+  redis.call('PEXPIRE', specs, ttl)
+end
 return at
+`;
+
+/**
+ * ARGV: now, scan. Answers the group's live keys and, for the `scan` most recently reserved, each
+ * key's limit and its reservations up to now (in the last perMs) and after now (deferred).
+ */
+export const RATE_STATS = `${RATE_PRELUDE}
+local now, scan = tonumber(ARGV[1]), tonumber(ARGV[2])
+forgetEmptied(now, 1000)
+redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+local rows = {}
+for _, K in ipairs(redis.call('ZREVRANGE', index, 0, scan - 1)) do
+  local spec = redis.call('HGET', specs, K) or '0:0'
+  local colon = string.find(spec, ':', 1, true)
+  local max, per = tonumber(string.sub(spec, 1, colon - 1)), tonumber(string.sub(spec, colon + 1))
+  local window = base .. ':' .. K
+  rows[#rows + 1] = { K, max, per, redis.call('ZCOUNT', window, '(' .. (now - per), now), redis.call('ZCOUNT', window, '(' .. now, '+inf') }
+end
+return { redis.call('ZCARD', index), rows }
 `;

@@ -1,8 +1,20 @@
 import { createHash } from 'node:crypto';
-import { admitLeaseOf, lineScore } from '../../core/limits.js';
-import type { Admission, ClaimAnswer, ConcurrencyGate, GatedUnit, LimitStats, OfferAnswer, RateLimiter, UnitPosition, UnitRef } from '../../ports/limits.js';
+import { admitLeaseOf, busiestRateKeys, lineScore } from '../../core/limits.js';
+import {
+  RATE_STATS_SCAN,
+  type Admission,
+  type ClaimAnswer,
+  type ConcurrencyGate,
+  type GatedUnit,
+  type LimitStats,
+  type OfferAnswer,
+  type RateLimiter,
+  type RateStats,
+  type UnitPosition,
+  type UnitRef,
+} from '../../ports/limits.js';
 import type { RedisClient } from './connection.js';
-import { CLAIM, OFFER, POSITION, RELEASE, RENEW, RESERVE, STATS, SWEEP } from './limits-scripts.js';
+import { CLAIM, OFFER, POSITION, RATE_STATS, RELEASE, RENEW, RESERVE, STATS, SWEEP } from './limits-scripts.js';
 
 export interface RedisLimitsOptions {
   prefix: string;
@@ -21,7 +33,7 @@ function storedKey(key: string): string {
   return key.length <= MAX_STORED_KEY && !/[\u0000-\u001f\u007f]/.test(key) ? key : `#${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
 }
 
-const SCRIPTS = { wfOffer: OFFER, wfClaim: CLAIM, wfRenew: RENEW, wfRelease: RELEASE, wfSweep: SWEEP, wfPosition: POSITION, wfStats: STATS, wfReserve: RESERVE } as const;
+const SCRIPTS = { wfOffer: OFFER, wfClaim: CLAIM, wfRenew: RENEW, wfRelease: RELEASE, wfSweep: SWEEP, wfPosition: POSITION, wfStats: STATS, wfReserve: RESERVE, wfRateStats: RATE_STATS } as const;
 type Scripts = { [name in keyof typeof SCRIPTS]: (key: string, ...args: Array<string | number>) => Promise<Reply> };
 
 /** Expired leases one sweep of a group looks at, at most: the rest wait for the next sweep. */
@@ -37,6 +49,7 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
   private readonly scripts: Scripts;
   private readonly admitLeaseMs: number;
   private readonly known = new Set<string>();
+  private readonly knownRates = new Set<string>();
 
   constructor(
     private readonly connection: RedisClient,
@@ -55,12 +68,20 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
     return `${this.options.prefix}:limits:groups`;
   }
 
+  private get rateGroupsKey(): string {
+    return `${this.options.prefix}:limits:rate-groups`;
+  }
+
   /** Remembers a group for sweeps and stats (once per process and group). */
-  private async register(groups: Iterable<string>): Promise<void> {
-    const fresh = [...new Set(groups)].filter((group) => !this.known.has(group));
+  private register(groups: Iterable<string>): Promise<void> {
+    return this.remember(this.groupsKey, this.known, groups);
+  }
+
+  private async remember(setKey: string, known: Set<string>, groups: Iterable<string>): Promise<void> {
+    const fresh = [...new Set(groups)].filter((group) => !known.has(group));
     if (fresh.length === 0) return;
-    await this.connection.sadd(this.groupsKey, ...fresh);
-    for (const group of fresh) this.known.add(group);
+    await this.connection.sadd(setKey, ...fresh);
+    for (const group of fresh) known.add(group);
   }
 
   async offer(units: readonly GatedUnit[], now: number): Promise<{ answers: OfferAnswer[]; admitted: Admission[] }> {
@@ -145,8 +166,21 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
   }
 
   async reserve(request: { group: string; key: string; max: number; perMs: number; member: string }, now: number): Promise<number> {
-    const key = `${this.options.prefix}:rate:{${request.group}}:${storedKey(request.key)}`;
-    return Number(await this.scripts.wfReserve(key, now, request.max, request.perMs, request.member));
+    await this.remember(this.rateGroupsKey, this.knownRates, [request.group]);
+    return Number(await this.scripts.wfReserve(`${this.options.prefix}:rate:{${request.group}}`, now, request.max, request.perMs, request.member, storedKey(request.key)));
+  }
+
+  async rateStats(top: number, now: number): Promise<RateStats> {
+    const groups = (await this.connection.smembers(this.rateGroupsKey)).sort();
+    const stats: RateStats = { groups: [], topKeys: [] };
+    for (const group of groups) {
+      const [keys, rows] = (await this.scripts.wfRateStats(`${this.options.prefix}:rate:{${group}}`, now, RATE_STATS_SCAN)) as [number, Reply[][]];
+      if (Number(keys) === 0) continue;
+      const uses = rows.map(([key, max, perMs, used, deferred]) => ({ group, key: String(key), max: Number(max), perMs: Number(perMs), used: Number(used), deferred: Number(deferred) }));
+      stats.groups.push({ group, keys: Number(keys), deferred: uses.reduce((sum, use) => sum + use.deferred, 0) });
+      stats.topKeys.push(...busiestRateKeys(uses, top));
+    }
+    return stats;
   }
 }
 
