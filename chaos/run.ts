@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { stopManagedChildrenOnExit } from '../lib/local-servers/child.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 import { CHAOS_ENV, Cluster, SharedDatabase } from './cluster.js';
 import { checkInvariants, settleCases, type CheckResult } from './invariants.js';
@@ -126,6 +127,8 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false }, only: { type: 'string' }, runs: { type: 'string', default: '1' } } });
   const runs = Number(values.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error('--runs takes a positive integer');
+  // Interrupted (Ctrl-C, a kill of this process alone), the run leaves no server or fleet behind.
+  stopManagedChildrenOnExit();
   const started = Date.now();
   const results = await runChaos({ quick: values.quick ?? false, only: values.only?.split(','), runs, print: (line) => console.log(line) });
   const passed = results.filter((result) => result.passed).length;

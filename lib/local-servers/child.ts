@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { formatDuration } from '../core/format.js';
 
 export interface ManagedChild {
@@ -9,8 +10,13 @@ export interface ManagedChild {
   stop(signal?: NodeJS.Signals, graceMs?: number): Promise<number | NodeJS.Signals>;
 }
 
+/** Children spawned here that have not exited: what `stopManagedChildrenOnExit` takes down. */
+const running = new Set<ChildProcess>();
+
 export function spawnManaged(command: string, args: readonly string[], options: SpawnOptions): ManagedChild {
   const child = spawn(command, args, options);
+  running.add(child);
+  child.once('exit', () => running.delete(child));
   const exited = new Promise<number | NodeJS.Signals>((resolve) => {
     child.once('exit', (code, signal) => resolve(signal ?? code ?? 0));
     child.once('error', () => resolve(1));
@@ -51,4 +57,36 @@ export function waitForOutput(child: ManagedChild, pattern: RegExp, timeoutMs: n
     child.process.stderr?.on('data', onData);
     child.process.once('exit', onExit);
   });
+}
+
+/**
+ * For a tool that starts servers and fleets (the chaos runner, the benchmark): when it exits, on
+ * SIGINT or SIGTERM too, every child it spawned here that still runs is killed (its process group
+ * when it has its own), so that an interrupted run leaves no Redis, FerretDB or fleet behind.
+ * SIGKILL, synchronously: an exiting process cannot wait for graceful stops.
+ */
+export function stopManagedChildrenOnExit(): void {
+  process.once('exit', () => {
+    for (const child of running) {
+      if (child.pid === undefined) continue;
+      try {
+        // A child with a process group of its own (detached) takes its descendants with it.
+        process.kill(isGroupLeader(child.pid) ? -child.pid : child.pid, 'SIGKILL');
+      } catch {
+        // gone meanwhile
+      }
+    }
+  });
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(signal === 'SIGINT' ? 130 : 143));
+}
+
+/** Whether the process leads its own process group (it was spawned detached). */
+function isGroupLeader(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(fields[2]) === pid;
+  } catch {
+    return false;
+  }
 }
