@@ -41,6 +41,19 @@ export function nextReservation(reserved: readonly number[], now: number, max: n
 }
 
 /**
+ * Whether a unit whose reserved time has come may start now, given the starts made in the last
+ * `perMs` (ascending, none older than `now - perMs`, none later than now): now while fewer than
+ * `max` started, else the moment the `max`-th latest leaves the window. Reservations pace the
+ * units; this check holds the limit on the starts themselves, which lag their reservations by
+ * varying amounts (a delayed job promoted, a worker coming free): a unit started late and the
+ * next one on time would otherwise both fall in one window.
+ */
+export function nextStart(started: readonly number[], now: number, max: number, perMs: number): number {
+  if (started.length < max) return now;
+  return Math.max(now, (started[started.length - max] ?? now) + perMs);
+}
+
+/**
  * The key group of a workflow's case-level concurrency: `workflow:<name>`. Its slots are held by
  * cases (the job id is the case id) from their start to their end, however long that is.
  */

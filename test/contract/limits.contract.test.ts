@@ -198,6 +198,24 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
     expect(await limits.reserve(request('m7'), 20_000)).toBe(20_000);
   });
 
+  it('holds the limit on starts, not only reservations: a unit back late and the next one on time never share a window past max', async () => {
+    const { limits } = make();
+    const at = (member: string, now: number) => limits.reserve({ group: 'partner', key: 'p', max: 2, perMs: 1_000, member }, now);
+    expect([await at('m0', 10_000), await at('m1', 10_000), await at('m2', 10_000), await at('m3', 10_000)]).toEqual([10_000, 10_000, 11_000, 11_000]);
+    expect([await at('m4', 10_500), await at('m5', 10_500)]).toEqual([12_000, 12_000]);
+    expect(await at('m3', 11_000)).toBe(11_000);
+    // m2 comes back half a second late (a busy worker); it starts then.
+    expect(await at('m2', 11_500)).toBe(11_500);
+    expect(await at('m4', 12_000)).toBe(12_000);
+    // Reserved for 12 000 too, m5 would make three starts in (11 000, 12 000]: it waits for m2's to leave.
+    expect(await at('m5', 12_000)).toBe(12_500);
+    expect(await at('m5', 12_200)).toBe(12_500);
+    expect(await at('m5', 12_500)).toBe(12_500);
+    // A unit delivered again after it started is let go at once and not counted twice.
+    expect(await at('m4', 12_600)).toBe(12_000);
+    expect(await at('m6', 13_100)).toBe(13_100);
+  });
+
   it('lists the groups with live windows and their busiest keys: starts used in the window, starts deferred, the limit', async () => {
     const { limits } = make();
     const reserve = (group: string, key: string, members: number, now: number, max = 2) =>
@@ -215,10 +233,11 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
       { group: 'partner', key: 'busy', max: 2, perMs: 1_000, used: 2, deferred: 3 },
       { group: 'search', key: 'idx', max: 100, perMs: 1_000, used: 1, deferred: 0 },
     ]);
-    // Once the deferred starts are due they count as used, and a window gone quiet leaves the list.
-    const later = await limits.rateStats(10, 12_000);
-    expect(later.groups).toEqual([{ group: 'partner', keys: 1, deferred: 0 }]);
-    expect(later.topKeys).toEqual([{ group: 'partner', key: 'busy', max: 2, perMs: 1_000, used: 1, deferred: 0 }]);
+    // The deferred come back at their time and start: they count as used; keys gone quiet leave the list.
+    for (const member of ['busy-2-10000', 'busy-3-10000']) expect(await limits.reserve({ group: 'partner', key: 'busy', max: 2, perMs: 1_000, member }, 11_000)).toBe(11_000);
+    const later = await limits.rateStats(10, 11_500);
+    expect(later.groups).toEqual([{ group: 'partner', keys: 1, deferred: 1 }]);
+    expect(later.topKeys).toEqual([{ group: 'partner', key: 'busy', max: 2, perMs: 1_000, used: 2, deferred: 1 }]);
     expect(await limits.rateStats(10, 13_001)).toEqual({ groups: [], topKeys: [] });
   });
 });

@@ -33,8 +33,8 @@ async function start(workflow: string, input: Record<string, unknown>): Promise<
 
 /** Cancels a backlog case that is done with; one that finished meanwhile (409, it has ended) is done with too. */
 async function cancel(id: string): Promise<void> {
-  const { status, body } = await api<{ code?: string }>('POST', `/v1/cases/${id}/cancel`, {});
-  if (status === 409) expect(body.code).toBe('CASE_STATE_CONFLICT');
+  const { status, body } = await api<{ error?: { code?: string } }>('POST', `/v1/cases/${id}/cancel`, {});
+  if (status === 409) expect(body.error?.code).toBe('CASE_STATE_CONFLICT');
   else expect(status).toBe(200);
 }
 
@@ -185,6 +185,16 @@ describe('concurrency keys across the fleet', () => {
 describe('rate limits across the fleet', () => {
   it('starts a minute of units within 5% of the allowance, never more than max in a window, deferring without spending attempts', { timeout: 100_000 }, async () => {
     // 5 a second is 300 a minute; 320 cases of one rate-limited step are more than a minute's allowance (64 s at the limit).
+    // The starts the limiter recorded (each stays in its window for at least 1 s), read every 200 ms.
+    const recorded = new Map<string, number>();
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        const flat = await connection.zrange(`${prefix}:rate:{partners}#s:initech`, '0', '-1', 'WITHSCORES');
+        for (let index = 0; index + 1 < flat.length; index += 2) recorded.set(flat[index] ?? '', Number(flat[index + 1]));
+        await new Promise((resolve) => setTimeout(resolve, 200));
+      }
+    })();
     const ids: string[] = [];
     for (let batch = 0; batch < 320; batch += 20) {
       ids.push(...(await Promise.all(Array.from({ length: 20 }, () => start('per-partner', { partner: 'initech', ms: 10 })))));
@@ -201,6 +211,8 @@ describe('rate limits across the fleet', () => {
     expect(partners.topKeys[0]?.used).toBeLessThanOrEqual(5);
     expect(partners.topKeys[0]?.deferred).toBeGreaterThan(0);
     const records = await Promise.all(ids.map((id) => finished(id, 90_000)));
+    sampling = false;
+    await sampler;
     expect(records.every((record) => record.status === 'completed')).toBe(true);
     const held = records.map((record) => record.steps.call?.output as Held);
     const starts = held.map((entry) => entry.startedAt).sort((a, b) => a - b);
@@ -210,14 +222,12 @@ describe('rate limits across the fleet', () => {
     const traces = await Promise.all(ids.map((id) => getTrace(id)));
     const deferrals = traces.map((events) => events.filter((event) => event.type === 'step.deferred'));
     const deferred = deferrals.flat();
-    // The time each deferred unit ran on: its last reservation (a unit back more than `per` after its time reserves again).
-    const reserved = deferrals.flatMap((events) => events.slice(-1).map((event) => Number(event.data.until)));
     // How late a deferred unit started after the time it reserved: its delayed job's promotion, a worker taking it.
     const lateness = deferrals.flatMap((events, index) => events.slice(-1).map((event) => (held[index]?.startedAt ?? 0) - Number(event.data.until)));
     const lateMax = Math.max(...lateness);
     console.log(
-      `rate limit 5/s: ${inMinute} starts in the first 60 s (allowance 300); busiest 1 s window: ${busiestWindow(reserved, 1_000)} reservations, ` +
-        `${busiestWindow(starts, 1_000)} starts; ${deferred.length} deferrals of ${ids.length} units (${deferrals.filter((events) => events.length > 1).length} deferred twice), ` +
+      `rate limit 5/s: ${inMinute} starts in the first 60 s (allowance 300); busiest window of 1 s: ${busiestWindow([...recorded.values()], 1_000)} starts recorded ` +
+        `(${recorded.size} seen), ${busiestWindow(starts, 1_000)} handlers begun, of 950 ms: ${busiestWindow(starts, 950)}; ${deferred.length} deferrals of ${ids.length} units (${deferrals.filter((events) => events.length > 1).length} deferred twice), ` +
         `started ${median(lateness)} ms (median) / ${lateMax} ms (max) after their reserved time`,
     );
     expect(Math.abs(inMinute - 300)).toBeLessThanOrEqual(15);
@@ -232,13 +242,10 @@ describe('rate limits across the fleet', () => {
         .every((event) => event.data.attempt === 1),
     ).toBe(true);
     expect(traces.flat().some((event) => event.type === 'step.retried')).toBe(false);
-    // The limiter's guarantee is on reservations: no window of 1 s holds more than 5.
-    expect(busiestWindow(reserved, 1_000)).toBeLessThanOrEqual(5);
-    // A unit starts at or after its reserved time, up to `lateMax` later (under 1 s, or it would have reserved again):
-    // starts crowd by that much only. No window of 1 s less that lateness holds more than 5 of them; a window of 1 s
-    // may hold up to 10 (those of one reserved second, late, with the next second's on time): the printed figure.
-    expect(lateMax).toBeLessThan(1_000);
-    expect(busiestWindow(starts, 1_000 - lateMax)).toBeLessThanOrEqual(5);
+    // The limiter's guarantee is on starts, recorded as a worker lets a unit start: no window of 1 s holds more than 5.
+    // (The handlers begin a moment later, each after its own worker's scheduling: their figure is printed.)
+    expect(recorded.size).toBeGreaterThanOrEqual(ids.length * 0.95);
+    expect(busiestWindow([...recorded.values()], 1_000)).toBeLessThanOrEqual(5);
   });
 });
 

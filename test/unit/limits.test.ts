@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { lineScore, nextReservation, PRIORITY_AGING_MS } from '../../lib/core/limits.js';
+import { lineScore, nextReservation, nextStart, PRIORITY_AGING_MS } from '../../lib/core/limits.js';
 import { buildUnitJob, limitKeyText } from '../../lib/core/machine/jobs.js';
 import type { Command } from '../../lib/core/state.js';
 import { isStepPayload, stepJobFromPayload, toStepPayload } from '../../lib/core/step-payload.js';
@@ -149,5 +149,46 @@ describe('the line and the window', () => {
     }
     reserved.sort((a, b) => a - b);
     for (let i = 0; i + max < reserved.length; i++) expect((reserved[i + max] ?? 0) - (reserved[i] ?? 0)).toBeGreaterThanOrEqual(per);
+  });
+
+  it('starts at most max in any window, however late units come back to their reservations, and starts them all', () => {
+    let seed = 11;
+    const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const max = 5;
+    const per = 1_000;
+    const reserved: number[] = [];
+    const started: number[] = [];
+    // 300 units arrive in bursts; each comes back 0 to 300 ms after the time it was given, as a delayed job does.
+    const arrivals: Array<{ unit: number; at: number }> = [];
+    let clock = 0;
+    for (let unit = 0; unit < 300; unit++) {
+      if (unit % 50 === 0) clock += 2_000;
+      const at = nextReservation(
+        reserved.filter((time) => time > clock - per).sort((a, b) => a - b),
+        clock,
+        max,
+        per,
+      );
+      reserved.push(at);
+      arrivals.push({ unit, at: at + Math.floor(random() * 300) });
+    }
+    let waits = 0;
+    while (arrivals.length > 0) {
+      arrivals.sort((a, b) => a.at - b.at);
+      const next = arrivals.shift() as { unit: number; at: number };
+      const window = started.filter((time) => time > next.at - per).sort((a, b) => a - b);
+      const at = nextStart(window, next.at, max, per);
+      if (at === next.at) started.push(at);
+      else {
+        expect(at).toBeGreaterThan(next.at);
+        waits += 1;
+        arrivals.push({ unit: next.unit, at: at + Math.floor(random() * 300) });
+      }
+    }
+    expect(started).toHaveLength(300);
+    started.sort((a, b) => a - b);
+    for (let i = 0; i + max < started.length; i++) expect((started[i + max] ?? 0) - (started[i] ?? 0)).toBeGreaterThanOrEqual(per);
+    // Reserved times alone would have let late and punctual units share windows: some had to wait again.
+    expect(waits).toBeGreaterThan(0);
   });
 });

@@ -1,4 +1,4 @@
-import { admitLeaseOf, busiestRateKeys, lineScore, nextReservation, PARKED_SCORE } from '../../core/limits.js';
+import { admitLeaseOf, busiestRateKeys, lineScore, nextReservation, nextStart, PARKED_SCORE } from '../../core/limits.js';
 import {
   RATE_STATS_SCAN,
   type Admission,
@@ -22,11 +22,13 @@ interface Key {
   line: Array<{ jobId: string; score: number }>;
 }
 
-/** One rate-limit key's window: member → reserved time, with the key's latest limit. */
+/** One rate-limit key's windows: reservations (member → reserved time) and starts, with the key's latest limit. */
 interface RateWindow {
   max: number;
   perMs: number;
   reserved: Map<string, number>;
+  /** member → the time it started */
+  started: Map<string, number>;
 }
 
 interface Unit {
@@ -208,20 +210,35 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
   }
 
   async reserve(request: { group: string; key: string; max: number; perMs: number; member: string }, now: number): Promise<number> {
+    const { member, max, perMs } = request;
     const id = `${request.group}\n${request.key}`;
-    const window = this.windows.get(id) ?? { max: request.max, perMs: request.perMs, reserved: new Map<string, number>() };
-    this.windows.set(id, Object.assign(window, { max: request.max, perMs: request.perMs }));
-    const { reserved } = window;
-    const mine = reserved.get(request.member);
-    if (mine !== undefined && mine > now - request.perMs) return mine;
-    for (const [member, at] of reserved) if (at <= now - request.perMs) reserved.delete(member);
-    const at = nextReservation(
-      [...reserved.values()].sort((a, b) => a - b),
-      now,
-      request.max,
-      request.perMs,
-    );
-    reserved.set(request.member, at);
+    const window = this.windows.get(id) ?? { max, perMs, reserved: new Map<string, number>(), started: new Map<string, number>() };
+    this.windows.set(id, Object.assign(window, { max, perMs }));
+    const { reserved, started } = window;
+    const startedAt = started.get(member);
+    if (startedAt !== undefined && startedAt > now - perMs) return startedAt;
+    let at = reserved.get(member);
+    if (at === undefined || at <= now - perMs) {
+      for (const [other, time] of reserved) if (time <= now - perMs) reserved.delete(other);
+      at = nextReservation(
+        [...reserved.values()].sort((a, b) => a - b),
+        now,
+        max,
+        perMs,
+      );
+    }
+    if (at <= now) {
+      for (const [other, time] of started) if (time <= now - perMs) started.delete(other);
+      at = nextStart(
+        [...started.values()].sort((a, b) => a - b),
+        now,
+        max,
+        perMs,
+      );
+      if (at <= now) started.set(member, now);
+    }
+    // Started, its reservation becomes its start (later ones are paced by what happened); else the time it waits for.
+    reserved.set(member, at);
     return at;
   }
 
@@ -229,14 +246,15 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
     const byGroup = new Map<string, Array<{ key: string; latest: number; use: RateKeyUse }>>();
     for (const [id, window] of this.windows) {
       const [group = '', key = ''] = id.split('\n');
-      const times = [...window.reserved.values()].filter((at) => at > now - window.perMs);
-      // As on Redis: a window whose latest reservation has left it is forgotten.
+      const times = [...window.reserved.values(), ...window.started.values()].filter((at) => at > now - window.perMs);
+      // As on Redis: a key whose latest reservation and start have left their windows is forgotten.
       if (times.length === 0) {
         this.windows.delete(id);
         continue;
       }
-      const used = times.filter((at) => at <= now).length;
-      const use = { group, key, max: window.max, perMs: window.perMs, used, deferred: times.length - used };
+      const used = [...window.started.values()].filter((at) => at > now - window.perMs && at <= now).length;
+      const deferred = [...window.reserved.values()].filter((at) => at > now).length;
+      const use = { group, key, max: window.max, perMs: window.perMs, used, deferred };
       byGroup.set(group, [...(byGroup.get(group) ?? []), { key, latest: Math.max(...times), use }]);
     }
     const stats: RateStats = { groups: [], topKeys: [] };

@@ -230,12 +230,13 @@ return { held, waiting, top }
  * The rate limiter's scripts take the group's base name `<prefix>:rate:{<group>}` and work in its
  * slot:
  *
- *   <base>:<key>    ZSET member (one attempt of one unit) → reserved time: the key's window
- *   <base>#keys     ZSET key → when its window empties (its latest reservation + per): live keys
- *   <base>#specs    HASH key → "<max>:<perMs>", the key's latest limit
+ *   <base>:<key>     ZSET member (one attempt of one unit) → reserved time: the key's reservations
+ *   <base>#s:<key>   ZSET member → the time it started: the key's starts in the last perMs
+ *   <base>#keys      ZSET key → when its windows empty (its latest reservation or start + per)
+ *   <base>#specs     HASH key → "<max>:<perMs>", the key's latest limit
  *
- * A window expires with its last reservation; the index forgets a key a little later (a few at
- * each reservation, the rest at a stats read), so the keyspace is bounded by the keys in use.
+ * Windows expire with their last entry; the index forgets a key a little later (a few at each
+ * reservation, the rest at a stats read), so the keyspace is bounded by the keys in use.
  */
 const RATE_PRELUDE = `
 local base = KEYS[1]
@@ -251,26 +252,50 @@ end
 `;
 
 /**
- * ARGV: now, max, perMs, member, key. Answers the member's reserved time, by nextReservation
- * (lib/core/limits.ts), and keeps the key in the group's index while its window lives.
+ * ARGV: now, max, perMs, member, key. Answers when the member may start: now (its start is
+ * recorded) or later (defer until then). A member without a live reservation reserves one, by
+ * nextReservation; once its reserved time has come, the key's starts decide, by nextStart
+ * (lib/core/limits.ts): a member that starts has its reservation moved to its start, one that
+ * must wait again to that time.
+ * A member that already started (its job delivered again) is answered its start time.
  */
 export const RESERVE = `${RATE_PRELUDE}
 local now, max, per, member, K = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local key = base .. ':' .. K
+local key, starts = base .. ':' .. K, base .. '#s:' .. K
+local ttl = per + 1000
+local started = redis.call('ZSCORE', starts, member)
+if started and tonumber(started) > now - per then return started end
+local at
 local mine = redis.call('ZSCORE', key, member)
-if mine and tonumber(mine) > now - per then return mine end
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - per)
-local n = redis.call('ZCARD', key)
-local at = now
-if n >= max then
-  local leaving = tonumber(redis.call('ZRANGE', key, n - max, n - max, 'WITHSCORES')[2])
-  local last = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
-  at = math.max(now, leaving + per, last)
+if mine and tonumber(mine) > now - per then
+  at = tonumber(mine)
+else
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - per)
+  local n = redis.call('ZCARD', key)
+  at = now
+  if n >= max then
+    local leaving = tonumber(redis.call('ZRANGE', key, n - max, n - max, 'WITHSCORES')[2])
+    local last = tonumber(redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')[2])
+    at = math.max(now, leaving + per, last)
+  end
+end
+if at <= now then
+  redis.call('ZREMRANGEBYSCORE', starts, '-inf', now - per)
+  local n = redis.call('ZCARD', starts)
+  if n < max then
+    -- Started: its reservation becomes its start, so that later ones are paced by what happened.
+    at = now
+    redis.call('ZADD', starts, now, member)
+    redis.call('PEXPIRE', starts, ttl)
+  else
+    at = tonumber(redis.call('ZRANGE', starts, n - max, n - max, 'WITHSCORES')[2]) + per
+  end
 end
 redis.call('ZADD', key, at, member)
-local ttl = at - now + per + 1000
-redis.call('PEXPIRE', key, ttl)
-if at + per > tonumber(redis.call('ZSCORE', index, K) or '0') then redis.call('ZADD', index, at + per, K) end
+ttl = math.max(at - now, 0) + per + 1000
+if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+local emptiesAt = math.max(at, now) + per
+if emptiesAt > tonumber(redis.call('ZSCORE', index, K) or '0') then redis.call('ZADD', index, emptiesAt, K) end
 redis.call('HSET', specs, K, max .. ':' .. per)
 forgetEmptied(now, 10)
 if redis.call('PTTL', index) < ttl then
@@ -281,8 +306,8 @@ return at
 `;
 
 /**
- * ARGV: now, scan. Answers the group's live keys and, for the `scan` most recently reserved, each
- * key's limit and its reservations up to now (in the last perMs) and after now (deferred).
+ * ARGV: now, scan. Answers the group's live keys and, for the `scan` most recently used, each
+ * key's limit, its starts in the last perMs and its reservations after now (deferred).
  */
 export const RATE_STATS = `${RATE_PRELUDE}
 local now, scan = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -293,8 +318,7 @@ for _, K in ipairs(redis.call('ZREVRANGE', index, 0, scan - 1)) do
   local spec = redis.call('HGET', specs, K) or '0:0'
   local colon = string.find(spec, ':', 1, true)
   local max, per = tonumber(string.sub(spec, 1, colon - 1)), tonumber(string.sub(spec, colon + 1))
-  local window = base .. ':' .. K
-  rows[#rows + 1] = { K, max, per, redis.call('ZCOUNT', window, '(' .. (now - per), now), redis.call('ZCOUNT', window, '(' .. now, '+inf') }
+  rows[#rows + 1] = { K, max, per, redis.call('ZCOUNT', base .. '#s:' .. K, '(' .. (now - per), now), redis.call('ZCOUNT', base .. ':' .. K, '(' .. now, '+inf') }
 end
 return { redis.call('ZCARD', index), rows }
 `;
