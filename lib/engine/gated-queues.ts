@@ -69,12 +69,16 @@ export class GatedQueues implements TaskQueues {
   }
 
   async cancelJobs(jobs: Parameters<TaskQueues['cancelJobs']>[0]): Promise<{ running: readonly string[] }> {
+    // Waiting units leave their line first: a release elsewhere while the jobs are being
+    // cancelled could otherwise admit one and enqueue its job after the cancel had passed it.
+    const keyed = jobs.flatMap((job) => (job.group === undefined ? [] : [{ group: job.group, jobId: job.jobId }]));
+    if (keyed.length > 0) await this.gate.withdraw(keyed);
     const cancelled = await this.inner.cancelJobs(jobs);
-    // Waiting units leave their line; admitted ones not yet running give their slot up. A running
-    // unit keeps its slot until its worker has aborted it and releases it: freeing it now could
-    // start the next unit of the key while the aborted one still runs.
+    // Admitted units not yet running give their slot up. A running unit keeps its slot until its
+    // worker has aborted it and releases it: freeing it now could start the next unit of the key
+    // while the aborted one still runs.
     const running = new Set(cancelled.running);
-    const leaving = jobs.flatMap((job) => (job.group === undefined || running.has(job.jobId) ? [] : [{ group: job.group, jobId: job.jobId }]));
+    const leaving = keyed.filter((unit) => !running.has(unit.jobId));
     if (leaving.length > 0) await this.dispatch(await this.gate.release(leaving, this.clock.now()));
     return cancelled;
   }

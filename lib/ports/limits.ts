@@ -68,6 +68,12 @@ export interface ConcurrencyGate {
   claim(unit: GatedUnit, now: number, leaseMs: number): Promise<{ answer: ClaimAnswer; admitted: Admission[] }>;
   /** Extends the leases of slots held by running units. */
   renew(units: readonly UnitRef[], until: number): Promise<void>;
+  /**
+   * Units that will never run (their case ended) leave their key's line at once, so that no
+   * admission elsewhere picks them while their jobs are being cancelled; those holding a slot
+   * keep it (`release` gives it up once they are known not to be running).
+   */
+  withdraw(units: readonly UnitRef[]): Promise<void>;
   /** The units are done with their slots, or will never run (their case ended): slots freed, lines left, then the next waiting admitted (never one of the units released). */
   release(units: readonly UnitRef[], now: number): Promise<Admission[]>;
   /** Frees the slots whose lease ran out (their worker died) and admits the next waiting. */

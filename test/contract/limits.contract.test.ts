@@ -185,6 +185,22 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
     expect((await limits.heldIn('crm', 10)).sort()).toEqual(['a', 'b', 'c']);
   });
 
+  it('withdraws units from their lines at once, keeping the slots of those that hold one', async () => {
+    const { limits } = make();
+    await limits.offer([unit('a', 'k', { limit: 1 }), unit('b', 'k', { limit: 1 }), unit('c', 'k', { limit: 1 })], 1_000);
+    await limits.withdraw([
+      { group: 'crm', jobId: 'a' },
+      { group: 'crm', jobId: 'b' },
+      { group: 'crm', jobId: 'unknown' },
+    ]);
+    expect(await limits.position({ group: 'crm', jobId: 'a' })).toMatchObject({ state: 'holding' });
+    expect(await limits.position({ group: 'crm', jobId: 'b' })).toEqual({ state: 'none' });
+    expect(await limits.position({ group: 'crm', jobId: 'c' })).toMatchObject({ state: 'waiting', ahead: 0 });
+    expect((await limits.stats(10)).groups).toEqual([{ group: 'crm', inUse: 1, waiting: 1 }]);
+    // Released, a's slot goes to c, never to the withdrawn b.
+    expect((await limits.release([{ group: 'crm', jobId: 'a' }], 2_000)).map((admission) => admission.jobId)).toEqual(['c']);
+  });
+
   it('reserves starts so that no window of `per` holds more than `max`, the same member keeping its time', async () => {
     const { limits } = make();
     const request = (member: string) => ({ group: 'partner', key: 'p1', max: 3, perMs: 1_000, member });

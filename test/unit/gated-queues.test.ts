@@ -45,6 +45,23 @@ describe('GatedQueues', () => {
     expect(inner.jobIds()).toContain(keyed(3).jobId);
   });
 
+  it('never lets a release elsewhere, while the jobs of a case are being cancelled, enqueue one of its waiting units', async () => {
+    const { inner, gate, queues } = setup();
+    await queues.enqueueSteps([keyed(1), keyed(2), keyed(3), keyed(4)]);
+    // Another process (a worker finishing s1) releases its slot just after the cancel went through the queues.
+    const elsewhere = new GatedQueues(inner, gate, new ManualClock(T0));
+    const cancelInQueues = inner.cancelJobs.bind(inner);
+    inner.cancelJobs = async (jobs) => {
+      const answer = await cancelInQueues(jobs);
+      await elsewhere.dispatch(await gate.release([{ group: 'crm', jobId: keyed(1).jobId }], T0));
+      return answer;
+    };
+    await queues.cancelJobs([keyed(3), keyed(4)].map(({ queue, jobId }) => ({ queue, jobId, group: 'crm' })));
+    expect(inner.jobIds()).not.toContain(keyed(3).jobId);
+    expect(inner.jobIds()).not.toContain(keyed(4).jobId);
+    expect((await gate.stats(10)).groups).toEqual([{ group: 'crm', inUse: 1, waiting: 0 }]);
+  });
+
   it('re-offers a keyed unit the reconciler puts back: a holder is enqueued again, a waiting one keeps its place', async () => {
     const { inner, gate, queues } = setup();
     await queues.enqueueSteps([keyed(1), keyed(2), keyed(3)]);

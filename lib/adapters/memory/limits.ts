@@ -139,6 +139,17 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
     }
   }
 
+  async withdraw(units: readonly UnitRef[]): Promise<void> {
+    for (const { jobId } of units) {
+      const unit = this.units.get(jobId);
+      const key = unit && this.keys.get(`${unit.group}\n${unit.key}`);
+      if (!unit || !key?.line.some((waiting) => waiting.jobId === jobId)) continue;
+      key.line = key.line.filter((waiting) => waiting.jobId !== jobId);
+      this.units.delete(jobId);
+      this.forgetIfIdle(unit.group, unit.key);
+    }
+  }
+
   async release(units: readonly UnitRef[], now: number): Promise<Admission[]> {
     // Every unit leaves before any key is filled, as in the Redis script: else a unit released further on could be admitted.
     const touched = new Map<string, { group: string; key: string }>();

@@ -194,6 +194,22 @@ for _, K in ipairs(touched) do fill(K, now, admitLease, admitted) end
 return admitted
 `;
 
+/** ARGV: the job ids. Units waiting in a line leave it; a unit holding a slot keeps it. */
+export const WITHDRAW = `${PRELUDE}
+for i = 1, #ARGV do
+  local entry = redis.call('HGET', units, ARGV[i])
+  if entry then
+    local K = split(entry)
+    if redis.call('ZREM', base .. ':line:' .. K, ARGV[i]) == 1 then
+      redis.call('HINCRBY', count, 'waiting', -1)
+      redis.call('HDEL', units, ARGV[i])
+      forget(K)
+    end
+  end
+end
+return 0
+`;
+
 /** ARGV: now, admitLeaseMs, max. Answers the admitted. */
 export const SWEEP = `${PRELUDE}
 local now, admitLease = tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -14,7 +14,7 @@ import {
   type UnitRef,
 } from '../../ports/limits.js';
 import type { RedisClient } from './connection.js';
-import { CLAIM, OFFER, POSITION, RATE_STATS, RELEASE, RENEW, RESERVE, STATS, SWEEP } from './limits-scripts.js';
+import { CLAIM, OFFER, POSITION, RATE_STATS, RELEASE, RENEW, RESERVE, STATS, SWEEP, WITHDRAW } from './limits-scripts.js';
 
 export interface RedisLimitsOptions {
   prefix: string;
@@ -33,7 +33,18 @@ function storedKey(key: string): string {
   return key.length <= MAX_STORED_KEY && !/[\u0000-\u001f\u007f]/.test(key) ? key : `#${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
 }
 
-const SCRIPTS = { wfOffer: OFFER, wfClaim: CLAIM, wfRenew: RENEW, wfRelease: RELEASE, wfSweep: SWEEP, wfPosition: POSITION, wfStats: STATS, wfReserve: RESERVE, wfRateStats: RATE_STATS } as const;
+const SCRIPTS = {
+  wfOffer: OFFER,
+  wfClaim: CLAIM,
+  wfRenew: RENEW,
+  wfRelease: RELEASE,
+  wfSweep: SWEEP,
+  wfPosition: POSITION,
+  wfStats: STATS,
+  wfReserve: RESERVE,
+  wfRateStats: RATE_STATS,
+  wfWithdraw: WITHDRAW,
+} as const;
 type Scripts = { [name in keyof typeof SCRIPTS]: (key: string, ...args: Array<string | number>) => Promise<Reply> };
 
 /** Expired leases one sweep of a group looks at, at most: the rest wait for the next sweep. */
@@ -114,6 +125,10 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
 
   async renew(units: readonly UnitRef[], until: number): Promise<void> {
     await Promise.all([...groupBy(units, (unit) => unit.group)].map(([group, list]) => this.scripts.wfRenew(this.base(group), until, ...list.map((unit) => unit.jobId))));
+  }
+
+  async withdraw(units: readonly UnitRef[]): Promise<void> {
+    await Promise.all([...groupBy(units, (unit) => unit.group)].map(([group, list]) => this.scripts.wfWithdraw(this.base(group), ...list.map((unit) => unit.jobId))));
   }
 
   async release(units: readonly UnitRef[], now: number): Promise<Admission[]> {
