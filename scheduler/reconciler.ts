@@ -61,6 +61,9 @@ export interface ReconcileReport {
  * cases that have not moved for `staleAfterMs` are examined, one scheduler at a time (a lock).
  */
 export class Reconciler {
+  /** Where the next pass over each workflow key group's holders starts (freeEndedCaseSlots). */
+  private readonly caseSlotOffsets = new Map<string, number>();
+
   constructor(
     private readonly deps: {
       store: CaseStore;
@@ -102,8 +105,10 @@ export class Reconciler {
   /**
    * A case gives its slot of its workflow's key up when it ends; if the process that ended it
    * died before that, the slot would be held until its lease (as long as any case may live)
-   * ran out. Each pass looks at up to CASE_SLOTS_PER_PASS holders of each workflow key group and
-   * frees those whose case has ended; the next case in line is admitted.
+   * ran out. Each pass looks at the next CASE_SLOTS_PER_PASS holders of each workflow key group
+   * (every case's lease is as long, so the order barely moves: a pass goes on where the last one
+   * stopped, and starts over after the end) and frees those whose case has ended; the next case
+   * in line is admitted.
    */
   private async freeEndedCaseSlots(): Promise<number> {
     const { gate, store, clock, queues } = this.deps;
@@ -111,11 +116,15 @@ export class Reconciler {
     const groups = (await gate.stats(1)).groups.filter((group) => group.group.startsWith(CASE_GROUP_PREFIX) && group.inUse > 0);
     let freed = 0;
     for (const { group } of groups) {
-      const ended: Array<{ group: string; jobId: string }> = [];
-      for (const caseId of await gate.heldIn(group, CASE_SLOTS_PER_PASS)) {
-        const record = await store.getCase(caseId);
-        if (record && isTerminalCase(record.status)) ended.push({ group, jobId: caseId });
-      }
+      const offset = this.caseSlotOffsets.get(group) ?? 0;
+      const holders = await gate.heldIn(group, CASE_SLOTS_PER_PASS, offset);
+      const records = await Promise.all(holders.map((caseId) => store.getCase(caseId)));
+      const ended = holders.flatMap((caseId, index) => {
+        const status = records[index]?.status;
+        return status !== undefined && isTerminalCase(status) ? [{ group, jobId: caseId }] : [];
+      });
+      // The freed leave the order: the next pass starts that many places earlier.
+      this.caseSlotOffsets.set(group, holders.length < CASE_SLOTS_PER_PASS ? 0 : offset + holders.length - ended.length);
       if (ended.length === 0) continue;
       const now = clock.now();
       const admitted = await gate.release(ended, now);

@@ -8,12 +8,13 @@ export type LimitAdmission = { go: true } | { go: false; until: number; wait: Li
 export interface UnitLimitsOptions {
   /** A running unit's slot lease; renewed every third of it while the unit runs. The worker's lock duration. */
   leaseMs: number;
-  /**
-   * How long a parked job (no slot for it: its lease lapsed while it waited) stays delayed unless
-   * it is promoted first, as it is when a slot comes free: the fallback if that promotion is lost.
-   */
-  parkMs?: number;
 }
+
+/**
+ * How long a parked job (no slot for it: its lease lapsed while it waited) stays delayed unless
+ * it is promoted first, as it is when a slot comes free: the fallback if that promotion is lost.
+ */
+const PARK_MS = 5_000;
 
 /** A rate-limit wait up to this long is waited out in the worker instead of deferring the unit. */
 const SHORT_RATE_WAIT_MS = 250;
@@ -32,7 +33,6 @@ const reported = (key: string) => (key.length <= MAX_REPORTED_KEY ? key : `${key
 export class UnitLimits {
   private readonly held = new Map<string, UnitRef>();
   private readonly timer: NodeJS.Timeout;
-  private readonly parkMs: number;
 
   constructor(
     private readonly deps: {
@@ -44,7 +44,6 @@ export class UnitLimits {
     },
     private readonly options: UnitLimitsOptions,
   ) {
-    this.parkMs = options.parkMs ?? 5_000;
     this.timer = setInterval(() => void this.renew(), Math.max(100, Math.floor(options.leaseMs / 3)));
     this.timer.unref();
   }
@@ -73,7 +72,7 @@ export class UnitLimits {
       const { group, key, limit } = job.concurrency;
       const { answer, admitted } = await this.deps.gate.claim({ group, key, limit, jobId, queue, priority: job.priority ?? 0, payload: '' }, now, this.options.leaseMs);
       await this.deps.dispatch(admitted);
-      if (!answer.run) return { go: false, until: now + this.parkMs, wait: { kind: 'concurrency', group, key: reported(key), ahead: answer.ahead } };
+      if (!answer.run) return { go: false, until: now + PARK_MS, wait: { kind: 'concurrency', group, key: reported(key), ahead: answer.ahead } };
       this.held.set(jobId, { group, jobId });
     }
     return { go: true };

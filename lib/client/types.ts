@@ -35,6 +35,8 @@ export interface StartCaseRequest {
   idempotencyWindow?: number | string;
   /** Up to 10 names and values to find the case by later (`list({ key: 'orderId=A-17' })`). */
   businessKeys?: Record<string, string>;
+  /** -100 to 100, default 0: orders the case's keyed units (and the case, for a workflow key) in their key's line; child cases inherit it. */
+  priority?: number;
 }
 
 /** The answer to a start. */

@@ -1,4 +1,4 @@
-import { canonicalJson } from './canonical-json.js';
+import { limitKeyText } from './machine/jobs.js';
 import type { CompiledDebounce, WorkflowDefinition } from './definition.js';
 import { parseDuration } from './duration.js';
 import { ErrorCode } from './error-codes.js';
@@ -83,7 +83,7 @@ export function debounceKeyOf(debounce: CompiledDebounce, workflow: { name: stri
     }
   }
   const rendered = renderTemplate(debounce.key, scope);
-  const key = typeof rendered === 'string' ? rendered : canonicalJson(rendered);
+  const key = limitKeyText(rendered);
   if (key.length > DEBOUNCE_LIMITS.maxKeyLength) {
     throw keyInvalid(`workflow ${workflow.name} debounces starts by "${debounce.key}", which this start renders to ${key.length} characters (at most ${DEBOUNCE_LIMITS.maxKeyLength})`, {
       key: debounce.key,

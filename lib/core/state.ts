@@ -245,7 +245,7 @@ export type Command =
   | { type: 'cancelChildren'; caseId: string; reason: string }
   | { type: 'notifyParent'; caseId: string; event: CaseEvent & { type: 'childFinished' } }
   /** Ask for the case's slot of its key (admitted: a caseAdmitted event follows), as its strategy says. */
-  | { type: 'awaitSlot'; caseId: string; group: string; key: string; limit: number; strategy: CaseConcurrencyStrategy; priority: number; deadlineAt: number }
+  | { type: 'awaitSlot'; caseId: string; group: string; key: string; limit: number; strategy: CaseConcurrencyStrategy; priority: number }
   /** The case has ended: its slot, or its place in line, goes to the next case of its key. */
   | { type: 'releaseSlot'; group: string; caseId: string };
 

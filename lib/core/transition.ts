@@ -43,7 +43,6 @@ function apply(draft: Draft, event: CaseEvent): void {
   }
 }
 
-/** Starts a case: all steps pending, then whatever is ready started (or skipped). */
 /** What the trace of a case a debounce burst made says of the burst: its key, how many starts it collapsed, when the first came. */
 export interface DebouncedCreation {
   key: string;
@@ -51,6 +50,7 @@ export interface DebouncedCreation {
   firstAt: number;
 }
 
+/** Starts a case: all steps pending, then whatever is ready started (or skipped). */
 export function createCase(
   workflow: CompiledWorkflow,
   init: { id: string; input: unknown; now: number; requestId?: string; parent?: CaseState['parent']; depth?: number; priority?: number; debounced?: DebouncedCreation },

@@ -110,6 +110,17 @@ function fieldIssues(definition: WellFormedDefinition, ids: ReadonlySet<string>)
     if (step.priority !== undefined && step.concurrency === undefined) {
       issues.push({ path: `${at}.priority`, message: 'priority orders the units waiting for a slot of a concurrency key: give the step a concurrency' });
     }
+    // A step's key group (its own, else its breaker's or task's name) must not take the name space
+    // of workflow-level keys: its units would be taken for cases, holding slots for a year.
+    for (const limit of ['concurrency', 'rateLimit'] as const) {
+      const group = step[limit] === undefined ? undefined : (step[limit]?.group ?? step.breaker ?? step.task);
+      if (group?.startsWith(CASE_GROUP_PREFIX)) {
+        issues.push({
+          path: `${at}.${limit}${step[limit]?.group === undefined ? '' : '.group'}`,
+          message: `the key group "${group}" starts with "${CASE_GROUP_PREFIX}", kept for workflow-level concurrency keys: name another group`,
+        });
+      }
+    }
     // Only tasks run on workers; a sleep, a wait or a child case holds nothing a limit protects.
     for (const limit of ['concurrency', 'rateLimit', 'priority'] as const) {
       if (step[limit] !== undefined && step.task === undefined) issues.push({ path: `${at}.${limit}`, message: `${limit} limits the units of a task: give the step a task` });

@@ -22,14 +22,17 @@ export class CaseSlots {
     const units = commands.map((command) => ({ group: command.group, key: command.key, limit: command.limit, jobId: command.caseId, queue: '', priority: command.priority, payload: 'case' }));
     const { answers, admitted } = await this.deps.gate.offer(units, now);
     const reports: StepReport[] = admitted.map((admission) => caseAdmittedReport(admission.jobId, now));
+    const refused: AwaitSlot[] = [];
+    const makingRoom: Array<Promise<StepReport[]>> = [];
     for (const [index, answer] of answers.entries()) {
       const command = commands[index];
       if (!command) continue;
       if (answer.admitted) reports.push(caseAdmittedReport(command.caseId, now));
-      else if (command.strategy === 'cancel-newest') reports.push(...(await this.refuse(command, now)));
-      else if (command.strategy === 'cancel-in-progress') reports.push(...(await this.makeRoom(command, answer.ahead, now)));
+      else if (command.strategy === 'cancel-newest') refused.push(command);
+      else if (command.strategy === 'cancel-in-progress') makingRoom.push(this.makeRoom(command, answer.ahead, now));
     }
-    return reports;
+    const [refusals, ...rooms] = await Promise.all([this.refuse(refused, now), ...makingRoom]);
+    return [...reports, ...refusals, ...rooms.flat()];
   }
 
   async release(commands: readonly ReleaseSlot[]): Promise<StepReport[]> {
@@ -42,11 +45,18 @@ export class CaseSlots {
     return admitted.map((admission) => caseAdmittedReport(admission.jobId, now));
   }
 
-  /** cancel-newest: the newcomer leaves the line and is cancelled, its reason in its trace. */
-  private async refuse(command: AwaitSlot, now: number): Promise<StepReport[]> {
-    const admitted = await this.deps.gate.release([{ group: command.group, jobId: command.caseId }], now);
-    const reason = `cancel-newest: ${command.limit} open case(s) of key "${command.key}" (${command.group}) already`;
-    return [...admitted.map((admission) => caseAdmittedReport(admission.jobId, now)), { caseId: command.caseId, event: { type: 'cancel', reason, at: now } }];
+  /** cancel-newest: the newcomers leave their lines (in one release) and are cancelled, the reason in their traces. */
+  private async refuse(commands: readonly AwaitSlot[], now: number): Promise<StepReport[]> {
+    if (commands.length === 0) return [];
+    const admitted = await this.deps.gate.release(
+      commands.map((command) => ({ group: command.group, jobId: command.caseId })),
+      now,
+    );
+    const cancels = commands.map((command): StepReport => {
+      const reason = `cancel-newest: ${command.limit} open case(s) of key "${command.key}" (${command.group}) already`;
+      return { caseId: command.caseId, event: { type: 'cancel', reason, at: now } };
+    });
+    return [...admitted.map((admission) => caseAdmittedReport(admission.jobId, now)), ...cancels];
   }
 
   /**

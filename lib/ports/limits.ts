@@ -8,7 +8,7 @@
 export interface GatedUnit {
   group: string;
   key: string;
-  /** Slots of the key; the latest offer's limit is the key's. */
+  /** Slots of the key; the limit of the latest offer or claim is the key's. */
   limit: number;
   jobId: string;
   queue: string;
@@ -55,7 +55,7 @@ export interface LimitStats {
 export interface ConcurrencyGate {
   /**
    * Units about to be enqueued: each is admitted (it holds a slot, leased for `admitLeaseMs`
-   * until a worker claims it) or waits in its key's line. Idempotent by job id: a unit already
+   * until a worker claims it; a case of a workflow key group for as long as a case may live) or waits in its key's line. Idempotent by job id: a unit already
    * holding answers admitted again (its job may be re-added), one waiting keeps its place. The
    * admissions returned besides are of units whose slot came free (a lapsed lease).
    */
@@ -79,9 +79,9 @@ export interface ConcurrencyGate {
   /** Frees the slots whose lease ran out (their worker died) and admits the next waiting. */
   sweep(now: number): Promise<Admission[]>;
   position(unit: UnitRef): Promise<UnitPosition>;
-  /** Up to `max` units holding slots in `group`, over all keys, the soonest lease to run out first. */
-  heldIn(group: string, max: number): Promise<string[]>;
-  /** The units holding slots of `key` in `group`, the longest held first (bounded by the key's limit). */
+  /** Up to `max` units holding slots in `group`, over all keys, the soonest lease to run out first (ties by job id), from the `offset`-th on (default 0). */
+  heldIn(group: string, max: number, offset?: number): Promise<string[]>;
+  /** The units holding slots of `key` in `group`, the soonest lease to run out first: for cases (leases of one length), the longest held (bounded by the key's limit). */
   holders(group: string, key: string): Promise<string[]>;
   stats(top: number): Promise<LimitStats>;
 }
@@ -92,7 +92,7 @@ export interface RateKeyUse {
   key: string;
   max: number;
   perMs: number;
-  /** Starts reserved in the last `perMs` up to now. */
+  /** Starts made in the last `perMs` up to now. */
   used: number;
   /** Starts reserved for later: units deferred by the limit. */
   deferred: number;
@@ -110,9 +110,11 @@ export const RATE_STATS_SCAN = 1_000;
 
 export interface RateLimiter {
   /**
-   * Reserves a start for `member` (one attempt of one unit) under `max` per `perMs` for `key` in
-   * `group`, and answers its time: now or earlier, go; later, defer until then. The same member
-   * gets the same reservation back while it lasts.
+   * Asks for a start of `member` (one attempt of one unit) under at most `max` starts per `perMs`
+   * for `key` in `group`, and answers its time: `now` or earlier, go (the start is recorded: a
+   * member that started is answered its start again, never counted twice); later, defer until
+   * then. A member keeps its reservation while it lasts; when its time has come but the starts
+   * made meanwhile fill the window, it is given a later one.
    */
   reserve(request: { group: string; key: string; max: number; perMs: number; member: string }, now: number): Promise<number>;
   /** The rate-limit groups with live windows and their busiest keys (/v1/status). */

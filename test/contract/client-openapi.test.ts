@@ -64,7 +64,7 @@ const required =
 const shapes: Array<{ name: string; all: readonly string[]; required: readonly string[]; schema: () => Schema }> = [
   {
     name: 'StartCaseRequest',
-    ...keys<StartCaseRequest>()(['workflow', 'version', 'input', 'idempotencyKey', 'idempotencyWindow', 'businessKeys']),
+    ...keys<StartCaseRequest>()(['workflow', 'version', 'input', 'idempotencyKey', 'idempotencyWindow', 'businessKeys', 'priority']),
     required: required<StartCaseRequest>()(['workflow']),
     schema: () => operation('POST', '/v1/cases')!.requestBody!.content['application/json']!.schema,
   },

@@ -183,6 +183,18 @@ describe.each(adapters)('the limits port on %s', (name, make) => {
     expect(await limits.holders('crm', 'none')).toEqual([]);
     expect(await limits.heldIn('crm', 2)).toEqual(['a', 'b']);
     expect((await limits.heldIn('crm', 10)).sort()).toEqual(['a', 'b', 'c']);
+    // Paged: from an offset on, so that a pass can go on where the last one stopped.
+    expect(await limits.heldIn('crm', 2, 2)).toHaveLength(1);
+    expect(await limits.heldIn('crm', 2, 3)).toEqual([]);
+    expect([...(await limits.heldIn('crm', 2)), ...(await limits.heldIn('crm', 2, 2))].sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('takes the limit of the latest offer before filling: a raised limit admits the head of the line at once', async () => {
+    const { limits } = make();
+    await limits.offer([unit('a', 'k', { limit: 1 }), unit('b', 'k', { limit: 1 })], 1_000);
+    const { answers, admitted } = await limits.offer([unit('c', 'k', { limit: 3 })], 2_000);
+    expect(admitted.map((admission) => admission.jobId)).toEqual(['b']);
+    expect(answers).toEqual([{ jobId: 'c', admitted: true, rank: 3 }]);
   });
 
   it('withdraws units from their lines at once, keeping the slots of those that hold one', async () => {

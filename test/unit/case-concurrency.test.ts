@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CaseEvent } from '../../lib/core/state.js';
+import { DefinitionInvalidError } from '../../lib/core/errors.js';
+import { validateDefinition } from '../../lib/core/validate.js';
 import { memoryEngine, type MemoryEngine } from '../helpers/memory-engine.js';
 import { T0 } from './fixtures.js';
 
@@ -115,3 +117,28 @@ describe('a workflow concurrency key', () => {
     expect((await engine.cases.trace(holder)).map((event) => event.type)).toContain('case.admitted');
   });
 });
+
+describe('the key groups of workflow-level keys', () => {
+  it('are not open to steps: a step group, breaker or task named workflow:… is refused with its path', () => {
+    const refusal = (() => {
+      try {
+        validateDefinition(definitionWithGroups);
+        return undefined;
+      } catch (error) {
+        return error;
+      }
+    })();
+    expect(refusal).toBeInstanceOf(DefinitionInvalidError);
+    expect((refusal as DefinitionInvalidError).issues.map((issue) => issue.path)).toEqual(['steps[0].concurrency.group', 'steps[1].rateLimit', 'steps[2].concurrency']);
+  });
+});
+
+const definitionWithGroups = {
+  name: 'steps',
+  steps: [
+    { id: 'own', task: 'crm.call', concurrency: { key: 'x', limit: 1, group: 'workflow:sync' } },
+    { id: 'breaker', task: 'crm.call', breaker: 'workflow:sync', rateLimit: { key: 'x', max: 1, per: '1s' } },
+    { id: 'task', task: 'workflow:sync', concurrency: { key: 'x', limit: 1 } },
+    { id: 'fine', task: 'crm.call', concurrency: { key: 'x', limit: 1, group: 'workflows' } },
+  ],
+};

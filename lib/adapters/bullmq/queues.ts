@@ -183,8 +183,9 @@ export class BullQueues implements TaskQueues {
     await Promise.all(
       jobs.map(async ({ queue, jobId }) => {
         const job = await Job.fromId(this.queue(queue), jobId);
-        // Not delayed (any more): it came back by itself, or is running; nothing to do.
-        if (job && (await job.isDelayed())) await job.promote().catch(() => undefined);
+        // BullMQ's promote refuses a job that is not delayed (any more: it came back by itself, or
+        // is running): nothing to do then, so the refusal is dropped instead of asked in advance.
+        await job?.promote().catch(() => undefined);
       }),
     );
   }

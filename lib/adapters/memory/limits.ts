@@ -95,6 +95,8 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
   async offer(units: readonly GatedUnit[], now: number): Promise<{ answers: OfferAnswer[]; admitted: Admission[] }> {
     const admitted: Admission[] = [];
     const answers = units.map((unit, order): OfferAnswer => {
+      // The offer's limit first, as the script sets it before filling: a raised limit admits from the line at once.
+      this.keyOf(unit.group, unit.key, unit.limit);
       this.fill(unit.group, unit.key, now, admitted);
       const key = this.keyOf(unit.group, unit.key, unit.limit);
       if (key.held.has(unit.jobId)) return { jobId: unit.jobId, admitted: true, rank: key.held.size };
@@ -113,6 +115,7 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
 
   async claim(unit: GatedUnit, now: number, leaseMs: number): Promise<{ answer: ClaimAnswer; admitted: Admission[] }> {
     const admitted: Admission[] = [];
+    this.keyOf(unit.group, unit.key, unit.limit);
     this.fill(unit.group, unit.key, now, admitted);
     const key = this.keyOf(unit.group, unit.key, unit.limit);
     if (key.held.has(unit.jobId)) {
@@ -192,11 +195,11 @@ export class MemoryLimits implements ConcurrencyGate, RateLimiter {
     };
   }
 
-  async heldIn(group: string, max: number): Promise<string[]> {
+  async heldIn(group: string, max: number, offset = 0): Promise<string[]> {
     const held = [...this.keys].filter(([id]) => id.startsWith(`${group}\n`)).flatMap(([, entry]) => [...entry.held]);
     return held
-      .sort((a, b) => a[1] - b[1])
-      .slice(0, max)
+      .sort((a, b) => a[1] - b[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+      .slice(offset, offset + Math.max(0, max))
       .map(([jobId]) => jobId);
   }
 

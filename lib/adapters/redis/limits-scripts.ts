@@ -10,7 +10,7 @@ import { PARKED_SCORE } from '../../core/limits.js';
  *   <base>:units       HASH job id → "<key>\n<queue>\n<payload>" for every unit holding or waiting
  *                      (payload empty once enqueued, or for a job parked in its queue)
  *   <base>:leases      ZSET job id → lease expiry, over all keys: what `sweep` looks through
- *   <base>:limit       HASH key → limit (the latest offer's); removed with the key's last unit
+ *   <base>:limit       HASH key → limit (the latest offer's or claim's); removed with the key's last unit
  *   <base>:keys        ZSET key → units holding or waiting; removed at 0 (top keys)
  *   <base>:count       HASH held, waiting: the group's totals (metrics)
  *
@@ -327,14 +327,15 @@ return at
  */
 export const RATE_STATS = `${RATE_PRELUDE}
 local now, scan = tonumber(ARGV[1]), tonumber(ARGV[2])
+-- Emptied keys leave the index with their specs, a bounded number per read; any left over are
+-- skipped here and forgotten by the next reads and reservations.
 forgetEmptied(now, 1000)
-redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
 local rows = {}
-for _, K in ipairs(redis.call('ZREVRANGE', index, 0, scan - 1)) do
+for _, K in ipairs(redis.call('ZREVRANGEBYSCORE', index, '+inf', '(' .. now, 'LIMIT', 0, scan)) do
   local spec = redis.call('HGET', specs, K) or '0:0'
   local colon = string.find(spec, ':', 1, true)
   local max, per = tonumber(string.sub(spec, 1, colon - 1)), tonumber(string.sub(spec, colon + 1))
   rows[#rows + 1] = { K, max, per, redis.call('ZCOUNT', base .. '#s:' .. K, '(' .. (now - per), now), redis.call('ZCOUNT', base .. ':' .. K, '(' .. now, '+inf') }
 end
-return { redis.call('ZCARD', index), rows }
+return { redis.call('ZCOUNT', index, '(' .. now, '+inf'), rows }
 `;

@@ -160,8 +160,9 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
     return holding === 1 ? { state: 'holding', ...common } : { state: 'waiting', ...common, ahead: Number(ahead) };
   }
 
-  async heldIn(group: string, max: number): Promise<string[]> {
-    return this.connection.zrange(`${this.base(group)}:leases`, '0', String(Math.max(0, max - 1)));
+  async heldIn(group: string, max: number, offset = 0): Promise<string[]> {
+    if (max <= 0) return [];
+    return this.connection.zrange(`${this.base(group)}:leases`, String(offset), String(offset + max - 1));
   }
 
   async holders(group: string, key: string): Promise<string[]> {
@@ -171,12 +172,14 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
 
   async stats(top: number): Promise<LimitStats> {
     const groups = (await this.connection.smembers(this.groupsKey)).sort();
+    // One script per group, all at once (in the groups' own slots on a cluster), reported in name order.
+    const replies = await Promise.all(groups.map((group) => this.scripts.wfStats(this.base(group), Math.max(1, top)) as Promise<[number, number, Reply[][]]>));
     const stats: LimitStats = { groups: [], topKeys: [] };
-    for (const group of groups) {
-      const [held, waiting, keys] = (await this.scripts.wfStats(this.base(group), Math.max(1, top))) as [number, number, Reply[][]];
+    groups.forEach((group, index) => {
+      const [held, waiting, keys] = replies[index] ?? [0, 0, []];
       stats.groups.push({ group, inUse: Number(held), waiting: Number(waiting) });
       for (const [key, inUse, queued, limit] of keys) stats.topKeys.push({ group, key: String(key), inUse: Number(inUse), waiting: Number(queued), limit: Number(limit) });
-    }
+    });
     return stats;
   }
 
@@ -187,14 +190,15 @@ export class RedisLimits implements ConcurrencyGate, RateLimiter {
 
   async rateStats(top: number, now: number): Promise<RateStats> {
     const groups = (await this.connection.smembers(this.rateGroupsKey)).sort();
+    const replies = await Promise.all(groups.map((group) => this.scripts.wfRateStats(`${this.options.prefix}:rate:{${group}}`, now, RATE_STATS_SCAN) as Promise<[number, Reply[][]]>));
     const stats: RateStats = { groups: [], topKeys: [] };
-    for (const group of groups) {
-      const [keys, rows] = (await this.scripts.wfRateStats(`${this.options.prefix}:rate:{${group}}`, now, RATE_STATS_SCAN)) as [number, Reply[][]];
-      if (Number(keys) === 0) continue;
+    groups.forEach((group, index) => {
+      const [keys, rows] = replies[index] ?? [0, []];
+      if (Number(keys) === 0) return;
       const uses = rows.map(([key, max, perMs, used, deferred]) => ({ group, key: String(key), max: Number(max), perMs: Number(perMs), used: Number(used), deferred: Number(deferred) }));
       stats.groups.push({ group, keys: Number(keys), deferred: uses.reduce((sum, use) => sum + use.deferred, 0) });
       stats.topKeys.push(...busiestRateKeys(uses, top));
-    }
+    });
     return stats;
   }
 }

@@ -1,7 +1,7 @@
 import type { CompiledStep, TaskSettings } from '../definition.js';
 import type { CaseState, CaseEvent, Command, JobRef, StepJob, UnitAddress } from '../state.js';
 import { canonicalJson } from '../canonical-json.js';
-import { renderTemplate } from '../template.js';
+import { renderTemplate, type TemplateScope } from '../template.js';
 import { scope } from './data.js';
 import { runOf } from './draft.js';
 
@@ -43,10 +43,9 @@ export function unitAddressOf(address: UnitAddress): UnitAddress {
 /** The job that runs one unit of `step` for the case in `state`, its input rendered from the state's data. */
 export function buildUnitJob(state: CaseState, step: CompiledStep, address: UnitAddress): Command & { type: 'enqueueStep' } {
   const settings: TaskSettings & { input: unknown } = address.compensation && step.compensate ? step.compensate : step;
-  let input: unknown;
-  if (address.compensation) input = renderTemplate(step.compensate?.input ?? null, scope(state));
-  else if (address.instance !== undefined) input = renderTemplate(step.input, scope(state, forEachItemScope(state, step, address.instance)));
-  else input = renderTemplate(step.input, scope(state));
+  // One scope for the unit's input and its limit keys: a forEach item's is read from the items once.
+  const unitScope = scope(state, address.instance === undefined || address.compensation ? {} : forEachItemScope(state, step, address.instance));
+  const input = address.compensation ? renderTemplate(step.compensate?.input ?? null, unitScope) : renderTemplate(step.input, unitScope);
   const job: StepJob = {
     caseId: state.id,
     workflow: state.workflow,
@@ -61,21 +60,20 @@ export function buildUnitJob(state: CaseState, step: CompiledStep, address: Unit
     breaker: settings.breaker,
     ...address,
     ...(state.requestId === undefined ? {} : { requestId: state.requestId }),
-    ...(address.compensation ? {} : unitLimits(state, step, address)),
+    ...(address.compensation ? {} : unitLimits(state, step, unitScope)),
   };
   return { type: 'enqueueStep', queue: settings.queue, jobId: unitJobId(state.id, step.id, address), job };
 }
 
-/** A rendered limit key as text: a string as it is, anything else as canonical JSON (a missing value is "null"). */
+/** A rendered key (of a limit, of a debounce) as text: a string as it is, anything else as canonical JSON (a missing value is "null"). */
 export function limitKeyText(value: unknown): string {
   return typeof value === 'string' ? value : canonicalJson(value ?? null);
 }
 
 /** The concurrency slot, rate limit and priority of a unit (not of a compensation: undoing must not queue behind new work). */
-function unitLimits(state: CaseState, step: CompiledStep, address: UnitAddress): Pick<StepJob, 'concurrency' | 'rateLimit' | 'priority'> {
+function unitLimits(state: CaseState, step: CompiledStep, unitScope: TemplateScope): Pick<StepJob, 'concurrency' | 'rateLimit' | 'priority'> {
   if (!step.concurrency && !step.rateLimit) return {};
-  const extra = address.instance === undefined ? {} : forEachItemScope(state, step, address.instance);
-  const render = (key: string) => limitKeyText(renderTemplate(key, scope(state, extra)));
+  const render = (key: string) => limitKeyText(renderTemplate(key, unitScope));
   const priority = (state.priority ?? 0) + step.priority;
   return {
     ...(step.concurrency ? { concurrency: { ...step.concurrency, key: render(step.concurrency.key) } } : {}),

@@ -23,7 +23,7 @@ export function slotOf(workflow: CompiledWorkflow, state: CaseState): CaseState[
 /** The command that asks for the case's slot. */
 export function awaitSlot(state: CaseState, slot: NonNullable<CaseState['concurrency']>): Command & { type: 'awaitSlot' } {
   const { group, key, limit, strategy } = slot;
-  return { type: 'awaitSlot', caseId: state.id, group, key, limit, strategy, priority: state.priority ?? 0, deadlineAt: state.deadlineAt };
+  return { type: 'awaitSlot', caseId: state.id, group, key, limit, strategy, priority: state.priority ?? 0 };
 }
 
 /** Puts the case in its key's line: recorded in the trace, the slot asked for. */
