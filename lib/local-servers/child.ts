@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { formatDuration } from '../core/format.js';
+import { procStatFields } from './proc-stat.js';
 
 export interface ManagedChild {
   process: ChildProcess;
@@ -82,11 +82,6 @@ export function stopManagedChildrenOnExit(): void {
 
 /** Whether the process leads its own process group (it was spawned detached). */
 function isGroupLeader(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[2]) === pid;
-  } catch {
-    return false;
-  }
+  const pgrp = procStatFields(`/proc/${pid}/stat`)?.[2];
+  return pgrp !== undefined && Number(pgrp) === pid;
 }
