@@ -12,6 +12,7 @@ export interface ManagedChild {
 
 /** Children spawned here that have not exited: what `stopManagedChildrenOnExit` takes down. */
 const running = new Set<ChildProcess>();
+let exitHandlersInstalled = false;
 
 export function spawnManaged(command: string, args: readonly string[], options: SpawnOptions): ManagedChild {
   const child = spawn(command, args, options);
@@ -66,6 +67,9 @@ export function waitForOutput(child: ManagedChild, pattern: RegExp, timeoutMs: n
  * SIGKILL, synchronously: an exiting process cannot wait for graceful stops.
  */
 export function stopManagedChildrenOnExit(): void {
+  // Once per process: each further call would add another exit, SIGINT and SIGTERM handler.
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
   process.once('exit', () => {
     for (const child of running) {
       if (child.pid === undefined) continue;
