@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnManaged, stopManagedChildrenOnExit, waitForOutput, type ManagedChild } from '../lib/local-servers/child.js';
+import { spawnManaged, waitForOutput, type ManagedChild } from '../lib/local-servers/child.js';
 import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/local-servers/ferretdb.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 import { createDatabase, dropDatabase, postgresAnswers } from '../lib/local-servers/postgres.js';
@@ -24,8 +24,6 @@ export interface BenchServers {
 }
 
 export async function startBenchServers(): Promise<BenchServers> {
-  // An interrupted benchmark leaves no Redis, FerretDB or fleet process running.
-  stopManagedChildrenOnExit();
   const dir = mkdtempSync(join(tmpdir(), 'workfleet-bench-'));
   const redis = await startRedisServer({ dir: join(dir, 'redis') });
   const bin = await ensureFerretDB({ onBuild: (message) => process.stdout.write(`${message}\n`) });

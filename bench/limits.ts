@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { RedisLimits } from '../lib/adapters/redis/limits.js';
+import { stopManagedChildrenOnExit } from '../lib/local-servers/child.js';
 import { freePort } from '../lib/local-servers/free-port.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 import { sleep, spawnProcesses, startBenchServers, waitQuiet, type BenchServers } from './harness.js';
@@ -241,6 +242,8 @@ async function rateForEach(servers: BenchServers): Promise<Record<string, unknow
   });
 }
 
+// An interrupted benchmark leaves no Redis, FerretDB or fleet process running.
+stopManagedChildrenOnExit();
 const servers = await startBenchServers();
 const redis = new Redis(servers.redis.url);
 const results: Record<string, unknown> = { at: new Date().toISOString(), store: servers.store, seconds: SECONDS };

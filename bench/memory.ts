@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { MongoStore } from '../lib/adapters/mongo/store.js';
+import { stopManagedChildrenOnExit } from '../lib/local-servers/child.js';
 import { WorkflowRegistry } from '../lib/engine/workflows.js';
 import { systemClock } from '../lib/ports/clock.js';
 import { sleep, spawnProcesses, startBenchServers } from './harness.js';
@@ -15,6 +16,8 @@ import { sleep, spawnProcesses, startBenchServers } from './harness.js';
 const CASES = Number(process.argv[2] ?? 10_000);
 const BATCH = 500;
 
+// An interrupted benchmark leaves no Redis, FerretDB or fleet process running.
+stopManagedChildrenOnExit();
 const servers = await startBenchServers();
 const id = randomBytes(4).toString('hex');
 const mongoUrl = `${servers.mongoBase}memory_${id}`;

@@ -2,6 +2,7 @@ import { cpus } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { stopManagedChildrenOnExit } from '../lib/local-servers/child.js';
 import { packageRoot } from '../lib/runtime/package-root.js';
 import { flowThroughput, rawLatency, rawQueuedBytes, rawThroughput } from './baselines.js';
 import { assertNoFleet } from './fleet.js';
@@ -104,6 +105,8 @@ async function oneRun(servers: BenchServers, redis: Redis, profileDir: string | 
 }
 
 async function main(): Promise<void> {
+  // An interrupted benchmark leaves no Redis, FerretDB or fleet process running.
+  stopManagedChildrenOnExit();
   const servers = await startBenchServers();
   const redis = new Redis(servers.redis.url);
   const runs: RunFigures[] = [];

@@ -1,6 +1,7 @@
 import { RedisLimits } from '../lib/adapters/redis/limits.js';
 import type { Cluster } from './cluster.js';
 import type { Accepted, CheckResult } from './invariants.js';
+import { overlap, type Interval } from './overlap.js';
 import type { Scenario } from './scenarios.js';
 
 /**
@@ -51,23 +52,6 @@ async function runsOf(cluster: Cluster, customer: string): Promise<Run[]> {
     runs.set(entry.id, { ...runs.get(entry.id), ...entry });
   }
   return [...runs.values()];
-}
-
-/** The most runs at once: exactly, and at every 10 ms. */
-function overlap(intervals: ReadonlyArray<{ startedAt: number; endedAt: number }>): { exact: number; sampled: number } {
-  const edges = intervals.flatMap((run): Array<[number, number]> => [
-    [run.startedAt, 1],
-    [run.endedAt, -1],
-  ]);
-  edges.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
-  let running = 0;
-  let exact = 0;
-  for (const [, change] of edges) exact = Math.max(exact, (running += change));
-  let sampled = 0;
-  const from = Math.min(...intervals.map((run) => run.startedAt));
-  const to = Math.max(...intervals.map((run) => run.endedAt));
-  for (let at = from; at <= to; at += 10) sampled = Math.max(sampled, intervals.filter((run) => run.startedAt <= at && at < run.endedAt).length);
-  return { exact, sampled };
 }
 
 async function startCase(cluster: Cluster, index: number): Promise<Accepted> {
@@ -123,7 +107,7 @@ export const LIMITS_SCENARIOS: Scenario[] = [
       let cutShort = 0;
       let most = 0;
       for (const customer of CUSTOMERS) {
-        const intervals: Array<{ startedAt: number; endedAt: number }> = [];
+        const intervals: Interval[] = [];
         for (const run of await runsOf(cluster, customer)) {
           if (run.startedAt === undefined) continue;
           let endedAt = run.endedAt;

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { formatDuration } from '../core/format.js';
+import { procStatFields } from './proc-stat.js';
 
 export interface ManagedChild {
   process: ChildProcess;
@@ -12,6 +12,7 @@ export interface ManagedChild {
 
 /** Children spawned here that have not exited: what `stopManagedChildrenOnExit` takes down. */
 const running = new Set<ChildProcess>();
+let exitHandlersInstalled = false;
 
 export function spawnManaged(command: string, args: readonly string[], options: SpawnOptions): ManagedChild {
   const child = spawn(command, args, options);
@@ -66,6 +67,9 @@ export function waitForOutput(child: ManagedChild, pattern: RegExp, timeoutMs: n
  * SIGKILL, synchronously: an exiting process cannot wait for graceful stops.
  */
 export function stopManagedChildrenOnExit(): void {
+  // Once per process: each further call would add another exit, SIGINT and SIGTERM handler.
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
   process.once('exit', () => {
     for (const child of running) {
       if (child.pid === undefined) continue;
@@ -82,11 +86,6 @@ export function stopManagedChildrenOnExit(): void {
 
 /** Whether the process leads its own process group (it was spawned detached). */
 function isGroupLeader(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(fields[2]) === pid;
-  } catch {
-    return false;
-  }
+  const pgrp = procStatFields(`/proc/${pid}/stat`)?.[2];
+  return pgrp !== undefined && Number(pgrp) === pid;
 }

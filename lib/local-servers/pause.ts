@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
+import { procStatFields } from './proc-stat.js';
 
 /**
  * Pauses a server (SIGSTOP) for a fault: resolves once every thread of it has stopped. `kill`
@@ -34,11 +35,6 @@ function runningThreads(pid: number): number[] {
 }
 
 function threadState(pid: number, tid: string): string {
-  try {
-    // "tid (comm) S ...": the name may hold spaces and parentheses, the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
-  } catch {
-    return 'X'; // the thread has exited meanwhile
-  }
+  // Unreadable: the thread has exited meanwhile.
+  return procStatFields(`/proc/${pid}/task/${tid}/stat`)?.[0] ?? 'X';
 }

@@ -1,10 +1,14 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join as joinPath } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { RedisStartDebouncer } from '../../lib/adapters/bullmq/debounce.js';
 import { BullQueues } from '../../lib/adapters/bullmq/queues.js';
 import { MemoryStartDebouncer } from '../../lib/adapters/memory/debounce.js';
 import { DEBOUNCE_JOB, type BurstJoinRequest, type HeldStart, type StartDebouncer } from '../../lib/ports/debounce.js';
 import { INTAKE_QUEUE } from '../../lib/ports/queues.js';
-import { startServers, type TestServers } from '../helpers/servers.js';
+import { startTestRedis, type TestRedis } from '../helpers/servers.js';
 
 /**
  * The StartDebouncer port's contract, run against the Redis adapter (its scripts on a private
@@ -12,14 +16,15 @@ import { startServers, type TestServers } from '../helpers/servers.js';
  * engine's unit tests use: the same answers for the same starts. Time is passed in, never waited for.
  */
 
-let servers: TestServers;
+let dir: string;
+let redis: TestRedis;
 const closers: Array<() => Promise<unknown>> = [];
 const retention = { keepCompletedSeconds: 3600, keepCompletedCount: 1000, keepFailedSeconds: 3600 };
 const T0 = 1_800_000_000_000;
 
 function redisDebouncer(): { debouncer: StartDebouncer; queues: BullQueues; prefix: string } {
-  const { prefix } = servers.namespace();
-  const queues = new BullQueues({ redisUrl: servers.redis.url, prefix, retention });
+  const prefix = `wft-${randomBytes(5).toString('hex')}`;
+  const queues = new BullQueues({ redisUrl: redis.url, prefix, retention });
   closers.push(() => queues.close());
   return { debouncer: new RedisStartDebouncer(queues, { prefix, retention }), queues, prefix };
 }
@@ -30,7 +35,8 @@ const adapters: Array<[string, () => StartDebouncer]> = [
 ];
 
 beforeAll(async () => {
-  servers = await startServers();
+  dir = mkdtempSync(joinPath(tmpdir(), 'workfleet-debounce-'));
+  redis = await startTestRedis(dir);
 });
 
 afterEach(async () => {
@@ -38,7 +44,8 @@ afterEach(async () => {
 });
 
 afterAll(async () => {
-  await servers?.stop();
+  await redis?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 const held = (rev: number, extra: Partial<HeldStart> = {}): HeldStart => ({ request: { workflow: 'w', version: 1, input: { rev } }, key: 'k', startedBy: 'key-a', ...extra });

@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { afterEach, expect, it } from 'vitest';
+import { procStatFields } from '../../lib/local-servers/proc-stat.js';
 import { packageRoot } from '../../lib/runtime/package-root.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -19,26 +20,18 @@ function liveInGroup(group: number): number[] {
   return readdirSync('/proc')
     .filter((entry) => /^\d+$/.test(entry))
     .flatMap((pid) => {
-      try {
-        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-        const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        return Number(pgrp) === group && state !== 'Z' ? [Number(pid)] : [];
-      } catch {
-        return [];
-      }
+      const [state, , pgrp] = procStatFields(`/proc/${pid}/stat`) ?? [];
+      return Number(pgrp) === group && state !== 'Z' ? [Number(pid)] : [];
     });
 }
 
 function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
+  const state = procStatFields(`/proc/${pid}/stat`)?.[0];
+  return state !== undefined && state !== 'Z';
 }
 
 const leftovers: number[] = [];
+const dirs: string[] = [];
 afterEach(() => {
   for (const pid of leftovers.splice(0)) {
     try {
@@ -47,10 +40,12 @@ afterEach(() => {
       // gone
     }
   }
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
 it.each(['SIGTERM', 'SIGINT'] as const)('on %s to the tool alone, kills the children it spawned and the process groups of detached ones', async (signal) => {
   const dir = mkdtempSync(join(tmpdir(), 'workfleet-children-'));
+  dirs.push(dir);
   const script = join(dir, 'tool.mjs');
   writeFileSync(
     script,

@@ -1,23 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { burstDueAt, debounceKeyOf } from '../../lib/core/debounce.js';
 import type { CompiledDebounce } from '../../lib/core/definition.js';
-import { DefinitionInvalidError, WorkfleetError } from '../../lib/core/errors.js';
-import { compileWorkflow, validateDefinition } from '../../lib/core/validate.js';
+import { WorkfleetError } from '../../lib/core/errors.js';
+import { compileWorkflow } from '../../lib/core/validate.js';
+import { problems } from './fixtures.js';
 
 /** `debounce:` in a definition: what validation refuses, what compiles, a start's key, and when a burst closes. */
 
 const definition = (debounce: unknown) => ({ name: 'search-index', debounce, steps: [{ id: 'index', task: 'search.index' }] });
-
-function problems(document: unknown): string[] {
-  try {
-    validateDefinition(document);
-  } catch (error) {
-    expect(error).toBeInstanceOf(DefinitionInvalidError);
-    expect((error as DefinitionInvalidError).code).toBe('DEFINITION_INVALID');
-    return (error as DefinitionInvalidError).issues.map((issue) => `${issue.path}: ${issue.message}`);
-  }
-  return [];
-}
 
 describe('debounce in a definition', () => {
   it('compiles a key, a quiet time and a bound, durations in ms', () => {

@@ -1,7 +1,21 @@
+import { expect } from 'vitest';
 import type { CompiledWorkflow } from '../../lib/core/definition.js';
+import { DefinitionInvalidError } from '../../lib/core/errors.js';
 import type { CaseState } from '../../lib/core/state.js';
 import { createCase } from '../../lib/core/transition.js';
-import { compileWorkflow } from '../../lib/core/validate.js';
+import { compileWorkflow, validateDefinition } from '../../lib/core/validate.js';
+
+/** The issues validation reports for a document, as "path: message" strings; none when it is valid. */
+export function problems(document: unknown): string[] {
+  try {
+    validateDefinition(document);
+  } catch (error) {
+    expect(error).toBeInstanceOf(DefinitionInvalidError);
+    expect((error as DefinitionInvalidError).code).toBe('DEFINITION_INVALID');
+    return (error as DefinitionInvalidError).issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message));
+  }
+  return [];
+}
 
 /** reserve ∥ charge → ship: a parallel split and a synchronizing join. */
 export const orderDefinition = {

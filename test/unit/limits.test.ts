@@ -4,9 +4,8 @@ import { buildUnitJob, limitKeyText } from '../../lib/core/machine/jobs.js';
 import type { Command } from '../../lib/core/state.js';
 import { isStepPayload, stepJobFromPayload, toStepPayload } from '../../lib/core/step-payload.js';
 import { createCase, transition } from '../../lib/core/transition.js';
-import { compileWorkflow, validateDefinition } from '../../lib/core/validate.js';
-import { DefinitionInvalidError } from '../../lib/core/errors.js';
-import { T0 } from './fixtures.js';
+import { compileWorkflow } from '../../lib/core/validate.js';
+import { problems, T0 } from './fixtures.js';
 
 /** Concurrency keys, rate limits and priorities in the core: the definition, the units' keys, the line and window rules. */
 
@@ -24,16 +23,6 @@ const workflow = compileWorkflow(
   1,
 );
 
-function issuesOf(document: unknown): string[] {
-  try {
-    validateDefinition(document);
-    return [];
-  } catch (error) {
-    if (error instanceof DefinitionInvalidError) return error.issues.map((issue) => `${issue.path}: ${issue.message}`);
-    throw error;
-  }
-}
-
 describe('limits in the definition', () => {
   it('compiles concurrency and rate limits with their groups (the breaker by default) and the window in ms', () => {
     expect(workflow.steps.get('fetch')).toMatchObject({
@@ -47,7 +36,7 @@ describe('limits in the definition', () => {
   });
 
   it('refuses limits that cannot work, each with its path', () => {
-    const issues = issuesOf({
+    const issues = problems({
       name: 'bad',
       steps: [
         { id: 'nap', sleep: { for: '1s' }, concurrency: { key: 'x', limit: 1 } },

@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { DEFAULTS } from '../../lib/core/definition.js';
-import { DefinitionInvalidError } from '../../lib/core/errors.js';
-import { compileWorkflow, validateDefinition } from '../../lib/core/validate.js';
-import { orderDefinition } from './fixtures.js';
-
-/** The issues validation reports for a document, as "path: message" strings. */
-function problems(document: unknown): string[] {
-  try {
-    validateDefinition(document);
-  } catch (error) {
-    expect(error).toBeInstanceOf(DefinitionInvalidError);
-    return (error as DefinitionInvalidError).issues.map((issue) => (issue.path ? `${issue.path}: ${issue.message}` : issue.message));
-  }
-  return [];
-}
+import { compileWorkflow } from '../../lib/core/validate.js';
+import { orderDefinition, problems } from './fixtures.js';
 
 const step = (id: string, extra: Record<string, unknown> = {}) => ({ id, task: `t.${id}`, ...extra });
 
