@@ -7,8 +7,6 @@ import type { ConcurrencyGate } from '../lib/ports/limits.js';
 /** How long a read of a case waits for places in line before it answers without them. */
 const LOOKUP_TIMEOUT_MS = 1_000;
 
-class LookupTimeout extends Error {}
-
 /**
  * Where the queued units of a case's keyed steps stand, for GET /v1/cases/:id: the case says
  * which are rate limited; the gate, asked about a bounded number of units
@@ -34,15 +32,15 @@ export class LimitWaits {
   private async places(lookups: ReturnType<typeof placeLookups>): Promise<ReadonlyMap<string, SlotPlace> | 'unavailable'> {
     if (lookups.length === 0) return new Map();
     const ms = this.deps.timeoutMs ?? LOOKUP_TIMEOUT_MS;
+    const asked = Promise.all(lookups.map(async ({ group, jobId }) => [jobId, await this.deps.gate.position({ group, jobId })] as const));
+    // A lookup that answers after the deadline is dropped; its rejection must not go unhandled.
+    asked.catch(() => undefined);
     let timer: NodeJS.Timeout | undefined;
     try {
-      const asked = Promise.all(lookups.map(async ({ group, jobId }) => [jobId, await this.deps.gate.position({ group, jobId })] as const));
-      const late = new Promise<never>((_resolve, reject) => (timer = setTimeout(() => reject(new LookupTimeout()), ms)));
-      // A lookup that answers after the deadline is dropped; its rejection must not go unhandled.
-      asked.catch(() => undefined);
-      return new Map(await Promise.race([asked, late]));
+      const answered = await Promise.race([asked, new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)))]);
+      return answered ? new Map(answered) : 'unavailable';
     } catch (error) {
-      if (error instanceof LookupTimeout || isInfrastructureUnavailable(error)) return 'unavailable';
+      if (isInfrastructureUnavailable(error)) return 'unavailable';
       throw error;
     } finally {
       clearTimeout(timer);

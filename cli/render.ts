@@ -1,3 +1,4 @@
+import type { StepLimitsView } from '../lib/client/types.js';
 import { formatDuration } from '../lib/core/format.js';
 
 /** Human-readable views of API answers for the terminal. */
@@ -88,8 +89,13 @@ function describe(event: WireTraceEvent): string {
 function deferredBy(data: Record<string, unknown>): string {
   const limit = data.limit as { kind?: string; key?: string; ahead?: number } | undefined;
   if (!limit) return `breaker ${String(data.breaker)} open`;
-  if (limit.kind === 'rate') return `rate limited (key ${String(limit.key)})`;
-  return `no slot of key ${String(limit.key)}${typeof limit.ahead === 'number' ? ` (${limit.ahead} ahead)` : ''}`;
+  return limit.kind === 'rate' ? limitWait('rate', String(limit.key)) : `no ${limitWait('concurrency', String(limit.key), limit.ahead)}`;
+}
+
+/** The limit a unit waits for, in the words of both the timeline and the case: `rate limited (key k)`, `slot of key k (2 ahead)`. */
+function limitWait(kind: 'rate' | 'concurrency', key: string, ahead?: number): string {
+  if (kind === 'rate') return `rate limited (key ${key})`;
+  return `slot of key ${key}${typeof ahead === 'number' ? ` (${ahead} ahead)` : ''}`;
 }
 
 function paintType(type: string): string {
@@ -158,14 +164,10 @@ export function renderTimeline(events: readonly WireTraceEvent[]): string {
   return ordered.map((event) => timeline.line(event)).join('\n');
 }
 
-/** A queued unit of a keyed step that waits (GET /v1/cases/:id, `steps.*.limits.waits`). */
-interface WireLimitWait {
-  instance?: number;
-  kind: 'concurrency' | 'rate';
-  key: string;
-  ahead?: number;
-  until?: string | null;
-}
+/** The parts of `steps.*.limits` (GET /v1/cases/:id) the CLI prints. */
+type PrintedLimits = Pick<StepLimitsView, 'queued' | 'rateLimited' | 'checked' | 'waitingForSlot' | 'unavailable'> & {
+  waits: Array<Pick<StepLimitsView['waits'][number], 'instance' | 'kind' | 'key' | 'ahead' | 'until'>>;
+};
 
 interface WireStep {
   status: string;
@@ -174,14 +176,14 @@ interface WireStep {
   finishedAt: string | null;
   error: WireError | null;
   output?: unknown;
-  limits?: { queued: number; rateLimited: number; checked: number; waitingForSlot: number; waits: WireLimitWait[]; unavailable?: boolean };
+  limits?: PrintedLimits;
 }
 
 /** Waits printed under a step; the API lists a few more, and counts them all. */
 const PRINTED_WAITS = 3;
 
 /** What a keyed step's queued units wait for, one line each: a count for a forEach, then its first waits. */
-function limitLines(limits: NonNullable<WireStep['limits']>): string[] {
+function limitLines(limits: PrintedLimits): string[] {
   const lines: string[] = [];
   if (limits.queued > 1) {
     const looked = limits.queued - limits.rateLimited > limits.checked ? ` (${limits.checked} looked up)` : '';
@@ -190,7 +192,7 @@ function limitLines(limits: NonNullable<WireStep['limits']>): string[] {
   if (limits.unavailable) lines.push('places in line unknown: Redis did not answer');
   for (const wait of limits.waits.slice(0, PRINTED_WAITS)) {
     const item = wait.instance === undefined ? '' : `item ${wait.instance}: `;
-    lines.push(wait.kind === 'rate' ? `${item}rate limited (key ${wait.key})${wait.until ? ` until ${wait.until}` : ''}` : `${item}waiting for a slot of key ${wait.key} (${wait.ahead ?? 0} ahead)`);
+    lines.push(wait.kind === 'rate' ? `${item}${limitWait('rate', wait.key)}${wait.until ? ` until ${wait.until}` : ''}` : `${item}waiting for a ${limitWait('concurrency', wait.key, wait.ahead ?? 0)}`);
   }
   return lines;
 }

@@ -54,7 +54,7 @@ const StatusSchema = Type.Object(
           }),
         ),
       },
-      { description: 'Concurrency keys by group (the groups steps name): slots in use, units waiting, the busiest keys.' },
+      { description: "Concurrency keys by group (the groups steps name, and workflow:<name> for a workflow's own concurrency key): slots in use, units waiting, the busiest keys." },
     ),
     rateLimits: Type.Object(
       {

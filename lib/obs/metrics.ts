@@ -120,9 +120,9 @@ export class Metrics {
   }
 
   /**
-   * Concurrency slots in use and units waiting for one, by key group (the groups definitions
-   * name: a bounded set; the keys themselves, unbounded, are in /v1/status), reported by one
-   * scheduler for the fleet.
+   * Concurrency slots in use and units waiting for one, by key group (the groups steps name, and
+   * `workflow:<name>` for a workflow's own key: a bounded set; the keys themselves, unbounded, are
+   * in /v1/status), reported by one scheduler for the fleet.
    */
   watchConcurrency(source: () => Promise<ReadonlyArray<{ group: string; inUse: number; waiting: number }> | undefined>): void {
     type Groups = ReadonlyArray<{ group: string; inUse: number; waiting: number }>;
@@ -141,28 +141,23 @@ export class Metrics {
         };
       return reading.groups;
     };
-    new Gauge({
-      name: 'workfleet_concurrency_in_use',
-      help: 'Concurrency slots held (units admitted or running), by key group, reported by one scheduler for the fleet.',
-      labelNames: ['key_group'] as const,
-      registers: [this.registry],
-      async collect() {
-        const groups = await read();
-        this.reset();
-        for (const { group, inUse } of groups) this.set({ key_group: group }, inUse);
-      },
-    });
-    new Gauge({
-      name: 'workfleet_concurrency_waiting',
-      help: 'Units waiting for a concurrency slot, by key group, reported by one scheduler for the fleet.',
-      labelNames: ['key_group'] as const,
-      registers: [this.registry],
-      async collect() {
-        const groups = await read();
-        this.reset();
-        for (const { group, waiting } of groups) this.set({ key_group: group }, waiting);
-      },
-    });
+    const gauges = [
+      { name: 'workfleet_concurrency_in_use', help: 'Concurrency slots held (units admitted or running), by key group, reported by one scheduler for the fleet.', field: 'inUse' },
+      { name: 'workfleet_concurrency_waiting', help: 'Units waiting for a concurrency slot, by key group, reported by one scheduler for the fleet.', field: 'waiting' },
+    ] as const;
+    for (const { name, help, field } of gauges) {
+      new Gauge({
+        name,
+        help,
+        labelNames: ['key_group'] as const,
+        registers: [this.registry],
+        async collect() {
+          const groups = await read();
+          this.reset();
+          for (const group of groups) this.set({ key_group: group.group }, group[field]);
+        },
+      });
+    }
   }
 
   /** Open cases marked stuck; like queue depth, reported by the one scheduler holding the lease. */
