@@ -7,6 +7,7 @@ import { MongoStore } from '../lib/adapters/mongo/store.js';
 import { createCase } from '../lib/core/transition.js';
 import { WorkflowRegistry } from '../lib/engine/workflows.js';
 import { systemClock } from '../lib/ports/clock.js';
+import { stopManagedChildrenOnExit } from '../lib/local-servers/child.js';
 import { ensureFerretDB, startFerretDB, type FerretDB } from '../lib/local-servers/ferretdb.js';
 import { uuidv7 } from '../lib/runtime/ids.js';
 import { createDatabase, dropDatabase, postgresAnswers } from '../lib/local-servers/postgres.js';
@@ -113,5 +114,7 @@ async function onBackend(bin: string, backend: 'postgresql' | 'sqlite'): Promise
   }
 }
 
+// An interrupted run leaves no FerretDB behind.
+stopManagedChildrenOnExit();
 const bin = await ensureFerretDB({ onBuild: log });
 for (const backend of postgresAnswers() ? (['postgresql', 'sqlite'] as const) : (['sqlite'] as const)) await onBackend(bin, backend);
